@@ -1,0 +1,98 @@
+"""What the prediction engine hands to the rules: a forecast curve with its distribution.
+
+This is the contract between ``forecasting`` and ``policies``: the planner only ever reads a
+:class:`Forecast`, never a model, so a backtest and the driver evaluate rules on exactly the
+same object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["DEFAULT_QUANTILES", "Forecast", "Repair"]
+
+DEFAULT_QUANTILES: tuple[int, ...] = (50, 80, 90, 95, 99)
+"""Percentiles every forecast carries at least."""
+
+
+@dataclass(frozen=True)
+class Repair:
+    """Something done to raw metric data before forecasting, reported rather than hidden.
+
+    :param kind: short tag, e.g. ``duplicates``, ``reordered``, ``gap``, ``nan``, ``counter_reset``,
+        ``resampled``, ``timezone``, ``negative``, ``spike``.
+    :param count: how many points it touched.
+    :param detail: one sentence for a person.
+    """
+
+    kind: str
+    count: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A forecast for one metric of one pool.
+
+    :param pool: the pool name from stack config.
+    :param metric: the metric name from the pool's ``metrics``.
+    :param issued_at: the time of the last observation used (UTC).
+    :param step: spacing of the forecast points.
+    :param times: the forecast timestamps (UTC), ``issued_at + step * (1..n)``.
+    :param mean: point forecast (the model's mean or median), one value per timestamp.
+    :param quantiles: percentile -> values, at least :data:`DEFAULT_QUANTILES`; monotone in the
+        percentile at every timestamp.
+    :param model: the model that produced it (``seasonal_naive``, ``mstl``, ...).
+    :param trusted: ``False`` when history was too short, the source was degraded, or no model beat
+        the seasonal-naive baseline; rules then apply their ``on_untrusted`` behaviour.
+    :param reason: why it is untrusted (or a note on a fallback), for the plan's explanation.
+    :param accuracy: recent accuracy of ``model`` on this series, e.g. ``{"mase": 0.8, "coverage_80": 0.79}``.
+    :param repairs: what was done to the input data.
+    """
+
+    pool: str
+    metric: str
+    issued_at: datetime
+    step: timedelta
+    times: list[datetime]
+    mean: npt.NDArray[np.float64]
+    quantiles: dict[int, npt.NDArray[np.float64]]
+    model: str
+    trusted: bool = True
+    reason: str | None = None
+    accuracy: dict[str, float] = field(default_factory=dict)
+    repairs: tuple[Repair, ...] = ()
+
+    def quantile(self, q: int) -> npt.NDArray[np.float64]:
+        """The curve for percentile ``q``; ``ValueError`` if the forecast does not carry it."""
+        if q not in self.quantiles:
+            have = ", ".join(f"p{k}" for k in sorted(self.quantiles))
+            raise ValueError(f"forecast for {self.pool}.{self.metric} has no p{q} (it has {have})")
+        return self.quantiles[q]
+
+    def peak(self, q: int, within: timedelta) -> tuple[float, datetime | None]:
+        """Highest value of percentile ``q`` in ``(issued_at, issued_at + within]`` and when it occurs."""
+        values = self.quantile(q)
+        limit = self.issued_at + within
+        best = -np.inf
+        when: datetime | None = None
+        for t, v in zip(self.times, values, strict=True):
+            if t > limit:
+                break
+            if v > best:
+                best, when = float(v), t
+        return (float(best) if when is not None else float("nan")), when
+
+    def first_crossing(self, q: int, threshold: float, within: timedelta) -> datetime | None:
+        """First time percentile ``q`` exceeds ``threshold`` within the window, or ``None``."""
+        limit = self.issued_at + within
+        for t, v in zip(self.times, self.quantile(q), strict=True):
+            if t > limit:
+                return None
+            if v > threshold:
+                return t
+        return None

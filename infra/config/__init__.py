@@ -1,0 +1,38 @@
+"""The stack-config contract shared by the Pulumi program, the planner, the driver and the tests.
+
+Import from here, not from the private modules::
+
+    from infra.config import MirrorcastConfig, load_stack
+"""
+
+from infra.config._durations import Duration, format_duration, parse_duration
+from infra.config._errors import ConfigError, ConfigIssue
+from infra.config._loader import (
+    MAX_STACK_FILE_BYTES,
+    NAMESPACE,
+    config_from_mapping,
+    config_from_text,
+    find_project_root,
+    load_stack,
+    load_stack_file,
+    stack_file_path,
+)
+from infra.config._model import *  # noqa: F403  (the model's own __all__ is the public surface)
+from infra.config._model import __all__ as _model_all
+
+__all__ = [
+    "MAX_STACK_FILE_BYTES",
+    "NAMESPACE",
+    "ConfigError",
+    "ConfigIssue",
+    "Duration",
+    "config_from_mapping",
+    "config_from_text",
+    "find_project_root",
+    "format_duration",
+    "load_stack",
+    "load_stack_file",
+    "parse_duration",
+    "stack_file_path",
+    *_model_all,
+]

@@ -1,0 +1,308 @@
+"""Reading stack files into :class:`MirrorcastConfig`, with errors that point at the line.
+
+Stack files are ordinary Pulumi stack settings (``stacks/Pulumi.<stack>.yaml``): a ``config:``
+mapping whose ``mirrorcast:<field>`` keys hold the model's top-level fields. Other namespaces
+(``aws:region``, ``gcp:project``) belong to providers and are left alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+from ruamel.yaml import YAML
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from infra.config._errors import ConfigError, ConfigIssue
+from infra.config._model import MirrorcastConfig
+
+__all__ = [
+    "MAX_STACK_FILE_BYTES",
+    "NAMESPACE",
+    "config_from_mapping",
+    "config_from_text",
+    "find_project_root",
+    "load_stack",
+    "load_stack_file",
+    "stack_file_path",
+]
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE = "mirrorcast"
+MAX_STACK_FILE_BYTES = 1_000_000
+"""Stack files larger than this are refused: a stack file is reviewed by people, not generated in bulk."""
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` (default: cwd) holding ``Pulumi.yaml``.
+
+    Falls back to the directory this package was installed from, so the bundled ``demo`` stack
+    is found from anywhere in a source checkout.
+    """
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "Pulumi.yaml").is_file():
+            return candidate
+    package_root = Path(__file__).resolve().parents[2]
+    if (package_root / "Pulumi.yaml").is_file():
+        return package_root
+    raise ConfigError(
+        [
+            ConfigIssue(
+                "",
+                f"no Pulumi.yaml found in {here} or above; run mirrorcast from the project checkout",
+            )
+        ]
+    )
+
+
+def stack_file_path(stack: str, root: Path | None = None) -> Path:
+    """``<root>/stacks/Pulumi.<stack>.yaml``."""
+    return (root or find_project_root()) / "stacks" / f"Pulumi.{stack}.yaml"
+
+
+def load_stack(stack: str, root: Path | None = None) -> MirrorcastConfig:
+    """Load and validate the named stack's config from ``stacks/``."""
+    path = stack_file_path(stack, root)
+    if not path.is_file():
+        available = sorted(
+            p.name[len("Pulumi.") : -len(".yaml")] for p in path.parent.glob("Pulumi.*.yaml")
+        )
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "", f"no stack file {path}; stacks here: {', '.join(available) or 'none'}"
+                )
+            ]
+        )
+    return load_stack_file(path)
+
+
+def load_stack_file(path: Path | str) -> MirrorcastConfig:
+    """Load and validate one stack file. Raises :class:`ConfigError` naming file, line and key path."""
+    path = Path(path)
+    source = str(path)
+    size = path.stat().st_size
+    if size > MAX_STACK_FILE_BYTES:
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    "",
+                    f"file is {size} bytes; stack files are limited to {MAX_STACK_FILE_BYTES} bytes",
+                )
+            ],
+            source=source,
+        )
+    text = path.read_text(encoding="utf-8", errors="strict")
+    return config_from_text(text, source=source)
+
+
+def config_from_text(text: str, *, source: str | None = None) -> MirrorcastConfig:
+    """Parse stack-file YAML text and validate its ``mirrorcast:`` keys."""
+    if len(text.encode("utf-8")) > MAX_STACK_FILE_BYTES:
+        raise ConfigError(
+            [ConfigIssue("", f"stack config is larger than the {MAX_STACK_FILE_BYTES}-byte limit")],
+            source=source,
+        )
+    yaml = YAML(typ="rt")
+    try:
+        document = yaml.load(io.StringIO(text))
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        line = mark.line + 1 if mark is not None else None
+        column = mark.column + 1 if mark is not None else None
+        raise ConfigError(
+            [ConfigIssue("", f"invalid YAML: {exc.problem or exc}", line, column)], source=source
+        ) from None
+    except YAMLError as exc:
+        raise ConfigError([ConfigIssue("", f"invalid YAML: {exc}")], source=source) from None
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(
+            [ConfigIssue("", "a stack file must be a mapping with a 'config:' key")], source=source
+        )
+    config = document.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise ConfigError(
+            [ConfigIssue("config", "must be a mapping of config keys")], source=source
+        )
+    return config_from_mapping(config, source=source, document=document)
+
+
+def config_from_mapping(
+    config: Mapping[str, Any],
+    *,
+    source: str | None = None,
+    document: Any = None,
+) -> MirrorcastConfig:
+    """Validate a Pulumi config mapping (keys like ``mirrorcast:pools``) into the model.
+
+    :param config: the stack's config; keys outside the ``mirrorcast`` namespace are ignored.
+    :param source: file name for error messages.
+    :param document: the ruamel round-trip document the mapping came from, for line numbers.
+    """
+    prefix = f"{NAMESPACE}:"
+    data: dict[str, Any] = {}
+    issues: list[ConfigIssue] = []
+    for key, value in config.items():
+        key = str(key)
+        if key.startswith(prefix):
+            data[key[len(prefix) :]] = _plain(value)
+        elif ":" not in key:
+            # Pulumi puts un-namespaced keys in the project namespace, so this is ours but unqualified.
+            issues.append(
+                ConfigIssue(key, f"config keys must be namespaced; write '{prefix}{key}'")
+            )
+    if issues:
+        raise ConfigError(issues, source=source)
+    try:
+        return MirrorcastConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            [_issue(error, data, document) for error in exc.errors(include_url=False)],
+            source=source,
+        ) from None
+
+
+def _plain(value: Any) -> Any:
+    """Ruamel's commented containers as plain dicts and lists (pydantic validates those)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _issue(error: ErrorDetails, data: Mapping[str, Any], document: Any) -> ConfigIssue:
+    keys = _data_path(error["loc"], data)
+    path = ".".join(str(k) for k in keys)
+    line, column = _position(document, keys)
+    return ConfigIssue(path, _message(error, keys), line, column)
+
+
+def _data_path(loc: tuple[int | str, ...], data: Any) -> list[int | str]:
+    """The error location as keys into the input, dropping union tags pydantic inserts."""
+    keys: list[int | str] = []
+    node = data
+    for part in loc:
+        if (isinstance(node, Mapping) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            keys.append(part)
+            node = node[part]
+        elif isinstance(node, Mapping) and node.get("type") == part:
+            continue  # discriminator tag of a tagged union
+        elif isinstance(part, str) and "[" in part:
+            continue  # pydantic's description of a non-tagged union branch
+        else:
+            keys.append(part)
+            node = None
+    return keys
+
+
+def _position(document: Any, keys: list[int | str]) -> tuple[int | None, int | None]:
+    """1-based (line, column) of the deepest key of ``keys`` present in the ruamel document."""
+    if document is None:
+        return None, None
+    node = document.get("config") if isinstance(document, Mapping) else None
+    position: tuple[int | None, int | None] = (None, None)
+    path: list[int | str] = [f"{NAMESPACE}:{keys[0]}", *keys[1:]] if keys else []
+    for key in path:
+        lc = getattr(node, "lc", None)
+        try:
+            if isinstance(node, Mapping) and key in node:
+                line, col = lc.key(key) if lc is not None else (None, None)
+                node = node[key]
+            elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+                line, col = lc.item(key) if lc is not None else (None, None)
+                node = node[key]
+            else:
+                break
+        except (KeyError, AttributeError, TypeError):
+            break
+        if line is not None:
+            position = (line + 1, (col or 0) + 1)
+    return position
+
+
+def _message(error: ErrorDetails, keys: list[int | str]) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    given = error.get("input")
+    if kind == "value_error" and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "assertion_error" and "error" in ctx:
+        return str(ctx["error"])
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        name = str(keys[-1]) if keys else "?"
+        return f"unknown key {name!r}{_suggestion(name, error)}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        expected = ctx.get("expected_tags", "")
+        return (
+            f"'type' must be one of {expected}, got {ctx.get('tag', given)!r}"
+            if kind == "union_tag_invalid"
+            else (f"needs a 'type' (one of {expected})" if expected else "needs a 'type'")
+        )
+    message = error["msg"]
+    message = message[0].lower() + message[1:] if message else kind
+    message = message.replace("input should be", "must be")
+    if given is not None and not isinstance(given, Mapping | list):
+        return f"{message}, got {given!r}"
+    return message
+
+
+def _suggestion(name: str, error: ErrorDetails) -> str:
+    """' (did you mean 'percent'?)' when a known key is close to the unknown one."""
+    model = _model_at(error["loc"][:-1])
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(name, list(model.model_fields), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class reached by following ``loc`` from :class:`MirrorcastConfig`, if any."""
+    import typing
+
+    current: Any = MirrorcastConfig
+    for part in loc:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                # a tagged-union tag or a dict key: stay on the container's value type
+                continue
+            current = field.annotation
+        else:
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            if not args:
+                return None
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            current = next(
+                (m for m in models if str(part) == _tag(m)), models[0] if models else args[-1]
+            )
+        # unwrap dict[str, X] / list[X] / X | None
+        while not (isinstance(current, type) and issubclass(current, BaseModel)):
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            if not args:
+                break
+            models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if len(models) == 1:
+                current = models[0]
+                break
+            if models:
+                break
+            current = args[-1]
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    field = model.model_fields.get("type")
+    return str(field.default) if field is not None else None

@@ -1,0 +1,834 @@
+"""The configuration contract: one pydantic model of everything in ``mirrorcast:*`` stack config.
+
+The Pulumi program declares resources from it, the rule engine and planner read
+and produce it, the driver diffs and writes it, and the tests build it. Every
+field the driver may change (mirror state, balancer weights, the primary's
+capacity) lives here, so any change mirrorcast makes is a reviewable diff of
+``stacks/Pulumi.<stack>.yaml``.
+
+Stack file layout: each top-level field of :class:`MirrorcastConfig` is one
+Pulumi config key in the ``mirrorcast`` namespace, for example
+``mirrorcast:pools`` or ``mirrorcast:forecast``.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from infra.config._durations import Duration, parse_duration
+
+__all__ = [
+    "WEIGHT_RANGES",
+    "ActionSpec",
+    "ActivateMirrorAction",
+    "AppSpec",
+    "AzureMonitorSource",
+    "BalancerKind",
+    "BalancerSpec",
+    "Capacity",
+    "Cloud",
+    "CloudWatchSource",
+    "CostGuardrail",
+    "DatabaseSpec",
+    "DnsSpec",
+    "DriverSettings",
+    "EventsSpec",
+    "FileSource",
+    "ForecastSettings",
+    "GcpMonitoringSource",
+    "GitOpsSettings",
+    "Guardrails",
+    "MetricSource",
+    "MetricSpec",
+    "MirrorLocation",
+    "MirrorSpec",
+    "MirrorState",
+    "MirrorcastConfig",
+    "NetworkSpec",
+    "NotifyAction",
+    "PausedSpec",
+    "PolicySettings",
+    "PoolSpec",
+    "PrimarySpec",
+    "ProductWeight",
+    "PrometheusSource",
+    "RampSpec",
+    "RollbackAction",
+    "RuleSpec",
+    "ScalePrimaryAction",
+    "SecurityRule",
+    "ShiftWeightsAction",
+    "SyncSpec",
+    "Weights",
+    "product_weight",
+]
+
+
+class _Model(BaseModel):
+    """Base for every config section: unknown keys are errors, so typos are caught at load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _between(low: float, high: float) -> Any:
+    def check(value: float) -> float:
+        if not (low <= value <= high) or (isinstance(value, float) and math.isnan(value)):
+            lo = int(low) if float(low).is_integer() else low
+            hi = int(high) if float(high).is_integer() else high
+            raise ValueError(f"must be between {lo} and {hi}, got {value:g}")
+        return value
+
+    return AfterValidator(check)
+
+
+Percent = Annotated[float, _between(0, 100)]
+"""A percentage from 0 to 100 inclusive."""
+
+Share = Annotated[int, _between(0, 100)]
+"""An integer percentage of traffic, 0 to 100."""
+
+
+class Cloud(StrEnum):
+    """The clouds mirrorcast declares resources in."""
+
+    aws = "aws"
+    azure = "azure"
+    gcp = "gcp"
+
+
+class MirrorState(StrEnum):
+    """Whether a mirror sits paused (not serving, storage kept) or runs and may take traffic."""
+
+    paused = "paused"
+    active = "active"
+
+
+# --------------------------------------------------------------------------- pools
+
+
+class Capacity(_Model):
+    """Instance counts of a pool. ``min <= desired <= max`` always holds."""
+
+    min: int = Field(
+        ge=0,
+        description="Floor. The driver raises this when a cloud autoscaler also manages the pool.",
+    )
+    max: int = Field(ge=1, description="Ceiling; no plan may exceed it.")
+    desired: int = Field(ge=0, description="Instances wanted now.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        if not (self.min <= self.desired <= self.max):
+            raise ValueError(
+                f"desired ({self.desired}) must be between min ({self.min}) and max ({self.max})"
+            )
+        return self
+
+
+class NetworkSpec(_Model):
+    """Where instances of one location attach. Bring your own network; mirrorcast does not own VPCs.
+
+    AWS needs ``vpc_id`` and ``subnet_ids``; Azure needs ``resource_group`` and ``subnet_id``;
+    GCP needs ``network`` and ``subnetwork``.
+    """
+
+    vpc_id: str | None = None
+    subnet_ids: list[str] = Field(default_factory=list)
+    resource_group: str | None = None
+    subnet_id: str | None = None
+    network: str | None = None
+    subnetwork: str | None = None
+
+    def check_for(self, cloud: Cloud) -> None:
+        """Raise ``ValueError`` naming the missing fields for ``cloud``."""
+        needed = {
+            Cloud.aws: ("vpc_id", "subnet_ids"),
+            Cloud.azure: ("resource_group", "subnet_id"),
+            Cloud.gcp: ("network", "subnetwork"),
+        }[cloud]
+        missing = [name for name in needed if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"a {cloud.value} network needs {', '.join(missing)}")
+
+
+class AppSpec(_Model):
+    """The application build both sides run: one version, one machine image per location.
+
+    ``images`` is keyed by ``"<cloud>:<region>"`` or by ``"<cloud>"`` for images valid in every
+    region of that cloud (GCP images are global; AWS AMIs are regional).
+    """
+
+    version: str = Field(
+        min_length=1, description="Application version deployed on primary and mirror."
+    )
+    images: dict[str, str] = Field(
+        min_length=1, description="Image per location, built from `version`."
+    )
+
+    def image_for(self, cloud: Cloud, region: str) -> str | None:
+        """The image for a location, preferring the region-specific entry."""
+        return self.images.get(f"{cloud.value}:{region}") or self.images.get(cloud.value)
+
+
+class PrimarySpec(_Model):
+    """The pool that serves traffic today."""
+
+    cloud: Cloud
+    region: str = Field(min_length=1, description="AWS region, Azure location or GCP region.")
+    machine_type: str = Field(min_length=1)
+    app: AppSpec
+    capacity: Capacity
+    native_autoscaling: bool = Field(
+        default=True,
+        description=(
+            "A cloud autoscaler also manages desired capacity. The driver then raises the floor "
+            "(capacity.min) instead of fighting the autoscaler over desired capacity."
+        ),
+    )
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    instance_hourly_cost: float | None = Field(
+        default=None, ge=0, description="Price of one instance-hour, for the cost cap."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.app.image_for(self.cloud, self.region) is None:
+            raise ValueError(
+                f"app.images has no image for {self.cloud.value}:{self.region} "
+                f"(add a key '{self.cloud.value}:{self.region}' or '{self.cloud.value}')"
+            )
+        return self
+
+
+class MirrorLocation(_Model):
+    """Where the mirror lives. Omitted fields default to the primary's cloud and region."""
+
+    cloud: Cloud | None = None
+    region: str | None = None
+
+
+class PausedSpec(_Model):
+    """How a paused mirror sits.
+
+    - ``scale_to_zero``: the group runs no instances; activation launches fresh ones
+      (as slow as a primary scale-up).
+    - ``warm_pool``: instances exist but are stopped (AWS warm pool: Stopped or Hibernated;
+      Azure standby pool: Deallocated; GCP MIG standby policy: stopped or suspended). Disks stay
+      allocated, so activation only starts them.
+    """
+
+    strategy: Literal["scale_to_zero", "warm_pool"] = "warm_pool"
+    instance_state: Literal["stopped", "hibernated", "deallocated", "suspended"] | None = Field(
+        default=None,
+        description="State of warm instances; defaults to stopped (AWS, GCP) or deallocated (Azure).",
+    )
+
+    def state_for(self, cloud: Cloud) -> str:
+        """The warm-instance state for ``cloud``, defaulted and validated."""
+        allowed = {
+            Cloud.aws: ("stopped", "hibernated"),
+            Cloud.azure: ("deallocated",),
+            Cloud.gcp: ("stopped", "suspended"),
+        }[cloud]
+        state = self.instance_state or allowed[0]
+        if state not in allowed:
+            raise ValueError(
+                f"instance_state {state!r} is not available on {cloud.value}; use one of {', '.join(allowed)}"
+            )
+        return state
+
+
+class MirrorSpec(_Model):
+    """A paused or active copy of a percentage of the primary."""
+
+    percent: Percent = Field(
+        description="Share of the primary's desired capacity to mirror, 0-100."
+    )
+    location: MirrorLocation = Field(default_factory=MirrorLocation)
+    state: MirrorState = MirrorState.paused
+    paused: PausedSpec = Field(default_factory=PausedSpec)
+    machine_type: str | None = Field(
+        default=None,
+        description="Machine type in the mirror's cloud; required when it differs from the primary's.",
+    )
+    network: NetworkSpec | None = Field(
+        default=None, description="Defaults to the primary's when in the same region."
+    )
+    ready_time: Duration | None = Field(
+        default=None,
+        description="Measured or configured time from activation to serving; defaults from the paused strategy.",
+    )
+
+
+class DnsSpec(_Model):
+    """A DNS name for DNS-level weighting (Route 53, Traffic Manager, Cloud DNS)."""
+
+    zone: str = Field(
+        min_length=1, description="Hosted zone / managed zone (ID or name, per product)."
+    )
+    name: str = Field(min_length=1, description="Record name, for example www.example.com.")
+    ttl: Duration = Field(default=parse_duration("60s"))
+
+
+class BalancerKind(StrEnum):
+    """Traffic-splitting products. The first three split inside one cloud, the last three at DNS."""
+
+    alb = "alb"
+    gcp_url_map = "gcp_url_map"
+    azure_front_door = "azure_front_door"
+    route53 = "route53"
+    azure_traffic_manager = "azure_traffic_manager"
+    gcp_cloud_dns = "gcp_cloud_dns"
+
+    @property
+    def dns_level(self) -> bool:
+        return self in (
+            BalancerKind.route53,
+            BalancerKind.azure_traffic_manager,
+            BalancerKind.gcp_cloud_dns,
+        )
+
+    @property
+    def cloud(self) -> Cloud:
+        return {
+            BalancerKind.alb: Cloud.aws,
+            BalancerKind.route53: Cloud.aws,
+            BalancerKind.gcp_url_map: Cloud.gcp,
+            BalancerKind.gcp_cloud_dns: Cloud.gcp,
+            BalancerKind.azure_front_door: Cloud.azure,
+            BalancerKind.azure_traffic_manager: Cloud.azure,
+        }[self]
+
+
+WEIGHT_RANGES: dict[BalancerKind, tuple[int, int]] = {
+    BalancerKind.alb: (0, 999),
+    BalancerKind.route53: (0, 255),
+    BalancerKind.gcp_url_map: (0, 1000),
+    BalancerKind.gcp_cloud_dns: (0, 1000),
+    BalancerKind.azure_front_door: (1, 1000),
+    BalancerKind.azure_traffic_manager: (1, 1000),
+}
+"""Each product's accepted weight range. Front Door and Traffic Manager reject 0: disable instead."""
+
+
+class ProductWeight(_Model):
+    """A traffic share translated into one product's terms."""
+
+    weight: int
+    enabled: bool
+
+
+def product_weight(kind: BalancerKind, share: int) -> ProductWeight:
+    """Translate a 0-100 traffic share into ``kind``'s weight range.
+
+    A zero share becomes weight 0 where the product allows it, otherwise the lowest weight
+    with the endpoint disabled (Traffic Manager and Front Door cannot take weight 0).
+    """
+    low, high = WEIGHT_RANGES[kind]
+    if share <= 0:
+        return ProductWeight(weight=low, enabled=low == 0)
+    scaled = round(share * high / 100)
+    return ProductWeight(weight=max(low, min(high, max(1, scaled))), enabled=True)
+
+
+class Weights(_Model):
+    """Traffic shares in percent; they add up to 100."""
+
+    primary: Share = 100
+    mirror: Share = 0
+
+    @model_validator(mode="after")
+    def _sum(self) -> Self:
+        if self.primary + self.mirror != 100:
+            raise ValueError(
+                f"primary + mirror must add up to 100, got {self.primary} + {self.mirror}"
+            )
+        return self
+
+
+class BalancerSpec(_Model):
+    """How traffic is split between primary and mirror, and the current split."""
+
+    kind: BalancerKind
+    weights: Weights = Field(default_factory=Weights)
+    dns: DnsSpec | None = Field(default=None, description="Required for DNS-level kinds.")
+    port: int = Field(default=80, ge=1, le=65535)
+    health_check_path: str = "/healthz"
+
+    @model_validator(mode="after")
+    def _dns(self) -> Self:
+        if self.kind.dns_level and self.dns is None:
+            raise ValueError(f"a {self.kind.value} balancer needs a dns section (zone, name)")
+        return self
+
+
+class SecurityRule(_Model):
+    """An inbound rule, declared once and applied to primary and mirror alike."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,40}$")
+    protocol: Literal["tcp", "udp", "icmp"] = "tcp"
+    ports: str = Field(
+        default="443",
+        pattern=r"^\d{1,5}(-\d{1,5})?$",
+        description="A port or a range such as 8000-8100.",
+    )
+    sources: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1)
+    description: str = ""
+
+    def port_range(self) -> tuple[int, int]:
+        low, _, high = self.ports.partition("-")
+        return int(low), int(high or low)
+
+
+class DatabaseSpec(_Model):
+    """A managed database with an optional replica in the mirror's location.
+
+    AWS: Aurora global database; Azure: SQL geo-secondary; GCP: Cloud SQL cross-region replica.
+    """
+
+    engine: Literal["postgres", "mysql", "sqlserver"] = "postgres"
+    engine_version: str = "15"
+    instance_class: str = Field(min_length=1)
+    replica: bool = True
+
+
+class SyncSpec(_Model):
+    """What is kept identical between primary and mirror (the app build comes from primary.app)."""
+
+    security_rules: list[SecurityRule] = Field(default_factory=list)
+    database: DatabaseSpec | None = None
+
+
+class MetricSpec(_Model):
+    """A named metric series for a pool.
+
+    ``query`` is what the configured source understands: a column/series name for files,
+    PromQL for Prometheus, ``Namespace/MetricName`` for CloudWatch, a metric name for Azure
+    Monitor, a metric type for Cloud Monitoring. It defaults to the metric's own name.
+    """
+
+    kind: Literal["resource", "application"] = "resource"
+    unit: Literal["percent", "rps", "ms", "count", "bytes_per_second", "ratio"] = "percent"
+    query: str | None = None
+    dimensions: dict[str, str] = Field(
+        default_factory=dict, description="CloudWatch dimensions / Azure filters / label matchers."
+    )
+    statistic: str = Field(default="Average", description="Aggregation for cloud sources.")
+    counter: bool = Field(
+        default=False,
+        description="A monotonically increasing counter; converted to a rate, resets handled.",
+    )
+    per_instance_capacity: float | None = Field(
+        default=None,
+        gt=0,
+        description="What one instance serves at 100% (for rps-like metrics); lets the planner size capacity.",
+    )
+
+
+class RampSpec(_Model):
+    """How a weight change is applied: all at once, or in health-gated steps over a duration."""
+
+    mode: Literal["gradual", "immediate"] = "gradual"
+    steps: int = Field(default=4, ge=1, le=100)
+    over: Duration = Field(default=parse_duration("20m"))
+
+
+class ActivateMirrorAction(_Model):
+    type: Literal["activate_mirror"] = "activate_mirror"
+    percent: Percent | None = Field(
+        default=None, description="Override the mirror's configured percent."
+    )
+
+
+class ShiftWeightsAction(_Model):
+    type: Literal["shift_weights"] = "shift_weights"
+    mirror: Share = Field(default=50, description="Target share of traffic for the mirror.")
+    ramp: RampSpec = Field(default_factory=RampSpec)
+
+
+class ScalePrimaryAction(_Model):
+    """Raise the primary: to a count, by a percentage, or to what the forecast needs."""
+
+    type: Literal["scale_primary"] = "scale_primary"
+    to: int | None = Field(default=None, ge=0)
+    by_percent: float | None = Field(default=None, gt=-100, le=1000)
+    to_forecast: bool = Field(
+        default=False, description="Size for the forecast at target_utilisation."
+    )
+    metric: str | None = Field(
+        default=None, description="Metric sized against when to_forecast (default: the rule's)."
+    )
+    quantile: int = Field(default=90, ge=1, le=99)
+    target_utilisation: Percent = 70
+
+    @model_validator(mode="after")
+    def _one(self) -> Self:
+        chosen = sum([self.to is not None, self.by_percent is not None, self.to_forecast])
+        if chosen != 1:
+            raise ValueError("scale_primary needs exactly one of: to, by_percent, to_forecast")
+        return self
+
+
+class RollbackAction(_Model):
+    type: Literal["rollback"] = "rollback"
+
+
+class NotifyAction(_Model):
+    type: Literal["notify"] = "notify"
+    message: str = ""
+    channel: str = Field(
+        default="log",
+        description="log, or a webhook URL taken from the environment variable named here.",
+    )
+
+
+ActionSpec = Annotated[
+    ActivateMirrorAction | ShiftWeightsAction | ScalePrimaryAction | RollbackAction | NotifyAction,
+    Field(discriminator="type"),
+]
+
+
+class RuleSpec(_Model):
+    """One scaling rule. ``when`` is written in the rule language (see docs/rules.md)."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+    when: str = Field(min_length=1, max_length=4000)
+    actions: list[ActionSpec] = Field(min_length=1)
+    weight: float = Field(
+        default=1.0, gt=0, description="Conflicts between rules firing together go to the heavier."
+    )
+    priority: int = Field(default=0, description="Ties in weight go to the higher priority.")
+    on_untrusted: Literal["reactive", "hold", "fire"] = Field(
+        default="reactive",
+        description=(
+            "When the forecast is marked untrustworthy: 'reactive' evaluates only the rule's "
+            "current()/during() terms, 'hold' keeps the last decision, 'fire' treats the rule as fired."
+        ),
+    )
+    enabled: bool = True
+
+
+class CostGuardrail(_Model):
+    instance_hourly_cost: float | None = Field(default=None, ge=0)
+    max_instance_hours_per_day: float | None = Field(default=None, gt=0)
+    hourly_budget: float | None = Field(
+        default=None, gt=0, description="Needs instance_hourly_cost."
+    )
+
+    @model_validator(mode="after")
+    def _budget(self) -> Self:
+        if self.hourly_budget is not None and self.instance_hourly_cost is None:
+            raise ValueError("hourly_budget needs instance_hourly_cost")
+        return self
+
+
+class Guardrails(_Model):
+    """Limits every plan honours."""
+
+    max_activations_per_day: int = Field(default=4, ge=0)
+    cooldown: Duration = Field(
+        default=parse_duration("15m"), description="Minimum time between opposite actions."
+    )
+    hysteresis: Percent = Field(
+        default=5, description="Points below a threshold a value must fall before a rule clears."
+    )
+    primary_ready_time: Duration = Field(default=parse_duration("5m"))
+    rollback_grace: Duration = Field(
+        default=parse_duration("30m"),
+        description="Time without the predicted demand before rolling back.",
+    )
+    cost: CostGuardrail = Field(default_factory=CostGuardrail)
+
+
+class PoolSpec(_Model):
+    """A resource pool: primary, mirror, balancer, what is synchronised, metrics and rules."""
+
+    primary: PrimarySpec
+    mirror: MirrorSpec
+    balancer: BalancerSpec
+    sync: SyncSpec = Field(default_factory=SyncSpec)
+    metrics: dict[str, MetricSpec] = Field(default_factory=lambda: {"cpu": MetricSpec()})
+    rules: list[RuleSpec] = Field(default_factory=list)
+    rules_file: str | None = Field(
+        default=None, description="A YAML file of further rules, relative to the stack file."
+    )
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+
+    # ---- derived views used by the program, the planner and the driver
+
+    @property
+    def mirror_cloud(self) -> Cloud:
+        return self.mirror.location.cloud or self.primary.cloud
+
+    @property
+    def mirror_region(self) -> str:
+        return self.mirror.location.region or self.primary.region
+
+    @property
+    def mirror_placement(self) -> Literal["same-region", "cross-region", "cross-cloud"]:
+        if self.mirror_cloud != self.primary.cloud:
+            return "cross-cloud"
+        return "same-region" if self.mirror_region == self.primary.region else "cross-region"
+
+    @property
+    def mirror_machine_type(self) -> str:
+        return self.mirror.machine_type or self.primary.machine_type
+
+    @property
+    def mirror_network(self) -> NetworkSpec:
+        return self.mirror.network or self.primary.network
+
+    @property
+    def mirror_image(self) -> str:
+        image = self.primary.app.image_for(self.mirror_cloud, self.mirror_region)
+        assert image is not None, "validated at load"
+        return image
+
+    @property
+    def mirror_size(self) -> int:
+        """Instances the mirror holds (running when active, warm when paused)."""
+        return math.ceil(self.mirror.percent / 100 * self.primary.capacity.desired)
+
+    @property
+    def mirror_running(self) -> int:
+        return self.mirror_size if self.mirror.state is MirrorState.active else 0
+
+    @property
+    def mirror_ready_time(self) -> Any:
+        """Configured ready time, else 2 minutes from a warm pool or the primary's from zero."""
+        if self.mirror.ready_time is not None:
+            return self.mirror.ready_time
+        if self.mirror.paused.strategy == "warm_pool":
+            return parse_duration("2m")
+        return self.guardrails.primary_ready_time
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_names(cls, value: dict[str, MetricSpec]) -> dict[str, MetricSpec]:
+        for name in value:
+            if not name.replace("_", "").isalnum() or not name[0].isalpha():
+                raise ValueError(
+                    f"metric name {name!r} must be letters, digits and underscores, starting with a letter"
+                )
+        if not value:
+            raise ValueError("a pool needs at least one metric")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        mirror_cloud = self.mirror_cloud
+        if self.mirror_placement == "cross-cloud" and self.mirror.machine_type is None:
+            raise ValueError(
+                f"mirror.machine_type is required for a cross-cloud mirror ({self.primary.cloud.value} -> {mirror_cloud.value})"
+            )
+        if self.primary.app.image_for(mirror_cloud, self.mirror_region) is None:
+            raise ValueError(
+                f"primary.app.images has no image for the mirror's location {mirror_cloud.value}:{self.mirror_region}"
+            )
+        self.mirror.paused.state_for(mirror_cloud)
+        if self.mirror_placement != "same-region" and self.mirror.network is None:
+            raise ValueError(f"mirror.network is required for a {self.mirror_placement} mirror")
+        self.primary.network.check_for(self.primary.cloud)
+        self.mirror_network.check_for(mirror_cloud)
+
+        kind = self.balancer.kind
+        clouds = {self.primary.cloud, mirror_cloud}
+        if not kind.dns_level:
+            if clouds != {kind.cloud}:
+                raise ValueError(
+                    f"balancer.kind {kind.value} splits traffic inside {kind.cloud.value} only; "
+                    "a cross-cloud mirror needs route53, azure_traffic_manager or gcp_cloud_dns"
+                )
+            if kind is BalancerKind.alb and self.mirror_placement != "same-region":
+                raise ValueError(
+                    "balancer.kind alb is regional; a cross-region AWS mirror needs route53 weighting"
+                )
+        if self.mirror.state is MirrorState.paused and self.balancer.weights.mirror > 0:
+            raise ValueError(
+                f"balancer.weights.mirror is {self.balancer.weights.mirror} but the mirror is paused; "
+                "a paused mirror must take no traffic"
+            )
+        database = self.sync.database
+        if database is not None and database.replica and self.mirror_placement == "cross-cloud":
+            raise ValueError(
+                "sync.database.replica across clouds is not supported (no managed cross-cloud replica); "
+                "set replica: false and replicate with your database's own tooling"
+            )
+        if (
+            database is not None
+            and database.engine == "sqlserver"
+            and self.primary.cloud is not Cloud.azure
+        ):
+            raise ValueError("sync.database.engine sqlserver is only declared on Azure (Azure SQL)")
+        return self
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class FileSource(_Model):
+    """Metrics from a CSV or Parquet file (long format: timestamp, pool, metric, value; or wide)."""
+
+    type: Literal["file"] = "file"
+    path: str = Field(min_length=1, description="Relative to the repository root.")
+    timestamp_column: str = "timestamp"
+    format: Literal["auto", "csv", "parquet"] = "auto"
+
+
+class PrometheusSource(_Model):
+    type: Literal["prometheus"] = "prometheus"
+    url: str = Field(pattern=r"^https?://")
+    timeout: Duration = Field(default=parse_duration("10s"))
+    step: Duration = Field(default=parse_duration("1m"))
+    bearer_token_env: str | None = Field(
+        default=None, description="Environment variable holding a bearer token."
+    )
+
+
+class CloudWatchSource(_Model):
+    type: Literal["cloudwatch"] = "cloudwatch"
+    region: str
+    endpoint_url: str | None = None
+    period: Duration = Field(default=parse_duration("5m"))
+
+
+class AzureMonitorSource(_Model):
+    type: Literal["azure_monitor"] = "azure_monitor"
+    resource_id: str = Field(min_length=1)
+    interval: Duration = Field(default=parse_duration("5m"))
+
+
+class GcpMonitoringSource(_Model):
+    type: Literal["gcp_monitoring"] = "gcp_monitoring"
+    project: str = Field(min_length=1)
+    alignment_period: Duration = Field(default=parse_duration("5m"))
+
+
+MetricSource = Annotated[
+    FileSource | PrometheusSource | CloudWatchSource | AzureMonitorSource | GcpMonitoringSource,
+    Field(discriminator="type"),
+]
+
+
+class EventsSpec(_Model):
+    """Known future events that move demand."""
+
+    file: str | None = Field(
+        default=None, description="CSV or YAML schedule of events (name, start, end, uplift)."
+    )
+    calendars: list[str] = Field(
+        default_factory=list, description="Seasonal calendars, e.g. 'holidays:US'."
+    )
+
+
+class ForecastSettings(_Model):
+    horizon: Duration = Field(default=parse_duration("1h"))
+    step: Duration | None = Field(
+        default=None, description="Forecast step; defaults from the horizon."
+    )
+    history: Duration = Field(default=parse_duration("14d"))
+    quantiles: list[int] = Field(default_factory=lambda: [50, 80, 90, 95, 99])
+    models: list[str] = Field(
+        default_factory=lambda: ["seasonal_naive", "auto_ets", "mstl", "theta"],
+        description="Candidates for per-series selection by rolling-origin cross-validation.",
+    )
+    reselect_every: Duration = Field(default=parse_duration("1d"))
+    max_staleness: Duration = Field(
+        default=parse_duration("30m"), description="Oldest last-good forecast still used."
+    )
+
+    @field_validator("quantiles")
+    @classmethod
+    def _quantiles(cls, value: list[int]) -> list[int]:
+        for q in value:
+            if not 1 <= q <= 99:
+                raise ValueError(f"quantiles are percentiles 1-99, got {q}")
+        return sorted(set(value))
+
+
+class GitOpsSettings(_Model):
+    remote: str = "origin"
+    base_branch: str = "main"
+    branch_prefix: str = "mirrorcast/"
+    github_repo: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
+    github_api: str = "https://api.github.com"
+    token_env: str = Field(
+        default="GITHUB_TOKEN", description="Name of the environment variable with the token."
+    )
+
+
+class DriverSettings(_Model):
+    mode: Literal["plan", "apply", "gitops"] = "plan"
+    interval: Duration = Field(default=parse_duration("5m"))
+    journal_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite in the state directory."
+    )
+    backend_url: str | None = Field(
+        default=None, description="Pulumi backend; default file:// in the state directory."
+    )
+    metrics_listen: str = Field(
+        default="127.0.0.1:9464", description="host:port of the /metrics endpoint."
+    )
+    update_timeout: Duration = Field(default=parse_duration("30m"))
+    gitops: GitOpsSettings = Field(default_factory=GitOpsSettings)
+
+
+class PolicySettings(_Model):
+    """Inputs for the CrossGuard policy pack."""
+
+    allowed_regions: list[str] = Field(default_factory=list, description="Empty: any region.")
+    required_tags: list[str] = Field(default_factory=lambda: ["cost-center"])
+
+
+class MirrorcastConfig(_Model):
+    """Everything under the ``mirrorcast:`` namespace of one stack."""
+
+    pools: dict[str, PoolSpec] = Field(min_length=1)
+    metrics: MetricSource = Field(default_factory=lambda: FileSource(path="metrics.csv"))
+    events: EventsSpec = Field(default_factory=EventsSpec)
+    forecast: ForecastSettings = Field(default_factory=ForecastSettings)
+    driver: DriverSettings = Field(default_factory=DriverSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    tags: dict[str, str] = Field(
+        default_factory=dict, description="Tags/labels applied to every resource."
+    )
+
+    @field_validator("pools")
+    @classmethod
+    def _pool_names(cls, value: dict[str, PoolSpec]) -> dict[str, PoolSpec]:
+        for name in value:
+            if (
+                not name
+                or not name[0].isalpha()
+                or not all(c.isalnum() or c == "-" for c in name)
+                or len(name) > 30
+            ):
+                raise ValueError(
+                    f"pool name {name!r} must start with a letter and use letters, digits and '-' (at most 30)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _policy(self) -> Self:
+        allowed = set(self.policy.allowed_regions)
+        if allowed:
+            for name, pool in self.pools.items():
+                for region in (pool.primary.region, pool.mirror_region):
+                    if region not in allowed:
+                        raise ValueError(
+                            f"pools.{name}: region {region} is not in policy.allowed_regions ({', '.join(sorted(allowed))})"
+                        )
+        return self

@@ -1,0 +1,181 @@
+"""The planner's inputs and outputs: the contract between ``policies``, the driver and the backtest.
+
+The planner is a pure function ``plan(PlanningInput) -> Plan``. Everything it remembers between
+cycles is in :class:`PlannerMemory`, which the driver stores in its journal and the backtest
+keeps in memory; nothing else carries state. Extend these classes by adding fields with
+defaults (stored memories must keep loading); do not rename fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from forecasting._result import Forecast
+from infra.config import MirrorcastConfig
+
+__all__ = [
+    "ConfigChange",
+    "Decision",
+    "MirrorHealth",
+    "Plan",
+    "PlannerMemory",
+    "PlanningInput",
+    "PoolMemory",
+    "RampState",
+    "RuleOutcome",
+]
+
+
+class ConfigChange(BaseModel):
+    """One key the plan changes, as a dotted path below the ``mirrorcast:`` namespace.
+
+    ``path`` is what ``pulumi config set --path 'mirrorcast:<path>'`` and the gitops YAML
+    editor both take, e.g. ``pools.web.mirror.state``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    old: Any
+    new: Any
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.old!r} -> {self.new!r}"
+
+
+class RampState(BaseModel):
+    """A weight ramp in progress: where it goes and when the next step is due."""
+
+    target_mirror_share: int
+    step_share: int
+    next_step_at: datetime | None = None
+    started_at: datetime
+    rule: str
+
+
+class PoolMemory(BaseModel):
+    """What the planner remembers about one pool between cycles."""
+
+    activation_id: str | None = Field(
+        default=None, description="Set while an activation is in effect."
+    )
+    activated_at: datetime | None = None
+    original: dict[str, Any] | None = Field(
+        default=None,
+        description="The pool's config keys as they were before the activation, to restore on rollback.",
+    )
+    trigger: dict[str, Any] | None = Field(
+        default=None,
+        description="The forecast that triggered activation: metric, quantile, peak, peak_at, threshold.",
+    )
+    ramp: RampState | None = None
+    rolling_back: bool = False
+    rollback_deadline: datetime | None = Field(
+        default=None, description="Roll back if demand has not come by then."
+    )
+    activations: list[datetime] = Field(
+        default_factory=list, description="Activation times (for the per-day cap)."
+    )
+    last_change_at: datetime | None = None
+    rule_state: dict[str, bool] = Field(
+        default_factory=dict, description="Per rule: fired last cycle (hysteresis)."
+    )
+    last_decision: dict[str, Any] | None = Field(
+        default=None, description="For on_untrusted: hold."
+    )
+
+
+class PlannerMemory(BaseModel):
+    """All of the planner's memory. JSON-serialisable; the driver journals it every cycle."""
+
+    version: int = 1
+    pools: dict[str, PoolMemory] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MirrorHealth:
+    """Whether a pool's mirror can take traffic now (from stack outputs, health checks or the simulator)."""
+
+    running: int = 0
+    healthy: int = 0
+    ready: bool = False
+
+
+@dataclass(frozen=True)
+class PlanningInput:
+    """Everything a plan depends on. Same input, same plan.
+
+    :param config: the stack's current config (what is deployed or about to be).
+    :param now: the decision time (UTC, timezone-aware).
+    :param current: pool -> metric -> recent observations (UTC index), long enough for every rule's
+        ``for`` window.
+    :param forecasts: pool -> metric -> forecast; a missing entry means no forecast at all.
+    :param active_events: names of calendar events in effect now (for ``during(...)``).
+    :param health: pool -> the mirror's health.
+    :param memory: what previous cycles left.
+    """
+
+    config: MirrorcastConfig
+    now: datetime
+    current: dict[str, dict[str, pd.Series]]
+    forecasts: dict[str, dict[str, Forecast]]
+    active_events: frozenset[str] = frozenset()
+    health: dict[str, MirrorHealth] = field(default_factory=dict)
+    memory: PlannerMemory = field(default_factory=PlannerMemory)
+
+
+class RuleOutcome(BaseModel):
+    """How one rule came out this cycle, for the explanation and the journal."""
+
+    pool: str
+    rule: str
+    fired: bool
+    status: Literal[
+        "fired", "not_fired", "won", "overruled", "merged", "untrusted_fallback", "held"
+    ]
+    detail: str = Field(description="The values and thresholds involved, in words.")
+
+
+class Decision(BaseModel):
+    """One thing the plan does to a pool, e.g. activate the mirror or take a ramp step."""
+
+    pool: str
+    action: Literal[
+        "activate_mirror",
+        "shift_weights",
+        "scale_primary",
+        "rollback",
+        "pause_mirror",
+        "restore_primary",
+        "notify",
+        "escalate",
+        "hold",
+    ]
+    rule: str | None = None
+    detail: str = ""
+    clipped_by: list[str] = Field(default_factory=list, description="Guardrails that limited it.")
+
+
+class Plan(BaseModel):
+    """The planner's answer: the next desired config, what changes, and why."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    now: datetime
+    stack_config: MirrorcastConfig
+    changes: list[ConfigChange] = Field(default_factory=list)
+    decisions: list[Decision] = Field(default_factory=list)
+    rules: list[RuleOutcome] = Field(default_factory=list)
+    memory: PlannerMemory = Field(default_factory=PlannerMemory)
+    explanation: str = ""
+    notifications: list[str] = Field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """True when the plan changes no config key."""
+        return not self.changes
