@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["DEFAULT_QUANTILES", "Forecast", "Repair"]
+__all__ = ["DEFAULT_QUANTILES", "Forecast", "ForecastUnavailable", "Repair"]
 
 DEFAULT_QUANTILES: tuple[int, ...] = (50, 80, 90, 95, 99)
 """Percentiles every forecast carries at least."""
@@ -52,6 +52,7 @@ class Forecast:
     :param reason: why it is untrusted (or a note on a fallback), for the plan's explanation.
     :param accuracy: recent accuracy of ``model`` on this series, e.g. ``{"mase": 0.8, "coverage_80": 0.79}``.
     :param repairs: what was done to the input data.
+    :param adjustments: what changed the model's output, e.g. an event uplift over its window.
     """
 
     pool: str
@@ -66,6 +67,7 @@ class Forecast:
     reason: str | None = None
     accuracy: dict[str, float] = field(default_factory=dict)
     repairs: tuple[Repair, ...] = ()
+    adjustments: tuple[str, ...] = ()
 
     def quantile(self, q: int) -> npt.NDArray[np.float64]:
         """The curve for percentile ``q``; ``ValueError`` if the forecast does not carry it."""
@@ -96,3 +98,17 @@ class Forecast:
             if v > threshold:
                 return t
         return None
+
+
+@dataclass(frozen=True)
+class ForecastUnavailable:
+    """No forecast at all for one metric of one pool (unusable data, failed model): a state, not silence.
+
+    :param pool: the pool name from stack config.
+    :param metric: the metric name from the pool's ``metrics``.
+    :param reason: one sentence for the plan's explanation, naming the series and the cause.
+    """
+
+    pool: str
+    metric: str
+    reason: str

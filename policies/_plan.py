@@ -88,6 +88,22 @@ class PoolMemory(BaseModel):
     last_decision: dict[str, Any] | None = Field(
         default=None, description="For on_untrusted: hold."
     )
+    rollback_stage: Literal["weights", "drain", "pause", "restore"] | None = Field(
+        default=None,
+        description="Next step of a rollback in progress: weights -> drain -> pause -> restore.",
+    )
+    last_up_at: datetime | None = Field(
+        default=None, description="Last activation (for the cooldown before a rollback)."
+    )
+    last_down_at: datetime | None = Field(
+        default=None, description="Last completed rollback (for the cooldown before an activation)."
+    )
+    demand_seen: bool = Field(
+        default=False, description="Realised demand reached the trigger threshold since activation."
+    )
+    escalated: bool = Field(
+        default=False, description="Demand ran above the forecast; the ramp was skipped."
+    )
 
 
 class PlannerMemory(BaseModel):
@@ -118,6 +134,7 @@ class PlanningInput:
     :param active_events: names of calendar events in effect now (for ``during(...)``).
     :param health: pool -> the mirror's health.
     :param memory: what previous cycles left.
+    :param rollback_requested: pools a person asked to roll back now (bypasses the cooldown).
     """
 
     config: MirrorcastConfig
@@ -127,6 +144,7 @@ class PlanningInput:
     active_events: frozenset[str] = frozenset()
     health: dict[str, MirrorHealth] = field(default_factory=dict)
     memory: PlannerMemory = field(default_factory=PlannerMemory)
+    rollback_requested: frozenset[str] = frozenset()
 
 
 class RuleOutcome(BaseModel):

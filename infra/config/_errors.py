@@ -31,8 +31,12 @@ class ConfigIssue:
                 if self.column is not None:
                     where += f":{self.column}"
             where += ": "
-        prefix = f"{self.path}: " if self.path else ""
-        return f"{where}{prefix}{self.message}"
+        # Keys from a file may hold line breaks or control characters; quoted, they cannot
+        # split one issue over several lines or hide what the key was.
+        path = self.path if self.path.isprintable() else repr(self.path)
+        message = self.message if self.message.isprintable() else repr(self.message)[1:-1]
+        prefix = f"{path}: " if path else ""
+        return f"{where}{prefix}{message}"
 
 
 @dataclass

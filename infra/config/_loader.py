@@ -193,7 +193,7 @@ def _data_path(loc: tuple[int | str, ...], data: Any) -> list[int | str]:
     keys: list[int | str] = []
     node = data
     for part in loc:
-        if (isinstance(node, Mapping) and part in node) or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+        if _has(node, part):
             keys.append(part)
             node = node[part]
         elif isinstance(node, Mapping) and node.get("type") == part:
@@ -204,6 +204,13 @@ def _data_path(loc: tuple[int | str, ...], data: Any) -> list[int | str]:
             keys.append(part)
             node = None
     return keys
+
+
+def _has(node: Any, part: int | str) -> bool:
+    """Whether ``part`` is a key of the mapping or an index of the list ``node``."""
+    if isinstance(node, Mapping):
+        return part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
 
 
 def _position(document: Any, keys: list[int | str]) -> tuple[int | None, int | None]:

@@ -367,6 +367,13 @@ class BalancerSpec(_Model):
     dns: DnsSpec | None = Field(default=None, description="Required for DNS-level kinds.")
     port: int = Field(default=80, ge=1, le=65535)
     health_check_path: str = "/healthz"
+    certificate: str | None = Field(
+        default=None,
+        description=(
+            "TLS certificate for an in-cloud balancer listening on 443: an ACM certificate ARN "
+            "(alb) or an SSL certificate self-link (gcp_url_map)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _dns(self) -> Self:
@@ -551,6 +558,13 @@ class Guardrails(_Model):
         description="Time without the predicted demand before rolling back.",
     )
     cost: CostGuardrail = Field(default_factory=CostGuardrail)
+    feedback_tolerance: Percent = Field(
+        default=25,
+        description=(
+            "After an activation, realised demand this many percent below the forecast's median "
+            "counts as 'well below' (weights ramp down, the floor is lowered)."
+        ),
+    )
 
 
 class PoolSpec(_Model):
@@ -600,7 +614,9 @@ class PoolSpec(_Model):
     @property
     def mirror_size(self) -> int:
         """Instances the mirror holds (running when active, warm when paused)."""
-        return math.ceil(self.mirror.percent / 100 * self.primary.capacity.desired)
+        # Multiply before dividing and round off float noise: 14 / 100 * 50 is 7.000000000000001,
+        # which would ceil to 8 instances for an exact 14% of 50.
+        return math.ceil(round(self.mirror.percent * self.primary.capacity.desired / 100, 9))
 
     @property
     def mirror_running(self) -> int:
@@ -675,6 +691,15 @@ class PoolSpec(_Model):
             raise ValueError("sync.database.engine sqlserver is only declared on Azure (Azure SQL)")
         return self
 
+    @model_validator(mode="after")
+    def _rules_readable(self) -> Self:
+        # Imported here, not at the top: policies imports this module (an import cycle otherwise).
+        # Raises a ValidationError located at rules.<i>.when, with the position inside the rule.
+        from policies._checks import check_pool_rules
+
+        check_pool_rules(self)
+        return self
+
 
 # --------------------------------------------------------------------------- sources
 
@@ -693,6 +718,10 @@ class PrometheusSource(_Model):
     url: str = Field(pattern=r"^https?://")
     timeout: Duration = Field(default=parse_duration("10s"))
     step: Duration = Field(default=parse_duration("1m"))
+    query_timeout: Duration | None = Field(
+        default=None,
+        description="Evaluation timeout Prometheus enforces itself (its `timeout` parameter); defaults to `timeout`.",
+    )
     bearer_token_env: str | None = Field(
         default=None, description="Environment variable holding a bearer token."
     )
@@ -703,18 +732,27 @@ class CloudWatchSource(_Model):
     region: str
     endpoint_url: str | None = None
     period: Duration = Field(default=parse_duration("5m"))
+    timeout: Duration = Field(
+        default=parse_duration("30s"), description="Per-request timeout before retrying."
+    )
 
 
 class AzureMonitorSource(_Model):
     type: Literal["azure_monitor"] = "azure_monitor"
     resource_id: str = Field(min_length=1)
     interval: Duration = Field(default=parse_duration("5m"))
+    timeout: Duration = Field(
+        default=parse_duration("30s"), description="Per-request timeout before retrying."
+    )
 
 
 class GcpMonitoringSource(_Model):
     type: Literal["gcp_monitoring"] = "gcp_monitoring"
     project: str = Field(min_length=1)
     alignment_period: Duration = Field(default=parse_duration("5m"))
+    timeout: Duration = Field(
+        default=parse_duration("30s"), description="Per-request timeout before retrying."
+    )
 
 
 MetricSource = Annotated[
@@ -831,4 +869,12 @@ class MirrorcastConfig(_Model):
                         raise ValueError(
                             f"pools.{name}: region {region} is not in policy.allowed_regions ({', '.join(sorted(allowed))})"
                         )
+        return self
+
+    @model_validator(mode="after")
+    def _rule_quantiles(self) -> Self:
+        # Rules may only read percentiles the forecast produces; only this level knows both.
+        from policies._checks import check_rule_quantiles
+
+        check_rule_quantiles(self)
         return self

@@ -1,0 +1,192 @@
+"""Scale: one driver process handling a 200-pool stack, and a fleet of 50 stacks, per cycle interval.
+
+    .venv/bin/python benchmarks/scale.py /work/shared/data/traces [--pools 200] [--stacks 50]
+
+Builds, in a temp dir, (a) one stack with ``--pools`` pools and (b) ``--stacks`` stacks of
+``--pools-per-stack`` pools each, every pool with a CPU series of 14 days at 5 minutes cut from
+the real NAB CloudWatch traces in TRACES (shifted and rescaled per pool so no two are equal),
+the stack's default forecast models and the demo's two rules. Then runs real driver cycles in
+apply mode (real forecasting engine, planner and SQLite journal; the Pulumi CLI is the driver
+tests' in-process stand-in, because ``pulumi up`` time is the cloud's, not mirrorcast's) and
+prints the wall time of a cold cycle (model selection for every series, once a day by default)
+and of warm cycles (cached model choices: every other cycle) next to the 5-minute interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "reliability"))
+
+from soak_harness import Faults, KillableCli  # noqa: E402
+
+from driver.automation import AutomationExecutor  # noqa: E402
+from driver.journal import Journal  # noqa: E402
+from driver.observe import DriverMetrics  # noqa: E402
+from driver.service import Driver  # noqa: E402
+from forecasting import ForecastEngine  # noqa: E402
+from infra.config import load_stack  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+INTERVAL_S = 300.0
+END = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+POINTS = 14 * 288
+
+_HEAD = """\
+config:
+  aws:region: us-east-1
+  mirrorcast:tags: {{cost-center: scale}}
+  mirrorcast:metrics: {{type: file, path: metrics.csv}}
+  mirrorcast:forecast: {{horizon: 1h, history: 14d}}
+  mirrorcast:driver: {{mode: apply, interval: 5m}}
+  mirrorcast:pools:
+"""
+_POOL = """\
+    {name}:
+      primary:
+        cloud: aws
+        region: us-east-1
+        machine_type: t3.medium
+        app: {{version: 1.0.0, images: {{aws: ami-0a1b2c3d4e5f60718}}}}
+        capacity: {{min: 2, max: 20, desired: 4}}
+        network: {{vpc_id: vpc-0123456789abcdef0, subnet_ids: [subnet-0aa11bb22cc33dd44]}}
+      mirror: {{percent: 50, state: paused}}
+      balancer: {{kind: alb}}
+      metrics: {{cpu: {{unit: percent}}}}
+      rules:
+        - name: predicted-cpu
+          when: predicted(cpu, p90) > 80% within 30m
+          weight: 10
+          actions: [{{type: activate_mirror}}, {{type: shift_weights, mirror: 30}}]
+        - name: cpu-now
+          when: current(cpu) > 90% for 5m
+          weight: 5
+          actions: [{{type: activate_mirror}}, {{type: shift_weights, mirror: 50, ramp: {{mode: immediate}}}}]
+"""
+
+
+def _series(traces: Path) -> list[np.ndarray]:
+    folder = traces / "nab" / "realAWSCloudwatch"
+    out = []
+    for path in sorted(folder.glob("*.csv")):
+        values = pd.read_csv(path)["value"].to_numpy(dtype=float)
+        if len(values) >= POINTS:
+            out.append(values)
+    if not out:
+        raise SystemExit(f"no NAB CloudWatch series of 14 days under {folder}")
+    return out
+
+
+def _metrics(names: list[str], series: list[np.ndarray]) -> pd.DataFrame:
+    stamps = pd.date_range(end=END, periods=POINTS, freq="5min", tz="UTC")
+    columns: dict[str, np.ndarray] = {}
+    for index, name in enumerate(names):
+        base = series[index % len(series)]
+        shifted = np.roll(base, index * 37)[:POINTS]
+        low, high = np.nanmin(shifted), np.nanmax(shifted)
+        columns[f"{name}.cpu"] = np.round(10 + 80 * (shifted - low) / max(high - low, 1e-9), 3)
+    frame = pd.DataFrame(columns)
+    frame.insert(0, "timestamp", [t.isoformat() for t in stamps])
+    return frame
+
+
+def _project(root: Path, stacks: dict[str, list[str]], series: list[np.ndarray]) -> Path:
+    (root / "stacks").mkdir(parents=True)
+    shutil.copy(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
+    every = [name for names in stacks.values() for name in names]
+    _metrics(every, series).to_csv(root / "metrics.csv", index=False)
+    for stack, names in stacks.items():
+        text = _HEAD.format() + "".join(_POOL.format(name=name) for name in names)
+        (root / "stacks" / f"Pulumi.{stack}.yaml").write_text(text)
+    return root
+
+
+def _driver(root: Path, stack: str, journal: Journal, engine: ForecastEngine) -> Driver:
+    executor = AutomationExecutor(
+        stack=stack,
+        project_root=root,
+        pulumi_command=KillableCli(Faults()),
+        progress=lambda _event: None,
+    )
+    return Driver(
+        stack=stack,
+        root=root,
+        mode="apply",
+        journal=journal,
+        executor=executor,
+        engine=engine,
+        metrics=DriverMetrics(),
+        clock=lambda: END,
+        holder=f"scale:{stack}",
+    )
+
+
+def _timed_pass(drivers: list[Driver], at: datetime) -> tuple[float, int]:
+    started = time.perf_counter()
+    changes = 0
+    for driver in drivers:
+        report = driver.run_cycle(now=at)
+        changes += len(report.result.plan.changes) if report.result is not None else 0
+    return time.perf_counter() - started, changes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both scenarios and print cold and warm cycle times against the interval."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("traces", type=Path, help="the shared traces folder")
+    parser.add_argument("--pools", type=int, default=200, help="pools in the big stack (200)")
+    parser.add_argument("--stacks", type=int, default=50, help="stacks in the fleet (50)")
+    parser.add_argument("--pools-per-stack", type=int, default=4, help="pools per fleet stack (4)")
+    parser.add_argument("--warm", type=int, default=2, help="warm cycles to time (2)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    series = _series(args.traces)
+    print(f"machine: {os.cpu_count()} cores; cycle interval {INTERVAL_S:.0f} s")
+    with tempfile.TemporaryDirectory(prefix="mirrorcast-scale-") as scratch:
+        os.environ["MIRRORCAST_STATE_DIR"] = str(Path(scratch) / "state")
+        os.environ.setdefault("PULUMI_CONFIG_PASSPHRASE", "scale-passphrase")
+        scenarios = {
+            f"one stack of {args.pools} pools": {"big": [f"p{i:03d}" for i in range(args.pools)]},
+            f"{args.stacks} stacks of {args.pools_per_stack} pools": {
+                f"s{s:02d}": [f"s{s:02d}p{i}" for i in range(args.pools_per_stack)]
+                for s in range(args.stacks)
+            },
+        }
+        for number, (title, stacks) in enumerate(scenarios.items()):
+            root = _project(Path(scratch) / f"project{number}", stacks, series)
+            journal = Journal(f"sqlite:///{root / 'journal.db'}")
+            settings = load_stack(next(iter(stacks)), root).forecast
+            engine = ForecastEngine(settings, cache_dir=root / "models", seed=0)
+            drivers = [_driver(root, stack, journal, engine) for stack in stacks]
+            cold, changes = _timed_pass(drivers, END)
+            print(
+                f"{title}: cold cycle (model selection for {sum(map(len, stacks.values()))} "
+                f"series) {cold:.1f} s = {cold / INTERVAL_S:.0%} of the interval; "
+                f"{changes} config changes planned"
+            )
+            for step in range(1, args.warm + 1):
+                at = END + timedelta(minutes=5 * step)
+                warm, changes = _timed_pass(drivers, at)
+                print(
+                    f"{title}: warm cycle {step} {warm:.1f} s = {warm / INTERVAL_S:.0%} of the "
+                    f"interval; {changes} config changes planned"
+                )
+            journal.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

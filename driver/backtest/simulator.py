@@ -1,0 +1,261 @@
+"""The backtest loop: a simulated clock that runs every policy on one trace and scores them.
+
+The clock advances in the driver's cycle interval. At each cycle a policy is shown the demand
+of every minute before that cycle and nothing later; its cloud then plays the minutes up to the
+next cycle. The first ``history`` of the trace is never scored (the forecasters learn from it),
+and gap minutes are masked out of both the SLO count and the cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from driver.backtest.cloud import CloudRecord, CloudTiming
+from driver.backtest.policies import PlanNote, Policy, SimulationContext
+from driver.backtest.scoring import CapacityModel, PolicyScore, score_record
+from driver.backtest.trace import Trace
+
+__all__ = [
+    "BacktestResult",
+    "BacktestSettings",
+    "PolicyRun",
+    "default_instance_capacity",
+    "run_backtest",
+]
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` after every cycle."""
+
+
+@dataclass(frozen=True)
+class BacktestSettings:
+    """How the backtest runs.
+
+    :param interval: time between cycles (default 5 min, the driver's default).
+    :param history: the unscored start of the trace (default 7 days).
+    :param warmup: cycles run before scoring starts, so no policy starts cold (default 1 h).
+    :param instance_capacity: demand one instance serves at 100%; default: the 95th percentile of
+        the unscored history divided by 10, so a typical peak needs about ten instances.
+    :param slo_utilisation: utilisation up to which an instance meets the SLO (default 0.8).
+    :param paused_cost_fraction: cost of a stopped warm-pool instance relative to a running one
+        (default 0.1: storage kept allocated).
+    :param timing: the cloud's delays (primary 5 min, mirror from the pool, DNS TTL 60 s).
+    :param max_instances: a ceiling for every policy (default: the pool's ``capacity.max``, or
+        1000 without a pool).
+    """
+
+    interval: timedelta = timedelta(minutes=5)
+    history: timedelta = timedelta(days=7)
+    warmup: timedelta = timedelta(hours=1)
+    instance_capacity: float | None = None
+    slo_utilisation: float = 0.8
+    paused_cost_fraction: float = 0.1
+    timing: CloudTiming = field(default_factory=CloudTiming)
+    max_instances: int = 1000
+
+
+@dataclass(frozen=True)
+class PolicyRun:
+    """One policy's outcome: its score, its cloud's record, its plans and its run time."""
+
+    name: str
+    score: PolicyScore
+    record: CloudRecord
+    seconds: float
+    notes: list[PlanNote]
+    extra: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Everything a backtest produced.
+
+    :param trace: the trace's name.
+    :param demand: demand per minute (NaN in gaps).
+    :param scored: per minute, whether it was scored.
+    :param score_start: the first scored minute.
+    :param model: the capacity model used.
+    :param runs: policy name -> its run, in the order asked for.
+    :param seconds: wall time of the whole backtest.
+    """
+
+    trace: Trace
+    demand: npt.NDArray[np.float64]
+    scored: npt.NDArray[np.bool_]
+    score_start: int
+    model: CapacityModel
+    settings: BacktestSettings
+    runs: dict[str, PolicyRun]
+    seconds: float
+
+    @property
+    def scored_minutes(self) -> int:
+        return int(self.scored.sum())
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as the ``--json`` document."""
+        policies: dict[str, Any] = {}
+        for name, run in self.runs.items():
+            entry: dict[str, Any] = dict(run.score.as_dict())
+            entry["seconds"] = round(run.seconds, 3)
+            if run.notes:
+                entry["plans"] = [
+                    {
+                        "at": note.at.isoformat(),
+                        "changes": note.changes,
+                        "explanation": note.explanation,
+                    }
+                    for note in run.notes
+                ]
+            entry.update(run.extra)
+            policies[name] = entry
+        return {
+            "trace": self.trace.name,
+            "source": self.trace.source,
+            "scored_minutes": self.scored_minutes,
+            "scored_from": str(self.trace.demand.index[self.score_start])
+            if self.score_start < self.trace.minutes
+            else None,
+            "instance_capacity": self.model.instance_capacity,
+            "slo_utilisation": self.model.slo_utilisation,
+            "interval_minutes": _minutes(self.settings.interval),
+            "seconds": round(self.seconds, 3),
+            "policies": policies,
+        }
+
+
+def _minutes(value: timedelta) -> int:
+    return max(1, math.ceil(value.total_seconds() / 60))
+
+
+def default_instance_capacity(trace: Trace, *, history: timedelta) -> float:
+    """The 95th percentile of the unscored history part divided by 10.
+
+    :raises ValueError: when the history part holds no positive demand.
+    """
+    cut = min(trace.minutes, _minutes(history))
+    part = trace.values[:cut]
+    part = part[~np.isnan(part)]
+    p95 = float(np.percentile(part, 95)) if len(part) else 0.0
+    if not p95 > 0:
+        raise ValueError(
+            f"{trace.source}: the first {cut} minutes (the unscored history) have no positive "
+            "demand, so no default instance capacity can be derived; pass --instance-capacity"
+        )
+    return p95 / 10.0
+
+
+def run_backtest(
+    trace: Trace,
+    policies: Sequence[Policy],
+    *,
+    settings: BacktestSettings | None = None,
+    progress: Progress | None = None,
+) -> BacktestResult:
+    """Run every policy over the trace and score them.
+
+    :param trace: per-minute demand.
+    :param policies: the policies, each a fresh instance.
+    :param settings: how to run (default :class:`BacktestSettings`).
+    :param progress: called after each cycle with (cycles done, cycles in all).
+    :raises ValueError: when the trace is too short to leave any scored minute.
+    """
+    settings = settings or BacktestSettings()
+    started = time.perf_counter()
+    demand = trace.values
+    minutes = len(demand)
+    interval = _minutes(settings.interval)
+    score_start = _minutes(settings.history)
+    if score_start >= minutes:
+        raise ValueError(
+            f"{trace.source}: the trace spans {minutes / 1440:.1f} days, but the first "
+            f"{score_start / 1440:g} days are history only; nothing would be scored "
+            "(use a longer trace or a shorter --history)"
+        )
+    capacity = settings.instance_capacity or default_instance_capacity(
+        trace, history=settings.history
+    )
+    model = CapacityModel(instance_capacity=capacity, slo_utilisation=settings.slo_utilisation)
+    scored = np.zeros(minutes, dtype=bool)
+    scored[score_start:] = True
+    scored &= ~np.isnan(demand)
+    if not scored.any():
+        raise ValueError(f"{trace.source}: every minute after the history part is a gap")
+
+    warmup = _minutes(settings.warmup)
+    first_cycle = max(interval, ((score_start - warmup) // interval) * interval)
+    before = demand[max(0, first_cycle - interval) : first_cycle]
+    initial_load = float(np.nanmean(before)) if np.isfinite(before).any() else 0.0
+    context = SimulationContext(
+        start=trace.start,
+        minutes=minutes,
+        interval=interval,
+        first_cycle=first_cycle,
+        score_start=score_start,
+        model=model,
+        timing=settings.timing,
+        initial=max(1, model.instances_for(initial_load, utilisation=0.6)),
+        max_instances=settings.max_instances,
+        observation_step=max(1, int(trace.step.total_seconds() // 60)),
+    )
+    elapsed: dict[str, float] = {}
+    for policy in policies:
+        t0 = time.perf_counter()
+        policy.start(context, future=demand if policy.knows_future else None)
+        elapsed[policy.name] = time.perf_counter() - t0
+
+    cycles = list(range(first_cycle, minutes, interval))
+    # Policies get a read-only slice ending at ``now``: they cannot see later data or change it.
+    frozen = demand.copy()
+    frozen.flags.writeable = False
+    for done, now in enumerate(cycles, start=1):
+        observed = frozen[:now]
+        for policy in policies:
+            t0 = time.perf_counter()
+            policy.cycle(now, observed)
+            elapsed[policy.name] += time.perf_counter() - t0
+        if progress is not None:
+            progress(done, len(cycles))
+
+    runs: dict[str, PolicyRun] = {}
+    for policy in policies:
+        t0 = time.perf_counter()
+        record = policy.finish()
+        elapsed[policy.name] += time.perf_counter() - t0
+        score = score_record(
+            record,
+            demand=demand,
+            scored=scored,
+            model=model,
+            paused_cost_fraction=settings.paused_cost_fraction,
+        )
+        extra = policy.report()
+        runs[policy.name] = PolicyRun(
+            name=policy.name,
+            score=score,
+            record=record,
+            seconds=elapsed[policy.name],
+            notes=list(policy.notes),
+            extra=extra,
+        )
+    return BacktestResult(
+        trace=trace,
+        demand=demand,
+        scored=scored,
+        score_start=score_start,
+        model=model,
+        settings=settings,
+        runs=runs,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,1 @@
+"""One module per ``mirrorcast`` sub-command family; each exposes ``register(app)``."""

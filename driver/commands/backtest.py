@@ -1,0 +1,186 @@
+"""``mirrorcast backtest``: replay a demand trace through mirrorcast and the baselines.
+
+Reads any CSV trace (timestamp + value column), simulates a cloud and clock, runs the chosen
+policies, prints a table of under-provisioned minutes and instance-hours, and optionally writes
+JSON and a plot. User errors (a bad trace, a bad stack file, an unknown policy) end in one
+sentence naming the input and position, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from driver.backtest import (
+    POLICY_NAMES,
+    BacktestResult,
+    BacktestSettings,
+    CloudTiming,
+    TraceError,
+    load_trace,
+    run_backtest,
+)
+from driver.backtest.stack import build_policies, load_backtest_stack, parse_policy_names
+from infra.config import ConfigError, parse_duration
+
+__all__ = ["backtest", "register"]
+
+logger = logging.getLogger(__name__)
+
+
+def _duration(text: str | None, option: str) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
+def backtest(
+    trace: Annotated[
+        Path, typer.Argument(help="CSV trace: a timestamp column and a demand column.")
+    ],
+    timestamp_column: Annotated[
+        str | None, typer.Option(help="Time column (default: detected from the header).")
+    ] = None,
+    value_column: Annotated[
+        str | None, typer.Option(help="Demand column (default: the first numeric column).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Stack file to backtest (default: the built-in stack)."),
+    ] = None,
+    pool: Annotated[
+        str | None, typer.Option(help="Pool to simulate (default: the only one).")
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="Pool metric the trace stands for (default: rps).")
+    ] = None,
+    policies: Annotated[str, typer.Option(help="Comma-separated policies to compare.")] = ",".join(
+        POLICY_NAMES
+    ),
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the results as JSON here.")
+    ] = None,
+    plot_out: Annotated[
+        Path | None, typer.Option("--plot", help="Draw demand, capacity and shortfalls into a PNG.")
+    ] = None,
+    history: Annotated[str, typer.Option(help="Unscored history at the start.")] = "7d",
+    interval: Annotated[
+        str | None, typer.Option(help="Cycle interval (default: the stack's driver.interval).")
+    ] = None,
+    instance_capacity: Annotated[
+        float | None,
+        typer.Option(help="Demand one instance serves at 100% (default: p95 of history / 10)."),
+    ] = None,
+    slo_utilisation: Annotated[
+        float, typer.Option(help="Utilisation up to which an instance meets the SLO.")
+    ] = 0.8,
+    paused_cost: Annotated[
+        float, typer.Option(help="Cost of a stopped warm-pool instance, as a fraction.")
+    ] = 0.1,
+    primary_ready: Annotated[str, typer.Option(help="Primary scale-up to serving.")] = "5m",
+    mirror_ready: Annotated[
+        str | None, typer.Option(help="Mirror activation to serving (default: from the pool).")
+    ] = None,
+    dns_ttl: Annotated[str, typer.Option(help="Weight change to traffic following it.")] = "60s",
+) -> None:
+    """Backtest a demand trace: mirrorcast against reactive, scheduled-predictive, static-peak and oracle."""
+    console = Console(stderr=True)
+    try:
+        names = parse_policy_names(policies)
+        loaded = load_trace(trace, timestamp_column=timestamp_column, value_column=value_column)
+        stack = load_backtest_stack(config, pool=pool, metric=metric)
+        if not 0 < slo_utilisation <= 1:
+            raise ValueError(f"--slo-utilisation must be in (0, 1], got {slo_utilisation}")
+        if instance_capacity is not None and not instance_capacity > 0:
+            raise ValueError(f"--instance-capacity must be positive, got {instance_capacity}")
+        pool_spec = stack.config.pools[stack.pool]
+        settings = BacktestSettings(
+            interval=_duration(interval, "--interval") or stack.config.driver.interval,
+            history=_duration(history, "--history") or timedelta(days=7),
+            instance_capacity=instance_capacity,
+            slo_utilisation=slo_utilisation,
+            paused_cost_fraction=paused_cost,
+            timing=CloudTiming(
+                primary_ready=_duration(primary_ready, "--primary-ready") or timedelta(minutes=5),
+                mirror_ready=_duration(mirror_ready, "--mirror-ready"),
+                dns_ttl=_duration(dns_ttl, "--dns-ttl") or timedelta(seconds=60),
+            ),
+            max_instances=pool_spec.primary.capacity.max,
+        )
+        built = build_policies(names, stack=stack)
+        with Progress(
+            TextColumn(f"backtest {loaded.name}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("cycles"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("cycles", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = run_backtest(loaded, built, settings=settings, progress=progress)
+    except (TraceError, ConfigError, ValueError, RuntimeError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+    _print_table(result, Console())
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+        console.print(f"results written to {json_out}")
+    if plot_out is not None:
+        from driver.backtest.plot import plot_backtest
+
+        plot_backtest(result, plot_out)
+        console.print(f"plot written to {plot_out}")
+
+
+def _print_table(result: BacktestResult, console: Console) -> None:
+    table = Table(
+        caption="short min: under-provisioned minutes; inst-h: running instance-hours",
+        title=(
+            f"{result.trace.name}: {result.scored_minutes:,} scored minutes, "
+            f"instance capacity {result.model.instance_capacity:.4g}"
+        ),
+    )
+    for column in (
+        "policy",
+        "short min",
+        "inst-h",
+        "paused inst-h",
+        "actions",
+        "activations",
+        "s",
+    ):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for name, run in result.runs.items():
+        score = run.score
+        table.add_row(
+            name,
+            f"{score.underprovisioned_minutes:,}",
+            f"{score.instance_hours:,.1f}",
+            f"{score.paused_instance_hours:,.1f}",
+            f"{score.scaling_actions:,}",
+            f"{score.mirror_activations:,}",
+            f"{run.seconds:.1f}",
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``backtest`` to the ``mirrorcast`` command line."""
+    app.command("backtest")(backtest)

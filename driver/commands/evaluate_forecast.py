@@ -1,0 +1,83 @@
+"""``mirrorcast evaluate-forecast``: rolling-origin accuracy of the models on any CSV trace."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from forecasting.errors import ForecastingError
+from forecasting.trace import evaluate_trace, read_trace_csv
+from infra.config import parse_duration
+
+__all__ = ["register"]
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate_forecast(
+    trace: Path = typer.Argument(..., help="CSV file with a timestamp and a value column."),
+    timestamp_column: str | None = typer.Option(
+        None, "--timestamp-column", help="Timestamp column (default: auto-detect)."
+    ),
+    value_column: str | None = typer.Option(
+        None, "--value-column", help="Value column (default: the first numeric column)."
+    ),
+    horizon: str = typer.Option("1h", "--horizon", help="Forecast horizon, e.g. 30m, 1h, 1d."),
+    windows: int = typer.Option(3, "--windows", min=1, help="Rolling origins to evaluate."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
+) -> None:
+    """Evaluate the forecasting models on TRACE by rolling-origin cross-validation."""
+    console = Console(stderr=True)
+    try:
+        span = parse_duration(horizon)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] --horizon: {exc}")
+        raise typer.Exit(2) from None
+    try:
+        series = read_trace_csv(trace, timestamp_column=timestamp_column, value_column=value_column)
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+        ) as progress:
+            task = progress.add_task(f"evaluating {trace.name}", total=None)
+            result = evaluate_trace(
+                series,
+                name=str(trace),
+                horizon=span,
+                n_windows=windows,
+                on_model=lambda m: progress.update(task, description=f"{trace.name}: {m}"),
+            )
+    except ForecastingError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"{trace.name}: horizon {horizon}, {windows} origins, step {result.step}")
+    for column in ("model", "MASE", "sMAPE %", "cov80", "cov95", "seconds"):
+        table.add_column(column)
+    for name, s in result.models.items():
+        mark = " *" if name == result.chosen else ""
+        table.add_row(
+            name + mark,
+            f"{s['mase']:.3f}",
+            f"{s['smape']:.2f}",
+            f"{s.get('coverage_80', float('nan')):.2f}",
+            f"{s.get('coverage_95', float('nan')):.2f}",
+            f"{s['seconds']:.2f}",
+        )
+    console.print(table)
+    verdict = "trusted" if result.trusted else f"untrusted: {result.reason}"
+    console.print(f"chosen: {result.chosen} ({verdict})")
+    document = json.dumps(result.to_json(), indent=2)
+    if json_out is not None:
+        json_out.write_text(document + "\n")
+    else:
+        typer.echo(document)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``evaluate-forecast`` to the ``mirrorcast`` app."""
+    app.command("evaluate-forecast")(evaluate_forecast)

@@ -1,0 +1,229 @@
+"""One decision cycle, pure: history in, forecasts and a :class:`~policies.Plan` out.
+
+The service, ``mirrorcast plan`` and the backtest all call :func:`decide`, so a decision seen in
+a backtest is exactly the decision the service would have taken on the same data. Nothing here
+touches the network, the disk or a clock: collecting metrics happens before, applying and
+journaling after.
+
+Fallbacks are part of the decision and are reported rather than hidden. A series that cannot be
+forecast falls back to the last good forecast while that is younger than
+``forecast.max_staleness``; an older one is still handed to the planner but marked untrusted, so
+each rule applies its ``on_untrusted`` behaviour; with nothing to fall back on, the metric has no
+forecast at all. Every such case is one line of :attr:`CycleResult.degraded`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pandas as pd
+
+from forecasting._result import Forecast
+from forecasting.errors import UnusableSeriesError
+from infra.config import MetricSpec, MirrorcastConfig, format_duration
+from policies._plan import MirrorHealth, Plan, PlannerMemory, PlanningInput
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["CycleResult", "EventScheduleLike", "ForecastEngineLike", "decide"]
+
+logger = logging.getLogger(__name__)
+
+
+class ForecastEngineLike(Protocol):
+    """What :func:`decide` needs of ``forecasting.ForecastEngine``."""
+
+    def forecast(
+        self,
+        history: pd.Series,
+        *,
+        pool: str,
+        metric: str,
+        spec: MetricSpec | None = None,
+        now: datetime | None = None,
+        events: Any = None,
+    ) -> Forecast: ...
+
+
+class EventScheduleLike(Protocol):
+    """What :func:`decide` needs of ``forecasting.events.EventSchedule``."""
+
+    def active(self, at: datetime) -> Iterable[Any]: ...
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    """What one cycle decided.
+
+    :param plan: the planner's answer (next config, changes, decisions, explanation, memory).
+    :param forecasts: pool -> metric -> the forecast the planner saw (fresh, last-good or stale).
+    :param degraded: one sentence per fallback: unusable series, failed forecasts, stale forecasts.
+    """
+
+    plan: Plan
+    forecasts: dict[str, dict[str, Forecast]]
+    degraded: list[str]
+
+
+def decide(
+    *,
+    config: MirrorcastConfig,
+    history: Mapping[str, Mapping[str, pd.Series]],
+    engine: ForecastEngineLike,
+    now: datetime,
+    memory: PlannerMemory,
+    health: Mapping[str, MirrorHealth] | None = None,
+    events: EventScheduleLike | None = None,
+    last_good: Mapping[str, Mapping[str, Forecast]] | None = None,
+    rollback_requested: frozenset[str] = frozenset(),
+) -> CycleResult:
+    """Forecast every pool metric and plan the next config.
+
+    :param config: the stack's current config.
+    :param history: pool -> metric -> observations (UTC index). Points after ``now`` are ignored,
+        so a backtest may pass a whole trace.
+    :param engine: the forecasting engine (``forecasting.ForecastEngine``).
+    :param now: decision time, timezone-aware.
+    :param memory: what the previous cycle's plan left (journaled by the driver).
+    :param health: pool -> mirror health; default: nothing known (mirrors not ready).
+    :param events: the event schedule, for forecasts and ``during(...)`` rules; default none.
+    :param last_good: pool -> metric -> the newest forecast that worked; default none.
+    :param rollback_requested: pools a person asked to roll back; the planner restores them this
+        cycle (bypassing the cooldown).
+    """
+    if now.tzinfo is None:
+        raise ValueError("decide() needs a timezone-aware 'now' (UTC)")
+    stamp = pd.Timestamp(now)
+    degraded: list[str] = []
+    forecasts: dict[str, dict[str, Forecast]] = {}
+    current: dict[str, dict[str, pd.Series]] = {}
+    for pool_name, pool in config.pools.items():
+        pool_history = history.get(pool_name, {})
+        pool_last = (last_good or {}).get(pool_name, {})
+        current[pool_name] = {}
+        forecasts[pool_name] = {}
+        for metric, spec in pool.metrics.items():
+            series = _until(pool_history.get(metric), stamp)
+            if series is not None:
+                current[pool_name][metric] = series
+            fresh, problem = _forecast(
+                engine, series, pool=pool_name, metric=metric, spec=spec, now=now, events=events
+            )
+            if fresh is not None:
+                forecasts[pool_name][metric] = fresh
+                if not fresh.trusted:
+                    degraded.append(
+                        f"{pool_name}.{metric}: forecast untrusted ({fresh.reason or 'no reason given'})"
+                    )
+                continue
+            fallback = _fallback(
+                pool_last.get(metric),
+                now=now,
+                max_age=config.forecast.max_staleness,
+                problem=problem,
+            )
+            if fallback is None:
+                degraded.append(f"{pool_name}.{metric}: {problem}; no earlier forecast, left out")
+                continue
+            forecast, note = fallback
+            forecasts[pool_name][metric] = forecast
+            degraded.append(f"{pool_name}.{metric}: {problem}; {note}")
+
+    active = _active_events(events, now)
+    planning = PlanningInput(
+        config=config,
+        now=now,
+        current=current,
+        forecasts=forecasts,
+        active_events=active,
+        health=dict(health or {}),
+        memory=memory,
+        rollback_requested=rollback_requested,
+    )
+    plan = _planner()(planning)
+    for line in degraded:
+        logger.info("degraded: %s", line)
+    return CycleResult(plan=plan, forecasts=forecasts, degraded=degraded)
+
+
+def _planner() -> Callable[[PlanningInput], Plan]:
+    # Imported late: ``policies`` pulls in the rule grammar, which the driver's read-only
+    # commands (status, history, schema) never need.
+    import policies
+
+    planner: Callable[[PlanningInput], Plan] = policies.plan
+    return planner
+
+
+def _until(series: pd.Series | None, stamp: pd.Timestamp) -> pd.Series | None:
+    """The observations at or before ``stamp`` (a backtest hands over whole traces)."""
+    if series is None:
+        return None
+    if len(series) == 0:
+        return series
+    index = pd.DatetimeIndex(series.index)
+    if index.tz is None:
+        raise ValueError("metric history must have a timezone-aware (UTC) index")
+    return series[index <= stamp]
+
+
+def _forecast(
+    engine: ForecastEngineLike,
+    series: pd.Series | None,
+    *,
+    pool: str,
+    metric: str,
+    spec: MetricSpec,
+    now: datetime,
+    events: EventScheduleLike | None,
+) -> tuple[Forecast | None, str]:
+    """A fresh forecast, or ``None`` and the reason there is none."""
+    if series is None or len(series) == 0:
+        return None, "no observations"
+    try:
+        return (
+            engine.forecast(series, pool=pool, metric=metric, spec=spec, now=now, events=events),
+            "",
+        )
+    except Exception as exc:
+        # One unusable series must not stop the other pools from being planned; the failure is
+        # reported in ``degraded`` and logged with its cause.
+        if isinstance(exc, UnusableSeriesError):
+            return None, f"unusable series: {exc.reason}"
+        logger.warning("forecast for %s.%s failed", pool, metric, exc_info=exc)
+        return None, f"forecast failed ({type(exc).__name__}: {exc})"
+
+
+def _fallback(
+    last: Forecast | None, *, now: datetime, max_age: Any, problem: str
+) -> tuple[Forecast, str] | None:
+    """The last good forecast (trusted while young enough, untrusted after), with a note."""
+    if last is None:
+        return None
+    age = now - last.issued_at
+    if age <= max_age:
+        return last, f"using the forecast issued {format_duration(age)} ago"
+    stale = dataclasses.replace(
+        last,
+        trusted=False,
+        reason=(
+            f"stale: issued {format_duration(age)} ago, older than max_staleness "
+            f"{format_duration(max_age)} ({problem})"
+        ),
+    )
+    return stale, f"last forecast is {format_duration(age)} old, passed on as untrusted"
+
+
+def _active_events(events: EventScheduleLike | None, now: datetime) -> frozenset[str]:
+    if events is None:
+        return frozenset()
+    names: set[str] = set()
+    for event in events.active(now):
+        names.add(event if isinstance(event, str) else str(getattr(event, "name", event)))
+    return frozenset(names)

@@ -1,0 +1,25 @@
+"""Plans keep the planner memory they leave, so a gitops proposal's memory is adopted on merge.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("plans") as batch:
+        batch.add_column(sa.Column("memory", sa.JSON, nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("plans") as batch:
+        batch.drop_column("memory")

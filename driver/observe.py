@@ -1,0 +1,157 @@
+"""The driver's Prometheus metrics and the ``/metrics`` endpoint.
+
+Each :class:`DriverMetrics` has its own registry, so tests (and two drivers in one process)
+do not collide on prometheus_client's global one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from forecasting._result import Forecast
+from infra.config import MirrorcastConfig
+from policies._plan import Plan
+
+__all__ = ["DriverMetrics", "forecast_abs_error", "parse_listen"]
+
+logger = logging.getLogger(__name__)
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``"127.0.0.1:9464"`` -> ``("127.0.0.1", 9464)``; ``ValueError`` naming the setting."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(
+            f"driver.metrics_listen must be host:port, such as 127.0.0.1:9464, got {listen!r}"
+        )
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def forecast_abs_error(previous: Forecast, actual: pd.Series, *, now: datetime) -> float | None:
+    """Mean absolute error of ``previous``'s point forecast against what was then observed.
+
+    Compares the forecast points up to ``now`` with the nearest observation (within one forecast
+    step); ``None`` when none can be compared yet.
+    """
+    if len(actual) == 0:
+        return None
+    observed = actual.sort_index()
+    observed = observed[~observed.index.duplicated(keep="last")].dropna()
+    if len(observed) == 0:
+        return None
+    errors: list[float] = []
+    for at, value in zip(previous.times, previous.mean, strict=True):
+        if at > now:
+            break
+        position = observed.index.get_indexer([pd.Timestamp(at)], method="nearest")[0]
+        if position < 0:
+            continue
+        seen_at = observed.index[position]
+        if abs(seen_at - pd.Timestamp(at)) <= previous.step:
+            errors.append(abs(float(observed.iloc[position]) - float(value)))
+    if not errors:
+        return None
+    result = float(np.mean(errors))
+    return result if math.isfinite(result) else None
+
+
+class DriverMetrics:
+    """The driver's metrics.
+
+    :param registry: where to register; default a fresh registry.
+    """
+
+    def __init__(self, *, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.cycle_duration = Histogram(
+            "mirrorcast_cycle_duration_seconds",
+            "Wall-clock duration of one driver cycle.",
+            ["stack"],
+            registry=r,
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
+        )
+        self.cycles = Counter(
+            "mirrorcast_cycles", "Cycles run, by outcome.", ["stack", "outcome"], registry=r
+        )
+        self.forecast_error = Gauge(
+            "mirrorcast_forecast_abs_error",
+            "Mean absolute error of the previous forecast against observations, in the metric's unit.",
+            ["stack", "pool", "metric"],
+            registry=r,
+        )
+        self.rules_fired = Counter(
+            "mirrorcast_rules_fired", "Rule firings.", ["stack", "pool", "rule"], registry=r
+        )
+        self.active_mirrors = Gauge(
+            "mirrorcast_active_mirrors", "Pools whose mirror is active.", ["stack"], registry=r
+        )
+        self.weights = Gauge(
+            "mirrorcast_weight_percent",
+            "Traffic share per side, percent.",
+            ["stack", "pool", "side"],
+            registry=r,
+        )
+        self.update_failures = Counter(
+            "mirrorcast_update_failures",
+            "Updates (pulumi up, gitops push) that failed or did not match the plan.",
+            ["stack"],
+            registry=r,
+        )
+        self.degraded = Gauge(
+            "mirrorcast_degraded_series",
+            "Series that fell back (no data, unusable, stale forecast) in the last cycle.",
+            ["stack"],
+            registry=r,
+        )
+
+    def serve(self, listen: str) -> Any:
+        """Start the ``/metrics`` HTTP server on ``listen`` (host:port); returns the server."""
+        host, port = parse_listen(listen)
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        logger.info("serving /metrics on http://%s:%d/metrics", host, server.server_port)
+        return server
+
+    def observe_cycle(
+        self,
+        *,
+        stack: str,
+        plan: Plan,
+        config: MirrorcastConfig,
+        duration_s: float,
+        ok: bool,
+        degraded: int,
+        update_failed: bool,
+        errors: Mapping[tuple[str, str], float],
+    ) -> None:
+        """Record one finished cycle."""
+        self.cycle_duration.labels(stack).observe(duration_s)
+        self.cycles.labels(stack, "ok" if ok else "error").inc()
+        for rule in plan.rules:
+            if rule.fired:
+                self.rules_fired.labels(stack, rule.pool, rule.rule).inc()
+        target = plan.stack_config
+        self.active_mirrors.labels(stack).set(
+            sum(1 for p in target.pools.values() if p.mirror.state.value == "active")
+        )
+        for name, pool in target.pools.items():
+            self.weights.labels(stack, name, "primary").set(pool.balancer.weights.primary)
+            self.weights.labels(stack, name, "mirror").set(pool.balancer.weights.mirror)
+        if update_failed:
+            self.update_failures.labels(stack).inc()
+        self.degraded.labels(stack).set(degraded)
+        for (pool_name, metric), value in errors.items():
+            self.forecast_error.labels(stack, pool_name, metric).set(value)
+
+    def observe_failure(self, *, stack: str, duration_s: float) -> None:
+        """Record a cycle that raised."""
+        self.cycle_duration.labels(stack).observe(duration_s)
+        self.cycles.labels(stack, "error").inc()

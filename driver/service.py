@@ -1,0 +1,638 @@
+"""The driver service: collect, decide, apply, record, observe; once or on an aligned schedule.
+
+One :class:`Driver` runs cycles for one stack. A cycle:
+
+1. loads the stack file and takes the stack's lease in the journal (another live driver on the
+   same stack makes this one skip the cycle);
+2. finishes an update a previous driver left ``applying`` (apply mode refreshes and reconciles;
+   gitops re-pushes the same plan, which is idempotent);
+3. collects metric history, reads mirror health, forecasts and plans (:func:`driver.cycle.decide`);
+4. journals the plan *and the planner memory it leaves* as ``applying`` before acting, then the
+   outcome after, so a kill at any point leaves enough to resume without repeating an activation
+   or losing a pending rollback;
+5. updates ``/metrics``.
+
+Plan mode journals plans for ``history`` but never stores planner memory, because nothing it
+planned happened.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from driver.collect import collect_history, recording_end
+from driver.cycle import CycleResult, ForecastEngineLike, decide
+from driver.executor import ApplyOutcome, DriverError, Executor, PlanExecutor, value_at
+from driver.journal import Journal, PlanRecord
+from driver.observe import DriverMetrics, forecast_abs_error
+from driver.redact import redact_text
+from driver.state import state_dir
+from infra.config import MirrorcastConfig, config_from_text, load_stack
+from policies._plan import ConfigChange, Decision, Plan, PlannerMemory
+
+__all__ = [
+    "PAUSE_ENV",
+    "CycleReport",
+    "Driver",
+    "build_executor",
+    "next_aligned",
+    "plan_from_record",
+]
+
+logger = logging.getLogger(__name__)
+
+PAUSE_ENV = "MIRRORCAST_PAUSE_AT"
+"""Crash-test hook: the name of a point in the cycle where the driver writes the file named by
+``MIRRORCAST_PAUSE_MARKER`` and then waits to be killed. Unset in normal operation."""
+
+_RETRY_STATES = frozenset({"failed", "mismatch", "unfinished"})
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    """What one cycle did, for the terminal summary, ``--json`` and tests."""
+
+    stack: str
+    mode: str
+    now: datetime
+    config: MirrorcastConfig
+    result: CycleResult | None
+    plan_id: str | None
+    outcome: ApplyOutcome | None
+    degraded: list[str]
+    duration_s: float
+    skipped: str | None = None
+    recovered: ApplyOutcome | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def next_aligned(now: datetime, every: timedelta) -> datetime:
+    """The next multiple of ``every`` since the Unix epoch strictly after ``now``.
+
+    Aligned cycles make two drivers (or a restarted one) decide at the same instants, and make
+    the journal's cycle times easy to read (every 5 minutes on the 5).
+    """
+    seconds = every.total_seconds()
+    if seconds <= 0:
+        raise ValueError("the cycle interval must be positive")
+    epoch = now.timestamp()
+    return datetime.fromtimestamp((epoch // seconds + 1) * seconds, UTC)
+
+
+def plan_from_record(record: PlanRecord, config: MirrorcastConfig) -> Plan:
+    """A journaled plan as a :class:`Plan` again (to resume an interrupted proposal)."""
+    return Plan(
+        now=record.created_at,
+        stack_config=config,
+        changes=[ConfigChange(**change) for change in record.changes],
+        decisions=[Decision(**decision) for decision in record.decisions],
+        explanation=record.explanation,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """A change value as the journal stores it (enums as their value)."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _holder_is_dead(holder: str) -> bool:
+    """Whether a lease holder (``host:pid``) is a process on this host that no longer exists."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another host's driver: only expiry can tell
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _pause_point(name: str) -> None:
+    """Crash-test hook (see :data:`PAUSE_ENV`); a no-op unless the variable names this point."""
+    if os.environ.get(PAUSE_ENV) != name:
+        return
+    marker = os.environ.get("MIRRORCAST_PAUSE_MARKER")
+    if marker:
+        Path(marker).write_text(name, encoding="utf-8")
+    logger.warning("paused at %s for a crash test", name)
+    while True:
+        time.sleep(3600)
+
+
+def build_executor(
+    mode: str, *, stack: str, root: Path, config: MirrorcastConfig, pulumi_command: Any = None
+) -> Executor:
+    """The executor for ``mode`` (``plan``, ``apply`` or ``gitops``)."""
+    if mode == "plan":
+        return PlanExecutor()
+    if mode == "apply":
+        from driver.automation import AutomationExecutor
+
+        return AutomationExecutor(
+            stack=stack,
+            project_root=root,
+            backend_url=config.driver.backend_url,
+            pulumi_command=pulumi_command,
+            update_timeout=config.driver.update_timeout,
+        )
+    if mode == "gitops":
+        from driver.gitops import GitOpsExecutor
+
+        return GitOpsExecutor(stack=stack, repo_root=root, settings=config.driver.gitops)
+    raise DriverError(f"unknown mode {mode!r}; use plan, apply or gitops")
+
+
+class Driver:
+    """Runs cycles for one stack.
+
+    :param stack: the stack name.
+    :param root: the project root (``Pulumi.yaml``, ``stacks/``).
+    :param mode: ``plan``, ``apply`` or ``gitops``; default the stack's ``driver.mode``.
+    :param journal: the journal; default from ``driver.journal_url`` (SQLite in the state dir).
+    :param executor: default built for ``mode``.
+    :param engine: the forecasting engine; default ``forecasting.ForecastEngine`` on the
+        stack's forecast settings with its cache in the state directory.
+    :param metrics: default a fresh :class:`DriverMetrics`.
+    :param clock: returns the current UTC time; default the wall clock.
+    :param holder: this driver's lease name; default ``host:pid``.
+    :param replay: with a file metrics source, decide at the recording's end instead of the wall
+        clock when ``now`` is not given; default ``True``.
+    """
+
+    def __init__(
+        self,
+        *,
+        stack: str,
+        root: Path,
+        mode: str | None = None,
+        journal: Journal | None = None,
+        executor: Executor | None = None,
+        engine: ForecastEngineLike | None = None,
+        metrics: DriverMetrics | None = None,
+        clock: Callable[[], datetime] | None = None,
+        holder: str | None = None,
+        replay: bool = True,
+    ) -> None:
+        self.stack = stack
+        self.root = root
+        config = load_stack(stack, root)
+        self.mode = mode or config.driver.mode
+        self.journal = journal or Journal(config.driver.journal_url)
+        self.executor = executor or build_executor(self.mode, stack=stack, root=root, config=config)
+        self._engine = engine
+        self.metrics = metrics or DriverMetrics()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        self.replay = replay
+        self.stop = threading.Event()
+        self._forecast_errors: dict[tuple[str, str], float] = {}
+
+    # ------------------------------------------------------------------ pieces
+
+    def load_config(self) -> MirrorcastConfig:
+        """The stack config this driver decides on.
+
+        In gitops mode that is the stack file on the remote's base branch (what the pipeline
+        deploys), not the local checkout, so a merged proposal is seen without a ``git pull``.
+        """
+        base_text = getattr(self.executor, "base_stack_text", None)
+        if self.mode == "gitops" and callable(base_text):
+            text, source = base_text()
+            return config_from_text(text, source=source)
+        return load_stack(self.stack, self.root)
+
+    def engine(self, config: MirrorcastConfig) -> ForecastEngineLike:
+        if self._engine is None:
+            from forecasting import ForecastEngine
+
+            self._engine = ForecastEngine(config.forecast, cache_dir=state_dir() / "models", seed=0)
+        return self._engine
+
+    def decision_time(
+        self, config: MirrorcastConfig, now: datetime | None
+    ) -> tuple[datetime, list[str]]:
+        """The cycle's ``now`` and a note when it is a recording's end rather than the clock."""
+        if now is not None:
+            return now, []
+        wall = self.clock()
+        if self.replay:
+            end = recording_end(config, root=self.root, now=wall)
+            if end is not None and wall - end > config.driver.interval:
+                return end, [f"file metrics end at {end.isoformat()}; deciding as of then"]
+        return wall, []
+
+    def _events(self, config: MirrorcastConfig, now: datetime) -> Any:
+        if not config.events.file and not config.events.calendars:
+            return None
+        from forecasting.events import EventSchedule
+
+        return EventSchedule.load(
+            config.events,
+            root=self.root,
+            start=now - config.forecast.history,
+            end=now + config.forecast.horizon,
+        )
+
+    # ------------------------------------------------------------------ one cycle
+
+    def preview(self, *, now: datetime | None = None) -> CycleReport:
+        """Collect and decide without journaling or acting (``mirrorcast plan``)."""
+        started = time.monotonic()
+        config = self.load_config()
+        at, notes = self.decision_time(config, now)
+        result, degraded = self._decide(config, at, health=self.executor.health(config))
+        return CycleReport(
+            stack=self.stack,
+            mode="plan",
+            now=at,
+            config=config,
+            result=result,
+            plan_id=None,
+            outcome=PlanExecutor().apply(result.plan, plan_id="preview"),
+            degraded=degraded,
+            duration_s=time.monotonic() - started,
+            notes=notes,
+        )
+
+    def _decide(
+        self,
+        config: MirrorcastConfig,
+        now: datetime,
+        *,
+        health: Any,
+        rollbacks: frozenset[str] = frozenset(),
+    ) -> tuple[CycleResult, list[str]]:
+        collected = collect_history(config, root=self.root, now=now)
+        result = decide(
+            config=config,
+            history=collected.history,
+            engine=self.engine(config),
+            now=now,
+            memory=self.journal.load_memory(stack=self.stack),
+            health=health,
+            events=self._events(config, now),
+            last_good=self.journal.last_forecasts(stack=self.stack),
+            rollback_requested=rollbacks,
+        )
+        self._forecast_errors = self._errors(collected.history, now)
+        return result, [*collected.degraded, *result.degraded]
+
+    def _errors(
+        self, history: dict[str, dict[str, Any]], now: datetime
+    ) -> dict[tuple[str, str], float]:
+        errors: dict[tuple[str, str], float] = {}
+        for pool, by_metric in self.journal.last_forecasts(stack=self.stack).items():
+            for metric, previous in by_metric.items():
+                series = history.get(pool, {}).get(metric)
+                if series is None:
+                    continue
+                value = forecast_abs_error(previous, series, now=now)
+                if value is not None:
+                    errors[(pool, metric)] = value
+        return errors
+
+    def run_cycle(self, *, now: datetime | None = None) -> CycleReport:
+        """Run one full cycle; exceptions propagate after the journal records them."""
+        started = time.monotonic()
+        config = self.load_config()
+        at, notes = self.decision_time(config, now)
+        # Long enough to outlast a cycle that runs a full update, so the lease cannot lapse while
+        # this driver is still acting.
+        ttl = max(
+            config.driver.interval * 3,
+            config.driver.update_timeout + config.driver.interval,
+            timedelta(minutes=10),
+        )
+        if not self._take_lease(ttl):
+            lease = self.journal.lease(stack=self.stack) or {}
+            reason = (
+                f"another driver ({lease.get('holder', '?')}) holds the lease on stack "
+                f"{self.stack} until {lease.get('expires_at')}; skipping this cycle"
+            )
+            logger.warning("%s", reason)
+            return CycleReport(
+                self.stack, self.mode, at, config, None, None, None, [], 0.0, skipped=reason
+            )
+        cycle_id = self.journal.start_cycle(stack=self.stack, mode=self.mode, at=at)
+        self._forecast_errors = {}
+        try:
+            _pause_point("cycle-start")
+            recovered = self._recover(config)
+            if recovered is not None:
+                config = self.load_config()
+            if self.mode == "gitops":
+                self._adopt_merged(config)
+            pending = self.journal.pending_rollbacks(stack=self.stack)
+            rollbacks = frozenset(r.pool for r in pending if r.pool in config.pools)
+            result, degraded = self._decide(
+                config, at, health=self.executor.health(config), rollbacks=rollbacks
+            )
+            plan = result.plan
+            if self.stop.is_set():
+                notes.append("stop requested: the plan was journaled but not applied")
+                self.journal.record_plan(
+                    stack=self.stack, cycle_id=cycle_id, plan=plan, status="planned"
+                )
+                outcome: ApplyOutcome | None = None
+                plan_id = None
+            else:
+                plan_id, outcome = self._act(cycle_id, plan)
+                if outcome.ok and self.mode != "plan" and pending:
+                    self.journal.honour_rollbacks([r.id for r in pending], at=at, plan_id=plan_id)
+            fresh = {
+                pool: {m: fc for m, fc in by.items() if fc.issued_at <= at and fc.trusted}
+                for pool, by in result.forecasts.items()
+            }
+            self.journal.save_forecasts(stack=self.stack, forecasts=fresh)
+        except BaseException as exc:
+            duration = time.monotonic() - started
+            self.journal.finish_cycle(
+                cycle_id,
+                at=self.clock(),
+                ok=False,
+                error=f"{type(exc).__name__}: {exc}",
+                duration_s=duration,
+            )
+            self.metrics.observe_failure(stack=self.stack, duration_s=duration)
+            raise
+        duration = time.monotonic() - started
+        failed = outcome is not None and not outcome.ok
+        self.journal.finish_cycle(
+            cycle_id,
+            at=self.clock(),
+            ok=not failed,
+            error=outcome.summary if failed and outcome is not None else None,
+            degraded=degraded,
+            duration_s=duration,
+        )
+        self.metrics.observe_cycle(
+            stack=self.stack,
+            plan=plan,
+            config=config,
+            duration_s=duration,
+            ok=not failed,
+            degraded=len(degraded),
+            update_failed=failed,
+            errors=self._forecast_errors,
+        )
+        return CycleReport(
+            stack=self.stack,
+            mode=self.mode,
+            now=at,
+            config=config,
+            result=result,
+            plan_id=plan_id,
+            outcome=outcome,
+            degraded=degraded,
+            duration_s=duration,
+            recovered=recovered,
+            notes=notes,
+        )
+
+    def _take_lease(self, ttl: timedelta) -> bool:
+        if self.journal.acquire_lease(
+            stack=self.stack, holder=self.holder, at=self.clock(), ttl=ttl
+        ):
+            return True
+        lease = self.journal.lease(stack=self.stack)
+        dead = lease["holder"] if lease is not None and _holder_is_dead(lease["holder"]) else None
+        if dead is None:
+            return False
+        # A driver on this host that was killed keeps its lease until expiry; its process is
+        # gone, so waiting would only delay the recovery of its interrupted update.
+        logger.warning("taking over the lease of %s, whose process is gone", dead)
+        return self.journal.acquire_lease(
+            stack=self.stack, holder=self.holder, at=self.clock(), ttl=ttl, take_over_from=dead
+        )
+
+    def _act(self, cycle_id: int, plan: Plan) -> tuple[str, ApplyOutcome]:
+        if self.mode == "plan":
+            plan_id = self.journal.record_plan(
+                stack=self.stack, cycle_id=cycle_id, plan=plan, status="planned"
+            )
+            return plan_id, self.executor.apply(plan, plan_id=plan_id)
+        if self.mode == "gitops" and plan.changes:
+            return self._propose(cycle_id, plan)
+        last = self.journal.plans(stack=self.stack, limit=1)
+        retry = bool(last) and last[0].status in _RETRY_STATES and self.mode == "apply"
+        if not plan.changes and not retry:
+            plan_id = self.journal.record_plan(
+                stack=self.stack, cycle_id=cycle_id, plan=plan, status="planned"
+            )
+            self.journal.save_memory(
+                stack=self.stack, memory=plan.memory, at=plan.now, cycle_id=cycle_id
+            )
+            return plan_id, ApplyOutcome(
+                status="applied" if self.mode == "apply" else "planned", summary="no changes"
+            )
+        # Intent first: the plan and the memory it leaves, before anything changes.
+        plan_id = self.journal.record_plan(
+            stack=self.stack, cycle_id=cycle_id, plan=plan, status="applying"
+        )
+        self.journal.save_memory(
+            stack=self.stack, memory=plan.memory, at=plan.now, cycle_id=cycle_id
+        )
+        _pause_point("before-apply")
+        outcome = self.executor.apply(plan, plan_id=plan_id, retry_update=retry)
+        _pause_point("after-apply")
+        status = "applying" if outcome.status == "unfinished" else outcome.status
+        self.journal.set_plan_status(
+            plan_id, status=status, at=self.clock(), outcome=outcome.summary
+        )
+        self.journal.record_update(
+            stack=self.stack,
+            plan_id=plan_id,
+            kind="gitops" if self.mode == "gitops" else "up",
+            at=self.clock(),
+            ok=outcome.ok,
+            summary=outcome.summary,
+        )
+        log = logger.info if outcome.ok else logger.error
+        log("plan %s: %s", plan_id, outcome.summary)
+        return plan_id, outcome
+
+    def _propose(self, cycle_id: int, plan: Plan) -> tuple[str, ApplyOutcome]:
+        """gitops: open (at most) one proposal per distinct change set.
+
+        The planner memory a proposal leaves is kept with the plan and adopted only once the
+        change is merged (:meth:`_adopt_merged`); until then the planner keeps deciding from the
+        memory that matches the deployed config, and re-plans the same change, which is not
+        proposed twice.
+        """
+        wanted = [{"path": c.path, "new": _jsonable(c.new)} for c in plan.changes]
+        open_plan = self.journal.latest_plan(stack=self.stack, status="proposed")
+        if open_plan is not None:
+            proposed = [{"path": c["path"], "new": c["new"]} for c in open_plan.changes]
+            if proposed == wanted:
+                plan_id = self.journal.record_plan(
+                    stack=self.stack, cycle_id=cycle_id, plan=plan, status="planned"
+                )
+                return plan_id, ApplyOutcome(
+                    status="planned",
+                    summary=f"already proposed as plan {open_plan.id}; waiting for its merge",
+                )
+            self.journal.set_plan_status(
+                open_plan.id, status="superseded", at=self.clock(), outcome="a newer plan differs"
+            )
+        plan_id = self.journal.record_plan(
+            stack=self.stack, cycle_id=cycle_id, plan=plan, status="applying"
+        )
+        _pause_point("before-apply")
+        outcome = self.executor.apply(plan, plan_id=plan_id)
+        self.journal.set_plan_status(
+            plan_id, status=outcome.status, at=self.clock(), outcome=outcome.summary
+        )
+        self.journal.record_update(
+            stack=self.stack,
+            plan_id=plan_id,
+            kind="gitops",
+            at=self.clock(),
+            ok=outcome.ok,
+            summary=outcome.summary,
+        )
+        return plan_id, outcome
+
+    def _adopt_merged(self, config: MirrorcastConfig) -> None:
+        """When the open proposal's keys show in the deployed config, take on its memory."""
+        open_plan = self.journal.latest_plan(stack=self.stack, status="proposed")
+        if open_plan is None or open_plan.memory is None:
+            return
+        current = config.model_dump(mode="json")
+        for change in open_plan.changes:
+            try:
+                if value_at(current, change["path"]) != change["new"]:
+                    return
+            except KeyError:
+                return
+        self.journal.save_memory(
+            stack=self.stack,
+            memory=PlannerMemory.model_validate(open_plan.memory),
+            at=self.clock(),
+        )
+        self.journal.set_plan_status(
+            open_plan.id, status="applied", at=self.clock(), outcome="merged; its memory adopted"
+        )
+        self.journal.record_update(
+            stack=self.stack,
+            plan_id=open_plan.id,
+            kind="gitops",
+            at=self.clock(),
+            ok=True,
+            summary="proposal merged",
+        )
+        logger.info("plan %s was merged; adopting the planner memory it left", open_plan.id)
+
+    def _recover(self, config: MirrorcastConfig) -> ApplyOutcome | None:
+        record = self.journal.unfinished_plan(stack=self.stack)
+        if record is None:
+            return None
+        logger.warning(
+            "plan %s was left 'applying' by an interrupted driver; reconciling", record.id
+        )
+        recover = getattr(self.executor, "recover", None)
+        if callable(recover):
+            outcome: ApplyOutcome = recover(record, config)
+        elif self.mode == "gitops":
+            outcome = self.executor.apply(plan_from_record(record, config), plan_id=record.id)
+        else:
+            outcome = ApplyOutcome(
+                status="failed", summary="interrupted; nothing to reconcile in plan mode"
+            )
+        status = "applying" if outcome.status == "unfinished" else outcome.status
+        self.journal.set_plan_status(
+            record.id, status=status, at=self.clock(), outcome=outcome.summary
+        )
+        self.journal.record_update(
+            stack=self.stack,
+            plan_id=record.id,
+            kind="reconcile",
+            at=self.clock(),
+            ok=outcome.ok,
+            summary=outcome.summary,
+        )
+        return outcome
+
+    # ------------------------------------------------------------------ the loop
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        """SIGTERM/SIGINT ask the loop to stop after the current step."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            if self.stop.is_set():
+                return
+            logger.info(
+                "%s received; finishing the current step, then exiting", signal.Signals(signum).name
+            )
+            self.stop.set()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def run_forever(
+        self,
+        *,
+        every: timedelta,
+        once: bool = False,
+        on_report: Callable[[CycleReport], None] | None = None,
+    ) -> int:
+        """Run cycles aligned to ``every`` until stopped; returns the process exit code.
+
+        :param every: the interval between cycles.
+        :param once: run a single cycle now and return; default ``False``.
+        :param on_report: called with each cycle's report (the CLI prints it); default none.
+        """
+        failures = 0
+        with self._signals():
+            try:
+                while not self.stop.is_set():
+                    try:
+                        report = self.run_cycle()
+                    except DriverError:
+                        raise
+                    except Exception as exc:
+                        if once:
+                            # A single cycle's caller reports the error itself (the CLI: one line).
+                            raise
+                        # One bad cycle must not stop the service; the cause goes to the log.
+                        failures += 1
+                        logger.error(
+                            "cycle failed: %s",
+                            redact_text(f"{type(exc).__name__}: {exc}"),
+                            exc_info=exc,
+                        )
+                    else:
+                        if on_report is not None:
+                            on_report(report)
+                        if once:
+                            return 0 if report.outcome is None or report.outcome.ok else 1
+                    wake = next_aligned(self.clock(), every)
+                    delay = max(0.0, (wake - self.clock()).total_seconds())
+                    logger.info("next cycle at %s", wake.isoformat())
+                    self.stop.wait(delay)
+            finally:
+                self.journal.release_lease(stack=self.stack, holder=self.holder)
+        logger.info("stopped cleanly after %d failed cycle(s)", failures)
+        return 0

@@ -1,0 +1,101 @@
+"""Editing ``stacks/Pulumi.<stack>.yaml`` in place: only the changed keys differ.
+
+The stack file is what people review, so a driver edit must read like a person's: comments,
+key order, quoting, flow-style lists and indentation all survive (ruamel.yaml round-trip), and
+the diff shows exactly the keys the plan changes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.util import load_yaml_guess_indent
+
+from infra.config import NAMESPACE
+from policies._plan import ConfigChange
+
+__all__ = ["StackFileError", "edit_stack_text"]
+
+logger = logging.getLogger(__name__)
+
+
+class StackFileError(ValueError):
+    """The stack file cannot take the change; the message names the key path."""
+
+
+def _plain(value: Any) -> Any:
+    """Enum members as their value, so the YAML shows ``active`` and not a Python repr."""
+    if hasattr(value, "value") and isinstance(value.value, str | int | float):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _mapping_indent(text: str) -> int:
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        if stripped and not stripped.startswith(("#", "-")) and len(stripped) < len(line):
+            return len(line) - len(stripped)
+    return 2
+
+
+def edit_stack_text(
+    text: str, changes: Iterable[ConfigChange], *, source: str = "stack file"
+) -> str:
+    """``text`` with each change's ``mirrorcast:<path>`` key set to its new value.
+
+    :param text: the stack file's YAML.
+    :param changes: the plan's changes (dotted paths below the ``mirrorcast:`` namespace).
+    :param source: the file name, for error messages; default ``"stack file"``.
+    """
+    # ruamel guesses the block-sequence indent and dash offset; the mapping indent is the first
+    # nested key's, so files indented by 2 with dashes at +2 come back byte for byte.
+    _, sequence_indent, dash_offset = load_yaml_guess_indent(text)
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap a person's long lines
+    yaml.indent(
+        mapping=_mapping_indent(text),
+        sequence=sequence_indent or 2,
+        offset=dash_offset or 0,
+    )
+    document = yaml.load(text)
+    if not isinstance(document, CommentedMap):
+        raise StackFileError(f"{source}: expected a mapping with a 'config:' key")
+    config = document.get("config")
+    if not isinstance(config, CommentedMap):
+        raise StackFileError(f"{source}: has no 'config:' mapping to edit")
+    for change in changes:
+        head, *rest = change.path.split(".")
+        key = f"{NAMESPACE}:{head}"
+        if not rest:
+            config[key] = _plain(change.new)
+            continue
+        node = config.get(key)
+        if node is None:
+            node = config[key] = CommentedMap()
+        for position, part in enumerate(rest[:-1]):
+            if not isinstance(node, CommentedMap):
+                where = ".".join([head, *rest[: position + 1]])
+                raise StackFileError(
+                    f"{source}: {where} is not a mapping, cannot set {change.path}"
+                )
+            child = node.get(part)
+            if child is None:
+                child = node[part] = CommentedMap()
+            node = child
+        if not isinstance(node, CommentedMap):
+            parent = change.path.rsplit(".", 1)[0]
+            raise StackFileError(f"{source}: {parent} is not a mapping, cannot set {change.path}")
+        node[rest[-1]] = _plain(change.new)
+    out = io.StringIO()
+    yaml.dump(document, out)
+    return out.getvalue()

@@ -1,0 +1,305 @@
+"""Turning a raw metric series into a regular UTC grid, with every repair stated.
+
+Sources hand over whatever the monitoring system had: naive or zoned timestamps, duplicates,
+out-of-order points, irregular steps, NaN, counters that reset, impossible negative values.
+:func:`clean_series` handles each of these deliberately and returns the repairs it made, so a
+forecast can say what was done to its input. Gaps stay gaps (NaN on the grid): a missing
+scrape is not zero demand. Only :func:`fill_for_fit` fills them, and only for model fitting.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from forecasting._result import Repair
+from forecasting.errors import UnusableSeriesError
+
+__all__ = ["MIN_OBSERVATIONS", "CleanedSeries", "clean_series", "fill_for_fit", "infer_step"]
+
+logger = logging.getLogger(__name__)
+
+MIN_OBSERVATIONS = 3
+"""Fewest valid points from which a step can be inferred and a series cleaned at all."""
+
+
+@dataclass(frozen=True)
+class CleanedSeries:
+    """A series on a regular UTC grid.
+
+    :param values: float values indexed by a regular, tz-aware UTC ``DatetimeIndex``; NaN marks a
+        gap (no data), never a zero.
+    :param step: the grid spacing.
+    :param repairs: what was done to the raw input, in the order it was done.
+    """
+
+    values: pd.Series
+    step: timedelta
+    repairs: tuple[Repair, ...]
+
+    @property
+    def observed(self) -> int:
+        """Number of grid points that hold a value."""
+        return int(self.values.notna().sum())
+
+
+def infer_step(index: pd.DatetimeIndex) -> timedelta:
+    """The typical spacing of ``index``: the median positive difference between timestamps.
+
+    The median rather than the minimum, because one jittered or duplicated scrape must not turn
+    a 5-minute series into a 1-second grid full of gaps.
+
+    :param index: sorted timestamps with at least two distinct values.
+    """
+    diffs = np.diff(index.asi8)
+    diffs = diffs[diffs > 0]
+    if len(diffs) == 0:
+        raise ValueError("fewer than two distinct timestamps")
+    nanos = int(np.median(diffs))
+    # Round to whole seconds: monitoring systems scrape on second boundaries.
+    return timedelta(seconds=max(1, round(nanos / 1e9)))
+
+
+def _as_datetime_index(raw: pd.Series, name: str) -> pd.DatetimeIndex:
+    index = raw.index
+    if isinstance(index, pd.DatetimeIndex):
+        return index
+    parsed = pd.to_datetime(
+        pd.Series(index, dtype=object), errors="coerce", utc=False, format="mixed"
+    )
+    bad = parsed.isna() & pd.Series(index, dtype=object).notna()
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UnusableSeriesError(
+            name,
+            f"the index is not timestamps (position {position} holds {index[position]!r})",
+        )
+    return pd.DatetimeIndex(parsed)
+
+
+def _as_numbers(raw: pd.Series, name: str) -> np.ndarray:
+    if raw.dtype == bool:
+        raise UnusableSeriesError(name, "values are true/false flags, not measurements")
+    numbers = pd.to_numeric(raw, errors="coerce")
+    bad = numbers.isna() & raw.notna()
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UnusableSeriesError(
+            name,
+            f"values must be numbers, but position {position} (at {raw.index[position]}) "
+            f"holds {raw.iloc[position]!r}",
+        )
+    return numbers.to_numpy(dtype=float)
+
+
+def clean_series(
+    raw: pd.Series,
+    *,
+    name: str,
+    step: timedelta | None = None,
+    counter: bool = False,
+    non_negative: bool = True,
+    end: datetime | None = None,
+) -> CleanedSeries:
+    """Clean one raw metric series onto a regular UTC grid.
+
+    :param raw: values indexed by timestamps (a ``DatetimeIndex`` or anything ``pandas`` parses
+        as one), in any order, possibly duplicated, naive (taken as UTC) or in any time zone.
+    :param name: the series name used in errors and repairs, ``pool.metric``.
+    :param step: the grid spacing; default ``None`` infers it from the data (median spacing).
+    :param counter: default ``False``; ``True`` for a monotonically increasing counter, which is
+        turned into a per-second rate, treating any decrease as a reset to zero.
+    :param non_negative: default ``True`` (every unit mirrorcast knows is non-negative): negative
+        values are masked as gaps and reported, never clipped to a made-up zero.
+    :param end: default ``None``; when given, points after this decision time are dropped first
+        (naive means UTC), so a backtest never sees the future.
+    :raises UnusableSeriesError: not a series of numbers over time, all missing, or too short.
+    """
+    if not isinstance(raw, pd.Series):
+        raise UnusableSeriesError(
+            name, f"expected a pandas Series of values indexed by time, got {type(raw).__name__}"
+        )
+    repairs: list[Repair] = []
+    index = _as_datetime_index(raw, name)
+    values = _as_numbers(raw, name)
+
+    if index.tz is None:
+        index = index.tz_localize("UTC")
+        repairs.append(
+            Repair("timezone", len(index), "timestamps carried no time zone and were taken as UTC")
+        )
+    elif str(index.tz) not in ("UTC", "utc", "UTC+00:00"):
+        source_tz = str(index.tz)
+        index = index.tz_convert("UTC")
+        repairs.append(
+            Repair("timezone", len(index), f"timestamps were converted from {source_tz} to UTC")
+        )
+
+    series = pd.Series(values, index=index)
+    if series.index.hasnans:
+        bad = int(series.index.isna().sum())
+        series = series[series.index.notna()]
+        repairs.append(Repair("bad_timestamp", bad, f"{bad} points without a timestamp dropped"))
+
+    if end is not None:
+        limit = pd.Timestamp(end)
+        limit = limit.tz_localize("UTC") if limit.tz is None else limit.tz_convert("UTC")
+        series = series[series.index <= limit]
+
+    if not series.index.is_monotonic_increasing:
+        stamps = series.index.asi8
+        moved = int((stamps[1:] < np.maximum.accumulate(stamps)[:-1]).sum())
+        series = series.sort_index(kind="stable")
+        repairs.append(
+            Repair("reordered", moved, f"{moved} points arrived out of time order and were sorted")
+        )
+
+    duplicated = series.index.duplicated(keep="first")
+    if duplicated.any():
+        count = int(duplicated.sum())
+        # A counter's later sample at the same instant is the more complete one; a gauge's
+        # duplicate scrapes are equally valid, so they are averaged.
+        how = "last"
+        if counter:
+            series = series.groupby(level=0).last()
+        else:
+            how = "mean"
+            series = series.groupby(level=0).mean()
+        repairs.append(
+            Repair(
+                "duplicates",
+                count,
+                f"{count} duplicate timestamps merged (kept the {how} value)",
+            )
+        )
+
+    # The step comes from every timestamp the source reported, including those with a NaN value:
+    # a scrape that returned nothing still shows the cadence.
+    inferred = infer_step(pd.DatetimeIndex(series.index)) if series.index.nunique() > 1 else None
+    missing = int(series.isna().sum())
+    if missing:
+        repairs.append(
+            Repair("nan", missing, f"{missing} missing values (NaN) kept as gaps, not zeros")
+        )
+    series = series.dropna()
+
+    if counter:
+        series, resets = _counter_to_rate(series)
+        if resets:
+            repairs.append(
+                Repair(
+                    "counter_reset",
+                    resets,
+                    f"counter reset {resets} times; the rate after a reset counts from zero",
+                )
+            )
+
+    if non_negative:
+        negative = series < 0
+        if negative.any():
+            count = int(negative.sum())
+            series = series[~negative]
+            repairs.append(
+                Repair(
+                    "negative",
+                    count,
+                    f"{count} negative values masked as gaps (impossible for this unit)",
+                )
+            )
+
+    if len(series) == 0:
+        raise UnusableSeriesError(name, "every value is missing")
+    if len(series) < MIN_OBSERVATIONS:
+        raise UnusableSeriesError(
+            name,
+            f"only {len(series)} usable points; at least {MIN_OBSERVATIONS} are needed",
+        )
+
+    grid_step = step or inferred or infer_step(pd.DatetimeIndex(series.index))
+    if grid_step <= timedelta(0):
+        raise UnusableSeriesError(name, f"the step must be positive, got {grid_step}")
+    offset = pd.Timedelta(grid_step)
+    origin = series.index[0]
+    on_grid = ((series.index - origin) % offset) == pd.Timedelta(0)
+    # origin="start" anchors the grid on the first observation, so a series scraped at :27/:32
+    # keeps its own timestamps instead of being shifted onto :25/:30.
+    gridded = series.resample(offset, origin="start").mean()
+    if not bool(np.all(on_grid)) or len(gridded.dropna()) != len(series):
+        moved = int((~on_grid).sum()) + (len(series) - len(gridded.dropna()))
+        repairs.append(
+            Repair(
+                "resampled",
+                moved,
+                f"irregular timestamps averaged onto a {_describe(grid_step)} grid ({moved} points moved or merged)",
+            )
+        )
+    gaps = int(gridded.isna().sum())
+    if gaps:
+        repairs.append(
+            Repair(
+                "gap",
+                gaps,
+                f"{gaps} grid steps had no data and are left as gaps (masked, never zero demand)",
+            )
+        )
+    gridded.index.freq = None
+    gridded.name = name
+    for repair in repairs:
+        logger.debug("%s: %s", name, repair.detail)
+    return CleanedSeries(values=gridded.astype(float), step=grid_step, repairs=tuple(repairs))
+
+
+def _counter_to_rate(series: pd.Series) -> tuple[pd.Series, int]:
+    """Per-second rate of a cumulative counter; a decrease is a reset (the process restarted).
+
+    After a reset the counter restarted from zero, so the increase over that interval is the new
+    value itself, not the (negative) difference.
+    """
+    values = series.to_numpy(dtype=float)
+    seconds = np.diff(series.index.asi8) / 1e9
+    increase = np.diff(values)
+    reset = increase < 0
+    increase[reset] = values[1:][reset]
+    rate = increase / seconds
+    return pd.Series(rate, index=series.index[1:]), int(reset.sum())
+
+
+def fill_for_fit(values: pd.Series, *, season: int) -> tuple[pd.Series, Repair | None]:
+    """Fill gaps for model fitting only: from the same slot of earlier seasons, else linearly.
+
+    Models need a gap-free series; the cleaned series keeps its gaps, and forecasts never report
+    filled points as observations. Leading gaps cannot occur (the grid starts at the first value).
+
+    :param values: a cleaned series (regular grid, NaN at gaps).
+    :param season: season length in steps; ``1`` or less means no seasonal fill.
+    :returns: the filled series and a repair saying how many points were filled (``None`` if none).
+    """
+    gaps = int(values.isna().sum())
+    if gaps == 0:
+        return values, None
+    filled = values.copy()
+    if season > 1:
+        # Look back up to a week of seasons: a long outage (the NASA log gap is 3 days) is better
+        # filled with the same time of an earlier day than with a straight line.
+        for k in range(1, 8):
+            if not filled.isna().any():
+                break
+            filled = filled.fillna(filled.shift(season * k))
+    filled = filled.interpolate(limit_direction="both")
+    return filled, Repair(
+        "filled_for_fit",
+        gaps,
+        f"{gaps} gap steps filled for model fitting only (same slot of an earlier season, else linear)",
+    )
+
+
+def _describe(step: timedelta) -> str:
+    seconds = int(step.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

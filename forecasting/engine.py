@@ -1,0 +1,461 @@
+"""The prediction engine: raw histories in, probabilistic forecasts out.
+
+One driver cycle calls :meth:`ForecastEngine.forecast_many` with every pool's metric histories.
+The engine cleans each series (stating repairs), picks the output grid for the horizon, reuses
+each series' cached model choice (re-selecting by rolling-origin CV when it is stale), then
+forecasts all series that share a model and grid in ONE batched call. That batching plus the
+cached choice is what keeps a cycle of a thousand series within seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasting._result import Forecast, ForecastUnavailable, Repair
+from forecasting.cleaning import clean_series, fill_for_fit
+from forecasting.errors import ForecastingError, UnusableSeriesError
+from forecasting.events import EventSchedule
+from forecasting.intervals import levels_for, quantiles_from_frame
+from forecasting.models import BASELINE, ModelOptions, check_models, forecast_models, freq_of
+from forecasting.selection import Selection, SelectionStore, seasonal_strength, select_models
+from infra.config import ForecastSettings, MetricSpec
+
+__all__ = ["ForecastEngine"]
+
+logger = logging.getLogger(__name__)
+
+_DAY = timedelta(days=1)
+_MAX_POINTS = 288
+"""Most forecast points per horizon; longer horizons get a coarser step (1w at 5m -> 1h)."""
+_COARSE_STEPS = tuple(
+    timedelta(seconds=s) for s in (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 86400)
+)
+
+
+@dataclass
+class _Prepared:
+    key: tuple[str, str]
+    name: str
+    values: pd.Series  # cleaned, on the output grid, NaN at gaps
+    filled: pd.Series
+    step: timedelta
+    season: int
+    h: int
+    repairs: list[Repair]
+    reason: str | None = None  # set when the series cannot support model selection
+    caveat: str | None = None  # set when selection runs but the result cannot be trusted
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class ForecastEngine:
+    """Forecasts every metric of every pool from its raw history.
+
+    :param settings: the stack's ``forecast`` settings (horizon, step, quantiles, candidate
+        models, re-selection interval, history length).
+    :param cache_dir: default ``None``; directory for the per-series model choices (JSON) and the
+        numba compilation cache. ``None`` keeps choices in memory only.
+    :param seed: default ``0``; random seed of the models that train.
+    :param options: default ``None`` (:class:`ModelOptions` with ``seed``); model budgets.
+    :param cv_windows: default ``3``; rolling origins per selection.
+    :param tolerance: default ``0.02``; relative MASE margin within which the cheaper model wins.
+    :param min_seasonal_strength: default ``0.2``; below it a series is treated as having no
+        seasonality to learn (untrusted, baseline fallback).
+    """
+
+    def __init__(
+        self,
+        settings: ForecastSettings,
+        *,
+        cache_dir: Path | None = None,
+        seed: int = 0,
+        options: ModelOptions | None = None,
+        cv_windows: int = 3,
+        tolerance: float = 0.02,
+        min_seasonal_strength: float = 0.2,
+    ) -> None:
+        check_models(settings.models)
+        self.settings = settings
+        self.options = options or ModelOptions(seed=seed)
+        self.cv_windows = cv_windows
+        self.tolerance = tolerance
+        self.min_seasonal_strength = min_seasonal_strength
+        if cache_dir is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            # numba reads this when statsforecast is first imported (lazily, in the models):
+            # compiled kernels then survive restarts instead of costing seconds every start.
+            os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir / "numba"))
+        self.store = SelectionStore(None if cache_dir is None else cache_dir / "selection")
+        self.quantiles = sorted(set(settings.quantiles) | {50})
+        self.levels = levels_for(self.quantiles)
+
+    # ------------------------------------------------------------------ public API
+
+    def forecast(
+        self,
+        history: pd.Series,
+        *,
+        pool: str,
+        metric: str,
+        spec: MetricSpec | None = None,
+        now: datetime | None = None,
+        events: EventSchedule | None = None,
+        horizon: timedelta | None = None,
+    ) -> Forecast:
+        """Forecast one metric of one pool.
+
+        :param history: the raw series from a source (any order, time zone, duplicates, NaN).
+        :param pool: pool name.
+        :param metric: metric name.
+        :param spec: default ``None``; the metric's config (``counter`` turns it into a rate).
+        :param now: default ``None`` (all data); the decision time: later points are ignored.
+        :param events: default ``None``; known events that change the forecast.
+        :param horizon: default ``None`` (``settings.horizon``).
+        :raises UnusableSeriesError: the data cannot be used, naming ``pool.metric``.
+        """
+        result = self.forecast_many(
+            {(pool, metric): history},
+            specs=None if spec is None else {(pool, metric): spec},
+            now=now,
+            events=events,
+            horizon=horizon,
+        )[(pool, metric)]
+        if isinstance(result, ForecastUnavailable):
+            raise UnusableSeriesError(f"{pool}.{metric}", result.reason)
+        return result
+
+    def forecast_many(
+        self,
+        histories: Mapping[tuple[str, str], pd.Series],
+        *,
+        specs: Mapping[tuple[str, str], MetricSpec] | None = None,
+        now: datetime | None = None,
+        events: EventSchedule | None = None,
+        horizon: timedelta | None = None,
+    ) -> dict[tuple[str, str], Forecast | ForecastUnavailable]:
+        """Forecast many series; series sharing a model and grid go through one batched call.
+
+        Parameters as :meth:`forecast`; ``histories`` and ``specs`` are keyed by
+        ``(pool, metric)``. A series that cannot be forecast yields :class:`ForecastUnavailable`
+        with the reason instead of failing the others.
+        """
+        span = horizon or self.settings.horizon
+        out: dict[tuple[str, str], Forecast | ForecastUnavailable] = {}
+        prepared: list[_Prepared] = []
+        for key, raw in histories.items():
+            spec = (specs or {}).get(key) or MetricSpec()
+            name = f"{key[0]}.{key[1]}"
+            try:
+                prepared.append(
+                    self._prepare(raw, key=key, name=name, spec=spec, now=now, horizon=span)
+                )
+            except UnusableSeriesError as exc:
+                logger.warning("%s", exc)
+                out[key] = ForecastUnavailable(pool=key[0], metric=key[1], reason=str(exc))
+        selections = self._selections(prepared, now=now)
+        groups: dict[tuple[str, float, int, int], list[_Prepared]] = defaultdict(list)
+        for item in prepared:
+            selection = selections[item.key]
+            season = self._fallback_season(item)
+            groups[(selection.model, item.step.total_seconds(), season, item.h)].append(item)
+        for (model, step_seconds, season, h), items in groups.items():
+            df = pd.concat(
+                [
+                    pd.DataFrame(
+                        {
+                            "unique_id": it.name,
+                            "ds": it.filled.index.tz_localize(None),
+                            "y": it.filled.to_numpy(),
+                        }
+                    )
+                    for it in items
+                ],
+                ignore_index=True,
+            )
+            try:
+                frame = forecast_models(
+                    df,
+                    models=[model],
+                    h=h,
+                    freq=freq_of(timedelta(seconds=step_seconds)),
+                    season=season,
+                    levels=self.levels,
+                    options=self.options,
+                )
+            except ForecastingError:
+                raise
+            except Exception as exc:  # one failing model must not silence the other groups
+                for it in items:
+                    out[it.key] = ForecastUnavailable(
+                        pool=it.key[0], metric=it.key[1], reason=f"model {model} failed: {exc}"
+                    )
+                logger.exception("model %s failed for %d series", model, len(items))
+                continue
+            by_id = dict(tuple(frame.groupby("unique_id", sort=False)))
+            for it in items:
+                out[it.key] = self._result(
+                    it, by_id[it.name].sort_values("ds"), selections[it.key], events
+                )
+        return {key: out[key] for key in histories}
+
+    # ------------------------------------------------------------------ steps
+
+    def _output_step(self, data_step: timedelta, horizon: timedelta) -> timedelta:
+        wanted = self.settings.step
+        if wanted is None:
+            wanted = data_step
+            if horizon / data_step > _MAX_POINTS:
+                wanted = next(
+                    (s for s in _COARSE_STEPS if s >= data_step and horizon / s <= _MAX_POINTS),
+                    _COARSE_STEPS[-1],
+                )
+        if wanted < data_step:
+            # Finer than the data cannot be forecast honestly; the data's own step it is.
+            return data_step
+        # Coarser steps must be whole multiples of the data step to aggregate cleanly.
+        return data_step * max(1, round(wanted / data_step))
+
+    def _prepare(
+        self,
+        raw: pd.Series,
+        *,
+        key: tuple[str, str],
+        name: str,
+        spec: MetricSpec,
+        now: datetime | None,
+        horizon: timedelta,
+    ) -> _Prepared:
+        cleaned = clean_series(raw, name=name, counter=spec.counter, end=now)
+        repairs = list(cleaned.repairs)
+        values = cleaned.values
+        # Only the configured history length is used: older data costs time and describes a
+        # workload that may no longer exist.
+        start = values.index[-1] - pd.Timedelta(self.settings.history)
+        values = values[values.index > start]
+        step = self._output_step(cleaned.step, horizon)
+        if step != cleaned.step:
+            values = values.resample(pd.Timedelta(step), origin="start").mean()
+            repairs.append(
+                Repair(
+                    "resampled", len(values), f"averaged onto a {step} grid for a {horizon} horizon"
+                )
+            )
+        # Trailing gaps would make the forecast start before the data ends; trim to the last value.
+        values = values.loc[: values.last_valid_index()]
+        if values.notna().sum() < 3:
+            raise UnusableSeriesError(
+                name, "fewer than 3 observations remain in the history window"
+            )
+        h = max(1, math.ceil(horizon / step))
+        per_day = _DAY / step
+        season = round(per_day) if per_day >= 2 and float(per_day).is_integer() else 1
+        if step >= _DAY:
+            season = 7
+        n = len(values)
+        reason: str | None = None
+        needed = 2 * season + (self.cv_windows + 1) * h
+        if season > 1 and n < needed:
+            reason = (
+                f"history of {n} steps is too short to learn a seasonal cycle of {season} steps "
+                f"(needs {needed}); using the seasonal-naive baseline"
+            )
+        elif n < (self.cv_windows + 2) * h:
+            reason = f"history of {n} steps is too short for cross-validation at horizon {h}"
+        filled, repair = fill_for_fit(values, season=season)
+        if repair is not None:
+            repairs.append(repair)
+        caveat: str | None = None
+        if reason is None and season > 1:
+            strength = seasonal_strength(filled.to_numpy(), season=season)
+            if strength < self.min_seasonal_strength:
+                # Nothing periodic to learn: the best a model can do is track the level. Such
+                # a forecast is still chosen by CV (a smoothed level beats the last point on
+                # noisy series) but is marked untrusted, so the rules react instead of predict.
+                caveat = (
+                    f"no seasonality to learn (daily cycle strength {strength:.2f} < "
+                    f"{self.min_seasonal_strength}); the forecast only extrapolates the current "
+                    "level, so react to it instead of trusting a prediction"
+                )
+                season = 1
+        return _Prepared(key, name, values, filled, step, season, h, repairs, reason, caveat)
+
+    @staticmethod
+    def _fallback_season(item: _Prepared) -> int:
+        # A series without a learnable cycle (or too short for one) falls back to the last value
+        # (seasonal naive of period 1), not to "same time yesterday", which would replay noise.
+        return 1 if item.reason is not None else item.season
+
+    def _selections(
+        self, prepared: list[_Prepared], *, now: datetime | None
+    ) -> dict[tuple[str, str], Selection]:
+        candidates = tuple(self.settings.models)
+        chosen: dict[tuple[str, str], Selection] = {}
+        stale: dict[tuple[float, int, int], list[_Prepared]] = defaultdict(list)
+        for item in prepared:
+            decided = _utc(now) if now is not None else item.values.index[-1].to_pydatetime()
+            if item.reason is not None:
+                chosen[item.key] = Selection(
+                    model=BASELINE,
+                    trusted=False,
+                    reason=item.reason,
+                    scores={},
+                    selected_at=decided,
+                    step_seconds=item.step.total_seconds(),
+                    season=item.season,
+                    candidates=candidates,
+                )
+                continue
+            cached = self.store.load(*item.key)
+            if cached is not None and cached.fresh(
+                now=decided,
+                every=self.settings.reselect_every,
+                step=item.step,
+                season=item.season,
+                candidates=candidates,
+            ):
+                chosen[item.key] = cached
+            else:
+                stale[(item.step.total_seconds(), item.season, item.h)].append(item)
+        for (step_seconds, season, h), items in stale.items():
+            decided = (
+                _utc(now)
+                if now is not None
+                else max(i.values.index[-1] for i in items).to_pydatetime()
+            )
+            df = pd.concat(
+                [
+                    pd.DataFrame(
+                        {
+                            "unique_id": it.name,
+                            "ds": it.filled.index.tz_localize(None),
+                            "y": it.filled.to_numpy(),
+                        }
+                    )
+                    for it in items
+                ],
+                ignore_index=True,
+            )
+            step = timedelta(seconds=step_seconds)
+            history_steps = int(self.settings.history / step)
+            logger.info("selecting models for %d series (step %s)", len(items), step)
+            found = select_models(
+                df,
+                candidates=candidates,
+                h=h,
+                freq=freq_of(step),
+                season=season,
+                levels=self.levels,
+                n_windows=self.cv_windows,
+                now=decided,
+                step=step,
+                options=self.options,
+                input_size=history_steps,
+                tolerance=self.tolerance,
+            )
+            for it in items:
+                selection = found[it.name]
+                if now is None:
+                    # Each series' own clock: its last observation is its decision time.
+                    own = it.values.index[-1].to_pydatetime()
+                    selection = replace(selection, selected_at=own)
+                if it.caveat is not None:
+                    selection = replace(selection, trusted=False, reason=it.caveat)
+                chosen[it.key] = selection
+                self.store.save(*it.key, selection)
+        return chosen
+
+    def _result(
+        self,
+        item: _Prepared,
+        frame: pd.DataFrame,
+        selection: Selection,
+        events: EventSchedule | None,
+    ) -> Forecast:
+        mean, quantiles = quantiles_from_frame(
+            frame, model=selection.model, quantiles=self.quantiles
+        )
+        issued = item.values.index[-1]
+        times_index = pd.DatetimeIndex(
+            [issued + pd.Timedelta(item.step) * (k + 1) for k in range(item.h)]
+        )
+        notes: list[str] = []
+        if events is not None and len(events) > 0:
+            factor, notes = self._event_factor(item, times_index, events)
+            if notes:
+                mean = mean * factor
+                quantiles = {q: v * factor for q, v in quantiles.items()}
+        reason = selection.reason if not selection.trusted else None
+        accuracy = dict(selection.scores.get(selection.model, {}))
+        return Forecast(
+            pool=item.key[0],
+            metric=item.key[1],
+            issued_at=issued.to_pydatetime(),
+            step=item.step,
+            times=[t.to_pydatetime() for t in times_index],
+            mean=np.asarray(mean, dtype=float),
+            quantiles={q: np.asarray(v, dtype=float) for q, v in quantiles.items()},
+            model=selection.model,
+            trusted=selection.trusted,
+            reason=reason,
+            accuracy=accuracy,
+            repairs=tuple(item.repairs),
+            adjustments=tuple(notes),
+        )
+
+    def _event_factor(
+        self, item: _Prepared, future: pd.DatetimeIndex, events: EventSchedule
+    ) -> tuple[np.ndarray, list[str]]:
+        """Multiplicative factor per forecast point for events in the horizon.
+
+        A kind seen in the history gets the uplift it actually caused (mean during past
+        occurrences over the same slot one season earlier, or over the non-event median); a kind
+        never seen gets its configured uplift.
+        """
+        factor = np.ones(len(future))
+        notes: list[str] = []
+        ahead = events.regressors(future)
+        if ahead.empty:
+            return factor, notes
+        past = events.regressors(pd.DatetimeIndex(item.values.index))
+        configured = events.uplift(future)
+        y = item.values.to_numpy(dtype=float)
+        for column in ahead.columns:
+            active = ahead[column].to_numpy() > 0
+            if not active.any():
+                continue
+            kind = column.removeprefix("event_")
+            seen = past[column].to_numpy() > 0 if column in past.columns else np.zeros(len(y), bool)
+            learned: float | None = None
+            if seen.sum() >= 2:
+                if item.season > 1 and len(y) > item.season:
+                    before = np.roll(y, item.season)
+                    usable = seen.copy()
+                    usable[: item.season] = False
+                    usable &= ~np.roll(seen, item.season)
+                    base = np.nanmean(before[usable]) if usable.any() else np.nan
+                else:
+                    base = np.nanmedian(y[~seen])
+                during = np.nanmean(y[seen])
+                if np.isfinite(base) and base > 0 and np.isfinite(during):
+                    learned = float(np.clip(during / base, 0.1, 10.0))
+            if learned is not None:
+                factor[active] = np.fmax(factor[active], learned) if learned >= 1 else learned
+                notes.append(f"event {kind}: learned uplift x{learned:.2f} from past occurrences")
+            else:
+                factor[active] = configured[active]
+                notes.append(
+                    f"event {kind}: configured uplift x{float(np.max(configured[active])):.2f} (no past occurrence)"
+                )
+        return factor, notes

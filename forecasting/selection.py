@@ -1,0 +1,288 @@
+"""Per-series model choice by rolling-origin cross-validation, kept on disk between cycles.
+
+Each series gets the candidate with the lowest MASE over the last ``n_windows`` origins of its own
+history; among candidates within ``tolerance`` of the best, the cheapest wins (a model that is
+2% better and 50x slower is not worth a driver cycle). A series whose best candidate does not
+beat the seasonal-naive baseline, or that has no seasonality to learn, is marked untrusted and
+falls back to the baseline: the rules then treat it as "no trustworthy forecast".
+
+Choices are stored as JSON, one file per ``pool/metric`` under the cache directory, and reused
+until they are older than ``reselect_every`` (measured in decision time, so backtests re-select
+on the simulated clock).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecasting.evaluation import mase_scale, score_cross_validation
+from forecasting.models import BASELINE, MODEL_COST, ModelOptions, cross_validate_models
+
+__all__ = [
+    "Selection",
+    "SelectionStore",
+    "choose_model",
+    "seasonal_strength",
+    "select_models",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The model chosen for one series, with the evidence.
+
+    :param model: the chosen model name.
+    :param trusted: ``False`` when the choice is the baseline fallback.
+    :param reason: why it is untrusted, or ``None``.
+    :param scores: model -> ``{"mase", "smape", "coverage_80", "coverage_95"}`` from the
+        cross-validation (failed candidates carry ``{"error": ...}`` in ``failures`` instead).
+    :param selected_at: decision time of the selection (UTC).
+    :param step_seconds: the grid step the scores hold for.
+    :param season: the season length (steps) used.
+    :param candidates: the candidate list it was chosen from.
+    :param failures: model -> error message for candidates that could not be fitted.
+    """
+
+    model: str
+    trusted: bool
+    reason: str | None
+    scores: dict[str, dict[str, float]]
+    selected_at: datetime
+    step_seconds: float
+    season: int
+    candidates: tuple[str, ...]
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (timestamps ISO 8601)."""
+        data = asdict(self)
+        data["selected_at"] = self.selected_at.isoformat()
+        data["candidates"] = list(self.candidates)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Selection:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            model=str(data["model"]),
+            trusted=bool(data["trusted"]),
+            reason=data.get("reason"),
+            scores={k: {m: float(v) for m, v in s.items()} for k, s in data["scores"].items()},
+            selected_at=datetime.fromisoformat(data["selected_at"]),
+            step_seconds=float(data["step_seconds"]),
+            season=int(data["season"]),
+            candidates=tuple(data["candidates"]),
+            failures=dict(data.get("failures", {})),
+        )
+
+    def fresh(
+        self,
+        *,
+        now: datetime,
+        every: timedelta,
+        step: timedelta,
+        season: int,
+        candidates: Sequence[str],
+    ) -> bool:
+        """Whether this choice still holds at ``now`` for the same grid, season and candidates."""
+        return (
+            now - self.selected_at < every
+            and now >= self.selected_at
+            and math.isclose(self.step_seconds, step.total_seconds())
+            and self.season == season
+            and tuple(candidates) == self.candidates
+        )
+
+
+class SelectionStore:
+    """Model choices keyed by ``pool/metric``: JSON files under ``directory``, or memory only.
+
+    :param directory: where to keep ``<pool>__<metric>.json``; default ``None`` keeps choices
+        in memory for the life of the store (tests, one-off CLI runs).
+    """
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory
+        self._memory: dict[str, Selection] = {}
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def key(pool: str, metric: str) -> str:
+        """File-safe key of a series."""
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{pool}__{metric}")
+
+    def path(self, pool: str, metric: str) -> Path | None:
+        """The JSON file of a series (``None`` for an in-memory store)."""
+        return None if self.directory is None else self.directory / f"{self.key(pool, metric)}.json"
+
+    def load(self, pool: str, metric: str) -> Selection | None:
+        """The stored choice, or ``None`` (a corrupt file is logged and ignored: it is a cache)."""
+        key = self.key(pool, metric)
+        if key in self._memory:
+            return self._memory[key]
+        path = self.path(pool, metric)
+        if path is None or not path.exists():
+            return None
+        try:
+            selection = Selection.from_json(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring unreadable model choice %s (%s); re-selecting", path, exc)
+            return None
+        self._memory[key] = selection
+        return selection
+
+    def save(self, pool: str, metric: str, selection: Selection) -> None:
+        """Keep ``selection`` (written atomically: a crash never leaves half a file)."""
+        self._memory[self.key(pool, metric)] = selection
+        path = self.path(pool, metric)
+        if path is None:
+            return
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(selection.to_json(), indent=2, sort_keys=True))
+        tmp.replace(path)
+
+
+def seasonal_strength(values: np.ndarray, *, season: int) -> float:
+    """How much of the series is a repeating cycle of ``season`` steps, 0 (none) to 1.
+
+    Autocorrelation at lag ``season`` after removing a moving-average trend of one season: a
+    trend or a level shift alone does not count as seasonality.
+
+    :param values: gap-free series.
+    :param season: season length in steps (``< 2`` gives 0).
+    """
+    if season < 2 or len(values) < 2 * season + 1:
+        return 0.0
+    series = pd.Series(values, dtype=float)
+    trend = series.rolling(season, center=True, min_periods=max(1, season // 2)).mean()
+    detrended = (series - trend).to_numpy()
+    a, b = detrended[season:], detrended[:-season]
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < season or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+        return 0.0
+    return float(max(0.0, np.corrcoef(a[ok], b[ok])[0, 1]))
+
+
+def choose_model(
+    scores: Mapping[str, Mapping[str, float]], *, tolerance: float = 0.02
+) -> tuple[str, bool, str | None]:
+    """Pick a model from its cross-validation scores.
+
+    :param scores: model -> scores with at least ``mase``; must include the baseline.
+    :param tolerance: default ``0.02``; models within this fraction of the best MASE count as
+        equally good, and the cheapest of them wins.
+    :returns: ``(model, trusted, reason)``.
+    """
+    usable = {m: s["mase"] for m, s in scores.items() if np.isfinite(s.get("mase", np.nan))}
+    if BASELINE not in usable:
+        return BASELINE, False, "the seasonal-naive baseline could not be scored"
+    best_model = min(usable, key=lambda m: (usable[m], MODEL_COST.get(m, 9)))
+    best, base = usable[best_model], usable[BASELINE]
+    if best_model == BASELINE or best >= base:
+        return (
+            BASELINE,
+            False,
+            f"no candidate beat seasonal-naive in rolling-origin CV (MASE {base:.3f})",
+        )
+    near = [m for m, v in usable.items() if v <= best * (1 + tolerance) and v < base]
+    chosen = min(near, key=lambda m: (MODEL_COST.get(m, 9), usable[m]))
+    return chosen, True, None
+
+
+def select_models(
+    df: pd.DataFrame,
+    *,
+    candidates: Sequence[str],
+    h: int,
+    freq: str,
+    season: int,
+    levels: Sequence[int],
+    n_windows: int,
+    now: datetime,
+    step: timedelta,
+    options: ModelOptions | None = None,
+    input_size: int | None = None,
+    tolerance: float = 0.02,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Selection]:
+    """Choose a model for every series of ``df`` by rolling-origin cross-validation.
+
+    :param df: long frame ``unique_id, ds, y`` (gap-free, regular).
+    :param candidates: model names; the baseline is always added.
+    :param h: steps per window (the forecast horizon).
+    :param freq: pandas frequency of the grid.
+    :param season: season length in steps.
+    :param levels: interval levels (must include 80 and 95 for coverage).
+    :param n_windows: origins, ``h`` steps apart, at the end of each history.
+    :param now: decision time recorded as ``selected_at``.
+    :param step: the grid step (recorded with the choice).
+    :param options: model budgets; default :class:`ModelOptions()`.
+    :param input_size: default ``None``; caps each fit's training window (steps).
+    :param tolerance: see :func:`choose_model`.
+    :param timings: default ``None``; receives each model's total seconds when given.
+    """
+    names = list(dict.fromkeys([BASELINE, *candidates]))
+    holdout = n_windows * h
+    scales = {
+        str(uid): mase_scale(group["y"].to_numpy()[:-holdout], season=season)
+        for uid, group in df.groupby("unique_id", sort=False)
+    }
+    frames: list[pd.DataFrame] = []
+    failures: dict[str, str] = {}
+    for name in names:
+        try:
+            frames.append(
+                cross_validate_models(
+                    df,
+                    models=[name],
+                    h=h,
+                    n_windows=n_windows,
+                    freq=freq,
+                    season=season,
+                    levels=levels,
+                    options=options,
+                    input_size=input_size,
+                    timings=timings,
+                )
+            )
+        except Exception as exc:  # a candidate that cannot fit this data is out, not fatal
+            if name == BASELINE:
+                raise
+            failures[name] = f"{type(exc).__name__}: {exc}"
+            logger.warning("candidate %s failed in cross-validation: %s", name, exc)
+    cv = frames[0]
+    for frame in frames[1:]:
+        extra = [
+            c for c in frame.columns if c not in cv.columns or c in ("unique_id", "ds", "cutoff")
+        ]
+        cv = cv.merge(frame[extra], on=["unique_id", "ds", "cutoff"], how="inner")
+    scored = score_cross_validation(cv, models=names, scales=scales)
+    out: dict[str, Selection] = {}
+    for uid, scores in scored.items():
+        model, trusted, reason = choose_model(scores, tolerance=tolerance)
+        out[uid] = Selection(
+            model=model,
+            trusted=trusted,
+            reason=reason,
+            scores={m: dict(s) for m, s in scores.items()},
+            selected_at=now,
+            step_seconds=step.total_seconds(),
+            season=season,
+            candidates=tuple(candidates),
+            failures=dict(failures),
+        )
+    return out

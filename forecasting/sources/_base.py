@@ -1,0 +1,166 @@
+"""The interface every metric source implements, its error hierarchy, and shared helpers.
+
+A source only *fetches*: it returns the raw series as the backend stored it (irregular,
+duplicated or out-of-order timestamps included). Cleaning and resampling happen in the engine,
+which reports every repair, so a source never hides what the data looked like.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Protocol, TypeVar, runtime_checkable
+
+import numpy as np
+import pandas as pd
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from infra.config import MetricSpec
+
+__all__ = [
+    "DEFAULT_ATTEMPTS",
+    "MetricSource",
+    "SourceDataError",
+    "SourceError",
+    "SourceTimeout",
+    "SourceUnavailable",
+    "expand_pool",
+    "make_series",
+    "redact",
+    "with_retries",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ATTEMPTS = 3
+"""Tries per request for transient failures (unavailable, timeout) before the error is raised."""
+
+T = TypeVar("T")
+
+
+class SourceError(Exception):
+    """A metric source could not deliver a series.
+
+    :param message: what went wrong, as a sentence a person can act on.
+    :param source: the source's name (``file:examples/demo/metrics.csv``, ``prometheus:http://...``).
+    :param query: the query that failed, when there is one.
+    """
+
+    def __init__(self, message: str, *, source: str, query: str | None = None) -> None:
+        self.source = source
+        self.query = query
+        self.detail = message
+        where = f"{source} (query {query!r})" if query is not None else source
+        super().__init__(f"{where}: {message}")
+
+
+class SourceUnavailable(SourceError):
+    """The backend could not be reached (connection refused, DNS, 5xx 'unavailable'). Transient."""
+
+
+class SourceTimeout(SourceError):
+    """The backend did not answer in time, or the query exceeded its server-side timeout. Transient."""
+
+
+class SourceDataError(SourceError, ValueError):
+    """The backend answered, but not with a usable series.
+
+    Bad responses, wrong or missing columns, unparsable timestamps or values, a query that is
+    rejected (bad PromQL) or that matches several series. Not retried: asking again won't help.
+    """
+
+
+@runtime_checkable
+class MetricSource(Protocol):
+    """Where metric history comes from.
+
+    ``fetch`` returns the raw series for ``spec.query or metric``: a float ``pd.Series`` named
+    ``metric`` with a tz-aware UTC ``DatetimeIndex`` covering ``start <= t <= end``, possibly
+    irregular, duplicated or out of order, NaN where the backend stored no value. No resampling,
+    no filling.
+    """
+
+    name: str
+
+    def fetch(
+        self, *, pool: str, metric: str, spec: MetricSpec, start: datetime, end: datetime
+    ) -> pd.Series: ...
+
+
+def make_series(
+    times: Sequence[object] | np.ndarray | pd.Index,
+    values: Sequence[object] | np.ndarray,
+    *,
+    metric: str,
+) -> pd.Series:
+    """A raw series in the contract's shape: float values, tz-aware UTC index, named ``metric``.
+
+    :param times: timestamps; naive ones are taken as UTC, aware ones converted to UTC.
+    :param values: one value per timestamp; ``None`` becomes NaN.
+    :param metric: the series name (the metric's name in stack config).
+    """
+    index = pd.DatetimeIndex(pd.to_datetime(times, utc=True), name="timestamp")
+    data = (
+        np.asarray([np.nan if v is None else v for v in values], dtype=float)
+        if not isinstance(values, np.ndarray)
+        else values.astype(float)
+    )
+    return pd.Series(data, index=index, name=metric, dtype=float)
+
+
+def expand_pool(text: str, pool: str) -> str:
+    """Replace ``$pool`` in a query, dimension value or resource id by the pool's name.
+
+    One metric definition can then serve several pools (``AutoScalingGroupName: $pool``).
+    """
+    return text.replace("$pool", pool)
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every non-empty secret replaced by ``***`` (for messages and logs)."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def to_utc(moment: datetime, *, label: str, source: str) -> pd.Timestamp:
+    """``moment`` as a UTC timestamp; a naive datetime is refused (ambiguous ranges fetch wrong data)."""
+    if moment.tzinfo is None:
+        raise SourceError(
+            f"{label} must be a time-zone aware datetime (got naive {moment.isoformat()})",
+            source=source,
+        )
+    return pd.Timestamp(moment).tz_convert("UTC")
+
+
+def with_retries(call: Callable[[], T], *, attempts: int = DEFAULT_ATTEMPTS, what: str) -> T:
+    """Run ``call``, retrying transient failures (:class:`SourceUnavailable`, :class:`SourceTimeout`).
+
+    Waits 0.2 s, 0.4 s, ... (capped at 2 s) between tries so a driver cycle is not held up for
+    long; after ``attempts`` tries the last error is raised unchanged.
+
+    :param call: the request, raising the source's typed errors.
+    :param attempts: total tries, default :data:`DEFAULT_ATTEMPTS`.
+    :param what: short description for the retry log line (never include credentials).
+    """
+
+    def log_retry(state: object) -> None:
+        outcome = getattr(state, "outcome", None)
+        error = outcome.exception() if outcome is not None else None
+        logger.warning("%s failed (%s); retrying", what, error)
+
+    runner = retry(
+        retry=retry_if_exception_type((SourceUnavailable, SourceTimeout)),
+        stop=stop_after_attempt(max(1, attempts)),
+        wait=wait_exponential(multiplier=0.2, max=2.0),
+        reraise=True,
+        before_sleep=log_retry,
+    )
+    return runner(call)()

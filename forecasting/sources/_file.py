@@ -1,0 +1,305 @@
+"""Metrics from a CSV or Parquet file: the embedded default source, needing no server.
+
+Two layouts are understood:
+
+- **long**: columns ``timestamp, pool, metric, value`` (one row per observation);
+- **wide**: a ``timestamp`` column and one column per ``<metric>`` or ``<pool>.<metric>``
+  (``<pool>.<metric>`` wins when both exist).
+
+Timestamps are ISO 8601 (a timestamp without an offset is UTC; offsets are converted) or
+numbers of seconds since the Unix epoch. A parsed file is cached by path, size and modification
+time, so a driver cycle fetching many series reads the file once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from forecasting.sources._base import SourceDataError, SourceError, make_series, to_utc
+from infra.config import FileSource, MetricSpec
+
+__all__ = ["MAX_METRICS_FILE_BYTES", "FileMetricSource"]
+
+logger = logging.getLogger(__name__)
+
+_LONG_COLUMNS = ("pool", "metric", "value")
+
+MAX_METRICS_FILE_BYTES = 2_000_000_000
+"""Metrics files larger than this are refused before parsing: the whole file is read into memory
+(2 GB is years of 5-minute data for hundreds of series); larger histories belong in a metrics
+server such as Prometheus."""
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A parsed metrics file: series by key, timestamps already UTC."""
+
+    layout: str  # "long" or "wide"
+    series: dict[str, pd.Series]  # key: _long_key(pool, metric) (long) or column name (wide)
+    pools: tuple[str, ...]
+    metrics: tuple[str, ...]
+
+
+class FileMetricSource:
+    """Reads metric history from a CSV or Parquet file.
+
+    :param spec: the stack's ``metrics`` section (``type: file``).
+    :param root: directory a relative ``spec.path`` is resolved against (the project root).
+    """
+
+    def __init__(self, spec: FileSource, *, root: Path) -> None:
+        path = Path(spec.path)
+        self.path = path if path.is_absolute() else root / path
+        self.spec = spec
+        self.name = f"file:{spec.path}"
+
+    def __repr__(self) -> str:
+        return f"FileMetricSource({str(self.path)!r})"
+
+    def fetch(
+        self, *, pool: str, metric: str, spec: MetricSpec, start: datetime, end: datetime
+    ) -> pd.Series:
+        """The raw series of ``pool``/``metric`` between ``start`` and ``end`` inclusive.
+
+        :param pool: the pool name (selects rows in long files, ``<pool>.<metric>`` columns in wide).
+        :param metric: the metric's name in stack config; names the returned series.
+        :param spec: the metric's definition; ``spec.query`` overrides the metric/column name.
+        :param start: first instant (tz-aware).
+        :param end: last instant (tz-aware, inclusive).
+        :raises SourceDataError: unreadable file content, naming the line, or no such series.
+        """
+        query = spec.query or metric
+        lo = to_utc(start, label="start", source=self.name)
+        hi = to_utc(end, label="end", source=self.name)
+        table = self._table()
+        if table.layout == "long":
+            key = _long_key(pool, query)
+            if key not in table.series:
+                raise SourceDataError(
+                    f"no rows with pool {pool!r} and metric {query!r}; the file has pools "
+                    f"{_listing(table.pools)} and metrics {_listing(table.metrics)}",
+                    source=self.name,
+                    query=query,
+                )
+            found = table.series[key]
+        else:
+            column = next((c for c in (f"{pool}.{query}", query) if c in table.series), None)
+            if column is None:
+                raise SourceDataError(
+                    f"no column {pool}.{query} or {query}; the file has columns "
+                    f"{_listing(tuple(table.series))}",
+                    source=self.name,
+                    query=query,
+                )
+            found = table.series[column]
+        index = found.index
+        selected = found[(index >= lo) & (index <= hi)]
+        return selected.rename(metric).copy()
+
+    def _table(self) -> _Table:
+        try:
+            stat = self.path.stat()
+        except OSError as exc:
+            raise SourceError(
+                f"cannot read metrics file {self.path} ({exc.strerror}); check metrics.path",
+                source=self.name,
+            ) from exc
+        if stat.st_size > MAX_METRICS_FILE_BYTES:
+            raise SourceDataError(
+                f"metrics file {self.path} is {stat.st_size:,} bytes; metrics files are limited to "
+                f"{MAX_METRICS_FILE_BYTES:,} bytes (serve longer histories from Prometheus or a cloud "
+                "source instead)",
+                source=self.name,
+            )
+        return _read_table(
+            str(self.path),
+            stat.st_mtime_ns,
+            stat.st_size,
+            self.spec.timestamp_column,
+            self.spec.format,
+            self.name,
+        )
+
+
+def _long_key(pool: str, metric: str) -> str:
+    # JSON-like quoting keeps any pool/metric pair distinct (no separator can collide).
+    return repr((pool, metric))
+
+
+def _listing(names: tuple[str, ...], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "") or "(none)"
+
+
+@functools.lru_cache(maxsize=16)
+def _read_table(
+    path: str, mtime_ns: int, size: int, timestamp_column: str, fmt: str, name: str
+) -> _Table:
+    """Parse a metrics file once per (path, mtime, size): the arguments are the cache key."""
+    del mtime_ns, size  # only part of the cache key: a changed file is parsed again
+    kind = (
+        fmt
+        if fmt != "auto"
+        else ("parquet" if path.lower().endswith((".parquet", ".pq")) else "csv")
+    )
+    logger.debug("parsing %s metrics file %s", kind, path)
+    if kind == "parquet":
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises many types for a damaged file
+            raise SourceDataError(f"not a readable Parquet file ({exc})", source=name) from exc
+        # Parquet has no text lines: positions are 1-based rows.
+        positions = np.arange(1, len(frame) + 1)
+        where = "row"
+    else:
+        try:
+            frame = pd.read_csv(
+                path, dtype=str, keep_default_na=False, skip_blank_lines=True, on_bad_lines="error"
+            )
+        except pd.errors.EmptyDataError as exc:
+            raise SourceDataError("the file is empty; expected a header row", source=name) from exc
+        except pd.errors.ParserError as exc:
+            raise SourceDataError(f"malformed CSV: {exc}", source=name) from exc
+        except UnicodeDecodeError as exc:
+            raise SourceDataError("the file is not UTF-8 text", source=name) from exc
+        # Line numbers for messages: the header is line 1. pandas skips blank lines, so count them.
+        positions = _csv_line_numbers(path, len(frame))
+        where = "line"
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if timestamp_column not in frame.columns:
+        raise SourceDataError(
+            f"no timestamp column {timestamp_column!r}; the columns are {', '.join(frame.columns)} "
+            "(set metrics.timestamp_column)",
+            source=name,
+        )
+    times = _parse_times(
+        frame[timestamp_column], positions, where=where, column=timestamp_column, name=name
+    )
+    others = [c for c in frame.columns if c != timestamp_column]
+    if all(c in others for c in _LONG_COLUMNS):
+        values = _parse_values(frame["value"], positions, where=where, column="value", name=name)
+        pools = frame["pool"].astype(str).str.strip().to_numpy()
+        metrics = frame["metric"].astype(str).str.strip().to_numpy()
+        series: dict[str, pd.Series] = {}
+        groups = pd.DataFrame({"pool": pools, "metric": metrics}).groupby(
+            ["pool", "metric"], sort=False
+        )
+        for (pool, metric), rows in groups.indices.items():
+            series[_long_key(str(pool), str(metric))] = make_series(
+                times[rows], values[rows], metric="value"
+            )
+        return _Table(
+            layout="long",
+            series=series,
+            pools=tuple(sorted(set(pools))),
+            metrics=tuple(sorted(set(metrics))),
+        )
+    if not others:
+        raise SourceDataError(
+            f"no value columns besides {timestamp_column!r}; expected long format "
+            "(timestamp, pool, metric, value) or one column per <metric> or <pool>.<metric>",
+            source=name,
+        )
+    wide = {
+        column: make_series(
+            times,
+            _parse_values(frame[column], positions, where=where, column=column, name=name),
+            metric=column,
+        )
+        for column in others
+    }
+    return _Table(layout="wide", series=wide, pools=(), metrics=tuple(others))
+
+
+def _csv_line_numbers(path: str, rows: int) -> np.ndarray:
+    """The 1-based file line of each data row (pandas drops blank lines, so they are skipped here too)."""
+    lines: list[int] = []
+    with open(path, encoding="utf-8", newline="") as handle:
+        for number, text in enumerate(handle, start=1):
+            if number == 1 or not text.strip():
+                continue
+            lines.append(number)
+            if len(lines) == rows:
+                break
+    # Quoted fields with embedded newlines would shift lines; fall back to row order then.
+    if len(lines) != rows:
+        return np.arange(2, rows + 2)
+    return np.asarray(lines)
+
+
+_MAX_UNIX_SECONDS = 9_200_000_000
+"""Largest absolute Unix time in seconds pandas can hold (about the year 2261)."""
+
+_MISSING = frozenset({"", "nan", "NaN", "NA", "null", "None"})
+"""Value cells read as 'no observation' (NaN), never as zero demand."""
+
+
+def _parse_times(
+    raw: pd.Series, positions: np.ndarray, *, where: str, column: str, name: str
+) -> pd.DatetimeIndex:
+    """UTC timestamps; the first unparsable cell is reported with its line or row."""
+    if pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        parsed = pd.DatetimeIndex(raw)
+        parsed = parsed.tz_localize("UTC") if parsed.tz is None else parsed.tz_convert("UTC")
+        bad = np.flatnonzero(parsed.isna())
+        if bad.size:
+            raise SourceDataError(
+                f"{where} {positions[bad[0]]}: column {column!r}: missing timestamp", source=name
+            )
+        return parsed
+    text = raw.astype(str).str.strip()
+    empty = np.flatnonzero((text == "").to_numpy())
+    if empty.size:
+        raise SourceDataError(
+            f"{where} {positions[empty[0]]}: column {column!r}: missing timestamp", source=name
+        )
+    numeric = pd.to_numeric(text, errors="coerce")
+    if len(text) and not numeric.isna().any():
+        # Every cell is a number: seconds since the Unix epoch (what Prometheus and most exporters write).
+        seconds = numeric.to_numpy(dtype=float)
+        # pandas timestamps end in 2262; beyond that (or a millisecond stamp) the conversion overflows.
+        out_of_range = np.flatnonzero(~np.isfinite(seconds) | (np.abs(seconds) > _MAX_UNIX_SECONDS))
+        if out_of_range.size:
+            first = int(out_of_range[0])
+            raise SourceDataError(
+                f"{where} {positions[first]}: column {column!r}: {text.iloc[first]!r} is not a "
+                "Unix time in seconds between 1677 and 2262 (milliseconds? divide by 1000)",
+                source=name,
+            )
+        return pd.DatetimeIndex(pd.to_datetime(seconds, unit="s", utc=True))
+    parsed = pd.DatetimeIndex(pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce"))
+    bad = np.flatnonzero(parsed.isna())
+    if bad.size:
+        first = int(bad[0])
+        raise SourceDataError(
+            f"{where} {positions[first]}: column {column!r}: cannot parse timestamp "
+            f"{text.iloc[first]!r} (use ISO 8601 such as 2026-11-27T09:00:00Z, or Unix seconds)",
+            source=name,
+        )
+    return parsed
+
+
+def _parse_values(
+    raw: pd.Series, positions: np.ndarray, *, where: str, column: str, name: str
+) -> np.ndarray:
+    """Float values, NaN for empty cells; the first non-numeric cell is reported with its line."""
+    if pd.api.types.is_numeric_dtype(raw.dtype):
+        return raw.to_numpy(dtype=float)
+    text = raw.astype(str).str.strip()
+    missing = text.isin(_MISSING).to_numpy()
+    numbers = pd.to_numeric(text.where(~missing), errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(np.isnan(numbers) & ~missing)
+    if bad.size:
+        first = int(bad[0])
+        raise SourceDataError(
+            f"{where} {positions[first]}: column {column!r}: {text.iloc[first]!r} is not a number",
+            source=name,
+        )
+    return numbers

@@ -1,0 +1,115 @@
+"""The mirrorcast Pulumi program: one ``Pool`` component per configured pool.
+
+Pulumi runs this file (``main: infra/`` in Pulumi.yaml). The whole ``mirrorcast:*`` config is
+validated before any resource is declared, so a bad stack file stops with the key path that is
+wrong (``pools.web.mirror.percent: must be between 0 and 100, got 140``) and nothing half-applies.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Pulumi runs this directory as a script, which puts infra/ itself first on sys.path. Our
+# modules azure.py and dns.py would then shadow the real `azure` and `dns` packages for anything
+# imported later; the program imports its modules as the `infra` package instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+
+import logging  # noqa: E402
+from collections.abc import Iterable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pulumi  # noqa: E402
+import pulumi.runtime  # noqa: E402
+
+from infra._common import declarability_problems  # noqa: E402
+from infra.config import NAMESPACE, Cloud, ConfigError, MirrorcastConfig, config_from_mapping  # noqa: E402
+from infra.pool import Pool  # noqa: E402
+
+__all__ = ["SECRETS_NAMESPACE", "main", "read_config"]
+
+logger = logging.getLogger(__name__)
+
+SECRETS_NAMESPACE = "mirrorcast-secrets"
+"""Secrets live outside ``mirrorcast:*`` so the reviewable config never holds them."""
+
+DATABASE_PASSWORD_KEY = "databasePassword"
+
+
+def _namespace_fields() -> Iterable[str]:
+    """Every ``mirrorcast:<field>`` key set on the stack, so typos are reported, not ignored."""
+    fields = set(MirrorcastConfig.model_fields)
+    prefix = f"{NAMESPACE}:"
+    # Pulumi hands config to the program in PULUMI_CONFIG (read by get_config_env) and, under
+    # mocks, through set_all_config; both can carry keys the model does not know.
+    keys = [*pulumi.runtime.config.CONFIG.get().keys(), *pulumi.runtime.get_config_env().keys()]
+    for key in keys:
+        if key.startswith(prefix):
+            fields.add(key[len(prefix) :])
+    return sorted(fields)
+
+
+def read_config() -> MirrorcastConfig:
+    """Read and validate the stack's ``mirrorcast:*`` config.
+
+    Raises :class:`pulumi.RunError` (shown by Pulumi without a traceback) listing every problem
+    with its key path.
+    """
+    source = f"stack {pulumi.get_stack()}"
+    settings = pulumi.Config(NAMESPACE)
+    mapping: dict[str, Any] = {}
+    for field in _namespace_fields():
+        try:
+            value = settings.get_object(field)
+        except ValueError as exc:  # get_object raises a bare JSON error on malformed values
+            raise pulumi.RunError(f"{source}: {field}: is not valid JSON/YAML ({exc})") from None
+        if value is not None:
+            mapping[f"{NAMESPACE}:{field}"] = value
+    try:
+        config = config_from_mapping(mapping, source=source)
+    except ConfigError as err:
+        raise pulumi.RunError(str(err)) from None
+    problems = declarability_problems(config)
+    if _database_password() is None:
+        for name, pool in config.pools.items():
+            if pool.sync.database is not None and pool.primary.cloud in (Cloud.aws, Cloud.azure):
+                problems.append(
+                    f"pools.{name}.sync.database: the {pool.primary.cloud.value} database needs "
+                    "an administrator password; set it with `pulumi config set --secret "
+                    f"{SECRETS_NAMESPACE}:{DATABASE_PASSWORD_KEY} <password>`"
+                )
+    if problems:
+        raise pulumi.RunError("\n".join(f"{source}: {problem}" for problem in problems))
+    return config
+
+
+def _database_password() -> pulumi.Output[str] | None:
+    return pulumi.Config(SECRETS_NAMESPACE).get_secret(DATABASE_PASSWORD_KEY)
+
+
+def main() -> pulumi.Output[dict[str, Any]]:
+    """Declare every pool and export ``pools`` (the summary the driver reads back)."""
+    config = read_config()
+    password = _database_password()
+    default_aws_region = pulumi.Config("aws").get("region")
+    pools = {
+        name: Pool(
+            name,
+            spec=spec,
+            tags=config.tags,
+            database_password=password,
+            default_aws_region=default_aws_region,
+        )
+        for name, spec in config.pools.items()
+    }
+    outputs: pulumi.Output[dict[str, Any]] = pulumi.Output.from_input(
+        {name: pool.summary for name, pool in pools.items()}
+    )
+    pulumi.export("pools", outputs)
+    logger.info("declared %d pool(s): %s", len(pools), ", ".join(pools))
+    return outputs
+
+
+if __name__ == "__main__":
+    main()

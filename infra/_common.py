@@ -1,0 +1,379 @@
+"""Decisions shared by every cloud: names, tags, security-rule translation and group sizing.
+
+Everything here is pure (no Pulumi resources are declared), so the sizing and translation rules
+can be tested, and reused by the driver, without a Pulumi runtime. The cloud modules turn these
+plans into resources.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from infra.config import (
+    BalancerKind,
+    Cloud,
+    MirrorcastConfig,
+    MirrorState,
+    NetworkSpec,
+    PoolSpec,
+    ProductWeight,
+    SecurityRule,
+    product_weight,
+)
+
+__all__ = [
+    "AwsIngressRule",
+    "AzureNsgRule",
+    "GcpFirewallRule",
+    "GroupPlan",
+    "Role",
+    "aws_ingress",
+    "aws_tags",
+    "azure_nsg_rules",
+    "child_name",
+    "declarability_problems",
+    "gcp_firewall_rules",
+    "gcp_labels",
+    "gcp_name",
+    "group_plans",
+    "network_tag",
+    "pool_weights",
+    "type_token",
+]
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["primary", "mirror"]
+
+TYPE_NAMESPACE = "mirrorcast"
+
+
+def type_token(module: str, type_name: str) -> str:
+    """The component type token ``mirrorcast:<module>:<Type>``.
+
+    :param module: the module that defines the component, e.g. ``aws``.
+    :param type_name: the component's type name, e.g. ``MirrorGroup``.
+    """
+    return f"{TYPE_NAMESPACE}:{module}:{type_name}"
+
+
+def child_name(component: str, suffix: str) -> str:
+    """A child's logical name derived from its component's name (``web-mirror`` + ``asg``)."""
+    return f"{component}-{suffix}"
+
+
+_GCP_NAME_BAD = re.compile(r"[^a-z0-9-]+")
+
+
+def gcp_name(name: str, *, max_length: int = 55) -> str:
+    """A logical name GCP accepts once Pulumi appends its random suffix.
+
+    GCP resource names must match ``[a-z]([-a-z0-9]*[a-z0-9])?`` and hold at most 63 characters;
+    Pulumi's auto-naming adds 8, hence the default ``max_length`` of 55.
+    """
+    cleaned = _GCP_NAME_BAD.sub("-", name.lower()).strip("-")
+    if not cleaned or not cleaned[0].isalpha():
+        cleaned = f"mc-{cleaned}"
+    return cleaned[:max_length].rstrip("-")
+
+
+def network_tag(pool: str, role: Role) -> str:
+    """The GCP network tag on a side's instances; firewall rules target it."""
+    return gcp_name(f"mirrorcast-{pool}-{role}", max_length=63)
+
+
+# --------------------------------------------------------------------------- tags
+
+
+def aws_tags(tags: Mapping[str, str], *, pool: str, role: str) -> dict[str, str]:
+    """AWS (and Azure) tags: the stack's ``tags`` plus the pool and role mirrorcast manages.
+
+    :param tags: ``config.tags`` from the stack.
+    :param pool: the pool name.
+    :param role: ``primary``, ``mirror`` or ``balancer``/``database`` for shared pieces.
+    """
+    return {**tags, "mirrorcast-pool": pool, "mirrorcast-role": role}
+
+
+_LABEL_BAD = re.compile(r"[^a-z0-9_-]+")
+
+
+def _label(text: str) -> str:
+    return _LABEL_BAD.sub("_", text.lower())[:63]
+
+
+def gcp_labels(tags: Mapping[str, str], *, pool: str, role: str) -> dict[str, str]:
+    """GCP labels from tags: lowercase letters, digits, ``_`` and ``-``; keys start with a letter.
+
+    Labels are stricter than tags, so ``Cost-Center: Web.Platform`` becomes
+    ``cost-center: web_platform``. Keys that sanitise to the same label keep the last value.
+    """
+    labels: dict[str, str] = {}
+    for key, value in aws_tags(tags, pool=pool, role=role).items():
+        label_key = _label(key)
+        if not label_key or not label_key[0].isalpha():
+            label_key = f"k{label_key}"[:63]
+        labels[label_key] = _label(value)
+    return labels
+
+
+# --------------------------------------------------------------------------- security rules
+
+
+@dataclass(frozen=True)
+class AwsIngressRule:
+    """One security-group ingress rule."""
+
+    protocol: str
+    from_port: int
+    to_port: int
+    cidr_blocks: tuple[str, ...]
+    description: str
+
+
+def aws_ingress(rules: Sequence[SecurityRule]) -> list[AwsIngressRule]:
+    """Security-group ingress rules for ``sync.security_rules`` (ICMP takes every type: -1)."""
+    out = []
+    for rule in rules:
+        low, high = rule.port_range() if rule.protocol != "icmp" else (-1, -1)
+        out.append(
+            AwsIngressRule(
+                protocol=rule.protocol,
+                from_port=low,
+                to_port=high,
+                cidr_blocks=tuple(rule.sources),
+                description=rule.description or rule.name,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class AzureNsgRule:
+    """One inbound network-security-group rule."""
+
+    name: str
+    priority: int
+    protocol: str
+    destination_port_range: str
+    source_address_prefixes: tuple[str, ...]
+    description: str
+
+
+AZURE_FIRST_PRIORITY = 100
+"""NSG priorities run 100-4096; rules keep their configured order, 10 apart for manual inserts."""
+
+
+def azure_nsg_rules(rules: Sequence[SecurityRule]) -> list[AzureNsgRule]:
+    """NSG inbound Allow rules for ``sync.security_rules``, in configured order."""
+    return [
+        AzureNsgRule(
+            name=rule.name,
+            priority=AZURE_FIRST_PRIORITY + 10 * index,
+            protocol=rule.protocol.capitalize(),
+            destination_port_range="*" if rule.protocol == "icmp" else rule.ports,
+            source_address_prefixes=tuple(rule.sources),
+            description=rule.description or rule.name,
+        )
+        for index, rule in enumerate(rules)
+    ]
+
+
+@dataclass(frozen=True)
+class GcpFirewallRule:
+    """One ingress firewall rule (GCP firewalls are per network and select instances by tag)."""
+
+    name: str
+    protocol: str
+    ports: tuple[str, ...]
+    source_ranges: tuple[str, ...]
+    description: str
+
+
+def gcp_firewall_rules(rules: Sequence[SecurityRule]) -> list[GcpFirewallRule]:
+    """Firewall rules for ``sync.security_rules``; ICMP has no ports."""
+    return [
+        GcpFirewallRule(
+            name=rule.name,
+            protocol=rule.protocol,
+            ports=() if rule.protocol == "icmp" else (rule.ports,),
+            source_ranges=tuple(rule.sources),
+            description=rule.description or rule.name,
+        )
+        for rule in rules
+    ]
+
+
+# --------------------------------------------------------------------------- sizing
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """What one side (primary or mirror) of a pool should look like in its cloud.
+
+    :param role: ``primary`` or ``mirror``.
+    :param min_size: the group's floor.
+    :param max_size: the group's ceiling (at least 1: clouds reject a maximum of 0).
+    :param desired: instances running now.
+    :param size: instances the side holds: the primary's desired count, the mirror's
+        ``ceil(percent x primary desired)`` whether running (active) or warm (paused).
+    :param warm_size: instances kept stopped/hibernated/deallocated/suspended (0: no warm pool).
+    :param warm_state: the warm instances' state, ``None`` without a warm pool.
+    :param autoscaled: a native autoscaler owns the desired count; declare it and ignore drift.
+    :param keep_warm_pool: declare the warm/standby pool (``warm_pool`` strategy) even when
+        ``warm_size`` is 0 because the mirror is active, so pausing returns instances to it.
+    """
+
+    pool: str
+    role: Role
+    cloud: Cloud
+    region: str
+    machine_type: str
+    image: str
+    network: NetworkSpec
+    min_size: int
+    max_size: int
+    desired: int
+    size: int
+    warm_size: int
+    warm_state: str | None
+    autoscaled: bool
+    keep_warm_pool: bool
+    port: int
+    health_check_path: str
+
+
+def group_plans(name: str, pool: PoolSpec) -> tuple[GroupPlan, GroupPlan]:
+    """The primary's and the mirror's plans.
+
+    The mirror holds ``ceil(percent x primary desired)`` instances (``pool.mirror_size``): all
+    running when active; when paused, none running and, with the ``warm_pool`` strategy, all of
+    them warm in the paused state the config names.
+    """
+    capacity = pool.primary.capacity
+    primary = GroupPlan(
+        pool=name,
+        role="primary",
+        cloud=pool.primary.cloud,
+        region=pool.primary.region,
+        machine_type=pool.primary.machine_type,
+        image=pool.primary.app.image_for(pool.primary.cloud, pool.primary.region) or "",
+        network=pool.primary.network,
+        min_size=capacity.min,
+        max_size=capacity.max,
+        desired=capacity.desired,
+        size=capacity.desired,
+        warm_size=0,
+        warm_state=None,
+        autoscaled=pool.primary.native_autoscaling,
+        keep_warm_pool=False,
+        port=pool.balancer.port,
+        health_check_path=pool.balancer.health_check_path,
+    )
+    size = pool.mirror_size
+    active = pool.mirror.state is MirrorState.active
+    warm = pool.mirror.paused.strategy == "warm_pool"
+    mirror_max = max(size, 1)
+    mirror = GroupPlan(
+        pool=name,
+        role="mirror",
+        cloud=pool.mirror_cloud,
+        region=pool.mirror_region,
+        machine_type=pool.mirror_machine_type,
+        image=pool.mirror_image,
+        network=pool.mirror_network,
+        min_size=size if active else 0,
+        max_size=mirror_max,
+        desired=size if active else 0,
+        size=size,
+        warm_size=size if (warm and not active) else 0,
+        warm_state=pool.mirror.paused.state_for(pool.mirror_cloud) if warm else None,
+        autoscaled=False,
+        keep_warm_pool=warm,
+        port=pool.balancer.port,
+        health_check_path=pool.balancer.health_check_path,
+    )
+    return primary, mirror
+
+
+def pool_weights(pool: PoolSpec) -> dict[Role, ProductWeight]:
+    """Each side's weight in the balancer product's own range (0 shares disabled where needed)."""
+    kind = pool.balancer.kind
+    return {
+        "primary": product_weight(kind, pool.balancer.weights.primary),
+        "mirror": product_weight(kind, pool.balancer.weights.mirror),
+    }
+
+
+# --------------------------------------------------------------------------- pre-flight
+
+
+def declarability_problems(config: MirrorcastConfig) -> list[str]:
+    """Reasons the program cannot declare a valid config, each naming the key path.
+
+    The model accepts some combinations the clouds cannot build (for example an HTTPS listener
+    without a certificate). Checking them before any resource is declared keeps a bad stack from
+    half-applying.
+    """
+    problems: list[str] = []
+    for name, pool in config.pools.items():
+        balancer = pool.balancer
+        kind = balancer.kind
+        at = f"pools.{name}.balancer"
+        if (
+            kind in (BalancerKind.alb, BalancerKind.gcp_url_map)
+            and balancer.port == 443
+            and not balancer.certificate
+        ):
+            problems.append(
+                f"{at}.certificate: a {kind.value} listener on port 443 terminates TLS and needs "
+                "a certificate (ACM ARN for alb, SSL certificate self-link for gcp_url_map)"
+            )
+        clouds = {pool.primary.cloud, pool.mirror_cloud}
+        if kind is BalancerKind.gcp_cloud_dns and Cloud.aws in clouds:
+            problems.append(
+                f"{at}.kind: gcp_cloud_dns weights A records, but an AWS side is reached through "
+                "a load balancer hostname; use route53 or azure_traffic_manager for this pool"
+            )
+        if Cloud.azure in clouds:
+            for role, cloud, region in (
+                ("primary", pool.primary.cloud, pool.primary.region),
+                ("mirror", pool.mirror_cloud, pool.mirror_region),
+            ):
+                image = pool.primary.app.image_for(cloud, region) or ""
+                if cloud is Cloud.azure and not image.startswith("/subscriptions/"):
+                    problems.append(
+                        f"pools.{name}.primary.app.images: the {role} side runs on Azure, which "
+                        "takes a gallery image version resource id (/subscriptions/...), got "
+                        f"{image!r}"
+                    )
+        database = pool.sync.database
+        if (
+            database is not None
+            and database.replica
+            and pool.primary.cloud is Cloud.aws
+            and pool.mirror_region == pool.primary.region
+        ):
+            problems.append(
+                f"pools.{name}.sync.database.replica: an Aurora global database needs its "
+                "secondary in another region, but the mirror shares the primary's region; "
+                "set replica: false (add readers to the writer cluster instead)"
+            )
+        if kind is BalancerKind.azure_traffic_manager:
+            assert balancer.dns is not None, "validated by the model"
+            if Cloud.azure not in clouds:
+                problems.append(
+                    f"{at}.kind: a Traffic Manager profile lives in an Azure resource group, but "
+                    "neither side of this pool runs on Azure; use route53 or gcp_cloud_dns"
+                )
+            if not balancer.dns.name.endswith(".trafficmanager.net"):
+                problems.append(
+                    f"{at}.dns.name: Traffic Manager serves <profile>.trafficmanager.net; set "
+                    f"the name to such a host (got {balancer.dns.name!r}) and CNAME your own "
+                    "domain to it"
+                )
+    return problems

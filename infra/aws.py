@@ -1,0 +1,459 @@
+"""AWS components: Auto Scaling groups for primary and mirror, ALB and NLB fronts, Aurora global.
+
+A paused mirror is an Auto Scaling group with desired and min 0; with the ``warm_pool`` strategy
+its instances sit in the group's warm pool, Stopped or Hibernated, so activation only starts them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from infra._common import GroupPlan, Role, aws_ingress, child_name, type_token
+from infra.config import Cloud, DatabaseSpec, NetworkSpec, ProductWeight, SecurityRule
+from infra.dns import DnsEndpoint
+
+__all__ = [
+    "AlbBalancer",
+    "AuroraGlobalDatabase",
+    "AutoScalingGroup",
+    "MirrorGroup",
+    "NlbFront",
+    "PrimaryGroup",
+]
+
+logger = logging.getLogger(__name__)
+
+AUTOSCALER_CPU_TARGET = 60.0
+"""Target-tracking CPU for a primary the AWS autoscaler manages; mirrorcast moves only its floor."""
+
+_WARM_POOL_STATE = {"stopped": "Stopped", "hibernated": "Hibernated"}
+_AURORA_ENGINE = {
+    "postgres": aws.rds.EngineType.AURORA_POSTGRESQL,
+    "mysql": aws.rds.EngineType.AURORA_MYSQL,
+}
+
+
+class AutoScalingGroup(pulumi.ComponentResource):
+    """A security group, a launch template and an Auto Scaling group for one side of a pool.
+
+    :param type_name: the component type (``PrimaryGroup`` or ``MirrorGroup``).
+    :param name: the component's logical name; children are named from it.
+    :param plan: sizes, image, machine type, network and warm-pool state.
+    :param rules: ``sync.security_rules``, identical on both sides.
+    :param tags: tags for every taggable child.
+    :param opts: resource options (a regional provider is inherited from here).
+    """
+
+    def __init__(
+        self,
+        type_name: str,
+        name: str,
+        *,
+        plan: GroupPlan,
+        rules: Sequence[SecurityRule],
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(type_token("aws", type_name), name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(tags)
+        self.security_group = aws.ec2.SecurityGroup(
+            child_name(name, "sg"),
+            description=f"mirrorcast {plan.pool} {plan.role}: sync.security_rules",
+            vpc_id=plan.network.vpc_id,
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol=rule.protocol,
+                    from_port=rule.from_port,
+                    to_port=rule.to_port,
+                    cidr_blocks=list(rule.cidr_blocks),
+                    description=rule.description,
+                )
+                for rule in aws_ingress(rules)
+            ],
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"]
+                )
+            ],
+            tags=tags,
+            opts=child,
+        )
+        hibernated = plan.warm_state == "hibernated"
+        self.launch_template = aws.ec2.LaunchTemplate(
+            child_name(name, "lt"),
+            image_id=plan.image,
+            instance_type=plan.machine_type,
+            vpc_security_group_ids=[self.security_group.id],
+            # Hibernation must be enabled at launch; a warm pool cannot hibernate otherwise.
+            hibernation_options=(
+                aws.ec2.LaunchTemplateHibernationOptionsArgs(configured=True)
+                if hibernated
+                else None
+            ),
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=tags)
+                for kind in ("instance", "volume")
+            ],
+            update_default_version=True,
+            tags=tags,
+            opts=child,
+        )
+        warm_pool = None
+        # A 0% mirror has nothing to keep warm.
+        if plan.keep_warm_pool and plan.warm_state is not None and plan.size > 0:
+            warm_pool = aws.autoscaling.GroupWarmPoolArgs(
+                pool_state=_WARM_POOL_STATE[plan.warm_state],
+                min_size=plan.warm_size,
+                # Prepared capacity counts in-service plus warm instances: capping it at the mirror
+                # size keeps exactly that many instances whether the mirror is paused or active.
+                max_group_prepared_capacity=plan.size,
+                # Instances scaled in when the mirror pauses go back to the pool, not away.
+                instance_reuse_policy=aws.autoscaling.GroupWarmPoolInstanceReusePolicyArgs(
+                    reuse_on_scale_in=True
+                ),
+            )
+        ignore = ["desiredCapacity"] if plan.autoscaled else []
+        self.group = aws.autoscaling.Group(
+            child_name(name, "asg"),
+            min_size=plan.min_size,
+            max_size=plan.max_size,
+            desired_capacity=plan.desired,
+            vpc_zone_identifiers=list(plan.network.subnet_ids),
+            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
+                id=self.launch_template.id, version="$Latest"
+            ),
+            warm_pool=warm_pool,
+            tags=[
+                aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
+                for key, value in tags.items()
+            ],
+            # The AWS autoscaler changes desired capacity between updates; mirrorcast raises
+            # min_size instead, so reverting desired would only fight the autoscaler.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
+        )
+        self.scaling_policy: aws.autoscaling.Policy | None = None
+        if plan.autoscaled:
+            self.scaling_policy = aws.autoscaling.Policy(
+                child_name(name, "cpu"),
+                autoscaling_group_name=self.group.name,
+                policy_type="TargetTrackingScaling",
+                target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
+                    target_value=AUTOSCALER_CPU_TARGET,
+                    predefined_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
+                        predefined_metric_type="ASGAverageCPUUtilization"
+                    ),
+                ),
+                opts=child,
+            )
+        self.network = plan.network
+        self.endpoint: pulumi.Output[str] = self.group.name
+        self.register_outputs({"group_name": self.group.name})
+
+
+class PrimaryGroup(AutoScalingGroup):
+    """The primary's Auto Scaling group (``mirrorcast:aws:PrimaryGroup``)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        plan: GroupPlan,
+        rules: Sequence[SecurityRule],
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("PrimaryGroup", name, plan=plan, rules=rules, tags=tags, opts=opts)
+
+
+class MirrorGroup(AutoScalingGroup):
+    """The mirror's Auto Scaling group (``mirrorcast:aws:MirrorGroup``)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        plan: GroupPlan,
+        rules: Sequence[SecurityRule],
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("MirrorGroup", name, plan=plan, rules=rules, tags=tags, opts=opts)
+
+
+class AlbBalancer(pulumi.ComponentResource):
+    """An Application Load Balancer splitting traffic between two groups in one region.
+
+    One target group per side; the listener forwards to both with the configured weights
+    (ALB weights run 0-999; 0 sends a side nothing).
+
+    :param name: the component's logical name.
+    :param groups: the primary's and the mirror's groups.
+    :param weights: each side's ALB weight.
+    :param network: VPC and subnets (at least two availability zones) for the load balancer.
+    :param port: listener and target port.
+    :param health_check_path: HTTP path the target groups probe.
+    :param certificate: ACM certificate ARN, required on port 443.
+    :param tags: tags for every child.
+    :param opts: resource options.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        groups: Mapping[Role, AutoScalingGroup],
+        weights: Mapping[Role, ProductWeight],
+        network: NetworkSpec,
+        port: int,
+        health_check_path: str,
+        certificate: str | None,
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(type_token("aws", "AlbBalancer"), name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(tags)
+        https = port == 443
+        self.security_group = aws.ec2.SecurityGroup(
+            child_name(name, "sg"),
+            description=f"mirrorcast load balancer {name}",
+            vpc_id=network.vpc_id,
+            ingress=[
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=port, to_port=port, cidr_blocks=["0.0.0.0/0"]
+                )
+            ],
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"]
+                )
+            ],
+            tags=tags,
+            opts=child,
+        )
+        self.load_balancer = aws.lb.LoadBalancer(
+            child_name(name, "alb"),
+            load_balancer_type="application",
+            internal=False,
+            subnets=list(network.subnet_ids),
+            security_groups=[self.security_group.id],
+            tags=tags,
+            opts=child,
+        )
+        self.target_groups: dict[Role, aws.lb.TargetGroup] = {}
+        for role, group in groups.items():
+            target_group = aws.lb.TargetGroup(
+                child_name(name, role),
+                port=port,
+                protocol="HTTPS" if https else "HTTP",
+                vpc_id=group.network.vpc_id,
+                health_check=aws.lb.TargetGroupHealthCheckArgs(path=health_check_path),
+                tags=tags,
+                opts=child,
+            )
+            aws.autoscaling.Attachment(
+                child_name(name, f"{role}-attach"),
+                autoscaling_group_name=group.group.name,
+                lb_target_group_arn=target_group.arn,
+                opts=child,
+            )
+            self.target_groups[role] = target_group
+        self.listener = aws.lb.Listener(
+            child_name(name, "listener"),
+            load_balancer_arn=self.load_balancer.arn,
+            port=port,
+            protocol="HTTPS" if https else "HTTP",
+            certificate_arn=certificate if https else None,
+            default_actions=[
+                aws.lb.ListenerDefaultActionArgs(
+                    type="forward",
+                    forward=aws.lb.ListenerDefaultActionForwardArgs(
+                        target_groups=[
+                            aws.lb.ListenerDefaultActionForwardTargetGroupArgs(
+                                arn=target_group.arn, weight=weights[role].weight
+                            )
+                            for role, target_group in self.target_groups.items()
+                        ]
+                    ),
+                )
+            ],
+            tags=tags,
+            opts=child,
+        )
+        self.endpoint: pulumi.Output[str] = self.load_balancer.dns_name
+        self.register_outputs({"endpoint": self.endpoint})
+
+
+class NlbFront(pulumi.ComponentResource):
+    """A Network Load Balancer in front of one group, so DNS can weight it (TCP passthrough).
+
+    :param name: the component's logical name.
+    :param group: the group behind it.
+    :param port: the TCP port forwarded and health-checked.
+    :param tags: tags for every child.
+    :param opts: resource options (the group's regional provider).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        group: AutoScalingGroup,
+        port: int,
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(type_token("aws", "NlbFront"), name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(tags)
+        self.load_balancer = aws.lb.LoadBalancer(
+            child_name(name, "nlb"),
+            load_balancer_type="network",
+            internal=False,
+            subnets=list(group.network.subnet_ids),
+            tags=tags,
+            opts=child,
+        )
+        self.target_group = aws.lb.TargetGroup(
+            child_name(name, "tg"),
+            port=port,
+            protocol="TCP",
+            vpc_id=group.network.vpc_id,
+            health_check=aws.lb.TargetGroupHealthCheckArgs(protocol="TCP"),
+            tags=tags,
+            opts=child,
+        )
+        aws.autoscaling.Attachment(
+            child_name(name, "attach"),
+            autoscaling_group_name=group.group.name,
+            lb_target_group_arn=self.target_group.arn,
+            opts=child,
+        )
+        aws.lb.Listener(
+            child_name(name, "listener"),
+            load_balancer_arn=self.load_balancer.arn,
+            port=port,
+            protocol="TCP",
+            default_actions=[
+                aws.lb.ListenerDefaultActionArgs(
+                    type="forward", target_group_arn=self.target_group.arn
+                )
+            ],
+            tags=tags,
+            opts=child,
+        )
+        self.dns_endpoint = DnsEndpoint(
+            cloud=Cloud.aws,
+            kind="hostname",
+            address=self.load_balancer.dns_name,
+            alias_zone_id=self.load_balancer.zone_id,
+        )
+        self.register_outputs({"endpoint": self.load_balancer.dns_name})
+
+
+class AuroraGlobalDatabase(pulumi.ComponentResource):
+    """An Aurora global database: a writer cluster by the primary, a secondary by the mirror.
+
+    :param name: the component's logical name.
+    :param spec: engine, version, instance class and whether to replicate.
+    :param primary_network: subnets for the writer's subnet group.
+    :param mirror_network: subnets for the secondary's subnet group.
+    :param password: the master password (a Pulumi secret).
+    :param mirror_provider: the provider for the mirror's region.
+    :param tags: tags for every child.
+    :param opts: resource options.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: DatabaseSpec,
+        primary_network: NetworkSpec,
+        mirror_network: NetworkSpec,
+        password: pulumi.Input[str],
+        mirror_provider: aws.Provider | None,
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(type_token("aws", "AuroraGlobalDatabase"), name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        mirror_opts = pulumi.ResourceOptions(parent=self, provider=mirror_provider)
+        tags = dict(tags)
+        engine = _AURORA_ENGINE[spec.engine]
+        self.global_cluster: aws.rds.GlobalCluster | None = None
+        if spec.replica:
+            self.global_cluster = aws.rds.GlobalCluster(
+                child_name(name, "global"),
+                global_cluster_identifier=f"{name}-global",
+                engine=engine,
+                engine_version=spec.engine_version,
+                storage_encrypted=True,
+                opts=child,
+            )
+        primary_subnets = aws.rds.SubnetGroup(
+            child_name(name, "primary-subnets"),
+            subnet_ids=list(primary_network.subnet_ids),
+            tags=tags,
+            opts=child,
+        )
+        self.primary_cluster = aws.rds.Cluster(
+            child_name(name, "primary"),
+            engine=engine,
+            engine_version=spec.engine_version,
+            global_cluster_identifier=self.global_cluster.id if self.global_cluster else None,
+            db_subnet_group_name=primary_subnets.name,
+            master_username="mirrorcast",
+            master_password=password,
+            storage_encrypted=True,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{name}-primary-final",
+            tags=tags,
+            opts=child,
+        )
+        self.primary_instance = aws.rds.ClusterInstance(
+            child_name(name, "primary-1"),
+            cluster_identifier=self.primary_cluster.id,
+            instance_class=spec.instance_class,
+            engine=engine,
+            engine_version=spec.engine_version,
+            tags=tags,
+            opts=child,
+        )
+        self.secondary_cluster: aws.rds.Cluster | None = None
+        if self.global_cluster is not None:
+            mirror_subnets = aws.rds.SubnetGroup(
+                child_name(name, "mirror-subnets"),
+                subnet_ids=list(mirror_network.subnet_ids),
+                tags=tags,
+                opts=mirror_opts,
+            )
+            # A secondary can join only once the writer has an instance.
+            self.secondary_cluster = aws.rds.Cluster(
+                child_name(name, "mirror"),
+                engine=engine,
+                engine_version=spec.engine_version,
+                global_cluster_identifier=self.global_cluster.id,
+                db_subnet_group_name=mirror_subnets.name,
+                storage_encrypted=True,
+                skip_final_snapshot=True,
+                tags=tags,
+                opts=pulumi.ResourceOptions.merge(
+                    mirror_opts, pulumi.ResourceOptions(depends_on=[self.primary_instance])
+                ),
+            )
+            aws.rds.ClusterInstance(
+                child_name(name, "mirror-1"),
+                cluster_identifier=self.secondary_cluster.id,
+                instance_class=spec.instance_class,
+                engine=engine,
+                engine_version=spec.engine_version,
+                tags=tags,
+                opts=mirror_opts,
+            )
+        self.register_outputs({"writer_endpoint": self.primary_cluster.endpoint})

@@ -1,0 +1,491 @@
+"""Azure components: scale sets for primary and mirror, load-balancer fronts, Front Door,
+and Azure SQL geo-secondaries.
+
+A paused mirror is a Flexible-orchestration scale set at capacity 0; with the ``warm_pool``
+strategy a standby pool keeps the mirror's VMs Deallocated (disks kept, no compute billed) so
+activation only starts them. Only submodules of ``pulumi_azure_native`` are imported: the whole
+package is very large.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import pulumi
+from pulumi_azure_native import authorization, cdn, compute, monitor, network, sql, standbypool
+
+from infra._common import (
+    GroupPlan,
+    Role,
+    azure_nsg_rules,
+    child_name,
+    gcp_name,
+    type_token,
+)
+from infra.config import Cloud, DatabaseSpec, ProductWeight, SecurityRule
+from infra.dns import DnsEndpoint
+
+__all__ = [
+    "FrontDoorBalancer",
+    "LoadBalancerFront",
+    "MirrorScaleSet",
+    "PrimaryScaleSet",
+    "ScaleSet",
+    "SqlGeoReplica",
+    "front_door_origin_state",
+]
+
+logger = logging.getLogger(__name__)
+
+_STANDBY_STATE = {"deallocated": "Deallocated"}
+
+
+class LoadBalancerFront(pulumi.ComponentResource):
+    """A Standard public IP and load balancer for one side (TCP passthrough on the pool's port).
+
+    The scale set joins its backend pool, Front Door uses the IP's DNS name as an origin, and
+    Traffic Manager, Route 53 or Cloud DNS point at the IP. It is declared before the scale set
+    because the scale set's network profile names the backend pool.
+
+    :param name: the component's logical name.
+    :param resource_group: the side's resource group.
+    :param location: the side's Azure location.
+    :param port: the TCP port forwarded and probed.
+    :param tags: tags for every child.
+    :param opts: resource options.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        resource_group: str,
+        location: str,
+        port: int,
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(type_token("azure", "LoadBalancerFront"), name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(tags)
+        self.public_ip = network.PublicIPAddress(
+            child_name(name, "ip"),
+            resource_group_name=resource_group,
+            location=location,
+            sku=network.PublicIPAddressSkuArgs(name="Standard"),
+            public_ip_allocation_method="Static",
+            dns_settings=network.PublicIPAddressDnsSettingsArgs(
+                domain_name_label=gcp_name(f"{name}-{pulumi.get_stack()}", max_length=60)
+            ),
+            tags=tags,
+            opts=child,
+        )
+        # Rules reference the balancer's own frontend, pool and probe by id, and those ids are
+        # only known from the balancer's name, so it is named explicitly.
+        lb_name = gcp_name(f"{name}-lb", max_length=80)
+        subscription = authorization.get_client_config_output().subscription_id
+        lb_id = pulumi.Output.concat(
+            "/subscriptions/",
+            subscription,
+            f"/resourceGroups/{resource_group}/providers/Microsoft.Network/loadBalancers/{lb_name}",
+        )
+        self.load_balancer = network.LoadBalancer(
+            child_name(name, "lb"),
+            load_balancer_name=lb_name,
+            resource_group_name=resource_group,
+            location=location,
+            sku=network.LoadBalancerSkuArgs(name="Standard"),
+            frontend_ip_configurations=[
+                network.FrontendIPConfigurationArgs(
+                    name="front",
+                    public_ip_address=network.PublicIPAddressArgs(id=self.public_ip.id),
+                )
+            ],
+            backend_address_pools=[network.BackendAddressPoolArgs(name="pool")],
+            probes=[network.ProbeArgs(name="tcp", protocol="Tcp", port=port)],
+            load_balancing_rules=[
+                network.LoadBalancingRuleArgs(
+                    name="app",
+                    protocol="Tcp",
+                    frontend_port=port,
+                    backend_port=port,
+                    frontend_ip_configuration=network.SubResourceArgs(
+                        id=lb_id.apply(lambda i: f"{i}/frontendIPConfigurations/front")
+                    ),
+                    backend_address_pool=network.SubResourceArgs(
+                        id=lb_id.apply(lambda i: f"{i}/backendAddressPools/pool")
+                    ),
+                    probe=network.SubResourceArgs(id=lb_id.apply(lambda i: f"{i}/probes/tcp")),
+                )
+            ],
+            tags=tags,
+            opts=child,
+        )
+        self.backend_pool_id: pulumi.Output[str] = lb_id.apply(
+            lambda i: f"{i}/backendAddressPools/pool"
+        )
+        fqdn = self.public_ip.dns_settings.apply(lambda d: (d.fqdn if d else None) or "")
+        self.fqdn: pulumi.Output[str] = fqdn
+        self.dns_endpoint = DnsEndpoint(
+            cloud=Cloud.azure,
+            kind="ip",
+            address=self.public_ip.ip_address.apply(lambda ip: ip or ""),
+            azure_resource_id=self.public_ip.id,
+        )
+        self.register_outputs({"fqdn": fqdn})
+
+
+def _image_reference(image: str) -> compute.ImageReferenceArgs:
+    # Gallery image versions are resource ids; the model validated that one exists per location.
+    return compute.ImageReferenceArgs(id=image)
+
+
+class ScaleSet(pulumi.ComponentResource):
+    """An NSG and a Flexible-orchestration VM scale set for one side of a pool.
+
+    :param type_name: ``PrimaryScaleSet`` or ``MirrorScaleSet``.
+    :param name: the component's logical name.
+    :param plan: sizes, image, VM size, network and standby state.
+    :param rules: ``sync.security_rules``, identical on both sides.
+    :param backend_pool_id: the front's backend pool the VMs join.
+    :param tags: tags for every child.
+    :param opts: resource options.
+    """
+
+    def __init__(
+        self,
+        type_name: str,
+        name: str,
+        *,
+        plan: GroupPlan,
+        rules: Sequence[SecurityRule],
+        backend_pool_id: pulumi.Input[str],
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(type_token("azure", type_name), name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(tags)
+        resource_group = plan.network.resource_group
+        assert resource_group is not None and plan.network.subnet_id is not None, "validated"
+        self.nsg = network.NetworkSecurityGroup(
+            child_name(name, "nsg"),
+            resource_group_name=resource_group,
+            location=plan.region,
+            security_rules=[
+                network.SecurityRuleArgs(
+                    name=rule.name,
+                    priority=rule.priority,
+                    direction="Inbound",
+                    access="Allow",
+                    protocol=rule.protocol,
+                    source_address_prefixes=list(rule.source_address_prefixes),
+                    source_port_range="*",
+                    destination_address_prefix="*",
+                    destination_port_range=rule.destination_port_range,
+                    description=rule.description,
+                )
+                for rule in azure_nsg_rules(rules)
+            ],
+            tags=tags,
+            opts=child,
+        )
+        # Azure's autoscaler sets sku.capacity between updates; mirrorcast raises the autoscale
+        # profile's minimum instead of reverting capacity.
+        ignore = ["sku.capacity"] if plan.autoscaled else []
+        self.scale_set = compute.VirtualMachineScaleSet(
+            child_name(name, "vmss"),
+            resource_group_name=resource_group,
+            location=plan.region,
+            # Standby pools attach only to Flexible orchestration.
+            orchestration_mode="Flexible",
+            platform_fault_domain_count=1,
+            single_placement_group=False,
+            sku=compute.SkuArgs(name=plan.machine_type, tier="Standard", capacity=plan.desired),
+            virtual_machine_profile=compute.VirtualMachineScaleSetVMProfileArgs(
+                storage_profile=compute.VirtualMachineScaleSetStorageProfileArgs(
+                    image_reference=_image_reference(plan.image)
+                ),
+                network_profile=compute.VirtualMachineScaleSetNetworkProfileArgs(
+                    network_api_version="2020-11-01",
+                    network_interface_configurations=[
+                        compute.VirtualMachineScaleSetNetworkConfigurationArgs(
+                            name="nic",
+                            primary=True,
+                            network_security_group=compute.SubResourceArgs(id=self.nsg.id),
+                            ip_configurations=[
+                                compute.VirtualMachineScaleSetIPConfigurationArgs(
+                                    name="ip",
+                                    primary=True,
+                                    subnet=compute.ApiEntityReferenceArgs(
+                                        id=plan.network.subnet_id
+                                    ),
+                                    load_balancer_backend_address_pools=[
+                                        compute.SubResourceArgs(id=backend_pool_id)
+                                    ],
+                                )
+                            ],
+                        )
+                    ],
+                ),
+            ),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
+        )
+        self.standby_pool: standbypool.StandbyVirtualMachinePool | None = None
+        # A 0% mirror has nothing to keep warm (and a standby pool needs a capacity of 1+).
+        if plan.keep_warm_pool and plan.warm_state is not None and plan.size > 0:
+            self.standby_pool = standbypool.StandbyVirtualMachinePool(
+                child_name(name, "standby"),
+                resource_group_name=resource_group,
+                location=plan.region,
+                attached_virtual_machine_scale_set_id=self.scale_set.id,
+                virtual_machine_state=_STANDBY_STATE[plan.warm_state],
+                elasticity_profile=standbypool.StandbyVirtualMachinePoolElasticityProfileArgs(
+                    max_ready_capacity=plan.size, min_ready_capacity=plan.warm_size
+                ),
+                tags=tags,
+                opts=child,
+            )
+        self.autoscale: monitor.AutoscaleSetting | None = None
+        if plan.autoscaled:
+            self.autoscale = monitor.AutoscaleSetting(
+                child_name(name, "autoscale"),
+                resource_group_name=resource_group,
+                location=plan.region,
+                enabled=True,
+                target_resource_uri=self.scale_set.id,
+                profiles=[
+                    monitor.AutoscaleProfileArgs(
+                        name="mirrorcast",
+                        capacity=monitor.ScaleCapacityArgs(
+                            minimum=str(plan.min_size),
+                            maximum=str(plan.max_size),
+                            default=str(plan.desired),
+                        ),
+                        rules=[],
+                    )
+                ],
+                tags=tags,
+                opts=child,
+            )
+        self.endpoint: pulumi.Output[str] = self.scale_set.name
+        self.register_outputs({"scale_set": self.scale_set.name})
+
+
+class PrimaryScaleSet(ScaleSet):
+    """The primary's scale set (``mirrorcast:azure:PrimaryScaleSet``)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        plan: GroupPlan,
+        rules: Sequence[SecurityRule],
+        backend_pool_id: pulumi.Input[str],
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            "PrimaryScaleSet",
+            name,
+            plan=plan,
+            rules=rules,
+            backend_pool_id=backend_pool_id,
+            tags=tags,
+            opts=opts,
+        )
+
+
+class MirrorScaleSet(ScaleSet):
+    """The mirror's scale set (``mirrorcast:azure:MirrorScaleSet``)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        plan: GroupPlan,
+        rules: Sequence[SecurityRule],
+        backend_pool_id: pulumi.Input[str],
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(
+            "MirrorScaleSet",
+            name,
+            plan=plan,
+            rules=rules,
+            backend_pool_id=backend_pool_id,
+            tags=tags,
+            opts=opts,
+        )
+
+
+def front_door_origin_state(weight: ProductWeight) -> str:
+    """Front Door origins take weight 1-1000; a 0 share is the lowest weight, ``Disabled``."""
+    return "Enabled" if weight.enabled else "Disabled"
+
+
+class FrontDoorBalancer(pulumi.ComponentResource):
+    """Azure Front Door (Standard): one origin group with a weighted origin per side.
+
+    :param name: the component's logical name.
+    :param resource_group: the resource group holding the profile.
+    :param fronts: each side's load-balancer front (its DNS name is the origin host).
+    :param weights: each side's Front Door weight and enabled flag.
+    :param port: the origin port.
+    :param health_check_path: the path Front Door probes.
+    :param tags: tags for the profile and endpoint.
+    :param opts: resource options.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        resource_group: str,
+        fronts: Mapping[Role, LoadBalancerFront],
+        weights: Mapping[Role, ProductWeight],
+        port: int,
+        health_check_path: str,
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(type_token("azure", "FrontDoorBalancer"), name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(tags)
+        https = port == 443
+        self.profile = cdn.Profile(
+            child_name(name, "profile"),
+            resource_group_name=resource_group,
+            location="global",
+            sku=cdn.SkuArgs(name="Standard_AzureFrontDoor"),
+            tags=tags,
+            opts=child,
+        )
+        self.afd_endpoint = cdn.AFDEndpoint(
+            child_name(name, "endpoint"),
+            resource_group_name=resource_group,
+            profile_name=self.profile.name,
+            location="global",
+            enabled_state="Enabled",
+            tags=tags,
+            opts=child,
+        )
+        self.origin_group = cdn.AFDOriginGroup(
+            child_name(name, "origins"),
+            resource_group_name=resource_group,
+            profile_name=self.profile.name,
+            health_probe_settings=cdn.HealthProbeParametersArgs(
+                probe_path=health_check_path,
+                probe_protocol=cdn.ProbeProtocol.HTTPS if https else cdn.ProbeProtocol.HTTP,
+                probe_request_type=cdn.HealthProbeRequestType.GET,
+                probe_interval_in_seconds=30,
+            ),
+            load_balancing_settings=cdn.LoadBalancingSettingsParametersArgs(
+                sample_size=4, successful_samples_required=3, additional_latency_in_milliseconds=50
+            ),
+            opts=child,
+        )
+        self.origins: dict[Role, cdn.AFDOrigin] = {}
+        for role, front in fronts.items():
+            weight = weights[role]
+            self.origins[role] = cdn.AFDOrigin(
+                child_name(name, role),
+                resource_group_name=resource_group,
+                profile_name=self.profile.name,
+                origin_group_name=self.origin_group.name,
+                host_name=front.fqdn,
+                origin_host_header=front.fqdn,
+                http_port=80 if https else port,
+                https_port=443,
+                priority=1,
+                weight=weight.weight,
+                enabled_state=front_door_origin_state(weight),
+                opts=child,
+            )
+        cdn.Route(
+            child_name(name, "route"),
+            resource_group_name=resource_group,
+            profile_name=self.profile.name,
+            endpoint_name=self.afd_endpoint.name,
+            origin_group=cdn.ResourceReferenceArgs(id=self.origin_group.id),
+            supported_protocols=["Http", "Https"],
+            patterns_to_match=["/*"],
+            forwarding_protocol="HttpsOnly" if https else "HttpOnly",
+            link_to_default_domain="Enabled",
+            https_redirect="Disabled",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self.origins.values())),
+        )
+        self.endpoint: pulumi.Output[str] = self.afd_endpoint.host_name
+        self.register_outputs({"endpoint": self.endpoint})
+
+
+class SqlGeoReplica(pulumi.ComponentResource):
+    """An Azure SQL server per side, the primary database, and a geo-secondary by the mirror.
+
+    :param name: the component's logical name.
+    :param spec: version, SKU (``instance_class``) and whether to replicate.
+    :param primary: the primary's resource group and location.
+    :param mirror: the mirror's resource group and location.
+    :param password: the SQL administrator password (a Pulumi secret).
+    :param tags: tags for every child.
+    :param opts: resource options.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        spec: DatabaseSpec,
+        primary: tuple[str, str],
+        mirror: tuple[str, str],
+        password: pulumi.Input[str],
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__(type_token("azure", "SqlGeoReplica"), name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(tags)
+        servers: dict[Role, sql.Server] = {}
+        sides: dict[Role, tuple[str, str]] = {"primary": primary}
+        if spec.replica:
+            sides["mirror"] = mirror
+        for role, (resource_group, location) in sides.items():
+            servers[role] = sql.Server(
+                child_name(name, f"{role}-server"),
+                resource_group_name=resource_group,
+                location=location,
+                # Azure SQL logical servers have one version; engine_version does not apply.
+                version="12.0",
+                administrator_login="mirrorcast",
+                administrator_login_password=password,
+                minimal_tls_version="1.2",
+                tags=tags,
+                opts=child,
+            )
+        self.primary_database = sql.Database(
+            child_name(name, "primary-db"),
+            resource_group_name=primary[0],
+            location=primary[1],
+            server_name=servers["primary"].name,
+            sku=sql.SkuArgs(name=spec.instance_class),
+            tags=tags,
+            opts=child,
+        )
+        self.secondary_database: sql.Database | None = None
+        if spec.replica:
+            self.secondary_database = sql.Database(
+                child_name(name, "mirror-db"),
+                resource_group_name=mirror[0],
+                location=mirror[1],
+                server_name=servers["mirror"].name,
+                create_mode="Secondary",
+                secondary_type="Geo",
+                source_database_id=self.primary_database.id,
+                sku=sql.SkuArgs(name=spec.instance_class),
+                tags=tags,
+                opts=child,
+            )
+        self.register_outputs({"primary_database": self.primary_database.name})

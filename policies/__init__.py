@@ -1,0 +1,90 @@
+"""Rules and planning: the rule language, weighted rules, guardrails, feedback and rollback.
+
+``plan(PlanningInput) -> Plan`` is pure; the driver and the backtest call the very same code.
+Import from here, not from the private modules::
+
+    from policies import PlanningInput, plan, parse_rule
+"""
+
+from policies._evaluate import PoolView, RuleEvaluation, Trigger, evaluate_rule
+from policies._explain import PoolReport, explain
+from policies._feedback import Feedback, assess, demand_present
+from policies._guardrails import Clip
+from policies._language import (
+    MAX_RULE_DEPTH,
+    MAX_RULE_LENGTH,
+    And,
+    Arithmetic,
+    Comparison,
+    Condition,
+    Current,
+    During,
+    Not,
+    Or,
+    Predicted,
+    Quantity,
+    RuleError,
+    RuleSyntaxError,
+    Value,
+    check_rule,
+    parse_rule,
+)
+from policies._plan import (
+    ConfigChange,
+    Decision,
+    MirrorHealth,
+    Plan,
+    PlannerMemory,
+    PlanningInput,
+    PoolMemory,
+    RampState,
+    RuleOutcome,
+)
+from policies._planner import DRIVER_KEYS, plan
+from policies._resolve import Resolution, resolve
+from policies._rules_file import MAX_RULES_FILE_BYTES, load_rules_files
+
+__all__ = [
+    "DRIVER_KEYS",
+    "MAX_RULES_FILE_BYTES",
+    "MAX_RULE_DEPTH",
+    "MAX_RULE_LENGTH",
+    "And",
+    "Arithmetic",
+    "Clip",
+    "Comparison",
+    "Condition",
+    "ConfigChange",
+    "Current",
+    "Decision",
+    "During",
+    "Feedback",
+    "MirrorHealth",
+    "Not",
+    "Or",
+    "Plan",
+    "PlannerMemory",
+    "PlanningInput",
+    "PoolMemory",
+    "PoolReport",
+    "PoolView",
+    "Predicted",
+    "Quantity",
+    "RampState",
+    "Resolution",
+    "RuleError",
+    "RuleEvaluation",
+    "RuleOutcome",
+    "RuleSyntaxError",
+    "Trigger",
+    "Value",
+    "assess",
+    "check_rule",
+    "demand_present",
+    "evaluate_rule",
+    "explain",
+    "load_rules_files",
+    "parse_rule",
+    "plan",
+    "resolve",
+]

@@ -1,0 +1,139 @@
+"""Load-time checks of a pool's rules, called from the config model's validators.
+
+``infra.config`` calls these lazily (inside its validators) because ``policies`` imports
+``infra.config``. They raise a pydantic ``ValidationError`` whose location is the rule's
+``when`` (or the action's field), so the stack loader reports ``pools.web.rules.0.when`` with
+the file position, followed by the line and column inside the rule text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from policies._language import RuleError, check_rule, comparisons, metric_terms, parse_rule
+
+if TYPE_CHECKING:
+    from infra.config import MirrorcastConfig, PoolSpec, RuleSpec
+
+__all__ = ["check_pool_rules", "check_rule_quantiles", "rule_problems"]
+
+logger = logging.getLogger(__name__)
+
+
+def _detail(loc: tuple[str | int, ...], message: str, given: Any) -> InitErrorDetails:
+    # "value_error" with ctx["error"] is rendered verbatim by the stack loader.
+    return InitErrorDetails(
+        type=PydanticCustomError("value_error", "{error}", {"error": message}),
+        loc=loc,
+        input=given,
+    )
+
+
+def rule_problems(
+    rules: list[RuleSpec],
+    pool: PoolSpec,
+    *,
+    quantiles: Collection[int] | None,
+    first_index: int = 0,
+) -> list[tuple[tuple[str | int, ...], str, Any]]:
+    """Problems in ``rules`` for ``pool``, as (location below the rules list, message, input).
+
+    :param rules: the rules to check.
+    :param pool: the pool they belong to (its metrics give names and units).
+    :param quantiles: the forecast's percentiles; None skips the quantile checks.
+    :param first_index: index of ``rules[0]`` in the pool's rule list (for rules files).
+    """
+    problems: list[tuple[tuple[str | int, ...], str, Any]] = []
+    for offset, rule in enumerate(rules):
+        index = first_index + offset
+        try:
+            condition = parse_rule(rule.when)
+            check_rule(condition, metrics=pool.metrics, quantiles=quantiles)
+        except RuleError as error:
+            problems.append(((index, "when"), str(error), rule.when))
+            continue
+        rule_metrics = [t.metric for c in comparisons(condition) for t in metric_terms(c)]
+        for position, action in enumerate(rule.actions):
+            if action.type != "scale_primary" or not action.to_forecast:
+                continue
+            loc: tuple[str | int, ...] = (index, "actions", position)
+            metric = action.metric or (rule_metrics[0] if rule_metrics else None)
+            if metric is None:
+                problems.append(
+                    (
+                        (*loc, "metric"),
+                        "scale_primary with to_forecast needs a metric (the rule names none)",
+                        None,
+                    )
+                )
+                continue
+            spec = pool.metrics.get(metric)
+            if spec is None:
+                known = ", ".join(sorted(pool.metrics))
+                problems.append(
+                    (
+                        (*loc, "metric"),
+                        f"unknown metric {metric!r}; this pool's metrics are {known}",
+                        metric,
+                    )
+                )
+            elif spec.unit != "percent" and spec.per_instance_capacity is None:
+                problems.append(
+                    (
+                        (*loc, "metric"),
+                        f"sizing to the forecast of {metric} ({spec.unit}) needs "
+                        f"metrics.{metric}.per_instance_capacity (what one instance serves)",
+                        metric,
+                    )
+                )
+            if quantiles is not None and action.quantile not in quantiles:
+                have = ", ".join(str(q) for q in sorted(quantiles))
+                problems.append(
+                    (
+                        (*loc, "quantile"),
+                        f"forecasts do not produce the {action.quantile}th percentile "
+                        f"(forecast.quantiles is {have})",
+                        action.quantile,
+                    )
+                )
+    return problems
+
+
+def check_pool_rules(pool: PoolSpec) -> None:
+    """Raise a ``ValidationError`` (located at ``rules.<i>...``) if a rule of ``pool`` is unusable.
+
+    Quantiles are checked by :func:`check_rule_quantiles`, which knows the forecast settings.
+    """
+    details = [
+        _detail(("rules", *loc), message, given)
+        for loc, message, given in rule_problems(pool.rules, pool, quantiles=None)
+    ]
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(pool.rules):
+        if rule.name in seen:
+            details.append(
+                _detail(
+                    ("rules", index, "name"),
+                    f"rule name {rule.name!r} is already used by rule {seen[rule.name]}; names must be unique in a pool",
+                    rule.name,
+                )
+            )
+        seen.setdefault(rule.name, index)
+    if details:
+        raise ValidationError.from_exception_data("PoolSpec", details)
+
+
+def check_rule_quantiles(config: MirrorcastConfig) -> None:
+    """Raise a ``ValidationError`` if a rule reads a quantile the forecast does not produce."""
+    quantiles = set(config.forecast.quantiles)
+    details: list[InitErrorDetails] = []
+    for name, pool in config.pools.items():
+        for loc, message, given in rule_problems(pool.rules, pool, quantiles=quantiles):
+            details.append(_detail(("pools", name, "rules", *loc), message, given))
+    if details:
+        raise ValidationError.from_exception_data("MirrorcastConfig", details)

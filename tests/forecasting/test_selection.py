@@ -1,0 +1,99 @@
+"""Per-series model choice: chosen by cross-validation, persisted, reused, re-selected on schedule."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from forecasting import ForecastEngine
+from forecasting.selection import choose_model
+from infra.config import ForecastSettings
+
+MODELS = ["seasonal_naive", "ses", "auto_ets"]
+
+
+def _engine(cache: Path, every: str = "1d") -> ForecastEngine:
+    return ForecastEngine(ForecastSettings(models=MODELS, reselect_every=every), cache_dir=cache)
+
+
+def test_choice_is_persisted_with_its_scores_per_pool_and_metric(
+    tmp_path: Path, seasonal_cpu: pd.Series
+) -> None:
+    forecast = _engine(tmp_path).forecast(seasonal_cpu, pool="asg", metric="cpu")
+    stored = json.loads((tmp_path / "selection" / "asg__cpu.json").read_text())
+    assert stored["model"] == forecast.model
+    assert set(stored["scores"]) == set(MODELS)
+    assert forecast.accuracy["mase"] == stored["scores"][forecast.model]["mase"]
+
+
+def test_a_fresh_choice_is_reused_by_a_new_engine(tmp_path: Path, seasonal_cpu: pd.Series) -> None:
+    index = seasonal_cpu.index.tz_localize("UTC")
+    now = index[1200].to_pydatetime()
+    _engine(tmp_path).forecast(seasonal_cpu, pool="asg", metric="cpu", now=now)
+    path = tmp_path / "selection" / "asg__cpu.json"
+    # Tamper with the stored choice: if the new engine reuses it, it must use this model.
+    stored = json.loads(path.read_text())
+    stored["model"], stored["trusted"] = "ses", True
+    path.write_text(json.dumps(stored))
+    later = _engine(tmp_path).forecast(
+        seasonal_cpu, pool="asg", metric="cpu", now=now + timedelta(hours=2)
+    )
+    assert later.model == "ses"
+
+
+def test_a_choice_older_than_reselect_every_is_made_again(
+    tmp_path: Path, seasonal_cpu: pd.Series
+) -> None:
+    index = seasonal_cpu.index.tz_localize("UTC")
+    first_now = index[1000].to_pydatetime()
+    _engine(tmp_path, every="1h").forecast(seasonal_cpu, pool="asg", metric="cpu", now=first_now)
+    path = tmp_path / "selection" / "asg__cpu.json"
+    first = json.loads(path.read_text())["selected_at"]
+    _engine(tmp_path, every="1h").forecast(
+        seasonal_cpu, pool="asg", metric="cpu", now=first_now + timedelta(hours=3)
+    )
+    second = json.loads(path.read_text())["selected_at"]
+    assert pd.Timestamp(second) - pd.Timestamp(first) == pd.Timedelta(hours=3)
+    assert pd.Timestamp(second).tzinfo is not None and pd.Timestamp(second).tz_convert(UTC)
+
+
+def test_no_candidate_beating_the_baseline_means_untrusted_baseline() -> None:
+    model, trusted, reason = choose_model(
+        {"seasonal_naive": {"mase": 0.8}, "ses": {"mase": 0.9}, "auto_ets": {"mase": 1.2}}
+    )
+    assert (model, trusted) == ("seasonal_naive", False)
+    assert "no candidate beat seasonal-naive" in (reason or "")
+
+
+def test_the_cheaper_of_two_equally_good_models_wins() -> None:
+    model, trusted, _ = choose_model(
+        {"seasonal_naive": {"mase": 1.0}, "mstl": {"mase": 0.500}, "ses": {"mase": 0.505}}
+    )
+    assert (model, trusted) == ("ses", True)
+
+
+def test_a_clearly_better_expensive_model_wins() -> None:
+    model, _, _ = choose_model(
+        {"seasonal_naive": {"mase": 1.0}, "mstl": {"mase": 0.4}, "ses": {"mase": 0.6}}
+    )
+    assert model == "mstl"
+
+
+def test_choices_of_series_ending_at_different_times_are_all_reused(
+    tmp_path: Path, seasonal_cpu: pd.Series, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = _engine(tmp_path)
+    histories = {("a", "cpu"): seasonal_cpu, ("b", "cpu"): seasonal_cpu.iloc[:-30]}
+    first = engine.forecast_many(histories)
+
+    def no_selection(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a fresh choice was re-selected")
+
+    monkeypatch.setattr("forecasting.engine.select_models", no_selection)
+    second = _engine(tmp_path).forecast_many(histories)
+    for key in histories:
+        assert getattr(second[key], "model", None) == getattr(first[key], "model", None)
