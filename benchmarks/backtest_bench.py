@@ -75,10 +75,12 @@ def _why(result: BacktestResult) -> str:
     untrusted = int(extra.get("untrusted_cycles", 0))
     if untrusted >= 0.8 * cycles:
         examples = extra.get("degraded_examples") or ["untrusted forecast"]
-        reason = str(examples[0]).split(": ", 1)[-1]
+        reason = str(examples[0]).split(": ", 1)[-1].removeprefix("forecast untrusted (")
         if "no seasonality" in reason:
             return "no seasonality to learn: forecasts untrusted, rules fall back to reactive"
-        return f"forecasts untrusted ({reason[:80]}): rules fall back to reactive"
+        if "no candidate beat" in reason:
+            return "no model beat seasonal-naive: forecasts untrusted, rules fall back to reactive"
+        return f"forecasts untrusted ({reason.split('(')[0].strip()}): rules fall back to reactive"
     if result.runs["reactive"].score.underprovisioned_minutes == 0:
         return "reactive is never short here: nothing to improve on"
     plans = len(result.runs["mirrorcast"].notes)

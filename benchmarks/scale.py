@@ -5,7 +5,8 @@
 Builds, in a temp dir, (a) one stack with ``--pools`` pools and (b) ``--stacks`` stacks of
 ``--pools-per-stack`` pools each, every pool with a CPU series of 14 days at 5 minutes cut from
 the real NAB CloudWatch traces in TRACES (shifted and rescaled per pool so no two are equal),
-the stack's default forecast models and the demo's two rules. Then runs real driver cycles in
+``--models`` as ``forecast.models`` (default the benchmark's fleet-affordable list) and the
+demo's two rules. Then runs real driver cycles in
 apply mode (real forecasting engine, planner and SQLite journal; the Pulumi CLI is the driver
 tests' in-process stand-in, because ``pulumi up`` time is the cloud's, not mirrorcast's) and
 prints the wall time of a cold cycle (model selection for every series, once a day by default)
@@ -42,15 +43,19 @@ from infra.config import load_stack  # noqa: E402
 logger = logging.getLogger(__name__)
 
 INTERVAL_S = 300.0
+PRODUCTION_MODELS = ["seasonal_naive", "naive", "ses", "seasonal_window_average"]
+"""The fleet-affordable candidates of ``benchmarks/forecast_bench.py`` (see docs/forecasting.md)."""
 END = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-POINTS = 14 * 288
+AHEAD = 12
+"""Points after the cold cycle's ``now``, so every warm cycle sees fresh data."""
+POINTS = 14 * 288 + AHEAD
 
 _HEAD = """\
 config:
   aws:region: us-east-1
   mirrorcast:tags: {{cost-center: scale}}
   mirrorcast:metrics: {{type: file, path: metrics.csv}}
-  mirrorcast:forecast: {{horizon: 1h, history: 14d}}
+  mirrorcast:forecast: {{horizon: 1h, history: 14d, models: [{models}]}}
   mirrorcast:driver: {{mode: apply, interval: 5m}}
   mirrorcast:pools:
 """
@@ -83,7 +88,7 @@ def _series(traces: Path) -> list[np.ndarray]:
     out = []
     for path in sorted(folder.glob("*.csv")):
         values = pd.read_csv(path)["value"].to_numpy(dtype=float)
-        if len(values) >= POINTS:
+        if len(values) >= 14 * 288:
             out.append(values)
     if not out:
         raise SystemExit(f"no NAB CloudWatch series of 14 days under {folder}")
@@ -91,11 +96,14 @@ def _series(traces: Path) -> list[np.ndarray]:
 
 
 def _metrics(names: list[str], series: list[np.ndarray]) -> pd.DataFrame:
-    stamps = pd.date_range(end=END, periods=POINTS, freq="5min", tz="UTC")
+    stamps = pd.date_range(
+        end=END + timedelta(minutes=5 * AHEAD), periods=POINTS, freq="5min", tz="UTC"
+    )
     columns: dict[str, np.ndarray] = {}
     for index, name in enumerate(names):
         base = series[index % len(series)]
-        shifted = np.roll(base, index * 37)[:POINTS]
+        # Shifted per pool (and wrapped to length), so no two pools see the same series.
+        shifted = np.resize(np.roll(base, index * 37), POINTS)
         low, high = np.nanmin(shifted), np.nanmax(shifted)
         columns[f"{name}.cpu"] = np.round(10 + 80 * (shifted - low) / max(high - low, 1e-9), 3)
     frame = pd.DataFrame(columns)
@@ -103,13 +111,17 @@ def _metrics(names: list[str], series: list[np.ndarray]) -> pd.DataFrame:
     return frame
 
 
-def _project(root: Path, stacks: dict[str, list[str]], series: list[np.ndarray]) -> Path:
+def _project(
+    root: Path, stacks: dict[str, list[str]], series: list[np.ndarray], models: list[str]
+) -> Path:
     (root / "stacks").mkdir(parents=True)
     shutil.copy(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
     every = [name for names in stacks.values() for name in names]
     _metrics(every, series).to_csv(root / "metrics.csv", index=False)
     for stack, names in stacks.items():
-        text = _HEAD.format() + "".join(_POOL.format(name=name) for name in names)
+        text = _HEAD.format(models=", ".join(models)) + "".join(
+            _POOL.format(name=name) for name in names
+        )
         (root / "stacks" / f"Pulumi.{stack}.yaml").write_text(text)
     return root
 
@@ -150,7 +162,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pools", type=int, default=200, help="pools in the big stack (200)")
     parser.add_argument("--stacks", type=int, default=50, help="stacks in the fleet (50)")
     parser.add_argument("--pools-per-stack", type=int, default=4, help="pools per fleet stack (4)")
-    parser.add_argument("--warm", type=int, default=2, help="warm cycles to time (2)")
+    parser.add_argument(
+        "--warm", type=int, default=2, help=f"warm cycles to time (2, at most {AHEAD})"
+    )
+    parser.add_argument(
+        "--models",
+        type=lambda text: text.split(","),
+        default=PRODUCTION_MODELS,
+        help="forecast.models of every stack, comma-separated (default: "
+        f"{','.join(PRODUCTION_MODELS)}; the stack default adds mstl, theta and auto_ets)",
+    )
+    parser.add_argument(
+        "--only", choices=("stack", "fleet"), default=None, help="run one scenario only"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     series = _series(args.traces)
@@ -165,8 +189,12 @@ def main(argv: list[str] | None = None) -> int:
                 for s in range(args.stacks)
             },
         }
+        if args.only is not None:
+            keep = 0 if args.only == "stack" else 1
+            scenarios = dict([list(scenarios.items())[keep]])
+        print(f"forecast.models: {', '.join(args.models)}")
         for number, (title, stacks) in enumerate(scenarios.items()):
-            root = _project(Path(scratch) / f"project{number}", stacks, series)
+            root = _project(Path(scratch) / f"project{number}", stacks, series, args.models)
             journal = Journal(f"sqlite:///{root / 'journal.db'}")
             settings = load_stack(next(iter(stacks)), root).forecast
             engine = ForecastEngine(settings, cache_dir=root / "models", seed=0)

@@ -468,7 +468,14 @@ class _Context:
                 raise _NoData(
                     f"observations of {value.metric} cover only {covered} of the {format_duration(window)} window"
                 )
-            return series[series.index >= start]
+            recent = series[series.index >= start]
+            if len(recent) == 0:
+                # A source that still answers but stopped updating (a dead exporter): the
+                # condition cannot be said to have held over the window.
+                raise _NoData(
+                    f"no observation of {value.metric} in the last {format_duration(window)} (stale)"
+                )
+            return recent
         if isinstance(value, Predicted):  # pragma: no cover - excluded by _reactive's caller
             raise _NoData("predicted() in a reactive comparison")
         assert isinstance(value, Arithmetic)

@@ -43,10 +43,18 @@ class Feedback:
 
 def latest(series: pd.Series | None, now: datetime) -> float | None:
     """The last observation at or before ``now`` (None when there is none)."""
+    point = _latest_point(series, now)
+    return point[1] if point is not None else None
+
+
+def _latest_point(series: pd.Series | None, now: datetime) -> tuple[datetime, float] | None:
+    """The last observation at or before ``now`` with its time."""
     if series is None or len(series) == 0:
         return None
     past = series[series.index <= now].dropna()
-    return float(past.iloc[-1]) if len(past) else None
+    if not len(past):
+        return None
+    return pd.Timestamp(past.index[-1]).to_pydatetime(), float(past.iloc[-1])
 
 
 def _expected(trigger: Mapping[str, Any], now: datetime) -> tuple[float, float] | None:
@@ -79,10 +87,13 @@ def assess(
     if not trigger or trigger.get("kind") != "forecast":
         return Feedback("unknown", None, None, None, "activated without a forecast; no comparison")
     metric = str(trigger["metric"])
-    realised = latest(current.get(metric), now)
-    if realised is None:
+    point = _latest_point(current.get(metric), now)
+    if point is None:
         return Feedback("unknown", None, None, None, f"no observations of {metric} to compare")
-    expected = _expected(trigger, now)
+    # Judge the observation against the forecast for ITS time, not for now: the newest point
+    # is usually a step old, and at a surge's first cycle it still shows the calm before it.
+    observed_at, realised = point
+    expected = _expected(trigger, observed_at)
     if expected is None:
         return Feedback(
             "unknown",
@@ -102,7 +113,7 @@ def assess(
         return Feedback(
             "above", realised, median, upper, f"{words}: demand runs above the forecast"
         )
-    demand_due = crossing is None or now >= pd.Timestamp(crossing).to_pydatetime()
+    demand_due = crossing is None or observed_at >= pd.Timestamp(crossing).to_pydatetime()
     if demand_due and realised < median * (1 - tolerance / 100):
         return Feedback(
             "below",

@@ -98,6 +98,12 @@ class PoolMemory(BaseModel):
     last_down_at: datetime | None = Field(
         default=None, description="Last completed rollback (for the cooldown before an activation)."
     )
+    last_shift_up_at: datetime | None = Field(
+        default=None, description="Last time mirror weight went up (cooldown before it goes down)."
+    )
+    last_shift_down_at: datetime | None = Field(
+        default=None, description="Last time mirror weight went down (cooldown before it goes up)."
+    )
     demand_seen: bool = Field(
         default=False, description="Realised demand reached the trigger threshold since activation."
     )

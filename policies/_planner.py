@@ -534,11 +534,18 @@ def _advance_ramp(work: _PoolWork) -> None:
             "hold", "ramp step waits for the mirror", rule=ramp.rule, clips=[work.not_ready_clip()]
         )
         return
+    # Weights just moved down (demand fell short): moving them up again inside the cooldown
+    # would flap. Escalation (demand above the forecast) overrides it.
+    clip = _shift_cooldown(work, since=work.memory.last_shift_down_at, direction="down")
+    if clip is not None and not work.memory.escalated:
+        work.decide("hold", "ramp step waits for the cooldown", rule=ramp.rule, clips=[clip])
+        return
     step = ramp.target_mirror_share if work.memory.escalated else ramp.step_share
     old = keys[W_MIRROR]
     keys[W_MIRROR] = min(ramp.target_mirror_share, old + step)
     keys[W_PRIMARY] = 100 - keys[W_MIRROR]
     ramp.next_step_at = work.now + _ramp_interval(work)
+    work.memory.last_shift_up_at = work.now
     work.decide(
         "shift_weights",
         f"mirror share {old}% -> {keys[W_MIRROR]}% (target {ramp.target_mirror_share}%)",
@@ -734,8 +741,16 @@ def _ramp_down(work: _PoolWork, realised: float, expected: float) -> None:
     original = work.original
     step = memory.ramp.step_share if memory.ramp is not None else _DEFAULT_STEP
     old_share = keys[W_MIRROR]
-    keys[W_MIRROR] = max(0, old_share - step)
-    keys[W_PRIMARY] = 100 - keys[W_MIRROR]
+    clip = _shift_cooldown(work, since=memory.last_shift_up_at, direction="up")
+    if clip is not None:
+        # Weights went up moments ago; taking them down now would flap. The floor may still fall.
+        work.decide(
+            "hold", "mirror share stays: weights moved up within the cooldown", clips=[clip]
+        )
+    elif old_share > 0:
+        keys[W_MIRROR] = max(0, old_share - step)
+        keys[W_PRIMARY] = 100 - keys[W_MIRROR]
+        memory.last_shift_down_at = work.now
     old_min, old_desired = keys[CAP_MIN], keys[CAP_DESIRED]
     ratio = realised / expected if expected > 0 else 1.0
     lowered = max(int(original[CAP_MIN]), math.ceil(old_min * ratio))
@@ -753,6 +768,19 @@ def _ramp_down(work: _PoolWork, realised: float, expected: float) -> None:
             f"demand {realised:.4g} is well below the forecast median {expected:.4g}: mirror share "
             f"{old_share}% -> {keys[W_MIRROR]}%, primary floor {old_min} -> {keys[CAP_MIN]}",
         )
+
+
+def _shift_cooldown(work: _PoolWork, *, since: datetime | None, direction: str) -> Clip | None:
+    """A cooldown clip when mirror weight moved the other way less than ``cooldown`` ago."""
+    cooldown = work.spec.guardrails.cooldown
+    if since is None or work.now - since >= cooldown:
+        return None
+    wait = cooldown - (work.now - since)
+    return Clip(
+        "cooldown",
+        f"mirror weight moved {direction} at {since:%H:%M}; cooldown {format_duration(cooldown)} "
+        f"leaves {format_duration(wait)}",
+    )
 
 
 # --------------------------------------------------------------------------- rollback

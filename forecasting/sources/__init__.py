@@ -24,12 +24,13 @@ from forecasting.sources._base import (
     SourceUnavailable,
 )
 from forecasting.sources._cloudwatch import CloudWatchMetricSource
-from forecasting.sources._file import FileMetricSource
+from forecasting.sources._file import MAX_METRICS_FILE_BYTES, FileMetricSource
 from forecasting.sources._gcp_monitoring import GcpMonitoringMetricSource
 from forecasting.sources._prometheus import MAX_POINTS_PER_QUERY, PrometheusMetricSource
 from infra import config
 
 __all__ = [
+    "MAX_METRICS_FILE_BYTES",
     "MAX_POINTS_PER_QUERY",
     "AzureMonitorMetricSource",
     "CloudWatchMetricSource",

@@ -14,6 +14,7 @@ from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
+    Policy,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -53,7 +54,7 @@ def _stack_file() -> Path | None:
 
 def build_policies(
     stack_file: Path | str | None = None,
-) -> list[ResourceValidationPolicy | StackValidationPolicy]:
+) -> list[Policy]:
     """The pack's policies, reading limits from ``stack_file`` (default: $MIRRORCAST_STACK_FILE).
 
     :param stack_file: the mirrorcast stack file; when none is found, one mandatory policy

@@ -95,14 +95,6 @@ def test_capacity_for_a_forecast_surge_is_ready_before_it_where_reactive_falls_s
     assert reactive.record.primary_ready[DAY3_NOON - 1] < need
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "planner feedback (policies._feedback.assess) judges the 11:59 observation against the "
-        "forecast for 12:00 at the 12:00 cycle, calls demand 'well below the forecast' and lowers "
-        "the floor (14 -> 4) just as the surge arrives; reported to the lead"
-    ),
-)
 def test_a_forecast_surge_is_served_from_its_first_minute(
     surge: tuple[BacktestResult, list[dict[str, Any]]],
 ) -> None:

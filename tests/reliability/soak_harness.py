@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -391,8 +391,9 @@ def run_soak(
                 cycle = driver.run_cycle(now=now)
             except SimulatedKill:
                 report.kills += 1
-                # A restart: a new process (new driver object, same holder name as a restarted
-                # service on the same host would have after its lease) on the same journal.
+                # A restart: a new driver object on the same journal, stack and engine cache.
+                # It keeps the holder name, so it need not wait out the dead one's lease (up to
+                # 15m); the lease itself is tested in test_two_drivers_on_one_stack_exactly_one_acts.
                 engine = driver._engine
                 faults.killed = False
                 driver = fresh_driver()
@@ -523,7 +524,3 @@ def check_invariants(
 
 def _load(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
-
-
-def utc(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)

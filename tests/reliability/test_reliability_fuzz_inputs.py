@@ -21,8 +21,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from forecasting.events import MAX_EVENT_FILE_BYTES, EventFeedError, EventSchedule
-from forecasting.sources import FileMetricSource, SourceError
-from forecasting.sources._file import MAX_METRICS_FILE_BYTES
+from forecasting.sources import MAX_METRICS_FILE_BYTES, FileMetricSource, SourceError
 from infra.config import (
     MAX_STACK_FILE_BYTES,
     ConfigError,

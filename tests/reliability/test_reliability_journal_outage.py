@@ -149,9 +149,10 @@ def test_the_driver_stops_acting_while_the_journal_is_down_and_resumes_after(
     assert statuses[0] == "ok" and "ok" not in statuses[1:]
 
 
-def test_a_full_journal_disk_stops_the_driver_acting_until_there_is_room(tmp_path: Path) -> None:
+def test_a_full_journal_disk_never_lets_the_driver_act_without_a_record_and_it_resumes(
+    tmp_path: Path,
+) -> None:
     project = make_project(tmp_path / "project", TRACE, quantile=0.7)
-    stack_file = project / "stacks" / f"Pulumi.{STACK}.yaml"
     journal = DyingJournal(f"sqlite:///{project / 'journal.db'}")
     journal.faults = Faults()
     cli = KillableCli(Faults())

@@ -7,6 +7,7 @@ cases (a real Prometheus, down, black hole) are in ``tests/forecasting/sources``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -90,6 +91,11 @@ ANSWERS: dict[str, tuple[int, str | bytes, float]] = {
 
 class _BadPrometheus(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
+        # The client may give up first (the 'slow' answer): that is the point.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._answer()
+
+    def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         form = self.rfile.read(length).decode()
         query = next((p.split("=", 1)[1] for p in form.split("&") if p.startswith("query=")), "")
