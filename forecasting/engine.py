@@ -21,12 +21,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from forecasting._private import private_dir, restrict_tree
 from forecasting._result import Forecast, ForecastUnavailable, Repair
 from forecasting.cleaning import clean_series, fill_for_fit
 from forecasting.errors import ForecastingError, UnusableSeriesError
 from forecasting.events import EventSchedule
 from forecasting.intervals import levels_for, quantiles_from_frame
-from forecasting.models import BASELINE, ModelOptions, check_models, forecast_models, freq_of
+from forecasting.models import (
+    BASELINE,
+    EXOGENOUS_MODELS,
+    ModelOptions,
+    check_models,
+    forecast_models,
+    freq_of,
+)
+from forecasting.models.statistical import REUSABLE, FittedSeries
+from forecasting.models.statistical import fit as fit_statistical
+from forecasting.models.statistical import forward as forward_statistical
 from forecasting.selection import Selection, SelectionStore, seasonal_strength, select_models
 from infra.config import ForecastSettings, MetricSpec
 
@@ -54,6 +65,47 @@ class _Prepared:
     repairs: list[Repair]
     reason: str | None = None  # set when the series cannot support model selection
     caveat: str | None = None  # set when selection runs but the result cannot be trusted
+    # Event regressors fed to the model (``event_<kind>``), over the history and the horizon.
+    exogenous: tuple[str, ...] = ()
+    past_x: np.ndarray | None = None
+    future_x: np.ndarray | None = None
+
+    def future_index(self) -> pd.DatetimeIndex:
+        """The forecast's timestamps: ``h`` steps after the last observation."""
+        last = self.values.index[-1]
+        return pd.DatetimeIndex([last + pd.Timedelta(self.step) * (k + 1) for k in range(self.h)])
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """A series' fitted model and what it holds for (any change means a refit)."""
+
+    fit: FittedSeries
+    model: str
+    step_seconds: float
+    season: int
+    h: int
+    selected_at: datetime
+    fitted_at: datetime
+
+    def usable(
+        self,
+        *,
+        selection: Selection,
+        step_seconds: float,
+        season: int,
+        h: int,
+        now: datetime,
+        every: timedelta,
+    ) -> bool:
+        return (
+            self.model == selection.model
+            and self.selected_at == selection.selected_at
+            and math.isclose(self.step_seconds, step_seconds)
+            and self.season == season
+            and self.h == h
+            and self.fitted_at <= now < self.fitted_at + every
+        )
 
 
 def _utc(moment: datetime) -> datetime:
@@ -92,14 +144,26 @@ class ForecastEngine:
         self.cv_windows = cv_windows
         self.tolerance = tolerance
         self.min_seasonal_strength = min_seasonal_strength
+        self._numba_dir: Path | None = None
         if cache_dir is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(cache_dir)
             # numba reads this when statsforecast is first imported (lazily, in the models):
             # compiled kernels then survive restarts instead of costing seconds every start.
             os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir / "numba"))
+            numba_dir = Path(os.environ["NUMBA_CACHE_DIR"])
+            if numba_dir.resolve().is_relative_to(cache_dir.resolve()):
+                # numba writes with the umask's modes; the engine keeps its own cache private.
+                self._numba_dir = private_dir(numba_dir)
         self.store = SelectionStore(None if cache_dir is None else cache_dir / "selection")
         self.quantiles = sorted(set(settings.quantiles) | {50})
         self.levels = levels_for(self.quantiles)
+        # Fitted models per (pool, metric), reused until re-selection or ``refit_every``: a
+        # refit costs 80-1,500 ms per series, applying kept parameters to new data about 1 ms.
+        self._kept: dict[tuple[str, str], _Kept] = {}
+        self.fits = 0
+        """Series fits done so far (a refit counts one per series)."""
+        self.updates = 0
+        """Forecasts made by updating a kept fit with new observations (no refit)."""
 
     # ------------------------------------------------------------------ public API
 
@@ -152,6 +216,7 @@ class ForecastEngine:
         with the reason instead of failing the others.
         """
         span = horizon or self.settings.horizon
+        fits_before = self.fits
         out: dict[tuple[str, str], Forecast | ForecastUnavailable] = {}
         prepared: list[_Prepared] = []
         for key, raw in histories.items():
@@ -165,34 +230,25 @@ class ForecastEngine:
                 logger.warning("%s", exc)
                 out[key] = ForecastUnavailable(pool=key[0], metric=key[1], reason=str(exc))
         selections = self._selections(prepared, now=now)
-        groups: dict[tuple[str, float, int, int], list[_Prepared]] = defaultdict(list)
+        groups: dict[tuple[str, float, int, int, tuple[str, ...]], list[_Prepared]]
+        groups = defaultdict(list)
         for item in prepared:
             selection = selections[item.key]
+            if events is not None and len(events) > 0 and selection.model in EXOGENOUS_MODELS:
+                self._attach_regressors(item, events)
             season = self._fallback_season(item)
-            groups[(selection.model, item.step.total_seconds(), season, item.h)].append(item)
-        for (model, step_seconds, season, h), items in groups.items():
-            df = pd.concat(
-                [
-                    pd.DataFrame(
-                        {
-                            "unique_id": it.name,
-                            "ds": it.filled.index.tz_localize(None),
-                            "y": it.filled.to_numpy(),
-                        }
-                    )
-                    for it in items
-                ],
-                ignore_index=True,
-            )
+            group = (selection.model, item.step.total_seconds(), season, item.h, item.exogenous)
+            groups[group].append(item)
+        for (model, step_seconds, season, h, _), items in groups.items():
             try:
-                frame = forecast_models(
-                    df,
-                    models=[model],
-                    h=h,
-                    freq=freq_of(timedelta(seconds=step_seconds)),
+                frame = self._forecast_group(
+                    items,
+                    model=model,
+                    step_seconds=step_seconds,
                     season=season,
-                    levels=self.levels,
-                    options=self.options,
+                    h=h,
+                    selections=selections,
+                    now=now,
                 )
             except ForecastingError:
                 raise
@@ -208,9 +264,147 @@ class ForecastEngine:
                 out[it.key] = self._result(
                     it, by_id[it.name].sort_values("ds"), selections[it.key], events
                 )
+        if self._numba_dir is not None and self.fits > fits_before:
+            # A fit may have compiled (and cached) new kernels.
+            restrict_tree(self._numba_dir)
         return {key: out[key] for key in histories}
 
     # ------------------------------------------------------------------ steps
+
+    @staticmethod
+    def _long_frame(items: list[_Prepared]) -> pd.DataFrame:
+        """History of ``items`` as one ``unique_id, ds, y`` frame, plus their event regressors."""
+        frames = []
+        for it in items:
+            frame = pd.DataFrame(
+                {
+                    "unique_id": it.name,
+                    "ds": it.filled.index.tz_localize(None),
+                    "y": it.filled.to_numpy(),
+                }
+            )
+            if it.past_x is not None:
+                frame[list(it.exogenous)] = it.past_x
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    @staticmethod
+    def _future_frame(items: list[_Prepared]) -> pd.DataFrame | None:
+        """The event regressors of ``items`` over their horizons, or ``None`` without any."""
+        if not items or items[0].future_x is None:
+            return None
+        frames = []
+        for it in items:
+            frame = pd.DataFrame({"unique_id": it.name, "ds": it.future_index().tz_localize(None)})
+            frame[list(it.exogenous)] = it.future_x
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    @staticmethod
+    def _attach_regressors(item: _Prepared, events: EventSchedule) -> None:
+        """Give ``item`` the event regressors its model can learn from its own history.
+
+        Only kinds that occurred in the history (at least two steps, and not everywhere) can
+        be learned; kinds never seen keep their configured uplift in :meth:`_event_factor`.
+        """
+        past = events.regressors(pd.DatetimeIndex(item.filled.index))
+        learnable = [c for c in past.columns if past[c].sum() >= 2 and float(past[c].min()) == 0.0]
+        if not learnable:
+            return
+        ahead = events.regressors(item.future_index())
+        item.exogenous = tuple(learnable)
+        item.past_x = past[learnable].to_numpy(dtype=float)
+        item.future_x = ahead[learnable].to_numpy(dtype=float)
+
+    def _forecast_group(
+        self,
+        items: list[_Prepared],
+        *,
+        model: str,
+        step_seconds: float,
+        season: int,
+        h: int,
+        selections: Mapping[tuple[str, str], Selection],
+        now: datetime | None,
+    ) -> pd.DataFrame:
+        """Forecast series sharing a model and grid: kept fits updated, the rest fitted."""
+        step = timedelta(seconds=step_seconds)
+        if model not in REUSABLE:
+            # Conformal-interval models refit on past windows anyway, and the global models
+            # (LightGBM, LSTM) train across series: these go through one batched call.
+            self.fits += len(items)
+            return forecast_models(
+                self._long_frame(items),
+                models=[model],
+                h=h,
+                freq=freq_of(step),
+                season=season,
+                levels=self.levels,
+                options=self.options,
+                future=self._future_frame(items),
+            )
+        frames: list[pd.DataFrame] = []
+        cold: list[_Prepared] = []
+        for it in items:
+            kept = self._kept.get(it.key)
+            decided = self._decided(it, now)
+            if (
+                kept is not None
+                and kept.fit.exogenous == it.exogenous
+                and kept.usable(
+                    selection=selections[it.key],
+                    step_seconds=step_seconds,
+                    season=season,
+                    h=h,
+                    now=decided,
+                    every=self.settings.refit_every,
+                )
+            ):
+                # Only the history handed in (data up to ``now``) reaches the kept model.
+                frame = forward_statistical(
+                    kept.fit,
+                    it.filled.to_numpy(dtype=float),
+                    uid=it.name,
+                    end=it.filled.index[-1].tz_localize(None),
+                    h=h,
+                    levels=self.levels,
+                    x=it.past_x,
+                    x_future=it.future_x,
+                )
+                if frame is not None:
+                    self.updates += 1
+                    frames.append(frame)
+                    continue
+            cold.append(it)
+        if cold:
+            frame, fits = fit_statistical(
+                self._long_frame(cold),
+                model=model,
+                h=h,
+                freq=freq_of(step),
+                season=season,
+                levels=self.levels,
+                options=self.options,
+                future=self._future_frame(cold),
+            )
+            self.fits += len(cold)
+            for it in cold:
+                self._kept[it.key] = _Kept(
+                    fit=fits[it.name],
+                    model=model,
+                    step_seconds=step_seconds,
+                    season=season,
+                    h=h,
+                    selected_at=selections[it.key].selected_at,
+                    fitted_at=self._decided(it, now),
+                )
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
+
+    @staticmethod
+    def _decided(item: _Prepared, now: datetime | None) -> datetime:
+        """The decision time: ``now``, else the series' last observation."""
+        return _utc(now) if now is not None else item.values.index[-1].to_pydatetime()
 
     def _output_step(self, data_step: timedelta, horizon: timedelta) -> timedelta:
         wanted = self.settings.step
@@ -387,15 +581,21 @@ class ForecastEngine:
             frame, model=selection.model, quantiles=self.quantiles
         )
         issued = item.values.index[-1]
-        times_index = pd.DatetimeIndex(
-            [issued + pd.Timedelta(item.step) * (k + 1) for k in range(item.h)]
-        )
+        times_index = item.future_index()
         notes: list[str] = []
         if events is not None and len(events) > 0:
             factor, notes = self._event_factor(item, times_index, events)
             if notes:
                 mean = mean * factor
                 quantiles = {q: v * factor for q, v in quantiles.items()}
+            if item.past_x is not None and item.future_x is not None:
+                for position, column in enumerate(item.exogenous):
+                    if item.future_x[:, position].any():
+                        seen = int(item.past_x[:, position].sum())
+                        notes.append(
+                            f"event {column.removeprefix('event_')}: exogenous regressor of "
+                            f"{selection.model}, learned from {seen} past steps"
+                        )
         reason = selection.reason if not selection.trusted else None
         accuracy = dict(selection.scores.get(selection.model, {}))
         return Forecast(
@@ -433,7 +633,9 @@ class ForecastEngine:
         y = item.values.to_numpy(dtype=float)
         for column in ahead.columns:
             active = ahead[column].to_numpy() > 0
-            if not active.any():
+            if not active.any() or column in item.exogenous:
+                # A kind the model took as a regressor is already in its forecast: applying
+                # an uplift on top would count the event twice.
                 continue
             kind = column.removeprefix("event_")
             seen = past[column].to_numpy() > 0 if column in past.columns else np.zeros(len(y), bool)

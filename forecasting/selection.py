@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecasting._private import private_dir, write_private
 from forecasting.evaluation import mase_scale, score_cross_validation
 from forecasting.models import BASELINE, MODEL_COST, ModelOptions, cross_validate_models
 
@@ -118,7 +119,7 @@ class SelectionStore:
         self.directory = directory
         self._memory: dict[str, Selection] = {}
         if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
+            private_dir(directory)
 
     @staticmethod
     def key(pool: str, metric: str) -> str:
@@ -146,14 +147,12 @@ class SelectionStore:
         return selection
 
     def save(self, pool: str, metric: str, selection: Selection) -> None:
-        """Keep ``selection`` (written atomically: a crash never leaves half a file)."""
+        """Keep ``selection`` (written atomically, owner-only: a crash never leaves half a file)."""
         self._memory[self.key(pool, metric)] = selection
         path = self.path(pool, metric)
         if path is None:
             return
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(selection.to_json(), indent=2, sort_keys=True))
-        tmp.replace(path)
+        write_private(path, json.dumps(selection.to_json(), indent=2, sort_keys=True))
 
 
 def seasonal_strength(values: np.ndarray, *, season: int) -> float:

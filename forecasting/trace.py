@@ -20,10 +20,10 @@ from forecasting.engine import ForecastEngine
 from forecasting.errors import UnusableSeriesError
 from forecasting.evaluation import mase_scale, score_cross_validation
 from forecasting.models import BASELINE, ModelOptions, cross_validate_models, freq_of
-from forecasting.selection import choose_model
+from forecasting.selection import choose_model, seasonal_strength
 from infra.config import ForecastSettings
 
-__all__ = ["TraceEvaluation", "evaluate_trace", "read_trace_csv"]
+__all__ = ["TraceEvaluation", "count_per_interval", "evaluate_trace", "read_trace_csv"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,11 @@ _TIME_HINTS = ("timestamp", "time", "ds", "date")
 
 
 def read_trace_csv(
-    path: Path, *, timestamp_column: str | None = None, value_column: str | None = None
+    path: Path,
+    *,
+    timestamp_column: str | None = None,
+    value_column: str | None = None,
+    count_per: timedelta | None = None,
 ) -> pd.Series:
     """Read one series from a CSV file; columns auto-detected when not given.
 
@@ -43,6 +47,9 @@ def read_trace_csv(
     :param path: the CSV file.
     :param timestamp_column: default ``None`` (auto-detect).
     :param value_column: default ``None`` (auto-detect).
+    :param count_per: default ``None``; for a per-request log (one row per request), the
+        interval to count rows in: the series is then requests per interval (see
+        :func:`count_per_interval`) and no value column is read.
     :raises UnusableSeriesError: naming the file and the column when they cannot be used.
     """
     label = str(path)
@@ -51,7 +58,11 @@ def read_trace_csv(
     except (OSError, ValueError) as exc:
         raise UnusableSeriesError(label, f"cannot be read as CSV: {exc}") from exc
     columns = list(frame.columns)
-    if len(columns) < 2:
+    if count_per is not None and value_column is not None:
+        raise UnusableSeriesError(
+            label, "--count-per counts rows, so it takes no --value-column; pass one or the other"
+        )
+    if len(columns) < (1 if count_per is not None else 2):
         raise UnusableSeriesError(label, f"needs a timestamp and a value column, has {columns}")
     if timestamp_column is None:
         timestamp_column = next(
@@ -61,6 +72,9 @@ def read_trace_csv(
         raise UnusableSeriesError(
             label, f"has no column {timestamp_column!r} (columns: {', '.join(columns)})"
         )
+    index = _timestamps(frame, timestamp_column, label)
+    if count_per is not None:
+        return count_per_interval(index, every=count_per, name=label)
     if value_column is None:
         for c in columns:
             if c == timestamp_column:
@@ -78,19 +92,6 @@ def read_trace_csv(
         raise UnusableSeriesError(
             label, f"has no column {value_column!r} (columns: {', '.join(columns)})"
         )
-    stamps = pd.to_datetime(frame[timestamp_column], errors="coerce", format="mixed")
-    bad = stamps.isna() & frame[timestamp_column].notna()
-    if bad.any() or stamps.isna().all():
-        row = int(bad.to_numpy().argmax()) if bad.any() else 0
-        raise UnusableSeriesError(
-            label,
-            f"column {timestamp_column!r} is not timestamps (row {row + 2} holds "
-            f"{frame[timestamp_column].iloc[row]!r})",
-        )
-    index = pd.DatetimeIndex(stamps)
-    offset = _offset_from_name(timestamp_column)
-    if index.tz is None and offset is not None:
-        index = (index - offset).tz_localize("UTC")
     values = pd.to_numeric(frame[value_column], errors="coerce")
     text = frame[value_column].notna() & values.isna()
     if text.any():
@@ -100,6 +101,61 @@ def read_trace_csv(
             f"column {value_column!r} must hold numbers, row {row + 2} holds {frame[value_column].iloc[row]!r}",
         )
     return pd.Series(values.to_numpy(dtype=float), index=index, name=value_column)
+
+
+def _timestamps(frame: pd.DataFrame, column: str, label: str) -> pd.DatetimeIndex:
+    """Parse ``column`` of ``frame`` as timestamps (UTC when the name gives an offset)."""
+    stamps = pd.to_datetime(frame[column], errors="coerce", format="mixed")
+    bad = stamps.isna() & frame[column].notna()
+    if bad.any() or stamps.isna().all():
+        row = int(bad.to_numpy().argmax()) if bad.any() else 0
+        raise UnusableSeriesError(
+            label,
+            f"column {column!r} is not timestamps (row {row + 2} holds "
+            f"{frame[column].iloc[row]!r})",
+        )
+    index = pd.DatetimeIndex(stamps)
+    offset = _offset_from_name(column)
+    if index.tz is None and offset is not None:
+        index = (index - offset).tz_localize("UTC")
+    return index
+
+
+def count_per_interval(stamps: pd.DatetimeIndex, *, every: timedelta, name: str) -> pd.Series:
+    """Turn a per-request log (one timestamp per request) into requests per interval.
+
+    Every interval between the first and the last request counts, and one without requests is
+    a real zero (the log records every request in its span). The first and last intervals are
+    only partly covered by the log, so they are dropped rather than reported as a dip.
+
+    :param stamps: one timestamp per request, any order (missing ones are ignored).
+    :param every: the interval, e.g. one minute.
+    :param name: the log's name in errors.
+    :raises UnusableSeriesError: when fewer than three whole intervals remain.
+    """
+    if every <= timedelta(0):
+        raise UnusableSeriesError(name, f"--count-per must be a positive duration, got {every}")
+    known = stamps.dropna().sort_values()
+    if len(known) == 0:
+        raise UnusableSeriesError(name, "holds no request timestamps to count")
+    width = pd.Timedelta(every)
+    first = known[0].ceil(width)
+    last = known[-1].floor(width)  # the interval starting here is cut off by the log's end
+    whole = pd.date_range(first, last, freq=width, inclusive="left")
+    if len(whole) < 3:
+        raise UnusableSeriesError(
+            name,
+            f"spans {known[-1] - known[0]}: fewer than 3 whole intervals of {every} to count "
+            "requests in (pass a shorter --count-per)",
+        )
+    inside = known[(known >= first) & (known < last)]
+    counts = pd.Series(1.0, index=inside.floor(width)).groupby(level=0).sum()
+    series = counts.reindex(whole, fill_value=0.0)
+    series.name = "requests"
+    logger.info(
+        "%s: %d requests counted per %s into %d intervals", name, len(inside), every, len(whole)
+    )
+    return series
 
 
 def _offset_from_name(column: str) -> pd.Timedelta | None:
@@ -162,6 +218,7 @@ def evaluate_trace(
     options: ModelOptions | None = None,
     exclude: Sequence[tuple[datetime, datetime]] = (),
     on_model: Callable[[str], None] | None = None,
+    season: timedelta | None = None,
 ) -> TraceEvaluation:
     """Cross-validate ``models`` on one trace and name the engine's choice.
 
@@ -178,6 +235,9 @@ def evaluate_trace(
     :param exclude: default none; ``(start, end)`` UTC windows whose points are not scored in
         :attr:`TraceEvaluation.models_excluding` (e.g. labelled anomaly windows).
     :param on_model: default ``None``; called with each model name as it starts (progress).
+    :param season: default ``None`` (one day); the seasonal period the seasonal models are
+        evaluated at. A trace spanning less than two days (an hour-long request log) can only
+        be evaluated at a shorter period.
     """
     names = list(dict.fromkeys([BASELINE, "mstl", *models]))
     settings = ForecastSettings(horizon=horizon, history=history, models=names)
@@ -187,21 +247,41 @@ def evaluate_trace(
     )
     # The engine forecasts a series without a daily cycle with level models only; the evaluation
     # still scores the seasonal models on it (at the daily season) to show that they gain nothing.
-    season = item.season
-    if item.caveat is not None:
-        season = round(timedelta(days=1) / item.step)
-    if season < 2 or len(item.filled) < 2 * season + (n_windows + 1) * item.h:
+    period = season or timedelta(days=1)
+    length = round(period / item.step)
+    if season is None:
+        length = item.season if item.caveat is None else length
+    elif length < 2:
+        raise UnusableSeriesError(
+            name, f"a season of {period} is shorter than two steps of {item.step}"
+        )
+    if length < 2 or len(item.filled) < 2 * length + (n_windows + 1) * item.h:
+        what = "two days" if season is None else f"two seasons of {period}"
         raise UnusableSeriesError(
             name,
             f"spans {item.values.index[-1] - item.values.index[0]} at a {item.step} step; "
-            f"evaluating MSTL at a {horizon} horizon needs two days plus {n_windows + 1} horizons "
-            "of history (pass a shorter --horizon, or use a longer trace)",
+            f"evaluating MSTL at a {horizon} horizon needs {what} plus {n_windows + 1} horizons "
+            "of history (pass a shorter --horizon or --season, or use a longer trace)",
         )
+    reason, caveat = item.reason, item.caveat
+    if season is not None:
+        # The engine judged the series against a daily cycle; judge it against this one.
+        reason = None
+        strength = seasonal_strength(item.filled.to_numpy(), season=length)
+        caveat = (
+            None
+            if strength >= engine.min_seasonal_strength
+            else (
+                f"no seasonality to learn (cycle of {period}: strength {strength:.2f} < "
+                f"{engine.min_seasonal_strength})"
+            )
+        )
+    season_steps = length
     stamps = item.filled.index.tz_localize(None)
     df = pd.DataFrame({"unique_id": name, "ds": stamps, "y": item.filled.to_numpy()})
     observed = set(stamps[item.values.notna().to_numpy()])
     holdout = n_windows * item.h
-    scales = {name: mase_scale(df["y"].to_numpy()[:-holdout], season=season)}
+    scales = {name: mase_scale(df["y"].to_numpy()[:-holdout], season=season_steps)}
     timings: dict[str, float] = {}
     failures: dict[str, str] = {}
     frames: list[pd.DataFrame] = []
@@ -216,7 +296,7 @@ def evaluate_trace(
                     h=item.h,
                     n_windows=n_windows,
                     freq=freq_of(item.step),
-                    season=season,
+                    season=season_steps,
                     levels=engine.levels,
                     options=options,
                     input_size=int(history / item.step),
@@ -244,18 +324,20 @@ def evaluate_trace(
             keep &= ~((cv["ds"] >= lo) & (cv["ds"] <= hi))
         if keep.any():
             excluding = score_cross_validation(cv[keep], models=fitted, scales=scales).get(name, {})
-    chosen, trusted, reason = choose_model(scores, tolerance=engine.tolerance)
-    if item.reason is not None:
-        chosen, trusted, reason = BASELINE, False, item.reason
-    elif item.caveat is not None:
-        trusted, reason = False, item.caveat
+    chosen, trusted, why = choose_model(scores, tolerance=engine.tolerance)
+    if reason is not None:
+        chosen, trusted = BASELINE, False
+    elif caveat is not None:
+        trusted, reason = False, caveat
+    else:
+        reason = why
     return TraceEvaluation(
         models=scores,
         chosen=chosen,
         trusted=trusted,
         reason=reason,
         step=item.step,
-        season=season,
+        season=season_steps,
         failures=failures,
         models_excluding=excluding,
         scored_points=len(cv),

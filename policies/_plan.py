@@ -104,6 +104,20 @@ class PoolMemory(BaseModel):
     last_shift_down_at: datetime | None = Field(
         default=None, description="Last time mirror weight went down (cooldown before it goes up)."
     )
+    floor_rule: str | None = Field(
+        default=None,
+        description="The rule whose `scale_primary to_forecast` raised the primary's floor in this "
+        "activation: each cycle the floor follows that rule's sizing of the current forecast.",
+    )
+    mirror_wanted_at: datetime | None = Field(
+        default=None,
+        description="Last cycle a rule asked for the mirror in this activation (it stands down "
+        "once no rule has for `rollback_grace`).",
+    )
+    floor_raised_at: datetime | None = Field(
+        default=None,
+        description="Last time the floor went up (the cooldown before it may follow the forecast down).",
+    )
     demand_seen: bool = Field(
         default=False, description="Realised demand reached the trigger threshold since activation."
     )

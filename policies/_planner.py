@@ -417,6 +417,7 @@ def _scale_up(work: _PoolWork, resolution: Resolution, *, allow_mirror: bool, fr
     original = work.original
     if allow_mirror and (resolution.activate or resolution.shift):
         evaluation = (resolution.activate or resolution.shift)[0]  # type: ignore[index]
+        memory.mirror_wanted_at = work.now
         percent = keys[PERCENT]
         if resolution.activate is not None and resolution.activate[1].percent is not None:
             wanted = resolution.activate[1].percent
@@ -554,8 +555,23 @@ def _advance_ramp(work: _PoolWork) -> None:
 
 
 def _forecast_need(
-    work: _PoolWork, evaluation: RuleEvaluation, action: ScalePrimaryAction, base: int
+    work: _PoolWork,
+    evaluation: RuleEvaluation,
+    action: ScalePrimaryAction,
+    base: int,
+    *,
+    headroom: float = 1.0,
 ) -> tuple[int | None, str]:
+    """Instances the forecast needs for ``action`` over ``evaluation``'s look-ahead.
+
+    :param work: the pool's scratch for this plan.
+    :param evaluation: the rule's evaluation this cycle (its look-ahead and metric).
+    :param action: the ``scale_primary to_forecast`` action (quantile, target utilisation).
+    :param base: the original desired count (percent metrics scale it).
+    :param headroom: factor on the forecast peak (default 1.0; the follow-down passes
+        ``1 + hysteresis/100``).
+    :returns: the need (None when the forecast cannot size it) and how it was computed.
+    """
     metric = action.metric
     if metric is None:
         terms = [
@@ -579,6 +595,7 @@ def _forecast_need(
     peak, when = forecast.peak(action.quantile, window)
     if when is None or not math.isfinite(peak):
         return None, f"the {metric} forecast has no points in the next {format_duration(lookahead)}"
+    peak *= headroom
     spec = work.spec.metrics[metric]
     target = action.target_utilisation
     if spec.unit == "percent":
@@ -624,8 +641,14 @@ def _scale_primary(
     else:
         keys[CAP_DESIRED] = max(old_desired, target)
         what = f"capacity.desired {old_desired} -> {keys[CAP_DESIRED]}"
+    if action.to_forecast:
+        # From now on this rule's sizing of the current forecast sets the floor every cycle
+        # (see _follow_forecast), so it can come down as soon as the forecast does.
+        work.memory.floor_rule = evaluation.rule.name
     if (keys[CAP_MIN], keys[CAP_DESIRED]) == (old_min, old_desired) and not clips:
         return
+    if (keys[CAP_MIN], keys[CAP_DESIRED]) != (old_min, old_desired):
+        work.memory.floor_raised_at = work.now  # scale_primary only ever raises
     work.decide("scale_primary", f"{how}; {what}", rule=evaluation.rule.name, clips=clips)
 
 
@@ -696,12 +719,191 @@ def _active(
     feedback = assess(memory.trigger, current, now, tolerance=spec.guardrails.feedback_tolerance)
     if feedback.kind != "unknown":
         work.notes.append(f"feedback: {feedback.detail}")
+    if (
+        (present or reactive_fired)
+        and feedback.kind != "above"
+        and _mirror_stands_down(work, resolution)
+    ):
+        return
+    # Demand running well below the forecast means the forecast over-estimates: the floor may
+    # follow it down but not back up (the ramp-down below lowers it further).
+    _follow_forecast(work, evaluations, allow_raise=feedback.kind != "below")
     if feedback.kind == "above":
         _escalate(work, feedback.realised or 0.0, feedback.upper or 0.0)
     elif feedback.kind == "below":
         _ramp_down(work, feedback.realised or 0.0, feedback.expected or 0.0)
         return
     _advance_ramp(work)
+
+
+def _mirror_stands_down(work: _PoolWork, resolution: Resolution) -> bool:
+    """Take the mirror out of an activation that outlives the surge it was brought in for.
+
+    An activation lasts while its trigger's demand is present, which for a floor rule written
+    relative to current demand can be all day; the mirror (paid for while active) is only for
+    surges the primary cannot absorb in time. Once no rule has asked for the mirror for
+    ``rollback_grace`` and demand does not run above the forecast this cycle, the mirror
+    stands down in the rollback's order: weights to the primary this cycle (the next cycle is
+    the drain), then it is paused at its original size. The activation, its floor and its
+    remembered original config stay; a rule asking again brings the mirror back (within the
+    activation cap). It only acts while demand is present: without it the activation is on its
+    way to a full rollback, which does the same and restores the primary too.
+
+    :param work: the pool's scratch for this plan.
+    :param resolution: this cycle's resolved rules (a mirror rule firing keeps the mirror).
+    :returns: True when it acted this cycle (the ramp and feedback wait).
+    """
+    memory, keys, spec = work.memory, work.keys, work.spec
+    if keys[STATE] != MirrorState.active.value:
+        return False
+    if resolution.activate is not None or resolution.shift is not None:
+        return False
+    wanted = memory.mirror_wanted_at or memory.activated_at
+    grace = spec.guardrails.rollback_grace
+    if wanted is None or work.now - wanted < grace:
+        return False
+    memory.ramp = None
+    why = f"no rule has asked for the mirror since {wanted:%H:%M} ({format_duration(grace)} grace)"
+    if keys[W_MIRROR] > 0:
+        clip = _shift_cooldown(work, since=memory.last_shift_up_at, direction="up")
+        if clip is not None:
+            work.decide(
+                "hold", "mirror stays: its weight went up within the cooldown", clips=[clip]
+            )
+            return False
+        old = keys[W_MIRROR]
+        keys[W_MIRROR], keys[W_PRIMARY] = 0, 100
+        memory.last_shift_down_at = work.now
+        work.decide(
+            "shift_weights",
+            f"mirror stands down 1/2: {why}; mirror share {old}% -> 0%, draining next cycle",
+        )
+        return True
+    original = work.original
+    keys[STATE] = MirrorState.paused.value
+    keys[PERCENT] = original[PERCENT]
+    work.decide(
+        "pause_mirror",
+        f"mirror stands down 2/2: {why}; paused at {keys[PERCENT]}%, the primary's floor stays",
+    )
+    return True
+
+
+def _floor_action(
+    work: _PoolWork, evaluations: list[RuleEvaluation]
+) -> tuple[RuleEvaluation, ScalePrimaryAction] | None:
+    """The remembered floor rule's evaluation this cycle and its ``to_forecast`` action."""
+    name = work.memory.floor_rule
+    for evaluation in evaluations:
+        if evaluation.rule.name != name:
+            continue
+        for action in evaluation.rule.actions:
+            if isinstance(action, ScalePrimaryAction) and action.to_forecast:
+                return evaluation, action
+    return None
+
+
+def _follow_forecast(
+    work: _PoolWork, evaluations: list[RuleEvaluation], *, allow_raise: bool
+) -> None:
+    """Set the primary's floor to what the current forecast needs over the look-ahead window.
+
+    The floor raised by a ``scale_primary to_forecast`` rule is re-sized every cycle from the
+    newest forecast over that rule's look-ahead (its window plus the primary's ready time),
+    whether or not the rule fires now: a floor only has to be up one ready time ahead of a
+    forecast rise, and holding it at the activation's peak until rollback costs most of the
+    instance-hours a forecast could save. It goes up at once (capacity late is SLO lost), but
+    down only when the need is below it by more than the pool's hysteresis (at least one
+    instance) and the last raise is a ``cooldown`` old, so a forecast hovering at an instance
+    boundary does not flap the floor. It never leaves [original min, max]. Without a usable
+    forecast (untrusted, stale) the floor holds: the reactive rules and the cloud's autoscaler
+    are the fallback, and the rollback restores the original config once demand has gone.
+
+    :param work: the pool's scratch for this plan.
+    :param evaluations: this cycle's rule evaluations (the floor rule's look-ahead comes from
+        its own evaluation).
+    :param allow_raise: False when realised demand runs well below the forecast: the floor may
+        then only fall.
+    """
+    found = _floor_action(work, evaluations)
+    if found is None:
+        return
+    evaluation, action = found
+    memory, keys, spec = work.memory, work.keys, work.spec
+    original = work.original
+    need, how = _forecast_need(work, evaluation, action, int(original[CAP_DESIRED]))
+    if need is None:
+        work.notes.append(f"floor holds at {keys[CAP_MIN]}: {how.split(';')[0]}")
+        return
+    target, clips = clip_capacity(
+        need, low=int(original[CAP_MIN]), high=spec.primary.capacity.max, what="primary capacity"
+    )
+    old_min, old_desired = keys[CAP_MIN], keys[CAP_DESIRED]
+    floor = old_min if spec.primary.native_autoscaling else old_desired
+    if target > floor and allow_raise:
+        if spec.primary.native_autoscaling:
+            keys[CAP_MIN] = target
+            keys[CAP_DESIRED] = max(old_desired, target)
+        else:
+            keys[CAP_DESIRED] = target
+        memory.floor_raised_at = work.now
+        work.decide(
+            "scale_primary",
+            f"floor follows the forecast up: {how}; capacity.min {old_min} -> {keys[CAP_MIN]}, "
+            f"desired {old_desired} -> {keys[CAP_DESIRED]}",
+            rule=evaluation.rule.name,
+            clips=clips,
+        )
+        return
+    if target >= floor:
+        return
+    # Hysteresis on the value: the floor comes down only to what the forecast needs with the
+    # pool's hysteresis added, so a forecast hovering at an instance boundary does not flap it.
+    hysteresis = spec.guardrails.hysteresis
+    kept, _ = _forecast_need(
+        work,
+        evaluation,
+        action,
+        int(original[CAP_DESIRED]),
+        headroom=1 + hysteresis / 100,
+    )
+    target = max(target, min(kept if kept is not None else floor, floor))
+    if target >= floor:
+        work.notes.append(
+            f"floor stays at {floor}: the forecast needs less, but not by more than the "
+            f"{hysteresis:g}% hysteresis"
+        )
+        return
+    cooldown = spec.guardrails.cooldown
+    raised = memory.floor_raised_at
+    if raised is not None and work.now - raised < cooldown:
+        work.decide(
+            "hold",
+            f"floor stays at {floor} although the forecast needs {target}: it went up within "
+            "the cooldown",
+            rule=evaluation.rule.name,
+            clips=[
+                Clip(
+                    "cooldown",
+                    f"floor raised at {raised:%H:%M}; cooldown {format_duration(cooldown)} leaves "
+                    f"{format_duration(cooldown - (work.now - raised))}",
+                )
+            ],
+        )
+        return
+    if spec.primary.native_autoscaling:
+        # The cloud autoscaler owns desired: lowering the floor lets it scale in by itself.
+        keys[CAP_MIN] = target
+    else:
+        keys[CAP_MIN] = min(old_min, target)
+        keys[CAP_DESIRED] = target
+    work.decide(
+        "scale_primary",
+        f"floor follows the forecast down: {how}; capacity.min {old_min} -> {keys[CAP_MIN]}, "
+        f"desired {old_desired} -> {keys[CAP_DESIRED]}",
+        rule=evaluation.rule.name,
+        clips=clips,
+    )
 
 
 def _escalate(work: _PoolWork, realised: float, upper: float) -> None:
@@ -725,6 +927,8 @@ def _escalate(work: _PoolWork, realised: float, upper: float) -> None:
     else:
         keys[CAP_DESIRED] = max(old_desired, target)
     changed = (keys[CAP_MIN], keys[CAP_DESIRED]) != (old_min, old_desired)
+    if changed:
+        memory.floor_raised_at = work.now
     if first or changed or clips:
         work.decide(
             "escalate",
@@ -754,7 +958,9 @@ def _ramp_down(work: _PoolWork, realised: float, expected: float) -> None:
     old_min, old_desired = keys[CAP_MIN], keys[CAP_DESIRED]
     ratio = realised / expected if expected > 0 else 1.0
     lowered = max(int(original[CAP_MIN]), math.ceil(old_min * ratio))
-    if lowered < old_min:
+    # A floor that follows the forecast is already re-sized from the newest forecast (which has
+    # seen the shortfall); scaling it down again by the miss ratio would fight that every cycle.
+    if lowered < old_min and memory.floor_rule is None:
         keys[CAP_MIN] = lowered
         if not spec.primary.native_autoscaling:
             keys[CAP_DESIRED] = max(
@@ -846,4 +1052,7 @@ def _rollback_step(work: _PoolWork) -> None:
     memory.rollback_deadline = None
     memory.demand_seen = False
     memory.escalated = False
+    memory.floor_rule = None
+    memory.floor_raised_at = None
+    memory.mirror_wanted_at = None
     memory.last_down_at = work.now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import typer
@@ -31,16 +32,37 @@ def evaluate_forecast(
     horizon: str = typer.Option("1h", "--horizon", help="Forecast horizon, e.g. 30m, 1h, 1d."),
     windows: int = typer.Option(3, "--windows", min=1, help="Rolling origins to evaluate."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report here."),
+    count_per: str | None = typer.Option(
+        None,
+        "--count-per",
+        help="TRACE is a per-request log (one row per request): evaluate requests counted "
+        "per this interval, e.g. 1m.",
+    ),
+    season: str | None = typer.Option(
+        None,
+        "--season",
+        help="Seasonal period of the seasonal models (default: 1d); shorter for traces "
+        "spanning under two days.",
+    ),
 ) -> None:
     """Evaluate the forecasting models on TRACE by rolling-origin cross-validation."""
     console = Console(stderr=True)
+    durations: dict[str, timedelta | None] = {}
+    for option, text in (("--horizon", horizon), ("--count-per", count_per), ("--season", season)):
+        try:
+            durations[option] = None if text is None else parse_duration(text)
+        except ValueError as exc:
+            console.print(f"[red]error:[/red] {option}: {exc}")
+            raise typer.Exit(2) from None
+    span = durations["--horizon"]
+    assert span is not None
     try:
-        span = parse_duration(horizon)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] --horizon: {exc}")
-        raise typer.Exit(2) from None
-    try:
-        series = read_trace_csv(trace, timestamp_column=timestamp_column, value_column=value_column)
+        series = read_trace_csv(
+            trace,
+            timestamp_column=timestamp_column,
+            value_column=value_column,
+            count_per=durations["--count-per"],
+        )
         with Progress(
             SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
         ) as progress:
@@ -50,6 +72,7 @@ def evaluate_forecast(
                 name=str(trace),
                 horizon=span,
                 n_windows=windows,
+                season=durations["--season"],
                 on_model=lambda m: progress.update(task, description=f"{trace.name}: {m}"),
             )
     except ForecastingError as exc:

@@ -19,6 +19,7 @@ from forecasting.models._options import ModelOptions, freq_of
 
 __all__ = [
     "BASELINE",
+    "EXOGENOUS_MODELS",
     "MODEL_COST",
     "MODEL_NAMES",
     "ModelOptions",
@@ -34,6 +35,9 @@ BASELINE = "seasonal_naive"
 """The model every candidate must beat to be trusted."""
 
 _FAMILIES: tuple[ModuleType, ...] = (statistical, ml, neural)
+
+EXOGENOUS_MODELS: frozenset[str] = statistical.EXOGENOUS | ml.EXOGENOUS
+"""Models that take exogenous regressors (event indicators) besides the target."""
 
 MODEL_NAMES: tuple[str, ...] = tuple(name for family in _FAMILIES for name in family.NAMES)
 """Every model name a stack's ``forecast.models`` may list."""
@@ -98,6 +102,7 @@ def forecast_models(
     season: int,
     levels: Sequence[int],
     options: ModelOptions | None = None,
+    future: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Forecast ``h`` steps of every series in ``df`` with each of ``models``.
 
@@ -108,12 +113,28 @@ def forecast_models(
     :param season: season length in steps, ``1`` for none.
     :param levels: interval levels to produce.
     :param options: budgets; default :class:`ModelOptions()`.
+    :param future: default ``None``; when ``df`` has exogenous columns, their values over the
+        horizon (``unique_id, ds`` and the same columns). Only :data:`EXOGENOUS_MODELS` take them.
     """
     opts = options or ModelOptions()
+    exogenous = [c for c in df.columns if c not in ("unique_id", "ds", "y")]
+    if exogenous and not set(models) <= EXOGENOUS_MODELS:
+        raise ValueError(
+            f"exogenous columns {exogenous} given to models that cannot take them: "
+            f"{', '.join(sorted(set(models) - EXOGENOUS_MODELS))}"
+        )
+    extra = {} if future is None else {"future": future}
     frames = [
         _normalise(
             family.forecast(
-                df, models=chosen, h=h, freq=freq, season=season, levels=levels, options=opts
+                df,
+                models=chosen,
+                h=h,
+                freq=freq,
+                season=season,
+                levels=levels,
+                options=opts,
+                **extra,
             )
         )
         for family, chosen in _by_family(models)

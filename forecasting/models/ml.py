@@ -16,12 +16,15 @@ import pandas as pd
 from forecasting.errors import ModelUnavailableError
 from forecasting.models._options import ModelOptions
 
-__all__ = ["NAMES", "cross_validate", "forecast"]
+__all__ = ["EXOGENOUS", "NAMES", "cross_validate", "forecast"]
 
 logger = logging.getLogger(__name__)
 
 NAMES: tuple[str, ...] = ("lightgbm",)
 """Model names this family provides."""
+
+EXOGENOUS: frozenset[str] = frozenset(NAMES)
+"""Models of this family that take exogenous features (e.g. event indicators)."""
 
 
 def _forecaster(*, h: int, freq: str, season: int, options: ModelOptions, shortest: int) -> Any:
@@ -67,17 +70,30 @@ def forecast(
     season: int,
     levels: Sequence[int],
     options: ModelOptions,
+    future: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Fit LightGBM on every series of ``df`` at once and forecast ``h`` steps.
 
-    Parameters as :func:`forecasting.models.statistical.forecast`.
+    Parameters as :func:`forecasting.models.statistical.forecast`; columns of ``df`` besides
+    ``unique_id, ds, y`` are exogenous features that change over time (event indicators).
+
+    :param future: default ``None``; ``unique_id, ds`` and the exogenous columns over the
+        horizon (required when ``df`` has exogenous columns).
     """
     from mlforecast.utils import PredictionIntervals
 
+    exogenous = [c for c in df.columns if c not in ("unique_id", "ds", "y")]
+    if exogenous and future is None:
+        raise ValueError(f"exogenous columns {exogenous} given without their future values")
     shortest = int(df.groupby("unique_id").size().min())
     fc = _forecaster(h=h, freq=freq, season=season, options=options, shortest=shortest)
-    fc.fit(df, prediction_intervals=PredictionIntervals(n_windows=options.conformal_windows, h=h))
-    out: pd.DataFrame = fc.predict(h, level=list(levels))
+    # static_features=[]: every extra column varies over time and is read from X_df ahead.
+    fc.fit(
+        df,
+        static_features=[],
+        prediction_intervals=PredictionIntervals(n_windows=options.conformal_windows, h=h),
+    )
+    out: pd.DataFrame = fc.predict(h, level=list(levels), X_df=future if exogenous else None)
     return out
 
 

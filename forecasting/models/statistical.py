@@ -8,14 +8,25 @@ Models without native prediction intervals get conformal intervals from their ow
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from forecasting.models._options import ModelOptions
 
-__all__ = ["NAMES", "cross_validate", "forecast"]
+__all__ = [
+    "EXOGENOUS",
+    "NAMES",
+    "REUSABLE",
+    "FittedSeries",
+    "cross_validate",
+    "fit",
+    "forecast",
+    "forward",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +113,7 @@ def forecast(
     season: int,
     levels: Sequence[int],
     options: ModelOptions,
+    future: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Forecast ``h`` steps of every series in ``df`` with every model in ``models``.
 
@@ -112,6 +124,8 @@ def forecast(
     :param season: season length in steps (``1``: none).
     :param levels: interval levels to produce.
     :param options: conformal windows.
+    :param future: default ``None``; exogenous values over the horizon (``unique_id, ds`` and
+        the extra columns of ``df``), for :data:`EXOGENOUS` models.
     :returns: ``unique_id, ds, <model>, <model>-lo-L, <model>-hi-L``.
     """
     from statsforecast import StatsForecast
@@ -119,7 +133,7 @@ def forecast(
     weekly = _weekly(df, season)
     built = [_build(n, season=season, h=h, weekly=weekly, options=options) for n in models]
     engine = StatsForecast(models=built, freq=freq, n_jobs=1)
-    out = engine.forecast(df=df, h=h, level=list(levels))
+    out = engine.forecast(df=df, h=h, level=list(levels), X_df=future)
     return out.reset_index() if "unique_id" not in out.columns else out
 
 
@@ -150,3 +164,197 @@ def cross_validate(
         df=df, h=h, n_windows=n_windows, step_size=h, level=list(levels), input_size=input_size
     )
     return out.reset_index() if "unique_id" not in out.columns else out
+
+
+REUSABLE: frozenset[str] = frozenset(
+    {
+        "seasonal_naive",
+        "naive",
+        "auto_ets",
+        "auto_arima",
+        "mstl",
+        "prophet_like",
+        "theta",
+        "optimized_theta",
+        "dynamic_optimized_theta",
+    }
+)
+"""Models whose fitted parameters can be applied to newer data (statsforecast ``forward``).
+
+The conformal-interval models (``ses``, ``seasonal_window_average``) are left out: their
+intervals come from refitting on past windows, so reusing them would save nothing.
+"""
+
+EXOGENOUS: frozenset[str] = frozenset({"auto_arima"})
+"""Models of this family that take exogenous regressors (``X``), e.g. event indicators."""
+
+
+@dataclass
+class FittedSeries:
+    """One series' fitted model, kept so later calls can forecast without refitting.
+
+    :param model: the model name.
+    :param estimator: the fitted statsforecast model object.
+    :param end: time of the last observation it was fitted on (naive UTC).
+    :param step: the grid step.
+    :param seasonal: for MSTL-type models, one full cycle of the fitted seasonal component
+        ending at ``end``; ``None`` otherwise.
+    :param exogenous: names of the exogenous columns the model was fitted with.
+    """
+
+    model: str
+    estimator: Any
+    end: pd.Timestamp
+    step: pd.Timedelta
+    seasonal: np.ndarray | None = None
+    exogenous: tuple[str, ...] = ()
+
+
+def _as_columns(result: Mapping[str, np.ndarray], model: str) -> dict[str, np.ndarray]:
+    # statsforecast's per-model dict ("mean", "lo-80", ...) -> the frame columns of `forecast`.
+    return {
+        (model if key == "mean" else f"{model}-{key}"): np.asarray(value, dtype=float)
+        for key, value in result.items()
+        if key == "mean" or key.startswith(("lo-", "hi-"))
+    }
+
+
+def _frame(
+    uid: str, end: pd.Timestamp, step: pd.Timedelta, columns: dict[str, Any]
+) -> pd.DataFrame:
+    h = len(next(iter(columns.values())))
+    ds = pd.DatetimeIndex([end + step * (k + 1) for k in range(h)])
+    return pd.DataFrame({"unique_id": uid, "ds": ds, **columns})
+
+
+_THETA = frozenset({"theta", "optimized_theta", "dynamic_optimized_theta"})
+
+
+def _forward_theta(estimator: Any, y: np.ndarray, h: int, level: list[int]) -> dict[str, Any]:
+    """The fitted Theta parameters applied to ``y`` (what ``AutoTheta.forward`` should do).
+
+    statsforecast 2.1's ``AutoTheta.forward`` re-runs ``auto_theta`` without the model's
+    decomposition type and distribution, so on the very data it was fitted on it gives other
+    forecasts (multiplicative instead of additive seasonality); this passes them through.
+    """
+    from statsforecast.theta import auto_theta, forecast_theta
+
+    fitted = estimator.model_
+    par = fitted["par"]
+    model = auto_theta(
+        y=np.asarray(y, dtype=float),
+        m=fitted["m"],
+        model=fitted["modeltype"],
+        initial_smoothed=par["initial_smoothed"],
+        alpha=par["alpha"],
+        theta=par["theta"],
+        decomposition_type=estimator.decomposition_type,
+        distribution=estimator.distribution,
+    )
+    result: dict[str, Any] = forecast_theta(model, h, level=level)
+    return result
+
+
+def fit(
+    df: pd.DataFrame,
+    *,
+    model: str,
+    h: int,
+    freq: str,
+    season: int,
+    levels: Sequence[int],
+    options: ModelOptions,
+    future: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, dict[str, FittedSeries]]:
+    """Fit ``model`` on every series of ``df`` and forecast ``h`` steps, keeping the fits.
+
+    Costs the same as :func:`forecast` (statsforecast also fits series one by one); the kept
+    fits let :func:`forward` forecast later data without refitting.
+
+    :param df: long frame ``unique_id, ds, y`` plus, for :data:`EXOGENOUS` models, exogenous
+        columns (gap-free, regular at ``freq``).
+    :param model: one name from :data:`REUSABLE`.
+    :param future: default ``None``; ``unique_id, ds`` and the exogenous columns over the
+        horizon (required when ``df`` has exogenous columns).
+    Other parameters as :func:`forecast`.
+    :returns: the forecast frame (as :func:`forecast`) and the fit per ``unique_id``.
+    """
+    step = pd.Timedelta(freq)
+    exogenous = tuple(c for c in df.columns if c not in ("unique_id", "ds", "y"))
+    frames: list[pd.DataFrame] = []
+    fits: dict[str, FittedSeries] = {}
+    for uid, series in df.groupby("unique_id", sort=False):
+        y = series["y"].to_numpy(dtype=float)
+        weekly = season > 1 and len(y) >= 14 * season
+        estimator = _build(model, season=season, h=h, weekly=weekly, options=options)
+        x = series[list(exogenous)].to_numpy(dtype=float) if exogenous else None
+        x_future = None
+        if exogenous:
+            if future is None:
+                raise ValueError(f"series {uid}: exogenous columns given without their future")
+            ahead = future[future["unique_id"] == uid]
+            x_future = ahead[list(exogenous)].to_numpy(dtype=float)[:h]
+        estimator.fit(y=y, X=x)
+        result = estimator.predict(h=h, X=x_future, level=list(levels))
+        end = pd.Timestamp(series["ds"].iloc[-1])
+        seasonal = None
+        if model in ("mstl", "prophet_like"):
+            period = max(np.atleast_1d(estimator.season_length))
+            components = estimator.model_.filter(regex="^seasonal")
+            seasonal = components.sum(axis=1).to_numpy(dtype=float)[-int(period) :]
+        fits[str(uid)] = FittedSeries(model, estimator, end, step, seasonal, exogenous)
+        frames.append(_frame(str(uid), end, step, _as_columns(result, model)))
+    return pd.concat(frames, ignore_index=True), fits
+
+
+def forward(
+    fitted: FittedSeries,
+    y: np.ndarray,
+    *,
+    uid: str,
+    end: pd.Timestamp,
+    h: int,
+    levels: Sequence[int],
+    x: np.ndarray | None = None,
+    x_future: np.ndarray | None = None,
+) -> pd.DataFrame | None:
+    """Forecast ``h`` steps after ``y`` with the parameters fitted earlier (no refit).
+
+    MSTL-type models keep their fitted seasonal shape, aligned by time, and only run their
+    trend model forward: re-decomposing every call is what made them cost 300 ms per series.
+
+    :param fitted: the kept fit.
+    :param y: the newest gap-free history, ending at ``end``.
+    :param uid: the series' ``unique_id`` in the returned frame.
+    :param end: time of the last value of ``y`` (naive UTC).
+    :param h: steps ahead.
+    :param levels: interval levels.
+    :param x: default ``None``; exogenous values over ``y`` (models fitted with them).
+    :param x_future: default ``None``; exogenous values over the horizon.
+    :returns: the frame :func:`forecast` produces for this series, or ``None`` when ``y`` is
+        not on the fitted grid (the caller refits).
+    """
+    offset = (end - fitted.end) / fitted.step
+    if offset < 0 or not float(offset).is_integer():
+        return None
+    level = list(levels)
+    estimator = fitted.estimator
+    if fitted.model in _THETA:
+        return _frame(
+            uid, end, fitted.step, _as_columns(_forward_theta(estimator, y, h, level), fitted.model)
+        )
+    if fitted.seasonal is None:
+        result = estimator.forward(y=y, h=h, X=x, X_future=x_future, level=level)
+        return _frame(uid, end, fitted.step, _as_columns(result, fitted.model))
+    period = len(fitted.seasonal)
+    k = int(offset)
+    n = len(y)
+    # Position i of y lies k - (n - 1 - i) steps after the fitted end; the cycle's last value
+    # sits at index period - 1 of the kept shape.
+    insample = fitted.seasonal[(period - 1 + k - (n - 1 - np.arange(n))) % period]
+    ahead = fitted.seasonal[(period - 1 + k + np.arange(1, h + 1)) % period]
+    trend = estimator.trend_forecaster.forward(
+        y=y - insample, h=h, X=x, X_future=x_future, level=level
+    )
+    columns = _as_columns(trend, fitted.model)
+    return _frame(uid, end, fitted.step, {name: v + ahead for name, v in columns.items()})

@@ -784,6 +784,11 @@ class ForecastSettings(_Model):
         description="Candidates for per-series selection by rolling-origin cross-validation.",
     )
     reselect_every: Duration = Field(default=parse_duration("1d"))
+    refit_every: Duration = Field(
+        default=parse_duration("6h"),
+        description="Refit a series' chosen model at least this often; between refits the "
+        "fitted model is updated with new observations.",
+    )
     max_staleness: Duration = Field(
         default=parse_duration("30m"), description="Oldest last-good forecast still used."
     )

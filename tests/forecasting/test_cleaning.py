@@ -141,3 +141,17 @@ def test_non_time_index_is_an_error_naming_the_position() -> None:
 def test_not_a_series_is_an_error_naming_it() -> None:
     with pytest.raises(UnusableSeriesError, match=r"web\.cpu: expected a pandas Series"):
         clean_series([1, 2, 3], name="web.cpu")
+
+
+def test_a_regular_series_with_missing_points_keeps_them_as_gaps_on_its_grid(
+    seasonal_cpu: pd.Series,
+) -> None:
+    raw = seasonal_cpu.tz_localize("UTC").drop(
+        seasonal_cpu.index[[5, 6, 7, 400]].tz_localize("UTC")
+    )
+    cleaned = clean_series(raw, name="asg.cpu")
+    expected = raw.resample(pd.Timedelta(minutes=5), origin="start").mean()
+    np.testing.assert_array_equal(cleaned.values.index, expected.index)
+    np.testing.assert_array_equal(cleaned.values.to_numpy(), expected.to_numpy())
+    assert [r.kind for r in cleaned.repairs] == ["gap"]
+    assert cleaned.repairs[0].count == 4

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -73,3 +75,91 @@ def test_a_trace_too_short_for_the_horizon_is_refused_with_advice(
     result = runner.invoke(app, ["evaluate-forecast", str(data_dir / "nasa_http_excerpt.csv")])
     assert result.exit_code == 1
     assert "pass a shorter --horizon" in result.output
+
+
+def _request_log(path: Path, *, minutes: int = 20, seed: int = 0) -> Path:
+    """A per-request log in the Azure LLM trace format, made up here (no rows copied).
+
+    Arrivals are Poisson with a rate that repeats every 5 minutes (1 to 5 requests a second),
+    timestamps with 7 fractional digits like the real files.
+    """
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2023-11-16 18:17:03.9799600")
+    seconds = np.arange(minutes * 60)
+    rate = 3 + 2 * np.sin(2 * np.pi * seconds / 300)
+    arrivals = np.concatenate(
+        [s + np.sort(rng.random(n)) for s, n in zip(seconds, rng.poisson(rate), strict=True)]
+    )
+    stamps = start + pd.to_timedelta(arrivals, unit="s")
+    lines = ["TIMESTAMP,ContextTokens,GeneratedTokens"]
+    lines += [
+        f"{t.strftime('%Y-%m-%d %H:%M:%S')}.{t.microsecond:06d}0,{c},{g}"
+        for t, c, g in zip(
+            stamps,
+            rng.integers(100, 8000, len(stamps)),
+            rng.integers(5, 400, len(stamps)),
+            strict=True,
+        )
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_per_request_log_becomes_requests_per_interval(tmp_path: Path) -> None:
+    path = tmp_path / "requests.csv"
+    path.write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2023-11-16 18:17:03.9799600,4808,10\n"  # in a partly covered first minute: dropped
+        "2023-11-16 18:18:00.0000000,3180,8\n"
+        "2023-11-16 18:18:59.9000000,110,27\n"
+        "2023-11-16 18:20:30.5000000,7433,14\n"  # 18:19 had no request: a real zero
+        "2023-11-16 18:21:00.0000000,20,1\n"
+        "2023-11-16 18:22:10.1000000,20,1\n"  # in the last, cut-off minute: dropped
+    )
+    series = read_trace_csv(path, count_per=timedelta(minutes=1))
+    assert series.index[0] == pd.Timestamp("2023-11-16 18:18")
+    assert series.tolist() == [2.0, 0.0, 1.0, 1.0]
+
+
+def test_evaluate_forecast_counts_a_per_request_log(tmp_path: Path) -> None:
+    log = _request_log(tmp_path / "AzureLLMInferenceTrace_made_up.csv")
+    out = tmp_path / "report.json"
+    result = runner.invoke(
+        app,
+        [
+            "evaluate-forecast",
+            str(log),
+            "--count-per",
+            "10s",
+            "--season",
+            "5m",
+            "--horizon",
+            "1m",
+            "--json",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["step_seconds"] == 10
+    assert report["season"] == 30
+    assert {"seasonal_naive", "mstl"} <= set(report["models"])
+    # The 5-minute cycle of the arrival rate is there to learn.
+    assert report["trusted"], report["reason"]
+
+
+def test_count_per_refuses_a_value_column(tmp_path: Path) -> None:
+    log = _request_log(tmp_path / "log.csv", minutes=2)
+    result = runner.invoke(
+        app,
+        ["evaluate-forecast", str(log), "--count-per", "1m", "--value-column", "ContextTokens"],
+    )
+    assert result.exit_code == 1
+    assert "--count-per counts rows, so it takes no --value-column" in result.output
+
+
+def test_a_log_too_short_to_count_is_refused_with_advice(tmp_path: Path) -> None:
+    log = _request_log(tmp_path / "log.csv", minutes=2)
+    result = runner.invoke(app, ["evaluate-forecast", str(log), "--count-per", "1m"])
+    assert result.exit_code == 1
+    assert "fewer than 3 whole intervals of 0:01:00" in result.output

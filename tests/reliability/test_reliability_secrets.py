@@ -232,13 +232,6 @@ def test_the_journal_state_dir_and_pulumi_backend_are_owner_only(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "forecasting engine: the model-selection cache (<state>/models, selection JSON, numba "
-        "cache) is created with the umask's permissions (0755/0644), not owner-only"
-    ),
-)
 def test_every_file_the_driver_writes_under_the_state_dir_is_owner_only(
     tmp_path: Path, private_state: Path
 ) -> None:
