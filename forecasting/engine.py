@@ -3,8 +3,10 @@
 One driver cycle calls :meth:`ForecastEngine.forecast_many` with every pool's metric histories.
 The engine cleans each series (stating repairs), picks the output grid for the horizon, reuses
 each series' cached model choice (re-selecting by rolling-origin CV when it is stale), then
-forecasts all series that share a model and grid in ONE batched call. That batching plus the
-cached choice is what keeps a cycle of a thousand series within seconds.
+updates each series' kept fitted model with the new observations (refitting only after a
+re-selection or ``refit_every``); models that cannot be updated are fitted for all series that
+share a model and grid in ONE batched call. The cached choice, the kept fits and that batching
+are what keep a cycle of a thousand series within seconds.
 """
 
 from __future__ import annotations
@@ -116,7 +118,7 @@ class ForecastEngine:
     """Forecasts every metric of every pool from its raw history.
 
     :param settings: the stack's ``forecast`` settings (horizon, step, quantiles, candidate
-        models, re-selection interval, history length).
+        models, re-selection and refit intervals, history length).
     :param cache_dir: default ``None``; directory for the per-series model choices (JSON) and the
         numba compilation cache. ``None`` keeps choices in memory only.
     :param seed: default ``0``; random seed of the models that train.

@@ -223,24 +223,57 @@ def _frame(
     uid: str, end: pd.Timestamp, step: pd.Timedelta, columns: dict[str, Any]
 ) -> pd.DataFrame:
     h = len(next(iter(columns.values())))
-    ds = pd.DatetimeIndex([end + step * (k + 1) for k in range(h)])
+    ds = pd.date_range(end + step, periods=h, freq=step)
     return pd.DataFrame({"unique_id": uid, "ds": ds, **columns})
 
 
 _THETA = frozenset({"theta", "optimized_theta", "dynamic_optimized_theta"})
 
 
-def _forward_theta(estimator: Any, y: np.ndarray, h: int, level: list[int]) -> dict[str, Any]:
+def _forward_theta(
+    estimator: Any,
+    y: np.ndarray,
+    h: int,
+    level: list[int],
+    *,
+    seasonal: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, Any]:
     """The fitted Theta parameters applied to ``y`` (what ``AutoTheta.forward`` should do).
 
     statsforecast 2.1's ``AutoTheta.forward`` re-runs ``auto_theta`` without the model's
     decomposition type and distribution, so on the very data it was fitted on it gives other
     forecasts (multiplicative instead of additive seasonality); this passes them through.
+
+    :param seasonal: default ``None``; the fit's additive seasonal component laid over ``y``
+        and the steps after it (see :func:`_aligned`). Given, the seasonal test and
+        decomposition are not redone (they cost most of an update); the theta model runs on
+        the adjusted data exactly as ``auto_theta`` runs it after decomposing.
     """
-    from statsforecast.theta import auto_theta, forecast_theta
+    from statsforecast.theta import auto_theta, forecast_theta, thetamodel
 
     fitted = estimator.model_
     par = fitted["par"]
+    if seasonal is not None:
+        insample, ahead = seasonal
+        adjusted = np.asarray(y, dtype=float) - insample
+        model = thetamodel(
+            y=adjusted,
+            m=fitted["m"],
+            modeltype=fitted["modeltype"],
+            initial_smoothed=par["initial_smoothed"],
+            alpha=par["alpha"],
+            theta=par["theta"],
+            nmse=3,
+            distribution=estimator.distribution,
+        )
+        # As auto_theta leaves a decomposed fit: residuals on the original scale, and the
+        # seasonal forecast forecast_theta adds back.
+        model["residuals"] = model["residuals"] + insample
+        model["decompose"] = True
+        model["decomposition_type"] = "additive"
+        model["seas_forecast"] = {"mean": ahead}
+        frozen: dict[str, Any] = forecast_theta(model, h, level=level)
+        return frozen
     model = auto_theta(
         y=np.asarray(y, dtype=float),
         m=fitted["m"],
@@ -298,6 +331,16 @@ def fit(
         result = estimator.predict(h=h, X=x_future, level=list(levels))
         end = pd.Timestamp(series["ds"].iloc[-1])
         seasonal = None
+        decomposed = getattr(estimator, "model_", None)
+        if (
+            model in _THETA
+            and isinstance(decomposed, dict)
+            and decomposed.get("decompose", False)
+            and decomposed.get("decomposition_type") == "additive"
+        ):
+            # The next cycle of the fit's seasonal component; the same cycle, seen from the
+            # fit's last step (index -1 is that step, 0 the next one).
+            seasonal = np.asarray(decomposed["seas_forecast"]["mean"], dtype=float)
         if model in ("mstl", "prophet_like"):
             period = max(np.atleast_1d(estimator.season_length))
             components = estimator.model_.filter(regex="^seasonal")
@@ -339,22 +382,31 @@ def forward(
         return None
     level = list(levels)
     estimator = fitted.estimator
-    if fitted.model in _THETA:
-        return _frame(
-            uid, end, fitted.step, _as_columns(_forward_theta(estimator, y, h, level), fitted.model)
-        )
     if fitted.seasonal is None:
-        result = estimator.forward(y=y, h=h, X=x, X_future=x_future, level=level)
+        if fitted.model in _THETA:
+            result = _forward_theta(estimator, y, h, level)
+        else:
+            result = estimator.forward(y=y, h=h, X=x, X_future=x_future, level=level)
         return _frame(uid, end, fitted.step, _as_columns(result, fitted.model))
-    period = len(fitted.seasonal)
-    k = int(offset)
-    n = len(y)
-    # Position i of y lies k - (n - 1 - i) steps after the fitted end; the cycle's last value
-    # sits at index period - 1 of the kept shape.
-    insample = fitted.seasonal[(period - 1 + k - (n - 1 - np.arange(n))) % period]
-    ahead = fitted.seasonal[(period - 1 + k + np.arange(1, h + 1)) % period]
+    insample, ahead = _aligned(fitted.seasonal, k=int(offset), n=len(y), h=h)
+    if fitted.model in _THETA:
+        result = _forward_theta(estimator, y, h, level, seasonal=(insample, ahead))
+        return _frame(uid, end, fitted.step, _as_columns(result, fitted.model))
     trend = estimator.trend_forecaster.forward(
         y=y - insample, h=h, X=x, X_future=x_future, level=level
     )
     columns = _as_columns(trend, fitted.model)
-    return _frame(uid, end, fitted.step, {name: v + ahead for name, v in columns.items()})
+    return _frame(uid, end, fitted.step, {name: v + ahead[:h] for name, v in columns.items()})
+
+
+def _aligned(seasonal: np.ndarray, *, k: int, n: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """A kept seasonal cycle laid over ``n`` values ending ``k`` steps after the fit's end.
+
+    ``seasonal[-1]`` belongs to the fit's last step; returns the values over the history and
+    over the next ``max(h, period)`` steps.
+    """
+    period = len(seasonal)
+    # Position i of the history lies k - (n - 1 - i) steps after the fitted end.
+    insample = seasonal[(period - 1 + k - (n - 1 - np.arange(n))) % period]
+    ahead = seasonal[(period - 1 + k + np.arange(1, max(h, period) + 1)) % period]
+    return insample, ahead
