@@ -52,7 +52,7 @@ def evaluate_forecast(
         try:
             durations[option] = None if text is None else parse_duration(text)
         except ValueError as exc:
-            console.print(f"[red]error:[/red] {option}: {exc}")
+            console.print(f"[red]error:[/red] {option}: {exc}", soft_wrap=True)
             raise typer.Exit(2) from None
     span = durations["--horizon"]
     assert span is not None
@@ -76,7 +76,7 @@ def evaluate_forecast(
                 on_model=lambda m: progress.update(task, description=f"{trace.name}: {m}"),
             )
     except ForecastingError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
     table = Table(title=f"{trace.name}: horizon {horizon}, {windows} origins, step {result.step}")
     for column in ("model", "MASE", "sMAPE %", "cov80", "cov95", "seconds"):

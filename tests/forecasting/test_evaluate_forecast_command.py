@@ -51,13 +51,14 @@ def test_nasa_columns_and_local_time_are_detected(tmp_path: Path, data_dir: Path
 def test_a_missing_column_is_an_error_naming_the_file_and_column(
     tmp_path: Path, data_dir: Path
 ) -> None:
-    trace = data_dir / "nab" / "ec2_cpu_utilization_825cc2_excerpt.csv"
+    # A long path must not make the console wrap the message: people grep for it.
+    source = data_dir / "nab" / "ec2_cpu_utilization_825cc2_excerpt.csv"
+    trace = tmp_path / ("a-deeply-nested-checkout-" * 4) / source.name
+    trace.parent.mkdir(parents=True)
+    trace.write_bytes(source.read_bytes())
     result = runner.invoke(app, ["evaluate-forecast", str(trace), "--value-column", "cpu"])
     assert result.exit_code == 1
-    assert (
-        "has no column 'cpu'" in result.output
-        and "ec2_cpu_utilization_825cc2_excerpt.csv" in result.output
-    )
+    assert f"{trace}: has no column 'cpu' (columns: timestamp, value)" in result.output
 
 
 def test_text_in_the_value_column_is_an_error_naming_the_row(tmp_path: Path) -> None:
