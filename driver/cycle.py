@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
-from forecasting._result import Forecast
+from forecasting._result import Forecast, ForecastUnavailable
 from forecasting.errors import UnusableSeriesError
 from infra.config import MetricSpec, MirrorcastConfig, format_duration
 from policies._plan import MirrorHealth, Plan, PlannerMemory, PlanningInput
@@ -31,7 +31,13 @@ from policies._plan import MirrorHealth, Plan, PlannerMemory, PlanningInput
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["CycleResult", "EventScheduleLike", "ForecastEngineLike", "decide"]
+__all__ = [
+    "BatchForecastEngine",
+    "CycleResult",
+    "EventScheduleLike",
+    "ForecastEngineLike",
+    "decide",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +55,23 @@ class ForecastEngineLike(Protocol):
         now: datetime | None = None,
         events: Any = None,
     ) -> Forecast: ...
+
+
+class BatchForecastEngine(ForecastEngineLike, Protocol):
+    """An engine that also forecasts many series in one call (``ForecastEngine.forecast_many``).
+
+    :func:`decide` prefers it: the engine then cleans, selects and fits all of a cycle's series
+    together, batching series that share a model into one call.
+    """
+
+    def forecast_many(
+        self,
+        histories: Mapping[tuple[str, str], pd.Series],
+        *,
+        specs: Mapping[tuple[str, str], MetricSpec] | None = None,
+        now: datetime | None = None,
+        events: Any = None,
+    ) -> Mapping[tuple[str, str], Forecast | ForecastUnavailable]: ...
 
 
 class EventScheduleLike(Protocol):
@@ -88,7 +111,9 @@ def decide(
     :param config: the stack's current config.
     :param history: pool -> metric -> observations (UTC index). Points after ``now`` are ignored,
         so a backtest may pass a whole trace.
-    :param engine: the forecasting engine (``forecasting.ForecastEngine``).
+    :param engine: the forecasting engine (``forecasting.ForecastEngine``). When it has
+        ``forecast_many`` (:class:`BatchForecastEngine`) every series of the cycle goes to it in
+        one call; otherwise ``forecast`` is called per series.
     :param now: decision time, timezone-aware.
     :param memory: what the previous cycle's plan left (journaled by the driver).
     :param health: pool -> mirror health; default: nothing known (mirrors not ready).
@@ -103,18 +128,24 @@ def decide(
     degraded: list[str] = []
     forecasts: dict[str, dict[str, Forecast]] = {}
     current: dict[str, dict[str, pd.Series]] = {}
+    wanted: dict[tuple[str, str], pd.Series] = {}
+    specs: dict[tuple[str, str], MetricSpec] = {}
     for pool_name, pool in config.pools.items():
         pool_history = history.get(pool_name, {})
-        pool_last = (last_good or {}).get(pool_name, {})
         current[pool_name] = {}
-        forecasts[pool_name] = {}
         for metric, spec in pool.metrics.items():
             series = _until(pool_history.get(metric), stamp)
             if series is not None:
                 current[pool_name][metric] = series
-            fresh, problem = _forecast(
-                engine, series, pool=pool_name, metric=metric, spec=spec, now=now, events=events
-            )
+            if series is not None and len(series) > 0:
+                wanted[(pool_name, metric)] = series
+                specs[(pool_name, metric)] = spec
+    fresh_forecasts = _forecast_all(engine, wanted, specs=specs, now=now, events=events)
+    for pool_name, pool in config.pools.items():
+        pool_last = (last_good or {}).get(pool_name, {})
+        forecasts[pool_name] = {}
+        for metric in pool.metrics:
+            fresh, problem = fresh_forecasts.get((pool_name, metric), (None, "no observations"))
             if fresh is not None:
                 forecasts[pool_name][metric] = fresh
                 if not fresh.trusted:
@@ -171,6 +202,48 @@ def _until(series: pd.Series | None, stamp: pd.Timestamp) -> pd.Series | None:
     if index.tz is None:
         raise ValueError("metric history must have a timezone-aware (UTC) index")
     return series[index <= stamp]
+
+
+def _forecast_all(
+    engine: ForecastEngineLike,
+    wanted: Mapping[tuple[str, str], pd.Series],
+    *,
+    specs: Mapping[tuple[str, str], MetricSpec],
+    now: datetime,
+    events: EventScheduleLike | None,
+) -> dict[tuple[str, str], tuple[Forecast | None, str]]:
+    """Every series' fresh forecast, or ``None`` and the reason there is none.
+
+    One batched ``forecast_many`` call where the engine has it; one ``forecast`` call per series
+    otherwise, or when the batched call fails as a whole (then each series fails or not on its
+    own, so one bad series cannot cost the others their forecasts).
+    """
+    if not wanted:
+        return {}
+    many = getattr(engine, "forecast_many", None)
+    if callable(many):
+        try:
+            results = many(dict(wanted), specs=dict(specs), now=now, events=events)
+        except Exception as exc:
+            logger.warning("batched forecast failed; forecasting series one by one", exc_info=exc)
+        else:
+            out: dict[tuple[str, str], tuple[Forecast | None, str]] = {}
+            for key in wanted:
+                result = results.get(key)
+                if isinstance(result, Forecast):
+                    out[key] = (result, "")
+                elif isinstance(result, ForecastUnavailable):
+                    # The same words as the one-series path (UnusableSeriesError.reason).
+                    out[key] = (None, f"unusable series: {result.reason}")
+                else:
+                    out[key] = (None, "forecast failed (the engine returned no result)")
+            return out
+    return {
+        key: _forecast(
+            engine, series, pool=key[0], metric=key[1], spec=specs[key], now=now, events=events
+        )
+        for key, series in wanted.items()
+    }
 
 
 def _forecast(

@@ -218,9 +218,14 @@ class Driver:
 
     def engine(self, config: MirrorcastConfig) -> ForecastEngineLike:
         if self._engine is None:
-            from forecasting import ForecastEngine
+            from forecasting import CalibratedEngine, ForecastEngine
 
-            self._engine = ForecastEngine(config.forecast, cache_dir=state_dir() / "models", seed=0)
+            # Calibration learns from the forecasts this service hands out, so it lives as
+            # long as the service (a restart starts it over, with the models' own quantiles).
+            self._engine = CalibratedEngine(
+                ForecastEngine(config.forecast, cache_dir=state_dir() / "models", seed=0),
+                settings=config.forecast.calibration,
+            )
         return self._engine
 
     def decision_time(

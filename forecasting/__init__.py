@@ -6,6 +6,7 @@ Import from here::
 """
 
 from forecasting._result import DEFAULT_QUANTILES, Forecast, ForecastUnavailable, Repair
+from forecasting.calibration import CalibratedEngine, QuantileCalibrator
 from forecasting.cleaning import CleanedSeries, clean_series, fill_for_fit, infer_step
 from forecasting.engine import ForecastEngine
 from forecasting.errors import ForecastingError, ModelUnavailableError, UnusableSeriesError
@@ -15,6 +16,7 @@ from forecasting.selection import Selection, SelectionStore
 __all__ = [
     "DEFAULT_QUANTILES",
     "MODEL_NAMES",
+    "CalibratedEngine",
     "CleanedSeries",
     "Forecast",
     "ForecastEngine",
@@ -22,6 +24,7 @@ __all__ = [
     "ForecastingError",
     "ModelOptions",
     "ModelUnavailableError",
+    "QuantileCalibrator",
     "Repair",
     "Selection",
     "SelectionStore",

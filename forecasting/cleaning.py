@@ -84,6 +84,9 @@ def _as_datetime_index(raw: pd.Series, name: str) -> pd.DatetimeIndex:
 def _as_numbers(raw: pd.Series, name: str) -> np.ndarray:
     if raw.dtype == bool:
         raise UnusableSeriesError(name, "values are true/false flags, not measurements")
+    if raw.dtype.kind in "fiu":
+        # Already numbers (every source's usual case): nothing to coerce or report.
+        return raw.to_numpy(dtype=float)
     numbers = pd.to_numeric(raw, errors="coerce")
     bad = numbers.isna() & raw.notna()
     if bad.any():
@@ -177,18 +180,23 @@ def clean_series(
             )
         )
 
+    # From here on plain arrays: a driver or a backtest cleans the same week of history every
+    # cycle, and the pandas operations this replaces cost most of that.
+    stamps = pd.DatetimeIndex(series.index).as_unit("ns").asi8
+    numbers = series.to_numpy(dtype=float)
     # The step comes from every timestamp the source reported, including those with a NaN value:
     # a scrape that returned nothing still shows the cadence.
-    inferred = infer_step(pd.DatetimeIndex(series.index)) if series.index.nunique() > 1 else None
-    missing = int(series.isna().sum())
+    inferred = _step_of(stamps) if len(stamps) > 1 else None
+    valid = ~np.isnan(numbers)
+    missing = int(len(numbers) - valid.sum())
     if missing:
         repairs.append(
             Repair("nan", missing, f"{missing} missing values (NaN) kept as gaps, not zeros")
         )
-    series = series.dropna()
+        stamps, numbers = stamps[valid], numbers[valid]
 
     if counter:
-        series, resets = _counter_to_rate(series)
+        stamps, numbers, resets = _counter_to_rate(stamps, numbers)
         if resets:
             repairs.append(
                 Repair(
@@ -199,10 +207,10 @@ def clean_series(
             )
 
     if non_negative:
-        negative = series < 0
+        negative = numbers < 0
         if negative.any():
             count = int(negative.sum())
-            series = series[~negative]
+            stamps, numbers = stamps[~negative], numbers[~negative]
             repairs.append(
                 Repair(
                     "negative",
@@ -211,31 +219,42 @@ def clean_series(
                 )
             )
 
-    if len(series) == 0:
+    if len(numbers) == 0:
         raise UnusableSeriesError(name, "every value is missing")
-    if len(series) < MIN_OBSERVATIONS:
+    if len(numbers) < MIN_OBSERVATIONS:
         raise UnusableSeriesError(
             name,
-            f"only {len(series)} usable points; at least {MIN_OBSERVATIONS} are needed",
+            f"only {len(numbers)} usable points; at least {MIN_OBSERVATIONS} are needed",
         )
 
-    grid_step = step or inferred or infer_step(pd.DatetimeIndex(series.index))
+    grid_step = step or inferred or _step_of(stamps)
     if grid_step <= timedelta(0):
         raise UnusableSeriesError(name, f"the step must be positive, got {grid_step}")
-    offset = pd.Timedelta(grid_step)
-    origin = series.index[0]
-    on_grid = ((series.index - origin) % offset) == pd.Timedelta(0)
-    if bool(np.all(on_grid)):
+    offset = int(pd.Timedelta(grid_step).value)
+    origin = int(stamps[0])
+    relative = stamps - origin
+    on_grid = relative % offset == 0
+    moved = 0
+    if bool(on_grid.all()):
         # Already on the grid with unique timestamps (the usual case for a scraped metric):
-        # reindexing gives what resampling would (gaps as NaN) at a fraction of the cost, which
-        # matters when a driver or a backtest cleans the same week of history every cycle.
-        gridded = series.reindex(pd.date_range(origin, series.index[-1], freq=offset))
+        # placing the values at their grid positions gives what resampling would (gaps as NaN).
+        positions = relative // offset
+        values = np.full(int(positions[-1]) + 1, np.nan)
+        values[positions] = numbers
+        grid = origin + offset * np.arange(len(values), dtype=np.int64)
+        index = pd.DatetimeIndex(grid.view("datetime64[ns]")).tz_localize("UTC")
+        gridded = pd.Series(values, index=index, name=name)
     else:
         # origin="start" anchors the grid on the first observation, so a series scraped at
         # :27/:32 keeps its own timestamps instead of being shifted onto :25/:30.
-        gridded = series.resample(offset, origin="start").mean()
-    if not bool(np.all(on_grid)) or len(gridded.dropna()) != len(series):
-        moved = int((~on_grid).sum()) + (len(series) - len(gridded.dropna()))
+        kept = pd.Series(
+            numbers, index=pd.DatetimeIndex(stamps.view("datetime64[ns]")).tz_localize("UTC")
+        )
+        gridded = kept.resample(pd.Timedelta(offset), origin="start").mean()
+        moved = int((~on_grid).sum()) + (len(numbers) - int(gridded.notna().sum()))
+        gridded.index.freq = None
+        gridded.name = name
+    if moved:
         repairs.append(
             Repair(
                 "resampled",
@@ -243,7 +262,7 @@ def clean_series(
                 f"irregular timestamps averaged onto a {_describe(grid_step)} grid ({moved} points moved or merged)",
             )
         )
-    gaps = int(gridded.isna().sum())
+    gaps = int(np.isnan(gridded.to_numpy()).sum())
     if gaps:
         repairs.append(
             Repair(
@@ -252,26 +271,31 @@ def clean_series(
                 f"{gaps} grid steps had no data and are left as gaps (masked, never zero demand)",
             )
         )
-    gridded.index.freq = None
-    gridded.name = name
     for repair in repairs:
         logger.debug("%s: %s", name, repair.detail)
     return CleanedSeries(values=gridded.astype(float), step=grid_step, repairs=tuple(repairs))
 
 
-def _counter_to_rate(series: pd.Series) -> tuple[pd.Series, int]:
+def _step_of(stamps: np.ndarray) -> timedelta:
+    """:func:`infer_step` on nanosecond timestamps (sorted, at least two distinct)."""
+    return infer_step(pd.DatetimeIndex(stamps.view("datetime64[ns]")))
+
+
+def _counter_to_rate(stamps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Per-second rate of a cumulative counter; a decrease is a reset (the process restarted).
 
     After a reset the counter restarted from zero, so the increase over that interval is the new
     value itself, not the (negative) difference.
+
+    :param stamps: nanosecond timestamps, sorted and unique.
+    :param values: the counter's readings at ``stamps``.
+    :returns: the timestamps of the rates (all but the first), the rates and the reset count.
     """
-    values = series.to_numpy(dtype=float)
-    seconds = np.diff(series.index.asi8) / 1e9
+    seconds = np.diff(stamps) / 1e9
     increase = np.diff(values)
     reset = increase < 0
     increase[reset] = values[1:][reset]
-    rate = increase / seconds
-    return pd.Series(rate, index=series.index[1:]), int(reset.sum())
+    return stamps[1:], increase / seconds, int(reset.sum())
 
 
 def fill_for_fit(values: pd.Series, *, season: int) -> tuple[pd.Series, Repair | None]:

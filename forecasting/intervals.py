@@ -53,7 +53,7 @@ def monotone(
 
 
 def quantiles_from_frame(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Mapping[str, npt.ArrayLike],
     *,
     model: str,
     quantiles: Sequence[int],
@@ -62,7 +62,8 @@ def quantiles_from_frame(
     """The point forecast and monotone percentile curves of ``model`` from a forecast frame.
 
     :param frame: rows of one series in time order, with the columns ``model`` and
-        ``model-lo-L``/``model-hi-L`` as statsforecast, mlforecast and neuralforecast name them.
+        ``model-lo-L``/``model-hi-L`` as statsforecast, mlforecast and neuralforecast name them
+        (a frame, or a mapping of column name to values).
     :param model: the model's column name.
     :param quantiles: the percentiles wanted.
     :param floor: default ``0.0``: values below it are raised to it (demand is non-negative);
@@ -70,14 +71,14 @@ def quantiles_from_frame(
     :raises KeyError: when the frame lacks an interval a percentile needs (a programming error:
         the levels passed to the model come from :func:`levels_for`).
     """
-    mean = frame[model].to_numpy(dtype=float)
+    mean = np.asarray(frame[model], dtype=float)
     curves: dict[int, npt.NDArray[np.float64]] = {}
     for q in quantiles:
         if q == 50:
             curves[q] = mean.copy()
             continue
         side = "hi" if q > 50 else "lo"
-        curves[q] = frame[f"{model}-{side}-{_level(q)}"].to_numpy(dtype=float)
+        curves[q] = np.asarray(frame[f"{model}-{side}-{_level(q)}"], dtype=float)
     if floor is not None:
         mean = np.maximum(mean, floor)
         curves = {q: np.maximum(v, floor) for q, v in curves.items()}

@@ -31,6 +31,7 @@ from forecasting.evaluation import mase_scale, score_cross_validation
 from forecasting.models import BASELINE, MODEL_COST, ModelOptions, cross_validate_models
 
 __all__ = [
+    "NEEDS_SEASON",
     "Selection",
     "SelectionStore",
     "choose_model",
@@ -202,6 +203,10 @@ def choose_model(
     return chosen, True, None
 
 
+NEEDS_SEASON: frozenset[str] = frozenset({"mstl", "prophet_like"})
+"""Candidates that decompose a seasonal cycle and cannot run on a season of one step."""
+
+
 def select_models(
     df: pd.DataFrame,
     *,
@@ -217,6 +222,7 @@ def select_models(
     input_size: int | None = None,
     tolerance: float = 0.02,
     timings: dict[str, float] | None = None,
+    update_kept_fits: bool = False,
 ) -> dict[str, Selection]:
     """Choose a model for every series of ``df`` by rolling-origin cross-validation.
 
@@ -233,6 +239,9 @@ def select_models(
     :param input_size: default ``None``; caps each fit's training window (steps).
     :param tolerance: see :func:`choose_model`.
     :param timings: default ``None``; receives each model's total seconds when given.
+    :param update_kept_fits: default ``False``; ``True`` scores the models the engine keeps
+        fitted as it runs them (fitted at the first origin, updated at the later ones: see
+        :func:`forecasting.models.cross_validate_models`). The engine selects this way.
     """
     names = list(dict.fromkeys([BASELINE, *candidates]))
     holdout = n_windows * h
@@ -242,6 +251,13 @@ def select_models(
     }
     frames: list[pd.DataFrame] = []
     failures: dict[str, str] = {}
+    if season < 2:
+        # A decomposition needs a cycle of at least two steps; statsforecast's MSTL would
+        # otherwise try (and print about) a supersmoother fallback on every call.
+        for name in [n for n in names if n in NEEDS_SEASON]:
+            names.remove(name)
+            failures[name] = f"needs a seasonal period of at least 2 steps, the series has {season}"
+            logger.debug("candidate %s skipped: %s", name, failures[name])
     for name in names:
         try:
             frames.append(
@@ -256,6 +272,7 @@ def select_models(
                     options=options,
                     input_size=input_size,
                     timings=timings,
+                    update_kept_fits=update_kept_fits,
                 )
             )
         except Exception as exc:  # a candidate that cannot fit this data is out, not fatal

@@ -20,6 +20,7 @@ from forecasting.engine import ForecastEngine
 from forecasting.errors import UnusableSeriesError
 from forecasting.evaluation import mase_scale, score_cross_validation
 from forecasting.models import BASELINE, ModelOptions, cross_validate_models, freq_of
+from forecasting.models.statistical import PARAMETER_FREE, REUSABLE
 from forecasting.selection import choose_model, seasonal_strength
 from infra.config import ForecastSettings
 
@@ -324,7 +325,23 @@ def evaluate_trace(
             keep &= ~((cv["ds"] >= lo) & (cv["ds"] <= hi))
         if keep.any():
             excluding = score_cross_validation(cv[keep], models=fitted, scales=scales).get(name, {})
-    chosen, trusted, why = choose_model(scores, tolerance=engine.tolerance)
+    chosen, trusted, why = choose_model(
+        _as_the_engine_scores(
+            df,
+            refitted=dict(zip([m for m in names if m not in failures], frames, strict=True)),
+            observed=observed,
+            h=item.h,
+            n_windows=n_windows,
+            step=item.step,
+            season=season_steps,
+            levels=engine.levels,
+            options=options,
+            input_size=int(history / item.step),
+            scales=scales,
+            name=name,
+        ),
+        tolerance=engine.tolerance,
+    )
     if reason is not None:
         chosen, trusted = BASELINE, False
     elif caveat is not None:
@@ -342,6 +359,55 @@ def evaluate_trace(
         models_excluding=excluding,
         scored_points=len(cv),
     )
+
+
+def _as_the_engine_scores(
+    df: pd.DataFrame,
+    *,
+    refitted: dict[str, pd.DataFrame],
+    observed: set[Any],
+    h: int,
+    n_windows: int,
+    step: timedelta,
+    season: int,
+    levels: Sequence[int],
+    options: ModelOptions | None,
+    input_size: int,
+    scales: dict[str, float],
+    name: str,
+) -> dict[str, dict[str, float]]:
+    """The scores the engine chooses from: its kept-fit models scored as it runs them.
+
+    The evaluation refits every model at every origin (the textbook rolling-origin scores it
+    reports); the engine's selection fits the models it keeps once, at the first origin, and
+    updates them at the later ones (``update_kept_fits``). For ``chosen`` to be the engine's
+    choice, those models are scored again its way; the others' scores are the same either way.
+    """
+    frames: list[pd.DataFrame] = []
+    for model, frame in refitted.items():
+        if model in REUSABLE - PARAMETER_FREE:
+            try:
+                frame = cross_validate_models(
+                    df,
+                    models=[model],
+                    h=h,
+                    n_windows=n_windows,
+                    freq=freq_of(step),
+                    season=season,
+                    levels=levels,
+                    options=options,
+                    input_size=input_size,
+                    update_kept_fits=True,
+                )
+            except Exception as exc:  # as in the engine: a candidate that cannot fit is out
+                logger.warning("%s: model %s failed as the engine runs it: %s", name, model, exc)
+                continue
+        frames.append(frame)
+    cv = frames[0]
+    for frame in frames[1:]:
+        cv = cv.merge(frame.drop(columns=["y"]), on=["unique_id", "ds", "cutoff"], how="inner")
+    cv = cv[cv["ds"].isin(observed)]
+    return score_cross_validation(cv, models=list(refitted), scales=scales).get(name, {})
 
 
 def _gauge() -> Any:

@@ -224,6 +224,7 @@ class GroupPlan:
     :param warm_size: instances kept stopped/hibernated/deallocated/suspended (0: no warm pool).
     :param warm_state: the warm instances' state, ``None`` without a warm pool.
     :param autoscaled: a native autoscaler owns the desired count; declare it and ignore drift.
+    :param autoscaler_target: the native autoscaler's target utilisation in percent.
     :param keep_warm_pool: declare the warm/standby pool (``warm_pool`` strategy) even when
         ``warm_size`` is 0 because the mirror is active, so pausing returns instances to it.
     """
@@ -242,6 +243,7 @@ class GroupPlan:
     warm_size: int
     warm_state: str | None
     autoscaled: bool
+    autoscaler_target: float
     keep_warm_pool: bool
     port: int
     health_check_path: str
@@ -270,6 +272,7 @@ def group_plans(name: str, pool: PoolSpec) -> tuple[GroupPlan, GroupPlan]:
         warm_size=0,
         warm_state=None,
         autoscaled=pool.primary.native_autoscaling,
+        autoscaler_target=pool.primary.autoscaler_target,
         keep_warm_pool=False,
         port=pool.balancer.port,
         health_check_path=pool.balancer.health_check_path,
@@ -293,6 +296,7 @@ def group_plans(name: str, pool: PoolSpec) -> tuple[GroupPlan, GroupPlan]:
         warm_size=size if (warm and not active) else 0,
         warm_state=pool.mirror.paused.state_for(pool.mirror_cloud) if warm else None,
         autoscaled=False,
+        autoscaler_target=pool.primary.autoscaler_target,
         keep_warm_pool=warm,
         port=pool.balancer.port,
         health_check_path=pool.balancer.health_check_path,

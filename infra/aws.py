@@ -27,9 +27,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-AUTOSCALER_CPU_TARGET = 60.0
-"""Target-tracking CPU for a primary the AWS autoscaler manages; mirrorcast moves only its floor."""
-
 _WARM_POOL_STATE = {"stopped": "Stopped", "hibernated": "Hibernated"}
 _AURORA_ENGINE = {
     "postgres": aws.rds.EngineType.AURORA_POSTGRESQL,
@@ -143,7 +140,7 @@ class AutoScalingGroup(pulumi.ComponentResource):
                 autoscaling_group_name=self.group.name,
                 policy_type="TargetTrackingScaling",
                 target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
-                    target_value=AUTOSCALER_CPU_TARGET,
+                    target_value=plan.autoscaler_target,
                     predefined_metric_specification=aws.autoscaling.PolicyTargetTrackingConfigurationPredefinedMetricSpecificationArgs(
                         predefined_metric_type="ASGAverageCPUUtilization"
                     ),

@@ -264,7 +264,7 @@ class ScaleSet(pulumi.ComponentResource):
                             maximum=str(plan.max_size),
                             default=str(plan.desired),
                         ),
-                        rules=[],
+                        rules=_target_rules(self.scale_set.id, plan.autoscaler_target),
                     )
                 ],
                 tags=tags,
@@ -489,3 +489,52 @@ class SqlGeoReplica(pulumi.ComponentResource):
                 opts=child,
             )
         self.register_outputs({"primary_database": self.primary_database.name})
+
+
+def _target_rules(scale_set_id: pulumi.Input[str], target: float) -> list[monitor.ScaleRuleArgs]:
+    """Azure autoscale has no target tracking: hold CPU near ``target`` with a rule pair.
+
+    Scale out by one instance when the 5-minute average CPU is above the target; scale in by
+    one when it is well below it (70% of the target), so the pair does not oscillate around
+    the target the way equal thresholds would.
+    """
+
+    def rule(
+        direction: monitor.ScaleDirection,
+        operator: monitor.ComparisonOperationType,
+        threshold: float,
+        cooldown: str,
+    ) -> monitor.ScaleRuleArgs:
+        return monitor.ScaleRuleArgs(
+            metric_trigger=monitor.MetricTriggerArgs(
+                metric_name="Percentage CPU",
+                metric_resource_uri=scale_set_id,
+                operator=operator,
+                statistic=monitor.MetricStatisticType.AVERAGE,
+                threshold=threshold,
+                time_aggregation=monitor.TimeAggregationType.AVERAGE,
+                time_grain="PT1M",
+                time_window="PT5M",
+            ),
+            scale_action=monitor.ScaleActionArgs(
+                cooldown=cooldown,
+                direction=direction,
+                type=monitor.ScaleType.CHANGE_COUNT,
+                value="1",
+            ),
+        )
+
+    return [
+        rule(
+            monitor.ScaleDirection.INCREASE,
+            monitor.ComparisonOperationType.GREATER_THAN,
+            target,
+            "PT5M",
+        ),
+        rule(
+            monitor.ScaleDirection.DECREASE,
+            monitor.ComparisonOperationType.LESS_THAN,
+            round(target * 0.7, 1),
+            "PT15M",
+        ),
+    ]

@@ -39,9 +39,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-AUTOSCALER_CPU_TARGET = 0.6
-"""CPU target of the regional autoscaler on a primary it manages; mirrorcast moves min_replicas."""
-
 NAMED_PORT = "app"
 
 
@@ -127,7 +124,7 @@ class InstanceGroup(pulumi.ComponentResource):
                     min_replicas=plan.min_size,
                     max_replicas=plan.max_size,
                     cpu_utilization=gcp.compute.RegionAutoscalerAutoscalingPolicyCpuUtilizationArgs(
-                        target=AUTOSCALER_CPU_TARGET
+                        target=plan.autoscaler_target / 100
                     ),
                 ),
                 opts=child,

@@ -33,7 +33,7 @@ from infra.config import (
 )
 from policies._evaluate import PoolView, RuleEvaluation, evaluate_rule, parsed
 from policies._explain import PoolReport, explain
-from policies._feedback import assess, demand_present
+from policies._feedback import assess, demand_present, latest
 from policies._guardrails import (
     Clip,
     activation_block,
@@ -64,8 +64,17 @@ W_PRIMARY = "balancer.weights.primary"
 W_MIRROR = "balancer.weights.mirror"
 CAP_MIN = "primary.capacity.min"
 CAP_DESIRED = "primary.capacity.desired"
+AUTOSCALER = "primary.autoscaler_target"
 
-DRIVER_KEYS: tuple[str, ...] = (STATE, PERCENT, W_PRIMARY, W_MIRROR, CAP_MIN, CAP_DESIRED)
+DRIVER_KEYS: tuple[str, ...] = (
+    STATE,
+    PERCENT,
+    W_PRIMARY,
+    W_MIRROR,
+    CAP_MIN,
+    CAP_DESIRED,
+    AUTOSCALER,
+)
 """The pool keys a plan may change (below ``pools.<pool>.``), in the order changes are listed."""
 
 _DEFAULT_STEP = 10
@@ -84,6 +93,7 @@ def _keys(pool: PoolSpec) -> dict[str, Any]:
         W_MIRROR: pool.balancer.weights.mirror,
         CAP_MIN: pool.primary.capacity.min,
         CAP_DESIRED: pool.primary.capacity.desired,
+        AUTOSCALER: _number(pool.primary.autoscaler_target),
     }
 
 
@@ -118,7 +128,9 @@ class _PoolWork:
 
     @property
     def original(self) -> dict[str, Any]:
-        return self.memory.original or _keys(self.spec)
+        # A key missing from a remembered original (recorded before the key existed) is taken
+        # from the config as it stands.
+        return {**_keys(self.spec), **(self.memory.original or {})}
 
     def decide(
         self, action: str, detail: str, *, rule: str | None = None, clips: list[Clip] | None = None
@@ -233,7 +245,9 @@ def _apply_keys(spec: PoolSpec, keys: dict[str, Any]) -> PoolSpec:
                     )
                 }
             ),
-            "primary": spec.primary.model_copy(update={"capacity": capacity}),
+            "primary": spec.primary.model_copy(
+                update={"capacity": capacity, "autoscaler_target": float(keys[AUTOSCALER])}
+            ),
         }
     )
 
@@ -572,23 +586,15 @@ def _forecast_need(
         ``1 + hysteresis/100``).
     :returns: the need (None when the forecast cannot size it) and how it was computed.
     """
-    metric = action.metric
-    if metric is None:
-        terms = [
-            t.metric for c in comparisons(parsed(evaluation.rule.when)) for t in metric_terms(c)
-        ]
-        metric = terms[0] if terms else None
+    metric = _sizing_metric(evaluation, action)
     if metric is None:
         return None, "no metric to size for"
     forecast = work.inputs.forecasts.get(work.name, {}).get(metric)
-    if forecast is None or not forecast.trusted or action.quantile not in forecast.quantiles:
-        why = (
-            "no forecast"
-            if forecast is None
-            else (forecast.reason or "untrusted")
-            if not forecast.trusted
-            else f"no p{action.quantile}"
-        )
+    why = _forecast_usable(work, evaluation, action)
+    if forecast is None or why is not None:
+        why = why or "no forecast"
+        if action.untrusted_utilisation is not None:
+            return _current_need(work, metric, action.untrusted_utilisation, base, headroom, why)
         return None, f"cannot size for the {metric} forecast ({why}); scale_primary skipped"
     lookahead = evaluation.lookahead or work.inputs.config.forecast.horizon
     window = work.now + lookahead - forecast.issued_at
@@ -596,17 +602,102 @@ def _forecast_need(
     if when is None or not math.isfinite(peak):
         return None, f"the {metric} forecast has no points in the next {format_duration(lookahead)}"
     peak *= headroom
-    spec = work.spec.metrics[metric]
-    target = action.target_utilisation
-    if spec.unit == "percent":
-        need = math.ceil(base * peak / target)
-        how = f"ceil({base} x {peak:.4g}% / {target:g}%) = {need}"
-    else:
-        capacity = spec.per_instance_capacity
-        assert capacity is not None, "checked when the config was loaded"
-        need = math.ceil(peak / (capacity * target / 100))
-        how = f"ceil({peak:.4g} / ({capacity:g} x {target:g}%)) = {need}"
+    need, how = _instances_for(work, metric, peak, action.target_utilisation, base)
     return need, f"p{action.quantile} of {metric} peaks at {peak:.4g} by {when:%H:%M}: {how}"
+
+
+def _instances_for(
+    work: _PoolWork, metric: str, level: float, utilisation: float, base: int
+) -> tuple[int, str]:
+    """Instances ``level`` of ``metric`` needs at ``utilisation`` percent, and the sum shown.
+
+    A percent metric scales the original ``base`` count; a metric with a per-instance capacity
+    divides by what one instance serves at that utilisation.
+    """
+    spec = work.spec.metrics[metric]
+    if spec.unit == "percent":
+        need = math.ceil(base * level / utilisation)
+        return need, f"ceil({base} x {level:.4g}% / {utilisation:g}%) = {need}"
+    capacity = spec.per_instance_capacity
+    assert capacity is not None, "checked when the config was loaded"
+    need = math.ceil(level / (capacity * utilisation / 100))
+    return need, f"ceil({level:.4g} / ({capacity:g} x {utilisation:g}%)) = {need}"
+
+
+def _sizing_metric(evaluation: RuleEvaluation, action: ScalePrimaryAction) -> str | None:
+    """The metric a ``to_forecast`` action sizes for: its own, else the rule's first."""
+    if action.metric is not None:
+        return action.metric
+    terms = [t.metric for c in comparisons(parsed(evaluation.rule.when)) for t in metric_terms(c)]
+    return terms[0] if terms else None
+
+
+def _forecast_usable(
+    work: _PoolWork, evaluation: RuleEvaluation, action: ScalePrimaryAction
+) -> str | None:
+    """``None`` when ``action`` can size from a trusted forecast, else why not."""
+    metric = _sizing_metric(evaluation, action)
+    forecast = work.inputs.forecasts.get(work.name, {}).get(metric) if metric else None
+    if forecast is None:
+        return "no forecast"
+    if not forecast.trusted:
+        return forecast.reason or "untrusted"
+    if action.quantile not in forecast.quantiles:
+        return f"no p{action.quantile}"
+    return None
+
+
+def _set_autoscaler_target(
+    work: _PoolWork, evaluation: RuleEvaluation, action: ScalePrimaryAction
+) -> None:
+    """Run the cloud's autoscaler at the action's target while a trusted forecast sizes the floor.
+
+    The floor then covers forecast demand and the autoscaler only has to catch what the
+    forecast misses, so it can hold less headroom; without a trusted forecast the autoscaler is
+    the only protection left, so its configured target (the original) comes back at once.
+    """
+    if action.autoscaler_target is None or not work.spec.primary.native_autoscaling:
+        return
+    keys, original = work.keys, work.original
+    why_not = _forecast_usable(work, evaluation, action)
+    wanted = _number(action.autoscaler_target if why_not is None else original[AUTOSCALER])
+    if keys[AUTOSCALER] == wanted:
+        return
+    old = keys[AUTOSCALER]
+    keys[AUTOSCALER] = wanted
+    if why_not is None:
+        detail = (
+            f"autoscaler target {old}% -> {wanted}%: the floor follows a trusted forecast, "
+            "the autoscaler only catches what it misses"
+        )
+    else:
+        detail = f"autoscaler target {old}% -> {wanted}% (its configured value): forecast unusable ({why_not})"
+    work.decide("scale_primary", detail, rule=evaluation.rule.name)
+
+
+def _current_need(
+    work: _PoolWork, metric: str, utilisation: float, base: int, headroom: float, why: str
+) -> tuple[int | None, str]:
+    """Instances the metric's current level needs at ``utilisation``: the reactive fallback.
+
+    The level is the mean over the last driver interval, as the clouds' target tracking
+    averages over its evaluation period rather than reacting to one sample.
+    """
+    series = work.inputs.current.get(work.name, {}).get(metric)
+    interval = work.inputs.config.driver.interval
+    level: float | None = None
+    if series is not None and len(series):
+        recent = series[(series.index > work.now - interval) & (series.index <= work.now)]
+        values = recent.dropna()
+        level = float(values.mean()) if len(values) else latest(series, work.now)
+    if level is None or not math.isfinite(level):
+        return None, f"cannot size for the {metric} forecast ({why}) nor its current level"
+    level *= headroom
+    need, how = _instances_for(work, metric, level, utilisation, base)
+    return need, (
+        f"forecast unusable ({why}): sized for the current {metric} at the untrusted "
+        f"utilisation: {how}"
+    )
 
 
 def _scale_primary(
@@ -645,6 +736,7 @@ def _scale_primary(
         # From now on this rule's sizing of the current forecast sets the floor every cycle
         # (see _follow_forecast), so it can come down as soon as the forecast does.
         work.memory.floor_rule = evaluation.rule.name
+        _set_autoscaler_target(work, evaluation, action)
     if (keys[CAP_MIN], keys[CAP_DESIRED]) == (old_min, old_desired) and not clips:
         return
     if (keys[CAP_MIN], keys[CAP_DESIRED]) != (old_min, old_desired):
@@ -831,6 +923,7 @@ def _follow_forecast(
     evaluation, action = found
     memory, keys, spec = work.memory, work.keys, work.spec
     original = work.original
+    _set_autoscaler_target(work, evaluation, action)
     need, how = _forecast_need(work, evaluation, action, int(original[CAP_DESIRED]))
     if need is None:
         work.notes.append(f"floor holds at {keys[CAP_MIN]}: {how.split(';')[0]}")
@@ -1032,10 +1125,11 @@ def _rollback_step(work: _PoolWork) -> None:
     original = memory.original
     if original is not None:
         keys[CAP_MIN], keys[CAP_DESIRED] = original[CAP_MIN], original[CAP_DESIRED]
+        keys[AUTOSCALER] = original.get(AUTOSCALER, keys[AUTOSCALER])
         work.decide(
             "restore_primary",
             f"rollback 4/4: primary restored to its original capacity min {original[CAP_MIN]}, "
-            f"desired {original[CAP_DESIRED]}",
+            f"desired {original[CAP_DESIRED]}, autoscaler target {keys[AUTOSCALER]}%",
         )
     else:
         work.decide(

@@ -448,8 +448,8 @@ class MirrorcastPolicy(Policy):
         set or it is set to the simulation's instance capacity.
     :param engine: the forecasting engine (``forecasting.ForecastEngine``).
     :param events: an event schedule for ``during(...)`` rules and forecasts; default none.
-    :param target: the simulated native autoscaler's tracking target (default 0.6).
-    :param scale_in_after: minutes below target before the native autoscaler scales in.
+    :param scale_in_after: minutes below target before the native autoscaler scales in
+        (default 15). The autoscaler tracks the pool's ``primary.autoscaler_target``.
     """
 
     name = "mirrorcast"
@@ -462,7 +462,6 @@ class MirrorcastPolicy(Policy):
         metric: str,
         engine: Any,
         events: Any = None,
-        target: float = 0.6,
         scale_in_after: int = 15,
     ) -> None:
         super().__init__()
@@ -480,7 +479,6 @@ class MirrorcastPolicy(Policy):
         self.metric = metric
         self.engine = engine
         self.events = events
-        self.target = target
         self.scale_in_after = scale_in_after
         self.memory = PlannerMemory()
         self.last_good: dict[str, dict[str, Forecast]] = {}
@@ -522,7 +520,7 @@ class MirrorcastPolicy(Policy):
         self._tracker = TargetTracker(
             model=context.model,
             interval=context.interval,
-            target=self.target,
+            target=pool.primary.autoscaler_target / 100,
             scale_in_after=self.scale_in_after,
             initial=initial,
         )
@@ -620,6 +618,9 @@ class MirrorcastPolicy(Policy):
         pool = self._config.pools[self.pool]
         capacity = pool.primary.capacity
         if pool.primary.native_autoscaling:
+            # The deployed target-tracking policy follows the stack's autoscaler_target (a
+            # plan may move it, as a `pulumi up` would).
+            self._tracker.target = pool.primary.autoscaler_target / 100
             tracked = self._tracker.update(now, observed)
             desired = min(max(tracked, capacity.min), capacity.max)
         else:

@@ -149,12 +149,13 @@ def build_policies(
 
 
 def default_engine(config: MirrorcastConfig) -> Any:
-    """The driver's forecasting engine for this stack's forecast settings."""
+    """The driver's forecasting engine for this stack's forecast settings (quantiles calibrated
+    online as in the driver, ``forecast.calibration``)."""
     try:
-        from forecasting import ForecastEngine
+        from forecasting import CalibratedEngine, ForecastEngine
     except ImportError as exc:
         raise RuntimeError(
             "the mirrorcast policy needs forecasting.ForecastEngine, which this installation "
             f"does not provide ({exc}); run the baselines only with --policies"
         ) from None
-    return ForecastEngine(config.forecast)
+    return CalibratedEngine(ForecastEngine(config.forecast), settings=config.forecast.calibration)

@@ -1,16 +1,21 @@
-"""Derive the demo stack's metrics (examples/demo/metrics.csv) from two real public traces.
+"""Derive the demo stack's metrics (examples/demo/metrics.csv) from a real public trace.
 
     .venv/bin/python examples/demo/make_demo_data.py ../shared/data/traces
 
-- ``cpu``: 14 days (Mon 2 - Sun 15 June 2014) of an AWS auto scaling group's CPU from NAB
-  ``realKnownCause/cpu_utilization_asg_misconfiguration.csv``, well before its labelled
-  misconfiguration episode (10-15 July 2014). Values unchanged (percent).
-- ``rps``: 14 days (Mon 3 - Sun 16 July 1995, UTC) of NASA-HTTP requests per minute, summed to
-  5 minutes and divided by 300 seconds: mean requests per second in each 5 minutes.
+- ``rps``: 14 days (Mon 3 July 1995 14:00 UTC to Mon 17 July 1995 14:00 UTC) of NASA-HTTP
+  requests per minute, summed to 5 minutes and divided by 300 seconds: mean requests per second
+  in each 5 minutes. Values otherwise unchanged.
+- ``cpu``: the utilisation those requests would cause on the demo pool's fleet, derived from
+  ``rps``: ``100 * rps / (FLEET * PER_INSTANCE_CAPACITY)``, capped at 100 (a saturated fleet
+  queues requests; its CPU cannot go higher). ``FLEET`` is the stack's ``capacity.desired`` (4)
+  and ``PER_INSTANCE_CAPACITY`` its ``metrics.rps.per_instance_capacity`` (0.75 rps at 100%);
+  both are demo choices, sized so that the weekday peaks of this 1995 traffic come near the
+  demo rule's 80% threshold.
 
-Both are shifted by a whole number of weeks so that they share one window, Mon 9 Nov 2026 00:00
-UTC to Mon 23 Nov 2026 00:00 UTC, keeping weekday and time of day. Nothing else is changed: gaps
-stay gaps and the NAB series keeps its own minute offsets.
+The window is shifted by a whole number of weeks to Mon 9 Nov 2026 14:00 UTC - Mon 23 Nov 2026
+14:00 UTC, keeping weekday and time of day. It ends on a Monday just before the morning rise of
+US traffic, so the demo's decision time (the end of the file) has a predictable peak ahead.
+Gaps would stay gaps (this window has none); nothing is smoothed or filled.
 """
 
 from __future__ import annotations
@@ -24,15 +29,21 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-TARGET_START = pd.Timestamp("2026-11-09T00:00:00Z")
-"""First instant of the demo window (a Monday, like both source windows)."""
+TARGET_END = pd.Timestamp("2026-11-23T14:00:00Z")
+"""End (exclusive) of the demo window: Monday 09:00 US Eastern, before the morning rise."""
 DAYS = 14
-CPU_FILE = Path("nab/realKnownCause/cpu_utilization_asg_misconfiguration.csv")
-CPU_START = pd.Timestamp("2014-06-02T00:00:00Z")
+TARGET_START = TARGET_END - pd.Timedelta(days=DAYS)
+"""First instant of the demo window (Monday 9 Nov 2026 14:00 UTC)."""
 RPS_FILE = Path("nasa_http/nasa_http_july1995_requests_per_minute.csv")
-RPS_START = pd.Timestamp("1995-07-03T00:00:00Z")
+RPS_START = pd.Timestamp("1995-07-03T14:00:00Z")
+"""First instant of the NASA excerpt (a Monday, like the demo window), in UTC."""
 NASA_UTC_OFFSET = pd.Timedelta(hours=4)
 """The NASA trace is in local time, UTC-4 (EDT): add 4 hours for UTC."""
+FLEET = 4
+"""Instances serving the traffic: the demo stack's ``pools.web.primary.capacity.desired``."""
+PER_INSTANCE_CAPACITY = 0.75
+"""Requests per second one instance serves at 100% CPU: the demo stack's
+``pools.web.metrics.rps.per_instance_capacity``."""
 
 
 def _shift(start: pd.Timestamp) -> pd.Timedelta:
@@ -43,18 +54,11 @@ def _shift(start: pd.Timestamp) -> pd.Timedelta:
     return shift
 
 
-def cpu_series(traces: Path) -> pd.Series:
-    """The demo's ``cpu`` series (percent), re-timestamped into the demo window."""
-    frame = pd.read_csv(traces / CPU_FILE)
-    times = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], utc=True))
-    values = pd.Series(frame["value"].to_numpy(dtype=float), index=times)
-    window = values[(times >= CPU_START) & (times < CPU_START + pd.Timedelta(days=DAYS))]
-    window.index = window.index + _shift(CPU_START)
-    return window
-
-
 def rps_series(traces: Path) -> pd.Series:
-    """The demo's ``rps`` series (mean requests per second per 5 minutes), re-timestamped."""
+    """The demo's ``rps`` series (mean requests per second per 5 minutes), re-timestamped.
+
+    :param traces: the shared traces folder holding ``nasa_http/``.
+    """
     frame = pd.read_csv(traces / RPS_FILE)
     local = pd.DatetimeIndex(pd.to_datetime(frame["timestamp_local_minus0400"]))
     times = local.tz_localize("UTC") + NASA_UTC_OFFSET
@@ -66,10 +70,27 @@ def rps_series(traces: Path) -> pd.Series:
     return per_second
 
 
+def cpu_from_rps(
+    rps: pd.Series, *, fleet: int = FLEET, per_instance_capacity: float = PER_INSTANCE_CAPACITY
+) -> pd.Series:
+    """CPU percent of a fixed fleet serving ``rps``, capped at 100 (gaps stay gaps).
+
+    :param rps: requests per second.
+    :param fleet: instances sharing the load; default :data:`FLEET`.
+    :param per_instance_capacity: rps one instance serves at 100%; default
+        :data:`PER_INSTANCE_CAPACITY`.
+    """
+    return (100.0 * rps / (fleet * per_instance_capacity)).clip(upper=100.0)
+
+
 def build(traces: Path) -> pd.DataFrame:
-    """The long-format demo table: timestamp, pool, metric, value."""
+    """The long-format demo table: timestamp, pool, metric, value.
+
+    :param traces: the shared traces folder.
+    """
+    rps = rps_series(traces)
     parts = []
-    for metric, series in (("cpu", cpu_series(traces)), ("rps", rps_series(traces))):
+    for metric, series in (("cpu", cpu_from_rps(rps)), ("rps", rps)):
         parts.append(
             pd.DataFrame(
                 {
@@ -85,7 +106,7 @@ def build(traces: Path) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     """Write metrics.csv next to this script from the traces folder given as argument."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
         "traces", type=Path, help="the shared traces folder (../shared/data/traces)"
     )
@@ -96,9 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         help="output CSV (default: examples/demo/metrics.csv)",
     )
     args = parser.parse_args(argv)
-    for needed in (CPU_FILE, RPS_FILE):
-        if not (args.traces / needed).is_file():
-            parser.error(f"{args.traces / needed} not found; pass the traces folder")
+    if not (args.traces / RPS_FILE).is_file():
+        parser.error(f"{args.traces / RPS_FILE} not found; pass the traces folder")
     table = build(args.traces)
     table.to_csv(args.out, index=False)
     print(f"wrote {len(table)} rows to {args.out}")

@@ -154,6 +154,7 @@ def cross_validate_models(
     options: ModelOptions | None = None,
     input_size: int | None = None,
     timings: dict[str, float] | None = None,
+    update_kept_fits: bool = False,
 ) -> pd.DataFrame:
     """Rolling-origin cross-validation of ``models`` on every series of ``df``.
 
@@ -162,6 +163,12 @@ def cross_validate_models(
 
     :param timings: default ``None``; when a dict, receives each model's fit+forecast seconds
         (models of one family run in one call, so each is timed in its own call).
+    :param update_kept_fits: default ``False`` (every model refitted at every origin). ``True``
+        cross-validates the models the engine keeps fitted between refits
+        (``statistical.REUSABLE``) as the engine runs them: fitted at the first origin and
+        updated with the new history at each later one
+        (:func:`forecasting.models.statistical.cross_validate_updating`); the others are still
+        refitted at every origin, as the engine refits them every call.
     :returns: ``unique_id, ds, cutoff, y`` and the models' columns.
     """
     import time
@@ -173,6 +180,49 @@ def cross_validate_models(
         batches = [[m] for m in chosen] if timings is not None else [chosen]
         for batch in batches:
             started = time.perf_counter()
+            if update_kept_fits and family is statistical:
+                # Models without fitted parameters forecast the same refitted or updated, and
+                # a refit runs batched over all series: they stay on the refitting path.
+                updated = statistical.REUSABLE - statistical.PARAMETER_FREE
+                kept = [m for m in batch if m in updated]
+                refit = [m for m in batch if m not in updated]
+                parts = (
+                    [
+                        statistical.cross_validate_updating(
+                            df,
+                            models=kept,
+                            h=h,
+                            n_windows=n_windows,
+                            freq=freq,
+                            season=season,
+                            levels=levels,
+                            options=opts,
+                            input_size=input_size,
+                        )
+                    ]
+                    if kept
+                    else []
+                )
+                if refit:
+                    parts.append(
+                        _normalise(
+                            statistical.cross_validate(
+                                df,
+                                models=refit,
+                                h=h,
+                                n_windows=n_windows,
+                                freq=freq,
+                                season=season,
+                                levels=levels,
+                                options=opts,
+                                input_size=input_size,
+                            )
+                        )
+                    )
+                if timings is not None:
+                    timings[batch[0]] = time.perf_counter() - started
+                frames.append(_merge(parts, ["unique_id", "ds", "cutoff"]))
+                continue
             frame = family.cross_validate(
                 df,
                 models=batch,

@@ -20,6 +20,10 @@ class ModelOptions:
     :param lstm_max_steps: default ``200``; training steps of the LSTM.
     :param lstm_hidden_size: default ``64``; width of the LSTM encoder and decoder.
     :param seed: default ``0``; random seed of the models that train.
+    :param loess_jumps: default ``True``; MSTL's STL evaluates its trend and low-pass smoothers
+        at R ``stl``'s jumps (every ``ceiling(window / 10)``-th point, interpolated between),
+        about 10x faster on a daily season of 5-minute data; ``False`` smooths at every point
+        as statsmodels does by default (see ``forecasting.models.statistical.stl_jumps``).
     """
 
     conformal_windows: int = 2
@@ -27,6 +31,7 @@ class ModelOptions:
     lstm_max_steps: int = 200
     lstm_hidden_size: int = 64
     seed: int = 0
+    loess_jumps: bool = True
 
 
 def freq_of(step: timedelta) -> str:

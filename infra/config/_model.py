@@ -36,6 +36,7 @@ __all__ = [
     "AzureMonitorSource",
     "BalancerKind",
     "BalancerSpec",
+    "CalibrationSettings",
     "Capacity",
     "Cloud",
     "CloudWatchSource",
@@ -196,6 +197,15 @@ class PrimarySpec(_Model):
         description=(
             "A cloud autoscaler also manages desired capacity. The driver then raises the floor "
             "(capacity.min) instead of fighting the autoscaler over desired capacity."
+        ),
+    )
+    autoscaler_target: Annotated[float, _between(10, 95)] = Field(
+        default=60,
+        description=(
+            "Utilisation (percent of an instance's capacity, CPU on the clouds' autoscalers) "
+            "the cloud's target-tracking autoscaler holds a native_autoscaling primary at. "
+            "Reactive setups keep it low for headroom; with a predictive floor covering "
+            "forecast rises a pool can run it higher (docs/backtest.md)."
         ),
     )
     network: NetworkSpec = Field(default_factory=NetworkSpec)
@@ -480,12 +490,34 @@ class ScalePrimaryAction(_Model):
     )
     quantile: int = Field(default=90, ge=1, le=99)
     target_utilisation: Percent = 70
+    autoscaler_target: Annotated[float, _between(10, 95)] | None = Field(
+        default=None,
+        description=(
+            "With to_forecast on a native_autoscaling primary: while the floor is sized from a "
+            "trusted forecast, run the cloud autoscaler at this target (it only has to catch "
+            "what the forecast misses); the primary's configured autoscaler_target comes back "
+            "as soon as the forecast is untrusted and on rollback. Default: leave it alone."
+        ),
+    )
+    untrusted_utilisation: Annotated[float, _between(10, 100)] | None = Field(
+        default=None,
+        description=(
+            "With to_forecast: when the forecast cannot size the floor (untrusted, stale or "
+            "missing), size it for the metric's current level (mean over the last driver "
+            "interval) at this utilisation instead of holding it: reactive headroom until the "
+            "forecast is trusted again. Default: hold the floor."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one(self) -> Self:
         chosen = sum([self.to is not None, self.by_percent is not None, self.to_forecast])
         if chosen != 1:
             raise ValueError("scale_primary needs exactly one of: to, by_percent, to_forecast")
+        if self.untrusted_utilisation is not None and not self.to_forecast:
+            raise ValueError("untrusted_utilisation only applies with to_forecast: true")
+        if self.autoscaler_target is not None and not self.to_forecast:
+            raise ValueError("autoscaler_target only applies with to_forecast: true")
         return self
 
 
@@ -772,6 +804,28 @@ class EventsSpec(_Model):
     )
 
 
+class CalibrationSettings(_Model):
+    """Online calibration of forecast quantiles from the engine's own past errors."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Replace the models' quantiles by the empirical distribution of recent "
+        "forecast errors at each lead time, once enough errors are known.",
+    )
+    target: Literal["peak", "mean"] = Field(
+        default="peak",
+        description="What a forecast point's quantiles bound: 'peak' = the highest raw "
+        "observation within the step (capacity must serve every minute), 'mean' = the step's "
+        "mean (what the models fit).",
+    )
+    window: Duration = Field(
+        default=parse_duration("3d"), description="How far back past errors are kept."
+    )
+    min_samples: int = Field(
+        default=100, ge=10, description="Errors per lead time needed before calibrating."
+    )
+
+
 class ForecastSettings(_Model):
     horizon: Duration = Field(default=parse_duration("1h"))
     step: Duration | None = Field(
@@ -792,6 +846,7 @@ class ForecastSettings(_Model):
     max_staleness: Duration = Field(
         default=parse_duration("30m"), description="Oldest last-good forecast still used."
     )
+    calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
 
     @field_validator("quantiles")
     @classmethod

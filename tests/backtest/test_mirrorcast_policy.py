@@ -11,6 +11,7 @@ import pytest
 
 import driver.cycle
 from driver.backtest import BacktestResult, BacktestSettings, run_backtest, trace_from_series
+from driver.backtest.policies import MirrorcastPolicy
 from driver.backtest.stack import build_policies, load_backtest_stack
 
 SETTINGS = BacktestSettings(history=timedelta(days=3), warmup=timedelta(hours=1))
@@ -131,3 +132,20 @@ def test_without_seasonality_mirrorcast_falls_back_to_the_reactive_autoscaler() 
     assert np.array_equal(
         mirrorcast.record.primary_running, result.runs["reactive"].record.primary_running
     )
+
+
+def test_the_simulated_autoscaler_tracks_the_target_the_plans_set() -> None:
+    values = noon_surge(DAY3_NOON + 20)
+    index = pd.date_range("2024-03-04", periods=len(values), freq="min", tz="UTC")
+    trace = trace_from_series(pd.Series(values, index=index), name="noon-surge")
+    (policy,) = build_policies(["mirrorcast"], stack=load_backtest_stack())
+    assert isinstance(policy, MirrorcastPolicy)
+    settings = BacktestSettings(history=timedelta(days=3, hours=11), warmup=timedelta(minutes=30))
+    result = run_backtest(trace, [policy], settings=settings)
+
+    changes = [c for note in result.runs["mirrorcast"].notes for c in note.changes]
+    # The default stack's floor rule runs the autoscaler at 85% while it follows the forecast
+    # (the stack configures 60%), and the simulated target-tracking policy follows the stack.
+    assert "pools.app.primary.autoscaler_target: 60 -> 85" in changes
+    assert policy.config.pools["app"].primary.autoscaler_target == 85
+    assert policy._tracker is not None and policy._tracker.target == pytest.approx(0.85)

@@ -69,6 +69,13 @@ class TestPreciseErrors:
         line = next(i for i, text in enumerate(DEMO.splitlines(), 1) if "percent: 50" in text)
         assert message.startswith(f"Pulumi.test.yaml:{line}:")
 
+    def test_an_autoscaler_target_outside_its_range_is_refused(self) -> None:
+        text = DEMO.replace(
+            "        network:\n", "        autoscaler_target: 99\n        network:\n", 1
+        )
+        message = _error(text)
+        assert "pools.web.primary.autoscaler_target: must be between 10 and 95, got 99" in message
+
     def test_unknown_key_is_rejected_with_a_suggestion(self) -> None:
         message = _error(DEMO.replace("state: paused", "stat: paused"))
         assert "pools.web.mirror.stat: unknown key 'stat' (did you mean 'state'?)" in message
@@ -185,3 +192,13 @@ def test_json_schema_is_published_for_editors() -> None:
     schema = MirrorcastConfig.model_json_schema()
     assert "pools" in schema["properties"]
     assert schema["$defs"]["MirrorSpec"]["properties"]["percent"]["description"]
+
+
+def test_untrusted_utilisation_needs_a_forecast_sized_action() -> None:
+    from infra.config import ScalePrimaryAction
+
+    with pytest.raises(ValueError, match="untrusted_utilisation only applies with to_forecast"):
+        ScalePrimaryAction(to=3, untrusted_utilisation=60)
+    assert (
+        ScalePrimaryAction(to_forecast=True, untrusted_utilisation=60).untrusted_utilisation == 60
+    )

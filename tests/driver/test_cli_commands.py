@@ -38,18 +38,41 @@ def one_line_error(output: str) -> str:
 
 
 def test_run_once_on_the_demo_stack_plans_end_to_end(in_project: Path) -> None:
-    """The README's command: plan mode, file metrics, the real engine and planner."""
+    """The README's command: plan mode, file metrics, the real engine and planner.
+
+    The demo decides at the end of its recording (Monday 13:55 UTC), half an hour before the
+    early-access campaign of ``examples/demo/events.yaml``: the trusted cpu forecast, raised by
+    the campaign, crosses 80% within the rule's window, so the predictive rule plans the mirror
+    activation and a higher capacity floor while current cpu is far below the reactive rule.
+    """
     result = runner.invoke(app, ["run", "--stack", "demo", "--once", "--json"])
 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["mode"] == "plan" and report["stack"] == "demo"
     assert report["outcome"]["status"] == "planned"
-    assert {f["metric"] for f in report["forecasts"]} == {"cpu", "rps"}
-    assert {r["rule"] for r in report["rules"]} == {"predicted-cpu", "cpu-now"}
-    assert "pool web" in report["explanation"]
-    assert report["now"].startswith("2026-11-22T23:")  # decided at the end of the recording
+    assert report["now"] == "2026-11-23T13:55:00+00:00"  # decided at the end of the recording
     assert report["notes"] and "file metrics end at" in report["notes"][0]
+    assert report["degraded"] == []
+    forecasts = {f["metric"]: f for f in report["forecasts"]}
+    assert set(forecasts) == {"cpu", "rps"}
+    assert all(f["trusted"] and f["model"] != "seasonal_naive" for f in forecasts.values())
+
+    rules = {r["rule"]: r for r in report["rules"]}
+    assert set(rules) == {"predicted-cpu", "cpu-now"}
+    assert rules["predicted-cpu"]["status"] == "fired", rules["predicted-cpu"]["detail"]
+    assert "threshold 80: crosses at" in rules["predicted-cpu"]["detail"]
+    assert rules["cpu-now"]["status"] == "not_fired"  # the reactive rule alone would wait
+    assert {(d["action"], d["rule"]) for d in report["decisions"]} == {
+        ("activate_mirror", "predicted-cpu"),
+        ("scale_primary", "predicted-cpu"),
+    }
+    changes = {c["path"]: (c["old"], c["new"]) for c in report["changes"]}
+    assert changes["pools.web.mirror.state"] == ("paused", "active")
+    floor_before, floor_after = changes["pools.web.primary.capacity.min"]
+    assert floor_before == 2 and floor_after > 4
+    assert "predicted-cpu [fired" in report["explanation"]
+    assert "scale_primary (predicted-cpu): p90 of cpu peaks at" in report["explanation"]
 
     history = runner.invoke(app, ["history", "--stack", "demo", "--json"])
     assert history.exit_code == 0

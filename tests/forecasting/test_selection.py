@@ -97,3 +97,37 @@ def test_choices_of_series_ending_at_different_times_are_all_reused(
     second = _engine(tmp_path).forecast_many(histories)
     for key in histories:
         assert getattr(second[key], "model", None) == getattr(first[key], "model", None)
+
+
+def test_decomposition_candidates_are_skipped_without_a_seasonal_period(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    import numpy as np
+
+    from forecasting.selection import NEEDS_SEASON, select_models
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "unique_id": "web.cpu",
+            "ds": pd.date_range("2024-01-01", periods=200, freq="7min"),
+            "y": 50 + rng.normal(0, 5, 200),
+        }
+    )
+    found = select_models(
+        df,
+        candidates=["mstl", "prophet_like", "auto_ets"],
+        h=6,
+        freq="7min",
+        season=1,
+        levels=[80],
+        n_windows=2,
+        now=pd.Timestamp("2024-01-02", tz="UTC").to_pydatetime(),
+        step=timedelta(minutes=7),
+    )["web.cpu"]
+
+    assert set(found.failures) == set(NEEDS_SEASON)
+    assert found.failures["mstl"] == "needs a seasonal period of at least 2 steps, the series has 1"
+    assert "auto_ets" in found.scores
+    # Nothing printed behind the log's back (statsforecast's supersmoother notice).
+    assert "supersmoother" not in capfd.readouterr().err

@@ -313,6 +313,27 @@ def test_autoscalers_take_the_configured_floor_and_ceiling(
     assert (asg["minSize"], asg["maxSize"], asg["desiredCapacity"]) == (2, 20, 4)
 
 
+def test_autoscalers_track_the_configured_target_utilisation(
+    example_runs: dict[str, ProgramRun],
+) -> None:
+    # demo leaves autoscaler_target at its default (60); gcp-web and azure-api set 70.
+    policy = example_runs["demo"].one("aws:autoscaling/policy:Policy").inputs
+    assert policy["targetTrackingConfiguration"]["targetValue"] == 60
+    autoscaler = example_runs["gcp-web"].one("gcp:compute/regionAutoscaler:RegionAutoscaler").inputs
+    assert autoscaler["autoscalingPolicy"]["cpuUtilization"]["target"] == 0.7
+    setting = example_runs["azure-api"].one("azure-native:monitor:AutoscaleSetting").inputs
+    rules = setting["profiles"][0]["rules"]
+    # Azure has no target tracking: out above the target, in well below it.
+    assert [
+        (
+            r["scaleAction"]["direction"],
+            r["metricTrigger"]["operator"],
+            r["metricTrigger"]["threshold"],
+        )
+        for r in rules
+    ] == [("Increase", "GreaterThan", 70), ("Decrease", "LessThan", 49)]
+
+
 # --------------------------------------------------------------------------- regions
 
 

@@ -1,10 +1,11 @@
 """A floor raised by ``scale_primary to_forecast`` follows the forecast, up and down.
 
-The pool is the backtest's default stack (``driver/backtest/default_stack.yaml``): one pool
-``app`` on the cloud's autoscaler, an ``rps`` metric (10 rps per instance here) and the rule
-``forecast-floor``: ``predicted(rps, p90) > current(rps) within 10m`` sizing the floor to the
-p90 forecast at 75% utilisation, i.e. ``ceil(p90 / 7.5)`` instances. Guardrails: cooldown 15m,
-hysteresis 5%, primary ready in 5m, rollback grace 30m.
+The pool is the backtest's default stack (``driver/backtest/default_stack.yaml``) pinned to
+these settings, so the cases specify the planner rather than that file's current tuning: one
+pool ``app`` on the cloud's autoscaler (configured target 60%), an ``rps`` metric (10 rps per
+instance here) and the rule ``forecast-floor``: ``predicted(rps, p90) > current(rps) within
+10m`` sizing the floor to the p90 forecast at 75% utilisation, i.e. ``ceil(p90 / 7.5)``
+instances. Guardrails: cooldown 15m, hysteresis 5%, primary ready in 5m, rollback grace 30m.
 """
 
 from __future__ import annotations
@@ -28,12 +29,23 @@ FLOOR = "pools.app.primary.capacity.min"
 SAME = {50: 0.0, 80: 0.0, 90: 0.0, 95: 0.0}  # quantiles equal to the median: sizes are exact
 
 
-def app_config(**capacity: int) -> MirrorcastConfig:
-    """The default backtest stack at 10 rps per instance, with capacity keys replaced."""
+def app_data(**capacity: int) -> dict[str, Any]:
+    """The default backtest stack pinned to the settings in the module docstring."""
     data = load_stack_file(DEFAULT_STACK).model_dump(mode="json")
     app = data["pools"]["app"]
     app["metrics"]["rps"]["per_instance_capacity"] = 10
     app["primary"]["capacity"].update(capacity)
+    app["primary"]["autoscaler_target"] = 60
+    app["guardrails"]["cooldown"] = "15m"
+    rule = app["rules"][0]
+    rule["when"] = "predicted(rps, p90) > current(rps) within 10m"
+    rule["actions"][0].update(quantile=90, target_utilisation=75, autoscaler_target=None)
+    return data
+
+
+def app_config(**capacity: int) -> MirrorcastConfig:
+    """The pinned stack at 10 rps per instance, with capacity keys replaced."""
+    data = app_data(**capacity)
     return config_from_mapping({f"mirrorcast:{k}": v for k, v in data.items()})
 
 
@@ -265,3 +277,89 @@ def test_the_mirror_stands_down_when_the_surge_has_passed_but_demand_stays() -> 
     assert floors(plans)[-1] == needs(90)
     assert plans[-1].memory.pools["app"].activation_id is not None
     assert "mirror stands down 2/2" in plans[stand_down + 1].explanation
+
+
+def fallback_config(**capacity: int) -> MirrorcastConfig:
+    """The pinned stack with the floor rule's reactive fallback: fire when untrusted, size at 60%."""
+    data = app_data(**capacity)
+    rule = data["pools"]["app"]["rules"][0]
+    rule["on_untrusted"] = "fire"
+    rule["actions"][0]["untrusted_utilisation"] = 60
+    return config_from_mapping({f"mirrorcast:{k}": v for k, v in data.items()})
+
+
+def test_an_untrusted_forecast_sizes_the_floor_for_current_demand_at_the_fallback_utilisation() -> (
+    None
+):
+    result = cycle(
+        fallback_config(), now=T0, demand=90, ahead=[500] * 4, memory=None, trusted=False
+    )
+
+    # The untrusted forecast (500) is ignored; current demand 90 at 60% of 10 rps needs 15.
+    assert {c.path: c.new for c in result.changes}[FLOOR] == math.ceil(90 / 6) == 15
+    assert "forecast unusable (no seasonality to learn)" in result.explanation
+    assert "sized for the current rps at the untrusted utilisation" in result.explanation
+
+
+def test_without_a_fallback_utilisation_an_untrusted_forecast_leaves_the_floor_alone() -> None:
+    result = cycle(app_config(), now=T0, demand=90, ahead=[500] * 4, memory=None, trusted=False)
+
+    assert FLOOR not in {c.path for c in result.changes}
+
+
+def hot_config() -> MirrorcastConfig:
+    """The pinned stack whose floor rule runs the autoscaler at 85% while it follows a forecast."""
+    data = app_data()
+    data["pools"]["app"]["rules"][0]["actions"][0]["autoscaler_target"] = 85
+    return config_from_mapping({f"mirrorcast:{k}": v for k, v in data.items()})
+
+
+AUTOSCALER = "pools.app.primary.autoscaler_target"
+
+
+def targets(plans: Sequence[Plan]) -> list[float]:
+    return [p.stack_config.pools["app"].primary.autoscaler_target for p in plans]
+
+
+def test_the_autoscaler_runs_hot_while_a_trusted_forecast_sizes_the_floor() -> None:
+    result = cycle(hot_config(), now=T0, demand=30, ahead=[30, 60, 90, 90], memory=None)
+
+    changes = {c.path: (c.old, c.new) for c in result.changes}
+    assert changes[AUTOSCALER] == (60, 85)
+    assert changes[FLOOR][1] == needs(90)
+    assert "autoscaler target 60% -> 85%: the floor follows a trusted forecast" in (
+        result.explanation
+    )
+
+
+def test_the_configured_autoscaler_target_returns_as_soon_as_the_forecast_is_untrusted() -> None:
+    config, memory = hot_config(), None
+    plans: list[Plan] = []
+    for i, trusted in enumerate([True, True, False, False, True]):
+        result = cycle(
+            config,
+            now=T0 + MIN5 * i,
+            demand=60,
+            ahead=[90] * 4,
+            memory=memory,
+            trusted=trusted,
+        )
+        plans.append(result)
+        config, memory = result.stack_config, result.memory
+
+    assert targets(plans) == [85, 85, 60, 60, 85]
+    assert "(its configured value): forecast unusable (no seasonality to learn)" in (
+        plans[2].explanation
+    )
+
+
+def test_rollback_restores_the_configured_autoscaler_target() -> None:
+    # A rise is forecast, then demand and forecast fall to nothing for longer than the grace.
+    steps: list[tuple[float, Sequence[float]]] = [(30, [30, 60, 90, 90])]
+    steps += [(5, [5] * 4)] * 14
+    plans = run(hot_config(), steps)
+
+    (restored,) = [p for p in plans if "rollback 4/4" in p.explanation]
+    assert targets(plans)[0] == 85
+    assert restored.stack_config.pools["app"].primary.autoscaler_target == 60
+    assert "desired 1, autoscaler target 60%" in restored.explanation

@@ -48,6 +48,7 @@ def test_predicted_cpu_over_80_within_30m_activates_the_mirrored_web_servers() -
         "balancer.weights.mirror": 0,
         "primary.capacity.min": 2,
         "primary.capacity.desired": 4,
+        "primary.autoscaler_target": 60,
     }
     assert memory.trigger is not None and memory.trigger["threshold"] == 80
     assert memory.activations == [T0]

@@ -35,8 +35,8 @@ def test_demo_stack_metrics_load_as_fourteen_days_of_five_minute_data(project_ro
         raw = source.fetch(pool="web", metric=name, spec=metrics[name], **EVER)
         assert raw.name == name and raw.dtype == float and str(raw.index.tz) == "UTC"
         assert len(raw) == 14 * 288
-        assert raw.index.min() >= pd.Timestamp("2026-11-09T00:00:00Z")
-        assert raw.index.max() < pd.Timestamp("2026-11-23T00:00:00Z")
+        assert raw.index.min() == pd.Timestamp("2026-11-09T14:00:00Z")
+        assert raw.index.max() == pd.Timestamp("2026-11-23T13:55:00Z")
         assert raw.notna().all()
 
 

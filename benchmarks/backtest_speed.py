@@ -1,0 +1,132 @@
+"""Backtest speed benchmark: the NASA HTTP trace through the mirrorcast policy, now vs before.
+
+Usage (from the project root)::
+
+    .venv/bin/python benchmarks/backtest_speed.py ../shared/data/traces [--days 0] [--no-baseline]
+
+Runs ``mirrorcast backtest``'s code with the built-in stack on
+``nasa_http/nasa_http_july1995_requests_per_minute.csv`` (the 30-day trace of issue 6's speed
+target: under 2 minutes on a 2-core machine) and prints, in one run:
+
+* ``current``: all five policies as ``mirrorcast backtest TRACE.csv`` runs them (the engine's
+  defaults): wall seconds of the whole backtest, and the mirrorcast policy's seconds and
+  milliseconds per cycle;
+* ``baseline``: the mirrorcast policy with the engine's model selection as it was before
+  28 Nov 2026 (every candidate refitted at every cross-validation origin, MSTL's STL smoothing
+  at every point), on the same trace in the same process, so machine load affects both alike.
+  Everything else (cleaning, the planner) is the current code in both rows.
+
+Both rows also print the scores (under-provisioned minutes, instance-hours), the models the
+engine used and its fit/update counts, so a speed-up that changed the decisions shows. Speed
+goals are met here, never in timed unit tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from driver.backtest import POLICY_NAMES, BacktestSettings, load_trace, run_backtest
+from driver.backtest.stack import (
+    BacktestStack,
+    build_policies,
+    default_engine,
+    load_backtest_stack,
+)
+from driver.backtest.trace import Trace
+from forecasting import ForecastEngine
+from forecasting.models import ModelOptions
+from infra.config import MirrorcastConfig
+
+logger = logging.getLogger("backtest_speed")
+
+TRACE = Path("nasa_http") / "nasa_http_july1995_requests_per_minute.csv"
+
+
+def _baseline_engine(config: MirrorcastConfig) -> Any:
+    """The default engine with the selection of before: refit at every origin, every-point STL."""
+    engine = default_engine(config)
+    # Whatever wraps the engine by default (online calibration) stays, so only selection differs.
+    inner = getattr(engine, "engine", engine)
+    if not isinstance(inner, ForecastEngine):
+        raise TypeError(f"the default engine is a {type(inner).__name__}, not a ForecastEngine")
+    inner.options = ModelOptions(loess_jumps=False)
+    inner.cv_refit_every_origin = True
+    return engine
+
+
+def _run(
+    label: str, *, trace: Trace, stack: BacktestStack, policies: list[str], baseline: bool
+) -> str:
+    built = build_policies(
+        policies, stack=stack, engine_factory=_baseline_engine if baseline else None
+    )
+    started = time.perf_counter()
+    result = run_backtest(trace, built, settings=BacktestSettings())
+    wall = time.perf_counter() - started
+    run = result.runs["mirrorcast"]
+    cycles = int(run.extra["cycles"])
+    engine = next(p for p in built if p.name == "mirrorcast").engine  # type: ignore[attr-defined]
+    score = run.score.as_dict()
+    return (
+        f"{label:<10}{wall:>9.1f}{run.seconds:>12.1f}{1000 * run.seconds / cycles:>10.1f}"
+        f"{cycles:>8}{score['underprovisioned_minutes']:>8}{score['instance_hours']:>11.1f}"
+        f"{engine.fits:>6}{engine.updates:>8}  {run.extra['models']}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("traces", type=Path, help="the shared traces directory")
+    parser.add_argument(
+        "--days",
+        type=float,
+        default=0,
+        help="truncate the trace to its first N days (7 are history); default 0: whole trace",
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the baseline row (halves the run time)"
+    )
+    args = parser.parse_args(argv)
+    if not (args.traces / TRACE).is_file():
+        print(f"error: {args.traces / TRACE} not found; pass the shared traces directory")
+        return 2
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING)
+    # Import the model libraries before timing, so neither row pays their import (~2.5 s).
+    import statsforecast.models  # noqa: F401
+
+    span = "whole trace" if not args.days else f"first {args.days:g} days"
+    print(f"trace: {TRACE} ({span}), built-in backtest stack, 5-minute cycles")
+    print(
+        f"{'run':<10}{'wall s':>9}{'policy s':>12}{'ms/cycle':>10}{'cycles':>8}{'short':>8}"
+        f"{'inst-h':>11}{'fits':>6}{'updates':>8}  models (cycles)"
+    )
+    # Both rows run the same trace and stack, loaded once.
+    trace = load_trace(args.traces / TRACE)
+    if args.days:
+        trace = trace.head(int(args.days * 1440))
+    stack = load_backtest_stack()
+    print(
+        _run("current", trace=trace, stack=stack, policies=list(POLICY_NAMES), baseline=False),
+        flush=True,
+    )
+    if not args.no_baseline:
+        print(
+            _run("baseline", trace=trace, stack=stack, policies=["mirrorcast"], baseline=True),
+            flush=True,
+        )
+    print(
+        "wall s: the whole backtest (current: all five policies; baseline: mirrorcast only); "
+        "policy s / ms/cycle: the mirrorcast policy; short: its under-provisioned minutes"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Online calibration: quantiles from the engine's own recent errors, per lead time.
+
+Model intervals assume a noise shape that real demand rarely has. A series with rare spikes
+gets Gaussian intervals inflated by those spikes (a p90 far above nine steps in ten), and a
+series observed every minute but forecast in 5-minute steps has minute peaks inside each step
+that a mean forecast never bounds. Both mislead capacity sizing: the first wastes instances,
+the second under-provisions.
+
+The calibrator keeps every forecast it hands out and, once a forecast point's step has been
+observed, records the error at that lead time as a *relative* error
+``(realised - mean) / scale`` (``scale`` = the point forecast, floored at a tenth of the
+series' typical level so that a near-zero forecast does not blow the ratio up). With at least
+``min_samples`` errors at a lead, that lead's percentile ``q`` becomes
+``mean + scale * (q-th percentile of the recent errors)``: split-conformal quantiles, one-sided
+and asymmetric, from errors the model actually made on this series within ``window``.
+``realised`` is the step's highest raw observation (``target: peak``, what capacity has to
+serve) or its mean (``target: mean``, what the models fit). The point forecast (``mean``) is
+never changed; the forecast's ``adjustments`` say how its quantiles were calibrated.
+
+:class:`CalibratedEngine` wraps any engine with ``forecast`` / ``forecast_many`` so the driver
+and the backtest use the same calibration.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from forecasting._result import Forecast, ForecastUnavailable
+from forecasting.intervals import monotone
+from infra.config import CalibrationSettings
+
+__all__ = ["CalibratedEngine", "QuantileCalibrator"]
+
+logger = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+
+_SCALE_FLOOR = 0.1
+"""A forecast below this fraction of the series' typical level is scaled as if it were there."""
+
+
+@dataclass
+class _Pending:
+    """A handed-out forecast whose steps have not all been observed yet."""
+
+    starts: npt.NDArray[np.int64]  # step starts, ns since the epoch
+    mean: npt.NDArray[np.float64]
+    step: int  # ns
+    done: npt.NDArray[np.bool_]
+
+
+@dataclass
+class _LeadErrors:
+    """Relative errors at one lead, oldest first, with the start of the step each scored."""
+
+    starts: list[int] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+
+    def add(self, start: int, error: float) -> None:
+        self.starts.append(start)
+        self.errors.append(error)
+
+    def forget_before(self, cutoff: int) -> None:
+        # Steps are scored in time order at each lead, so the old ones are a prefix.
+        drop = bisect.bisect_left(self.starts, cutoff)
+        if drop:
+            del self.starts[:drop], self.errors[:drop]
+
+    def __len__(self) -> int:
+        return len(self.errors)
+
+
+@dataclass
+class _SeriesErrors:
+    """Recent relative errors of one series, per lead time (1-based step index)."""
+
+    by_lead: dict[int, _LeadErrors] = field(default_factory=dict)
+    pending: list[_Pending] = field(default_factory=list)
+    level: float = float("nan")
+
+
+class QuantileCalibrator:
+    """Learns per-lead error distributions from realised data and recalibrates quantiles.
+
+    :param settings: ``forecast.calibration`` from the stack config (target, window,
+        min_samples).
+    """
+
+    def __init__(self, settings: CalibrationSettings) -> None:
+        self.settings = settings
+        self._series: dict[Key, _SeriesErrors] = {}
+
+    def samples(self, key: Key, lead: int) -> int:
+        """How many errors are known for ``key`` at ``lead`` (1 = the first forecast step)."""
+        errors = self._series.get(key)
+        return len(errors.by_lead.get(lead, ())) if errors else 0
+
+    def observe(self, key: Key, history: pd.Series, *, now: datetime | None = None) -> None:
+        """Score the pending forecasts of ``key`` against newly observed data.
+
+        :param key: ``(pool, metric)``.
+        :param history: the raw series handed to the engine (any order; NaN are gaps).
+        :param now: default ``None``; observations after it are ignored.
+        """
+        errors = self._series.setdefault(key, _SeriesErrors())
+        stamps, values = _clean(history, now=now)
+        if len(values) == 0:
+            return
+        level = float(np.median(np.abs(values[-min(len(values), 2016) :])))
+        errors.level = level
+        last = int(stamps[-1])
+        window = int(self.settings.window.total_seconds() * 1e9)
+        peak = self.settings.target == "peak"
+        still: list[_Pending] = []
+        for pending in errors.pending:
+            ends = pending.starts + pending.step
+            # A step counts once it has closed: its last observation is at or after its end,
+            # or later data exists (the step may hold a gap, which then stays a gap).
+            ready = (~pending.done) & (ends <= last + 1)
+            if ready.any():
+                lo = np.searchsorted(stamps, pending.starts[ready], side="left")
+                hi = np.searchsorted(stamps, ends[ready], side="left")
+                leads = np.nonzero(ready)[0] + 1
+                for lead, a, b, forecast in zip(leads, lo, hi, pending.mean[ready], strict=True):
+                    if b <= a or not np.isfinite(forecast):
+                        continue  # a gap: masked, never scored as zero demand
+                    chunk = values[a:b]
+                    realised = float(chunk.max() if peak else chunk.mean())
+                    scale = max(abs(float(forecast)), _SCALE_FLOOR * level, 1e-12)
+                    errors.by_lead.setdefault(int(lead), _LeadErrors()).add(
+                        int(pending.starts[lead - 1]), (realised - forecast) / scale
+                    )
+                pending.done |= ready
+            if not pending.done.all():
+                still.append(pending)
+        errors.pending = still
+        for lead_errors in errors.by_lead.values():
+            lead_errors.forget_before(last - window)
+
+    def record(self, forecast: Forecast) -> None:
+        """Remember a handed-out forecast so its errors are scored once observed."""
+        errors = self._series.setdefault((forecast.pool, forecast.metric), _SeriesErrors())
+        starts = np.array([pd.Timestamp(t).value for t in forecast.times], dtype=np.int64)
+        step = int(forecast.step.total_seconds() * 1e9)
+        errors.pending.append(
+            _Pending(
+                starts=starts,
+                mean=np.asarray(forecast.mean, dtype=float).copy(),
+                step=step,
+                done=np.zeros(len(starts), dtype=bool),
+            )
+        )
+
+    def calibrate(self, forecast: Forecast) -> Forecast:
+        """``forecast`` with its quantiles replaced where enough past errors are known."""
+        errors = self._series.get((forecast.pool, forecast.metric))
+        if errors is None or not np.isfinite(errors.level):
+            return forecast
+        mean = np.asarray(forecast.mean, dtype=float)
+        quantiles = {q: np.asarray(v, dtype=float).copy() for q, v in forecast.quantiles.items()}
+        levels = sorted(quantiles)
+        calibrated = 0
+        fewest = None
+        for index in range(len(mean)):
+            lead_errors = errors.by_lead.get(index + 1)
+            count = len(lead_errors) if lead_errors else 0
+            if count < self.settings.min_samples or not np.isfinite(mean[index]):
+                continue
+            assert lead_errors is not None
+            # One percentile call per lead for every level (the errors stay a plain list
+            # between cycles: appending is what happens most).
+            relative = np.percentile(np.asarray(lead_errors.errors, dtype=float), levels)
+            scale = max(abs(float(mean[index])), _SCALE_FLOOR * errors.level, 1e-12)
+            for q, value in zip(levels, relative, strict=True):
+                quantiles[q][index] = mean[index] + scale * float(value)
+            calibrated += 1
+            fewest = count if fewest is None else min(fewest, count)
+        if not calibrated:
+            return forecast
+        fixed = monotone(quantiles)
+        floor_at_zero = bool(np.nanmin(mean) >= 0) if len(mean) else True
+        if floor_at_zero:
+            fixed = {q: np.maximum(v, 0.0) for q, v in fixed.items()}
+        note = (
+            f"quantiles calibrated on the step {self.settings.target} from >= {fewest} recent "
+            f"errors per lead ({calibrated}/{len(mean)} steps)"
+        )
+        return replace(forecast, quantiles=fixed, adjustments=(*forecast.adjustments, note))
+
+
+class CalibratedEngine:
+    """A forecasting engine whose quantiles are calibrated online (see the module docstring).
+
+    :param engine: the engine to wrap (``forecasting.ForecastEngine`` or anything with the same
+        ``forecast`` / ``forecast_many``).
+    :param settings: ``forecast.calibration`` from the stack config.
+    """
+
+    def __init__(self, engine: Any, *, settings: CalibrationSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.calibrator = QuantileCalibrator(settings)
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (fits, selections, cache) is the wrapped engine's.
+        return getattr(self.engine, name)
+
+    def forecast(
+        self,
+        history: pd.Series,
+        *,
+        pool: str,
+        metric: str,
+        now: datetime | None = None,
+        **options: Any,
+    ) -> Forecast:
+        """As the wrapped engine's ``forecast``, with calibrated quantiles."""
+        result = self.engine.forecast(history, pool=pool, metric=metric, now=now, **options)
+        return self._handle((pool, metric), history, now, result)
+
+    def forecast_many(
+        self,
+        histories: Mapping[Key, pd.Series],
+        *,
+        now: datetime | None = None,
+        **options: Any,
+    ) -> dict[Key, Forecast | ForecastUnavailable]:
+        """As the wrapped engine's ``forecast_many``, with calibrated quantiles."""
+        results = self.engine.forecast_many(histories, now=now, **options)
+        return {
+            key: self._handle(key, histories[key], now, result)
+            if isinstance(result, Forecast)
+            else result
+            for key, result in results.items()
+        }
+
+    def _handle(
+        self, key: Key, history: pd.Series, now: datetime | None, result: Forecast
+    ) -> Forecast:
+        if not self.settings.enabled:
+            return result
+        self.calibrator.observe(key, history, now=now)
+        self.calibrator.record(result)
+        return self.calibrator.calibrate(result)
+
+
+def _clean(
+    history: pd.Series, *, now: datetime | None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Sorted UTC timestamps (ns) and finite values of a raw series, up to ``now``."""
+    index = pd.DatetimeIndex(history.index)
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    values = pd.to_numeric(pd.Series(history.to_numpy()), errors="coerce").to_numpy(dtype=float)
+    stamps = index.asi8
+    keep = np.isfinite(values)
+    if now is not None:
+        keep &= stamps <= pd.Timestamp(now).value
+    stamps, values = stamps[keep], values[keep]
+    if len(stamps) > 1 and not bool(np.all(np.diff(stamps) >= 0)):
+        order = np.argsort(stamps, kind="stable")
+        stamps, values = stamps[order], values[order]
+    return stamps, values
