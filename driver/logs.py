@@ -48,6 +48,23 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler that writes to ``sys.stderr`` as it is when a record is emitted.
+
+    A plain ``StreamHandler(sys.stderr)`` keeps the stream it was built with; when something
+    replaces ``sys.stderr`` (a test runner's capture, a daemon redirecting its output) and
+    closes the old one, every later record fails with "Logging error".
+    """
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
 def setup_logging(*, level: str = "INFO", json_logs: bool | None = None) -> None:
     """Configure the root logger once.
 
@@ -58,7 +75,7 @@ def setup_logging(*, level: str = "INFO", json_logs: bool | None = None) -> None
     use_json = (not sys.stderr.isatty()) if json_logs is None else json_logs
     handler: logging.Handler
     if use_json:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(JsonFormatter())
     else:
         handler = RichHandler(rich_tracebacks=False, show_path=False)

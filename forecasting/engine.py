@@ -40,7 +40,13 @@ from forecasting.models import (
 from forecasting.models.statistical import REUSABLE, FittedSeries
 from forecasting.models.statistical import fit as fit_statistical
 from forecasting.models.statistical import forward_columns as forward_statistical
-from forecasting.selection import Selection, SelectionStore, seasonal_strength, select_models
+from forecasting.selection import (
+    Selection,
+    SelectionStore,
+    anchor_of,
+    seasonal_strength,
+    select_models,
+)
 from infra.config import ForecastSettings, MetricSpec
 
 __all__ = ["ForecastEngine"]
@@ -601,6 +607,7 @@ class ForecastEngine:
                 step=item.step,
                 season=item.season,
                 candidates=candidates,
+                values=item.values,
             ):
                 chosen[item.key] = cached
             else:
@@ -643,7 +650,7 @@ class ForecastEngine:
                 update_kept_fits=not self.cv_refit_every_origin,
             )
             for it in items:
-                selection = found[it.name]
+                selection = replace(found[it.name], anchor=anchor_of(it.values))
                 if now is None:
                     # Each series' own clock: its last observation is its decision time.
                     own = it.values.index[-1].to_pydatetime()

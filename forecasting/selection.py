@@ -34,6 +34,7 @@ __all__ = [
     "NEEDS_SEASON",
     "Selection",
     "SelectionStore",
+    "anchor_of",
     "choose_model",
     "seasonal_strength",
     "select_models",
@@ -56,6 +57,10 @@ class Selection:
     :param season: the season length (steps) used.
     :param candidates: the candidate list it was chosen from.
     :param failures: model -> error message for candidates that could not be fitted.
+    :param anchor: the last observations the choice was made on, as ``(ISO time, value)``; a
+        later call reuses the choice only if its series still holds those values there (see
+        :func:`anchor_of`), so a choice is never carried over to different data under the same
+        ``pool/metric`` (a replaced metrics file, a recording, another source).
     """
 
     model: str
@@ -67,12 +72,14 @@ class Selection:
     season: int
     candidates: tuple[str, ...]
     failures: dict[str, str] = field(default_factory=dict)
+    anchor: tuple[tuple[str, float], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (timestamps ISO 8601)."""
         data = asdict(self)
         data["selected_at"] = self.selected_at.isoformat()
         data["candidates"] = list(self.candidates)
+        data["anchor"] = [list(point) for point in self.anchor]
         return data
 
     @classmethod
@@ -88,6 +95,7 @@ class Selection:
             season=int(data["season"]),
             candidates=tuple(data["candidates"]),
             failures=dict(data.get("failures", {})),
+            anchor=tuple((str(t), float(v)) for t, v in data.get("anchor", [])),
         )
 
     def fresh(
@@ -98,15 +106,38 @@ class Selection:
         step: timedelta,
         season: int,
         candidates: Sequence[str],
+        values: pd.Series | None = None,
     ) -> bool:
-        """Whether this choice still holds at ``now`` for the same grid, season and candidates."""
-        return (
+        """Whether this choice still holds at ``now`` for the same grid, season and candidates.
+
+        :param values: default ``None``; the series now (UTC index). When given, the choice
+            holds only if it still has the anchor's values at the anchor's times: the same
+            series, not other data under the same name. A choice without an anchor (written
+            before anchors existed) is made again.
+        """
+        if not (
             now - self.selected_at < every
             and now >= self.selected_at
             and math.isclose(self.step_seconds, step.total_seconds())
             and self.season == season
             and tuple(candidates) == self.candidates
-        )
+        ):
+            return False
+        if values is None:
+            return True
+        if not self.anchor:
+            return False
+        for stamp, value in self.anchor:
+            seen = values.get(pd.Timestamp(stamp))
+            if seen is None or not math.isclose(float(seen), value, rel_tol=1e-9, abs_tol=1e-12):
+                return False
+        return True
+
+
+def anchor_of(values: pd.Series, *, points: int = 12) -> tuple[tuple[str, float], ...]:
+    """The last ``points`` observed (non-NaN) values of ``values`` with their times."""
+    observed = values.dropna().iloc[-points:]
+    return tuple((pd.Timestamp(t).isoformat(), float(v)) for t, v in observed.items())
 
 
 class SelectionStore:

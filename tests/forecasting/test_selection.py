@@ -131,3 +131,25 @@ def test_decomposition_candidates_are_skipped_without_a_seasonal_period(
     assert "auto_ets" in found.scores
     # Nothing printed behind the log's back (statsforecast's supersmoother notice).
     assert "supersmoother" not in capfd.readouterr().err
+
+
+def test_a_stored_choice_is_not_reused_for_different_data_under_the_same_name(
+    tmp_path: Path, seasonal_cpu: pd.Series
+) -> None:
+    now = seasonal_cpu.index.tz_localize("UTC")[1200].to_pydatetime()
+    _engine(tmp_path).forecast(seasonal_cpu, pool="asg", metric="cpu", now=now)
+    path = tmp_path / "selection" / "asg__cpu.json"
+    stored = json.loads(path.read_text())
+    assert len(stored["anchor"]) == 12
+    # Tamper with the stored choice: whoever reuses it must forecast with this model.
+    stored["model"], stored["trusted"] = "ses", True
+    path.write_text(json.dumps(stored))
+
+    # The same name at the same clock, other numbers (a replaced metrics file): chosen afresh.
+    other = seasonal_cpu * 0.5 + 7
+    assert _engine(tmp_path).forecast(other, pool="asg", metric="cpu", now=now).model != "ses"
+    # The original series again, after that fresh choice was stored: its own anchor holds.
+    path.write_text(json.dumps(stored))
+    assert (
+        _engine(tmp_path).forecast(seasonal_cpu, pool="asg", metric="cpu", now=now).model == "ses"
+    )
