@@ -126,10 +126,18 @@ def _why(result: BacktestResult, frontier: list[tuple[float, float, int]] | None
         examples = extra.get("degraded_examples") or ["untrusted forecast"]
         reason = str(examples[0]).split(": ", 1)[-1].removeprefix("forecast untrusted (")
         if "no seasonality" in reason:
-            return "no seasonality to learn: forecasts untrusted, rules fall back to reactive"
-        if "no candidate beat" in reason:
-            return "no model beat seasonal-naive: forecasts untrusted, rules fall back to reactive"
-        return f"forecasts untrusted ({reason.split('(')[0].strip()}): rules fall back to reactive"
+            why = "no seasonality to learn: forecasts untrusted, rules fall back to reactive"
+        elif "no candidate beat" in reason:
+            why = "no model beat seasonal-naive: forecasts untrusted, rules fall back to reactive"
+        else:
+            why = (
+                f"forecasts untrusted ({reason.split('(')[0].strip()}): rules fall back to reactive"
+            )
+        if untrusted < cycles:
+            # Some days' re-selection found a cycle: the floor acted then, so the numbers differ
+            # from reactive's.
+            why += f" (trusted in {(cycles - untrusted) / cycles:.0%} of cycles)"
+        return why
     reactive = result.runs["reactive"].score
     mirrorcast = result.runs["mirrorcast"].score
     if reactive.underprovisioned_minutes == 0:
