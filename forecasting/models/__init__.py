@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 import pandas as pd
 
@@ -173,7 +174,16 @@ def cross_validate_models(
     """
     import time
 
-    opts = options or ModelOptions()
+    # Every family's cross-validation takes the same arguments besides the models.
+    common: dict[str, Any] = {
+        "h": h,
+        "n_windows": n_windows,
+        "freq": freq,
+        "season": season,
+        "levels": levels,
+        "options": options or ModelOptions(),
+        "input_size": input_size,
+    }
     frames: list[pd.DataFrame] = []
     for family, chosen in _by_family(models):
         # Timed one model at a time when asked, so the CLI can report each model's own cost.
@@ -187,53 +197,15 @@ def cross_validate_models(
                 kept = [m for m in batch if m in updated]
                 refit = [m for m in batch if m not in updated]
                 parts = (
-                    [
-                        statistical.cross_validate_updating(
-                            df,
-                            models=kept,
-                            h=h,
-                            n_windows=n_windows,
-                            freq=freq,
-                            season=season,
-                            levels=levels,
-                            options=opts,
-                            input_size=input_size,
-                        )
-                    ]
-                    if kept
-                    else []
+                    [statistical.cross_validate_updating(df, models=kept, **common)] if kept else []
                 )
                 if refit:
-                    parts.append(
-                        _normalise(
-                            statistical.cross_validate(
-                                df,
-                                models=refit,
-                                h=h,
-                                n_windows=n_windows,
-                                freq=freq,
-                                season=season,
-                                levels=levels,
-                                options=opts,
-                                input_size=input_size,
-                            )
-                        )
-                    )
+                    parts.append(_normalise(statistical.cross_validate(df, models=refit, **common)))
                 if timings is not None:
                     timings[batch[0]] = time.perf_counter() - started
                 frames.append(_merge(parts, ["unique_id", "ds", "cutoff"]))
                 continue
-            frame = family.cross_validate(
-                df,
-                models=batch,
-                h=h,
-                n_windows=n_windows,
-                freq=freq,
-                season=season,
-                levels=levels,
-                options=opts,
-                input_size=input_size,
-            )
+            frame = family.cross_validate(df, models=batch, **common)
             if timings is not None:
                 timings[batch[0]] = time.perf_counter() - started
             frames.append(_normalise(frame))

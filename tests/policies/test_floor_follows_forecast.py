@@ -43,9 +43,14 @@ def app_data(**capacity: int) -> dict[str, Any]:
     return data
 
 
-def app_config(**capacity: int) -> MirrorcastConfig:
-    """The pinned stack at 10 rps per instance, with capacity keys replaced."""
+def app_config(
+    *, rule: dict[str, Any] | None = None, action: dict[str, Any] | None = None, **capacity: int
+) -> MirrorcastConfig:
+    """The pinned stack at 10 rps per instance, with capacity keys and floor-rule keys replaced."""
     data = app_data(**capacity)
+    floor = data["pools"]["app"]["rules"][0]
+    floor.update(rule or {})
+    floor["actions"][0].update(action or {})
     return config_from_mapping({f"mirrorcast:{k}": v for k, v in data.items()})
 
 
@@ -279,13 +284,9 @@ def test_the_mirror_stands_down_when_the_surge_has_passed_but_demand_stays() -> 
     assert "mirror stands down 2/2" in plans[stand_down + 1].explanation
 
 
-def fallback_config(**capacity: int) -> MirrorcastConfig:
+def fallback_config() -> MirrorcastConfig:
     """The pinned stack with the floor rule's reactive fallback: fire when untrusted, size at 60%."""
-    data = app_data(**capacity)
-    rule = data["pools"]["app"]["rules"][0]
-    rule["on_untrusted"] = "fire"
-    rule["actions"][0]["untrusted_utilisation"] = 60
-    return config_from_mapping({f"mirrorcast:{k}": v for k, v in data.items()})
+    return app_config(rule={"on_untrusted": "fire"}, action={"untrusted_utilisation": 60})
 
 
 def test_an_untrusted_forecast_sizes_the_floor_for_current_demand_at_the_fallback_utilisation() -> (
@@ -309,9 +310,7 @@ def test_without_a_fallback_utilisation_an_untrusted_forecast_leaves_the_floor_a
 
 def hot_config() -> MirrorcastConfig:
     """The pinned stack whose floor rule runs the autoscaler at 85% while it follows a forecast."""
-    data = app_data()
-    data["pools"]["app"]["rules"][0]["actions"][0]["autoscaler_target"] = 85
-    return config_from_mapping({f"mirrorcast:{k}": v for k, v in data.items()})
+    return app_config(action={"autoscaler_target": 85})
 
 
 AUTOSCALER = "pools.app.primary.autoscaler_target"
