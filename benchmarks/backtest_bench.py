@@ -37,6 +37,7 @@ from driver.backtest import (
 from driver.backtest.policies import ReactivePolicy
 from driver.backtest.stack import build_policies, load_backtest_stack
 from driver.backtest.trace import Trace
+from infra.config import ConfigError
 
 logger = logging.getLogger("backtest_bench")
 
@@ -243,11 +244,16 @@ def write_doc(section: str) -> None:
     DOC.write_text(head + section + tail, encoding="utf-8")
 
 
-def run_one(group: str, path: Path, max_days: float) -> tuple[Row, list[str]]:
-    """Backtest one trace with every policy (in a worker process)."""
+def run_one(
+    group: str, path: Path, max_days: float, config: Path | None = None
+) -> tuple[Row, list[str]]:
+    """Backtest one trace with every policy (in a worker process).
+
+    :param config: a stack file to backtest instead of the built-in stack (a design variant).
+    """
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     warnings.simplefilter("ignore")
-    stack = load_backtest_stack()
+    stack = load_backtest_stack(config)
     settings = BacktestSettings(
         history=HISTORY, max_instances=stack.config.pools[stack.pool].primary.capacity.max
     )
@@ -310,7 +316,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="traces run in parallel (default 1)")
     parser.add_argument("--only", default="", help="run only traces whose name contains this")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs alone")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="backtest this stack file (one pool) instead of the built-in stack, to measure a "
+        "design variant; results are printed, never written to the docs",
+    )
     args = parser.parse_args(argv)
+    if args.config is not None:
+        # Checked once here: a bad variant should be one line, not a traceback per trace.
+        try:
+            load_backtest_stack(args.config)
+        except (OSError, ValueError, ConfigError) as exc:
+            print(f"error: --config {args.config}: {exc}", file=sys.stderr)
+            return 2
 
     files = [
         (group, path)
@@ -331,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     command = ".venv/bin/python benchmarks/backtest_bench.py ../shared/data/traces" + (
         f" --max-days {args.max_days:g}" if args.max_days != 10.0 else ""
     )
-    write = not args.no_doc and not args.only
+    write = not args.no_doc and not args.only and args.config is None
 
     def section() -> str:
         rows = [*skipped] + [
@@ -342,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         return render(rows, command=command, max_days=args.max_days, speed=lines)
 
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(run_one, group, path, args.max_days) for group, path in files]
+        futures = [
+            pool.submit(run_one, group, path, args.max_days, args.config) for group, path in files
+        ]
         for future in as_completed(futures):
             row, lines = future.result()
             done[row.name] = row

@@ -14,7 +14,16 @@ series' typical level so that a near-zero forecast does not blow the ratio up). 
 ``mean + scale * (q-th percentile of the recent errors)``: split-conformal quantiles, one-sided
 and asymmetric, from errors the model actually made on this series within ``window``.
 ``realised`` is the step's highest raw observation (``target: peak``, what capacity has to
-serve) or its mean (``target: mean``, what the models fit). The point forecast (``mean``) is
+serve) or its mean (``target: mean``, what the models fit).
+
+Relative errors are not the same at every level: counted demand (requests, tweets) is noisier,
+relative to its level, in quiet hours than at the peak. Pooled, the quiet hours' errors widen
+the busy hours' quantiles (instances paid for at the peak, where most instance-hours are) and
+the busy hours' errors narrow the quiet ones (short minutes at night). With ``bins`` > 1 each
+error is kept with the level of the forecast that made it, the recent forecasts at a lead are
+cut into ``bins`` equal-count level bands, and a forecast's quantiles come from the errors of
+its own band (Mondrian conformal prediction, the level as the taxonomy); a band with fewer
+than ``min_samples`` errors borrows the whole lead's. The point forecast (``mean``) is
 never changed; the forecast's ``adjustments`` say how its quantiles were calibrated.
 
 :class:`CalibratedEngine` wraps any engine with ``forecast`` / ``forecast_many`` so the driver
@@ -64,16 +73,30 @@ class _LeadErrors:
 
     starts: list[int] = field(default_factory=list)
     errors: list[float] = field(default_factory=list)
+    # The forecast's level relative to the series' typical level when it was made: the key
+    # errors are grouped by when ``bins`` > 1.
+    levels: list[float] = field(default_factory=list)
 
-    def add(self, start: int, error: float) -> None:
+    def add(self, start: int, error: float, level: float) -> None:
         self.starts.append(start)
         self.errors.append(error)
+        self.levels.append(level)
 
     def forget_before(self, cutoff: int) -> None:
         # Steps are scored in time order at each lead, so the old ones are a prefix.
         drop = bisect.bisect_left(self.starts, cutoff)
         if drop:
-            del self.starts[:drop], self.errors[:drop]
+            del self.starts[:drop], self.errors[:drop], self.levels[:drop]
+
+    def near(self, level: float, *, bins: int) -> npt.NDArray[np.float64]:
+        """The errors of the equal-count level band that ``level`` falls in (all when 1 band)."""
+        errors = np.asarray(self.errors, dtype=float)
+        if bins <= 1:
+            return errors
+        levels = np.asarray(self.levels, dtype=float)
+        edges = np.quantile(levels, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+        band = np.searchsorted(edges, levels, side="right")
+        return errors[band == int(np.searchsorted(edges, level, side="right"))]
 
     def __len__(self) -> int:
         return len(self.errors)
@@ -137,7 +160,9 @@ class QuantileCalibrator:
                     realised = float(chunk.max() if peak else chunk.mean())
                     scale = max(abs(float(forecast)), _SCALE_FLOOR * level, 1e-12)
                     errors.by_lead.setdefault(int(lead), _LeadErrors()).add(
-                        int(pending.starts[lead - 1]), (realised - forecast) / scale
+                        int(pending.starts[lead - 1]),
+                        (realised - forecast) / scale,
+                        scale / max(level, 1e-12),
                     )
                 pending.done |= ready
             if not pending.done.all():
@@ -169,20 +194,29 @@ class QuantileCalibrator:
         quantiles = {q: np.asarray(v, dtype=float).copy() for q, v in forecast.quantiles.items()}
         levels = sorted(quantiles)
         calibrated = 0
+        pooled = 0
         fewest = None
         for index in range(len(mean)):
             lead_errors = errors.by_lead.get(index + 1)
-            count = len(lead_errors) if lead_errors else 0
-            if count < self.settings.min_samples or not np.isfinite(mean[index]):
+            if lead_errors is None or not np.isfinite(mean[index]):
                 continue
-            assert lead_errors is not None
+            scale = max(abs(float(mean[index])), _SCALE_FLOOR * errors.level, 1e-12)
+            near = lead_errors.near(scale / max(errors.level, 1e-12), bins=self.settings.bins)
+            borrowed = len(near) < self.settings.min_samples
+            if borrowed:
+                # Until its band has enough errors a forecast borrows the whole lead's: the
+                # bands must not make the warm-up (errors are kept in memory) any longer.
+                near = np.asarray(lead_errors.errors, dtype=float)
+            count = len(near)
+            if count < self.settings.min_samples:
+                continue
             # One percentile call per lead for every level (the errors stay a plain list
             # between cycles: appending is what happens most).
-            relative = np.percentile(np.asarray(lead_errors.errors, dtype=float), levels)
-            scale = max(abs(float(mean[index])), _SCALE_FLOOR * errors.level, 1e-12)
+            relative = np.percentile(near, levels)
             for q, value in zip(levels, relative, strict=True):
                 quantiles[q][index] = mean[index] + scale * float(value)
             calibrated += 1
+            pooled += borrowed
             fewest = count if fewest is None else min(fewest, count)
         if not calibrated:
             return forecast
@@ -190,9 +224,14 @@ class QuantileCalibrator:
         floor_at_zero = bool(np.nanmin(mean) >= 0) if len(mean) else True
         if floor_at_zero:
             fixed = {q: np.maximum(v, 0.0) for q, v in fixed.items()}
+        bands = ""
+        if self.settings.bins > 1:
+            bands = f", {self.settings.bins} level bands" + (
+                f" ({pooled} from all the lead's errors: band not filled yet)" if pooled else ""
+            )
         note = (
             f"quantiles calibrated on the step {self.settings.target} from >= {fewest} recent "
-            f"errors per lead ({calibrated}/{len(mean)} steps)"
+            f"errors per lead ({calibrated}/{len(mean)} steps{bands})"
         )
         return replace(forecast, quantiles=fixed, adjustments=(*forecast.adjustments, note))
 

@@ -20,10 +20,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from forecasting._private import private_dir, write_private
@@ -127,11 +129,17 @@ class Selection:
             return True
         if not self.anchor:
             return False
-        for stamp, value in self.anchor:
-            seen = values.get(pd.Timestamp(stamp))
-            if seen is None or not math.isclose(float(seen), value, rel_tol=1e-9, abs_tol=1e-12):
-                return False
-        return True
+        times, expected = self._anchor_points
+        if not values.index.is_unique:
+            return False
+        seen = values.reindex(times).to_numpy(dtype=float)  # NaN where the series lacks a time
+        return bool(np.all(np.isclose(seen, expected, rtol=1e-9, atol=1e-12)))
+
+    @cached_property
+    def _anchor_points(self) -> tuple[pd.DatetimeIndex, npt.NDArray[np.float64]]:
+        # Parsed once per choice: the engine checks a kept choice on every cycle.
+        times = pd.DatetimeIndex([pd.Timestamp(stamp) for stamp, _ in self.anchor])
+        return times, np.array([value for _, value in self.anchor], dtype=float)
 
 
 def anchor_of(values: pd.Series, *, points: int = 12) -> tuple[tuple[str, float], ...]:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from forecasting.errors import ForecastingError
+from driver.commands._common import EXIT_USER_ERROR, err_console, user_errors
 from forecasting.trace import evaluate_trace, read_trace_csv
 from infra.config import parse_duration
 
@@ -52,11 +52,13 @@ def evaluate_forecast(
         try:
             durations[option] = None if text is None else parse_duration(text)
         except ValueError as exc:
-            console.print(f"[red]error:[/red] {option}: {exc}", soft_wrap=True)
-            raise typer.Exit(2) from None
+            err_console.print(f"[bold red]error:[/] {option}: {exc}", soft_wrap=True)
+            raise typer.Exit(EXIT_USER_ERROR) from None
     span = durations["--horizon"]
     assert span is not None
-    try:
+    # Bad traces (a missing column, a value that is not a number) are user errors like every
+    # other command's: one line, exit status 2.
+    with user_errors():
         series = read_trace_csv(
             trace,
             timestamp_column=timestamp_column,
@@ -75,9 +77,6 @@ def evaluate_forecast(
                 season=durations["--season"],
                 on_model=lambda m: progress.update(task, description=f"{trace.name}: {m}"),
             )
-    except ForecastingError as exc:
-        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(1) from None
     table = Table(title=f"{trace.name}: horizon {horizon}, {windows} origins, step {result.step}")
     for column in ("model", "MASE", "sMAPE %", "cov80", "cov95", "seconds"):
         table.add_column(column)

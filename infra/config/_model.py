@@ -824,6 +824,15 @@ class CalibrationSettings(_Model):
     min_samples: int = Field(
         default=100, ge=10, description="Errors per lead time needed before calibrating."
     )
+    bins: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="Level bands: errors are grouped by the forecast's level (equal-count "
+        "bands of the recent forecasts at each lead) and a forecast's quantiles come from the "
+        "errors of its own band (the whole lead's while the band has fewer than min_samples), "
+        "because relative errors are larger at low demand than at the peak. 1 = one band.",
+    )
 
 
 class ForecastSettings(_Model):

@@ -7,7 +7,7 @@ calibrated quantiles say; one case runs the real engine on a real excerpt.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,22 @@ T0 = pd.Timestamp("2026-11-02 00:00", tz="UTC")
 
 
 class WideModel:
-    """Forecasts the recent median with p50..p99 fanned out by ``spread`` (a miscalibrated model)."""
+    """Forecasts the recent median with p50..p99 fanned out by ``spread`` (a miscalibrated model).
 
-    def __init__(self, *, spread: float, horizon: int = 3) -> None:
+    With ``knows`` (the true level at a time) it forecasts that instead: a model whose point
+    forecast is exact, so its errors are the series' noise alone.
+    """
+
+    def __init__(
+        self,
+        *,
+        spread: float,
+        horizon: int = 3,
+        knows: Callable[[pd.Timestamp], float] | None = None,
+    ) -> None:
         self.spread = spread
         self.horizon = horizon
+        self.knows = knows
         self.calls = 0
 
     def forecast(
@@ -37,15 +48,18 @@ class WideModel:
         self.calls += 1
         known = history[history.index <= now] if now is not None else history
         issued = pd.Timestamp(known.index[-1]).floor(STEP)
-        level = float(known.tail(60).median())
-        mean = np.full(self.horizon, level)
+        times = [issued + STEP * (i + 1) for i in range(self.horizon)]
+        if self.knows is None:
+            mean = np.full(self.horizon, float(known.tail(60).median()))
+        else:
+            mean = np.array([self.knows(t) for t in times])
         fan = {50: 0.0, 80: 0.84, 90: 1.28, 95: 1.64, 99: 2.33}
         return Forecast(
             pool=pool,
             metric=metric,
             issued_at=issued.to_pydatetime(),
             step=STEP,
-            times=[(issued + STEP * (i + 1)).to_pydatetime() for i in range(self.horizon)],
+            times=[t.to_pydatetime() for t in times],
             mean=mean,
             quantiles={q: mean + z * self.spread for q, z in fan.items()},
             model="wide",
@@ -118,6 +132,70 @@ class TestSpikySeries:
             covered.append(float(step.max()) <= forecast.quantiles[90][0])
 
         assert 0.85 <= np.mean(covered) <= 0.95
+
+
+BUSY, QUIET = 1000.0, 150.0
+
+
+def busy_or_quiet(t: pd.Timestamp) -> float:
+    """Six busy hours, then six quiet ones."""
+    return BUSY if (t - T0) // pd.Timedelta(hours=6) % 2 == 0 else QUIET
+
+
+def day_and_night(days: int, *, seed: int = 3) -> pd.Series:
+    """Poisson counts at :func:`busy_or_quiet`: relative noise 2.6x larger in the quiet hours."""
+    rng = np.random.default_rng(seed)
+    index = T0 + pd.to_timedelta(np.arange(days * 1440), unit="min")
+    level = np.array([busy_or_quiet(t) for t in index])
+    return pd.Series(rng.poisson(level).astype(float), index=index)
+
+
+class TestLevelBands:
+    """Relative errors shrink as demand grows; one band pools them, level bands do not."""
+
+    @staticmethod
+    def coverage(bins: int) -> dict[str, float]:
+        """How often the calibrated p90 held each step's busiest minute, busy and quiet."""
+        series = day_and_night(5)
+        engine = CalibratedEngine(
+            WideModel(spread=500.0, horizon=1, knows=busy_or_quiet),
+            settings=CalibrationSettings(target="peak", min_samples=60, bins=bins),
+        )
+        hits: dict[str, list[bool]] = {"busy": [], "quiet": []}
+        for forecast, _ in replay(engine, series, start=120, cycles=1400)[600:]:
+            start = pd.Timestamp(forecast.times[0])
+            step = series[(series.index >= start) & (series.index < start + STEP)]
+            regime = "busy" if forecast.mean[0] == BUSY else "quiet"
+            hits[regime].append(float(step.max()) <= forecast.quantiles[90][0])
+        return {regime: float(np.mean(h)) for regime, h in hits.items()}
+
+    def test_one_band_under_covers_quiet_hours_and_over_covers_busy_ones(self) -> None:
+        pooled = self.coverage(bins=1)
+
+        # Pooled, the p90 is the quiet hours' p80 (the busy half never reaches it): quiet steps
+        # are covered four in five, busy ones always, with headroom they never use.
+        assert pooled["quiet"] < 0.85
+        assert pooled["busy"] > 0.98
+
+    def test_level_bands_cover_nine_steps_in_ten_at_every_level(self) -> None:
+        banded = self.coverage(bins=2)
+
+        assert 0.86 <= banded["quiet"] <= 0.95
+        assert 0.86 <= banded["busy"] <= 0.95
+
+    def test_bands_do_not_lengthen_the_warm_up(self) -> None:
+        series = day_and_night(1)
+        engine = CalibratedEngine(
+            WideModel(spread=500.0, horizon=1, knows=busy_or_quiet),
+            settings=CalibrationSettings(target="peak", min_samples=60, bins=3),
+        )
+        # 70 scored errors: enough for the lead, not for any one of three bands.
+        results = replay(engine, series, start=120, cycles=72)
+        last, _ = results[-1]
+
+        assert engine.calibrator.samples(("app", "rps"), 1) >= 60
+        assert last.quantiles[90][0] < last.mean[0] + 500.0  # not the model's 1.28 x 500 fan
+        assert "1 from all the lead's errors: band not filled yet" in last.adjustments[-1]
 
 
 class TestMinuteNoiseInsideAStep:

@@ -57,7 +57,7 @@ def test_a_missing_column_is_an_error_naming_the_file_and_column(
     trace.parent.mkdir(parents=True)
     trace.write_bytes(source.read_bytes())
     result = runner.invoke(app, ["evaluate-forecast", str(trace), "--value-column", "cpu"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert f"{trace}: has no column 'cpu' (columns: timestamp, value)" in result.output
 
 
@@ -74,7 +74,7 @@ def test_a_trace_too_short_for_the_horizon_is_refused_with_advice(
     tmp_path: Path, data_dir: Path
 ) -> None:
     result = runner.invoke(app, ["evaluate-forecast", str(data_dir / "nasa_http_excerpt.csv")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "pass a shorter --horizon" in result.output
 
 
@@ -155,12 +155,12 @@ def test_count_per_refuses_a_value_column(tmp_path: Path) -> None:
         app,
         ["evaluate-forecast", str(log), "--count-per", "1m", "--value-column", "ContextTokens"],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "--count-per counts rows, so it takes no --value-column" in result.output
 
 
 def test_a_log_too_short_to_count_is_refused_with_advice(tmp_path: Path) -> None:
     log = _request_log(tmp_path / "log.csv", minutes=2)
     result = runner.invoke(app, ["evaluate-forecast", str(log), "--count-per", "1m"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "fewer than 3 whole intervals of 0:01:00" in result.output
