@@ -9,7 +9,10 @@ the second under-provisions.
 The calibrator keeps every forecast it hands out and, once a forecast point's step has been
 observed, records the error at that lead time as a *relative* error
 ``(realised - mean) / scale`` (``scale`` = the point forecast, floored at a tenth of the
-series' typical level so that a near-zero forecast does not blow the ratio up). With at least
+series' typical level, the mean absolute value of its latest 2,016 observations, so that a
+near-zero forecast does not blow the ratio up; a mean, not a median, because a sparse count
+series, tweets at night, has a median of zero, and a series with nothing but zeros lately is
+not calibrated at all). With at least
 ``min_samples`` errors at a lead, that lead's percentile ``q`` becomes
 ``mean + scale * (q-th percentile of the recent errors)``: split-conformal quantiles, one-sided
 and asymmetric, from errors the model actually made on this series within ``window``.
@@ -55,6 +58,10 @@ Key = tuple[str, str]
 
 _SCALE_FLOOR = 0.1
 """A forecast below this fraction of the series' typical level is scaled as if it were there."""
+
+_LEVEL_POINTS = 2016
+"""How many latest observations the typical level is the mean absolute value of (a week of
+5-minute points)."""
 
 
 @dataclass
@@ -138,7 +145,13 @@ class QuantileCalibrator:
         stamps, values = _clean(history, now=now)
         if len(values) == 0:
             return
-        level = float(np.median(np.abs(values[-min(len(values), 2016) :])))
+        level = float(np.mean(np.abs(values[-min(len(values), _LEVEL_POINTS) :])))
+        if not level > 0:
+            # Nothing but zeros lately: no scale to measure errors against (every error would
+            # be "infinitely" large), so nothing is scored and the models' quantiles stand.
+            errors.level = float("nan")
+            errors.pending = [kept for kept in errors.pending if kept.starts[-1] > int(stamps[-1])]
+            return
         errors.level = level
         last = int(stamps[-1])
         window = int(self.settings.window.total_seconds() * 1e9)

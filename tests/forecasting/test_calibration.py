@@ -24,7 +24,8 @@ T0 = pd.Timestamp("2026-11-02 00:00", tz="UTC")
 
 
 class WideModel:
-    """Forecasts the recent median with p50..p99 fanned out by ``spread`` (a miscalibrated model).
+    """Forecasts the ``recent`` level (default: the last hour's median) with p50..p99 fanned out
+    by ``spread`` (a miscalibrated model).
 
     With ``knows`` (the true level at a time) it forecasts that instead: a model whose point
     forecast is exact, so its errors are the series' noise alone.
@@ -36,10 +37,12 @@ class WideModel:
         spread: float,
         horizon: int = 3,
         knows: Callable[[pd.Timestamp], float] | None = None,
+        recent: Callable[[pd.Series], float] = lambda seen: float(seen.tail(60).median()),
     ) -> None:
         self.spread = spread
         self.horizon = horizon
         self.knows = knows
+        self.recent = recent
         self.calls = 0
 
     def forecast(
@@ -50,7 +53,7 @@ class WideModel:
         issued = pd.Timestamp(known.index[-1]).floor(STEP)
         times = [issued + STEP * (i + 1) for i in range(self.horizon)]
         if self.knows is None:
-            mean = np.full(self.horizon, float(known.tail(60).median()))
+            mean = np.full(self.horizon, self.recent(known))
         else:
             mean = np.array([self.knows(t) for t in times])
         fan = {50: 0.0, 80: 0.84, 90: 1.28, 95: 1.64, 99: 2.33}
@@ -254,6 +257,38 @@ def test_gaps_are_not_scored_as_zero_demand() -> None:
     # Every scored step realised exactly 100: no error below zero from the gap.
     assert forecast.quantiles[50][0] == pytest.approx(100.0)
     assert forecast.quantiles[99][0] == pytest.approx(100.0)
+
+
+class TestSparseCounts:
+    """Tweets at night: half the minutes are zero, so the median level hovers at zero."""
+
+    def test_quantiles_stay_on_the_scale_of_the_counts(self) -> None:
+        rng = np.random.default_rng(5)
+        series = minutes(rng.poisson(0.69, 3 * 1440).astype(float))
+        engine = CalibratedEngine(
+            # Like a model floored at zero: often exactly 0, otherwise a fraction of a tweet.
+            WideModel(spread=5.0, recent=lambda seen: max(0.0, float(seen.tail(30).mean()) - 0.5)),
+            settings=CalibrationSettings(target="peak", min_samples=50),
+        )
+        results = replay(engine, series, start=120, cycles=800)[-100:]
+        p90 = np.array([forecast.quantiles[90][0] for forecast, _ in results])
+
+        # The busiest minute of a step is a handful of tweets. Scaled by a zero median, a zero
+        # forecast's errors were ~1e12, and so was the p90 of any forecast that shared their
+        # level band once the median came back to 1 (Twitter PFE: a floor of 1,000 instances).
+        assert all("quantiles calibrated" in f.adjustments[-1] for f, _ in results)
+        assert p90.max() <= 10.0
+        assert np.median(p90) >= 1.0
+
+    def test_a_series_of_only_zeros_is_not_calibrated(self) -> None:
+        series = minutes(np.zeros(2 * 1440))
+        engine = CalibratedEngine(
+            WideModel(spread=5.0), settings=CalibrationSettings(target="peak", min_samples=10)
+        )
+        forecast, _ = replay(engine, series, start=120, cycles=300)[-1]
+
+        assert engine.calibrator.samples(("app", "rps"), 1) == 0
+        assert forecast.quantiles[90][0] == pytest.approx(1.28 * 5.0)  # the model's own
 
 
 def test_the_real_engine_is_calibrated_on_a_real_trace(data_dir: Path) -> None:
