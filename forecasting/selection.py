@@ -198,8 +198,12 @@ class SelectionStore:
 def seasonal_strength(values: np.ndarray, *, season: int) -> float:
     """How much of the series is a repeating cycle of ``season`` steps, 0 (none) to 1.
 
-    Autocorrelation at lag ``season`` after removing a moving-average trend of one season: a
-    trend or a level shift alone does not count as seasonality.
+    Rank (Spearman) autocorrelation at lag ``season`` after removing a moving-average trend of
+    one season: a trend or a level shift alone does not count as seasonality. Ranks, because a
+    single burst dominates a Pearson correlation: one news spike in a week of tweet volumes took
+    Twitter FB's daily cycle from 0.37 to 0.02 for the seven days the spike stayed in the
+    history (and every forecast of those days was untrusted); on ranks the cycle measures
+    between 0.17 and 0.58 on every day of the trace.
 
     :param values: gap-free series.
     :param season: season length in steps (``< 2`` gives 0).
@@ -211,9 +215,13 @@ def seasonal_strength(values: np.ndarray, *, season: int) -> float:
     detrended = (series - trend).to_numpy()
     a, b = detrended[season:], detrended[:-season]
     ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < season or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+    if ok.sum() < season:
         return 0.0
-    return float(max(0.0, np.corrcoef(a[ok], b[ok])[0, 1]))
+    ranked_a = pd.Series(a[ok]).rank().to_numpy()
+    ranked_b = pd.Series(b[ok]).rank().to_numpy()
+    if np.std(ranked_a) == 0 or np.std(ranked_b) == 0:
+        return 0.0
+    return float(max(0.0, np.corrcoef(ranked_a, ranked_b)[0, 1]))
 
 
 def choose_model(

@@ -55,6 +55,26 @@ def test_series_without_seasonality_is_untrusted_and_only_tracks_the_level(
     assert recent.min() * 0.8 <= forecast.mean[0] <= recent.max() * 1.2
 
 
+def test_one_burst_in_the_week_does_not_hide_the_daily_cycle() -> None:
+    # A week of 5-minute counts with a clear daily cycle and one news spike 40x the level, as
+    # in Twitter FB: a Pearson autocorrelation sees only the spike (0.02 there), ranks see the
+    # cycle every day.
+    rng = np.random.default_rng(2)
+    steps = np.arange(7 * 288)
+    level = 20 + 10 * np.sin(2 * np.pi * steps / 288)
+    values = rng.poisson(level).astype(float)
+    values[3 * 288 + 100 : 3 * 288 + 112] = 800.0
+    series = pd.Series(
+        values, index=pd.date_range("2026-11-01", periods=len(values), freq="5min", tz="UTC")
+    )
+
+    pearson = np.corrcoef(values[288:], values[:-288])[0, 1]
+    forecast = _engine(models=[*FAST, "mstl"]).forecast(series, pool="web", metric="rps")
+
+    assert pearson < 0.2
+    assert "no seasonality" not in (forecast.reason or ""), forecast.reason
+
+
 def test_history_too_short_for_a_daily_cycle_is_untrusted_and_says_why(
     seasonal_cpu: pd.Series,
 ) -> None:
