@@ -1008,8 +1008,7 @@ def _escalate(work: _PoolWork, realised: float, upper: float) -> None:
         memory.ramp.next_step_at = work.now
     original = work.original
     current = max(keys[CAP_MIN], keys[CAP_DESIRED])
-    factor = realised / upper if upper > 0 else 1.0
-    wanted = math.ceil(current * factor)
+    wanted, how = _escalation_need(work, realised=realised, upper=upper, current=current)
     target, clips = clip_capacity(
         wanted, low=int(original[CAP_MIN]), high=spec.primary.capacity.max, what="primary capacity"
     )
@@ -1027,10 +1026,33 @@ def _escalate(work: _PoolWork, realised: float, upper: float) -> None:
             "escalate",
             f"demand {realised:.4g} runs above the forecast ({upper:.4g}): the ramp is skipped "
             f"(straight to the target once healthy); primary min {old_min} -> {keys[CAP_MIN]}, "
-            f"desired {old_desired} -> {keys[CAP_DESIRED]} (x{factor:.2f})",
+            f"desired {old_desired} -> {keys[CAP_DESIRED]} ({how})",
             clips=clips,
         )
     memory.last_up_at = work.now
+
+
+def _escalation_need(
+    work: _PoolWork, *, realised: float, upper: float, current: int
+) -> tuple[int, str]:
+    """The primary count an escalation asks for, and how it was computed.
+
+    A demand metric with a per-instance capacity (requests per second) is sized for the demand
+    that came, at the autoscaler's configured target: the capacity there was sized for the
+    forecast's peak, usually above the forecast at this instant, so scaling it by ``realised /
+    upper`` asked for far more than the demand needs (Twitter CVS: demand 3 against a p90 of
+    0.73 multiplied a floor already sized for 2.8 by 4.1). A utilisation metric (percent of
+    the fleet) has no such unit, so the fleet grows by ``realised / upper``.
+    """
+    trigger = work.memory.trigger or {}
+    metric = str(trigger.get("metric", ""))
+    spec = work.spec.metrics.get(metric)
+    if spec is not None and spec.unit != "percent" and spec.per_instance_capacity:
+        target = work.spec.primary.autoscaler_target
+        need, how = _instances_for(work, metric, realised, target, current)
+        return max(current, need), how
+    factor = realised / upper if upper > 0 else 1.0
+    return math.ceil(current * factor), f"x{factor:.2f}"
 
 
 def _ramp_down(work: _PoolWork, realised: float, expected: float) -> None:

@@ -362,3 +362,24 @@ def test_rollback_restores_the_configured_autoscaler_target() -> None:
     assert targets(plans)[0] == 85
     assert restored.stack_config.pools["app"].primary.autoscaler_target == 60
     assert "desired 1, autoscaler target 60%" in restored.explanation
+
+
+class TestDemandAboveTheForecast:
+    """Escalation on a demand metric sizes the primary for the demand that came."""
+
+    def test_the_primary_is_sized_for_the_demand_at_the_autoscalers_target(self) -> None:
+        # The floor was sized for the p90 of 90 (12 instances); five minutes later 95 rps
+        # arrive where the forecast said 30.
+        plans = run(app_config(), [(30, [30, 60, 90, 90]), (95, [95, 95, 95, 95])])
+
+        # 95 rps at the configured 60% of 10 rps: 16, not 12 x 95 / 30 = 38.
+        assert floors(plans) == [12, 16]
+        assert "ceil(95 / (10 x 60%)) = 16" in plans[-1].explanation
+        assert plans[-1].memory.pools["app"].escalated
+
+    def test_demand_the_raised_floor_already_serves_adds_nothing(self) -> None:
+        # 40 rps is above the forecast of 30 for this time, and 12 instances serve it at 33%.
+        plans = run(app_config(), [(30, [30, 60, 90, 90]), (40, [40, 60, 90, 90])])
+
+        assert floors(plans) == [12, 12]
+        assert "runs above the forecast" in plans[-1].explanation
