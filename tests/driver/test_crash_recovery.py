@@ -57,6 +57,11 @@ def driver(
     env = dict(os.environ)
     marker = project.parent / "paused"
     marker.unlink(missing_ok=True)
+    # A killed driver cannot clean up the Automation API's event-log directory; keep it inside
+    # the test's own temporary directory rather than /tmp.
+    scratch = project.parent / "tmp"
+    scratch.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(scratch)
     if pause:
         env["MIRRORCAST_PAUSE_AT"] = pause
         env["MIRRORCAST_PAUSE_MARKER"] = str(marker)
