@@ -51,11 +51,16 @@ def _environment(tmp_path: Path) -> dict[str, str]:
     fake.write_text(_FAKE_PULUMI)
     fake.chmod(0o755)
     env = dict(os.environ)
+    # A killed driver cannot clean up the Automation API's event-log directory; keep it inside
+    # the test's own temporary directory rather than /tmp.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir(exist_ok=True)
     env.update(
         PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
         STANDIN_STATE=str(tmp_path / "standin.json"),
         MIRRORCAST_STATE_DIR=str(tmp_path / "state"),
         KILL_MARKER=str(tmp_path / "killed"),
+        TMPDIR=str(scratch),
     )
     env.pop("MIRRORCAST_PAUSE_AT", None)
     return env
