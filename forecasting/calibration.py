@@ -95,15 +95,23 @@ class _LeadErrors:
         if drop:
             del self.starts[:drop], self.errors[:drop], self.levels[:drop]
 
-    def near(self, level: float, *, bins: int) -> npt.NDArray[np.float64]:
-        """The errors of the equal-count level band that ``level`` falls in (all when 1 band)."""
+    def near(
+        self, level: float, *, bins: int, at_least: int
+    ) -> tuple[npt.NDArray[np.float64], bool]:
+        """The errors of the equal-count level band ``level`` falls in, and whether they are
+        the whole lead's instead (one band, or fewer than ``at_least`` errors in the band)."""
         errors = np.asarray(self.errors, dtype=float)
         if bins <= 1:
-            return errors
+            return errors, False
         levels = np.asarray(self.levels, dtype=float)
         edges = np.quantile(levels, np.linspace(0.0, 1.0, bins + 1)[1:-1])
         band = np.searchsorted(edges, levels, side="right")
-        return errors[band == int(np.searchsorted(edges, level, side="right"))]
+        own = errors[band == int(np.searchsorted(edges, level, side="right"))]
+        if len(own) < at_least:
+            # Until its band has enough errors a forecast borrows the whole lead's: the bands
+            # must not make the warm-up (errors are kept in memory) any longer.
+            return errors, True
+        return own, False
 
     def __len__(self) -> int:
         return len(self.errors)
@@ -171,11 +179,9 @@ class QuantileCalibrator:
                         continue  # a gap: masked, never scored as zero demand
                     chunk = values[a:b]
                     realised = float(chunk.max() if peak else chunk.mean())
-                    scale = max(abs(float(forecast)), _SCALE_FLOOR * level, 1e-12)
+                    scale = _scale(float(forecast), level)
                     errors.by_lead.setdefault(int(lead), _LeadErrors()).add(
-                        int(pending.starts[lead - 1]),
-                        (realised - forecast) / scale,
-                        scale / max(level, 1e-12),
+                        int(pending.starts[lead - 1]), (realised - forecast) / scale, scale / level
                     )
                 pending.done |= ready
             if not pending.done.all():
@@ -213,13 +219,10 @@ class QuantileCalibrator:
             lead_errors = errors.by_lead.get(index + 1)
             if lead_errors is None or not np.isfinite(mean[index]):
                 continue
-            scale = max(abs(float(mean[index])), _SCALE_FLOOR * errors.level, 1e-12)
-            near = lead_errors.near(scale / max(errors.level, 1e-12), bins=self.settings.bins)
-            borrowed = len(near) < self.settings.min_samples
-            if borrowed:
-                # Until its band has enough errors a forecast borrows the whole lead's: the
-                # bands must not make the warm-up (errors are kept in memory) any longer.
-                near = np.asarray(lead_errors.errors, dtype=float)
+            scale = _scale(float(mean[index]), errors.level)
+            near, borrowed = lead_errors.near(
+                scale / errors.level, bins=self.settings.bins, at_least=self.settings.min_samples
+            )
             count = len(near)
             if count < self.settings.min_samples:
                 continue
@@ -303,6 +306,12 @@ class CalibratedEngine:
         self.calibrator.observe(key, history, now=now)
         self.calibrator.record(result)
         return self.calibrator.calibrate(result)
+
+
+def _scale(forecast: float, level: float) -> float:
+    """What a forecast's errors are relative to: the forecast, floored at a tenth of the
+    series' typical level (``level`` > 0, so the scale is never zero)."""
+    return max(abs(forecast), _SCALE_FLOOR * level)
 
 
 def _clean(

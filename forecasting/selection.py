@@ -217,11 +217,8 @@ def seasonal_strength(values: np.ndarray, *, season: int) -> float:
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < season:
         return 0.0
-    ranked_a = pd.Series(a[ok]).rank().to_numpy()
-    ranked_b = pd.Series(b[ok]).rank().to_numpy()
-    if np.std(ranked_a) == 0 or np.std(ranked_b) == 0:
-        return 0.0
-    return float(max(0.0, np.corrcoef(ranked_a, ranked_b)[0, 1]))
+    rho = pd.Series(a[ok]).corr(pd.Series(b[ok]), method="spearman")
+    return float(max(0.0, rho)) if np.isfinite(rho) else 0.0  # NaN: a constant side
 
 
 def choose_model(
