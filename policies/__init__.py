@@ -40,7 +40,7 @@ from policies._plan import (
     RampState,
     RuleOutcome,
 )
-from policies._planner import DRIVER_KEYS, plan
+from policies._planner import DRIVER_KEYS, DriverKeys, plan
 from policies._resolve import Resolution, resolve
 from policies._rules_file import MAX_RULES_FILE_BYTES, load_rules_files
 
@@ -57,6 +57,7 @@ __all__ = [
     "ConfigChange",
     "Current",
     "Decision",
+    "DriverKeys",
     "During",
     "Feedback",
     "MirrorHealth",

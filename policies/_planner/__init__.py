@@ -1,0 +1,105 @@
+"""The planner: ``plan(PlanningInput) -> Plan``. Pure; the driver and the backtest call the same code.
+
+Each pool is in one of three phases, kept in :class:`~policies._plan.PoolMemory`:
+
+- **idle**: rules may start an activation (mirror active, weights ramped, primary raised),
+  within the activation cap, the cooldown and the cost cap. The pool's original driver keys
+  are remembered then (:mod:`.activation`).
+- **active**: the ramp advances one health-gated step per due cycle (:mod:`.ramps`); realised
+  demand is compared with the triggering forecast (escalate when above, ramp down when well
+  below: :mod:`.feedback`); a ``to_forecast`` floor follows the newest forecast
+  (:mod:`.sizing`); when no demand has been seen for ``rollback_grace`` (or a rule or a
+  person asks) a rollback starts (:mod:`.active`).
+- **rolling back**: one step per cycle, in order: weights to the primary, drain, pause the
+  mirror, restore the primary's remembered config exactly (:mod:`.rollback`).
+
+Every phase works on one pool's :class:`~.work.PoolWork`, whose ``keys`` is the typed
+:class:`~.keys.DriverKeys` record of what the driver may change; :mod:`.phases` picks the
+phase for a pool, and this module runs it for every pool and validates the result.
+"""
+
+from __future__ import annotations
+
+from infra.config import MirrorcastConfig, PoolSpec
+from policies._explain import PoolReport, explain
+from policies._plan import ConfigChange, Decision, Plan, PlanningInput, PoolMemory, RuleOutcome
+from policies._planner.keys import DRIVER_KEYS, PATHS, DriverKeys
+from policies._planner.phases import plan_pool
+from policies._planner.work import PoolWork
+
+__all__ = ["DRIVER_KEYS", "PATHS", "DriverKeys", "plan"]
+
+
+def plan(inputs: PlanningInput) -> Plan:
+    """Decide the next desired config for every pool, and say why.
+
+    :param inputs: config, observations, forecasts, events, mirror health, memory, requests.
+    :returns: the next config, the changed keys, decisions, rule outcomes, new memory and the
+        explanation. The same input always gives the same plan.
+    """
+    config = inputs.config
+    memory = inputs.memory.model_copy(deep=True)
+    unknown = sorted(set(inputs.rollback_requested) - set(config.pools))
+    if unknown:
+        raise ValueError(
+            f"rollback requested for unknown pool(s) {', '.join(unknown)}; pools are {', '.join(sorted(config.pools))}"
+        )
+    new_pools: dict[str, PoolSpec] = {}
+    outcomes: list[RuleOutcome] = []
+    decisions: list[Decision] = []
+    notifications: list[str] = []
+    reports: list[PoolReport] = []
+    for name in sorted(config.pools):
+        spec = config.pools[name]
+        work = PoolWork(
+            name=name,
+            spec=spec,
+            inputs=inputs,
+            memory=memory.pools.get(name, PoolMemory()).model_copy(deep=True),
+            keys=DriverKeys.of(spec),
+        )
+        pool_outcomes = plan_pool(work, config)
+        memory.pools[name] = work.memory
+        new_pools[name] = work.keys.applied_to(spec)
+        outcomes.extend(pool_outcomes)
+        decisions.extend(work.decisions)
+        notifications.extend(work.notifications)
+        reports.append(
+            PoolReport(
+                pool=name,
+                outcomes=pool_outcomes,
+                weights={r.name: r.weight for r in spec.rules},
+                decisions=work.decisions,
+                clips=work.clips,
+                notes=work.notes,
+            )
+        )
+    # Validating the whole result guards every invariant the config model states (weights sum to
+    # 100, min <= desired <= max, no traffic to a paused mirror) on every plan.
+    stack_config = MirrorcastConfig.model_validate(
+        config.model_copy(update={"pools": new_pools}).model_dump()
+    )
+    changes = _diff(config, stack_config)
+    return Plan(
+        now=inputs.now,
+        stack_config=stack_config,
+        changes=changes,
+        decisions=decisions,
+        rules=outcomes,
+        memory=memory,
+        explanation=explain(inputs.now, reports, changes),
+        notifications=notifications,
+    )
+
+
+def _diff(old: MirrorcastConfig, new: MirrorcastConfig) -> list[ConfigChange]:
+    changes: list[ConfigChange] = []
+    for name in sorted(old.pools):
+        before = DriverKeys.of(old.pools[name]).as_paths()
+        after = DriverKeys.of(new.pools[name]).as_paths()
+        for key in DRIVER_KEYS:
+            if before[key] != after[key]:
+                changes.append(
+                    ConfigChange(path=f"pools.{name}.{key}", old=before[key], new=after[key])
+                )
+    return changes

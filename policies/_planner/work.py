@@ -1,0 +1,79 @@
+"""One pool's scratch for one plan: the keys being changed, the memory, decisions, clips, notes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from infra.config import MirrorState, PoolSpec
+from policies._guardrails import Clip
+from policies._plan import Decision, MirrorHealth, PlanningInput, PoolMemory
+from policies._planner.keys import DriverKeys
+
+__all__ = ["PoolWork"]
+
+
+@dataclass
+class PoolWork:
+    """Mutable scratch for one pool's plan (never leaves the planner)."""
+
+    name: str
+    spec: PoolSpec
+    inputs: PlanningInput
+    memory: PoolMemory
+    keys: DriverKeys
+    decisions: list[Decision] = field(default_factory=list)
+    clips: list[Clip] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    notifications: list[str] = field(default_factory=list)
+
+    @property
+    def now(self) -> datetime:
+        return self.inputs.now
+
+    @property
+    def original(self) -> DriverKeys:
+        """The keys remembered at activation, else the config's as it stands."""
+        # A key missing from a remembered original (recorded before the key existed) is taken
+        # from the config as it stands.
+        return DriverKeys.from_paths(self.memory.original or {}, default=DriverKeys.of(self.spec))
+
+    @property
+    def remembered(self) -> DriverKeys | None:
+        """The keys remembered at activation, or None when there is no remembered original."""
+        return None if self.memory.original is None else self.original
+
+    def decide(
+        self, action: str, detail: str, *, rule: str | None = None, clips: list[Clip] | None = None
+    ) -> None:
+        clips = clips or []
+        self.clips.extend(clips)
+        self.decisions.append(
+            Decision(
+                pool=self.name,
+                action=action,
+                rule=rule,
+                detail=detail,
+                clipped_by=[c.guardrail for c in clips],
+            )
+        )
+
+    @property
+    def health(self) -> MirrorHealth:
+        return self.inputs.health.get(self.name, MirrorHealth())
+
+    @property
+    def ready(self) -> bool:
+        """The deployed mirror is active and healthy: only then may it take traffic."""
+        return self.spec.mirror.state is MirrorState.active and self.health.ready
+
+    def not_ready_clip(self) -> Clip:
+        health = self.health
+        if self.spec.mirror.state is not MirrorState.active:
+            why = "the mirror is paused in the deployed config (it was activated this cycle)"
+        else:
+            why = f"the mirror is not ready ({health.running} running, {health.healthy} healthy)"
+        return Clip(
+            "mirror_not_ready",
+            f"{why}; weights stay at {self.keys.mirror_weight}% for the mirror",
+        )
