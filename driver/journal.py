@@ -25,7 +25,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -33,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from driver.redact import redact
 from driver.state import state_dir
-from forecasting._result import Forecast, Repair
+from forecasting._result import Forecast
 from policies._plan import Plan, PlannerMemory
 
 __all__ = [
@@ -638,36 +637,10 @@ def _plan_record(row: sa.RowMapping) -> PlanRecord:
 
 
 def forecast_to_json(fc: Forecast) -> dict[str, Any]:
-    """A :class:`Forecast` as JSON (for the journal and ``--json`` output)."""
-    return {
-        "pool": fc.pool,
-        "metric": fc.metric,
-        "issued_at": fc.issued_at.isoformat(),
-        "step_s": fc.step.total_seconds(),
-        "times": [t.isoformat() for t in fc.times],
-        "mean": [float(v) for v in fc.mean],
-        "quantiles": {str(q): [float(v) for v in vals] for q, vals in fc.quantiles.items()},
-        "model": fc.model,
-        "trusted": fc.trusted,
-        "reason": fc.reason,
-        "accuracy": dict(fc.accuracy),
-        "repairs": [{"kind": r.kind, "count": r.count, "detail": r.detail} for r in fc.repairs],
-    }
+    """A :class:`Forecast` as JSON (for the journal and ``--json`` output): :meth:`Forecast.to_json`."""
+    return fc.to_json()
 
 
 def forecast_from_json(data: Mapping[str, Any]) -> Forecast:
-    """The inverse of :func:`forecast_to_json`."""
-    return Forecast(
-        pool=data["pool"],
-        metric=data["metric"],
-        issued_at=datetime.fromisoformat(data["issued_at"]),
-        step=timedelta(seconds=float(data["step_s"])),
-        times=[datetime.fromisoformat(t) for t in data["times"]],
-        mean=np.asarray(data["mean"], dtype=np.float64),
-        quantiles={int(q): np.asarray(v, dtype=np.float64) for q, v in data["quantiles"].items()},
-        model=data["model"],
-        trusted=bool(data["trusted"]),
-        reason=data.get("reason"),
-        accuracy={str(k): float(v) for k, v in (data.get("accuracy") or {}).items()},
-        repairs=tuple(Repair(**r) for r in data.get("repairs") or ()),
-    )
+    """The inverse of :func:`forecast_to_json`: :meth:`Forecast.from_json`."""
+    return Forecast.from_json(data)

@@ -7,8 +7,10 @@ same object.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -68,6 +70,51 @@ class Forecast:
     accuracy: dict[str, float] = field(default_factory=dict)
     repairs: tuple[Repair, ...] = ()
     adjustments: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """This forecast as plain JSON (the journal, ``--json`` output); :meth:`from_json` reads it back.
+
+        Every field is kept, so a forecast read back is the one saved: a last-good fallback
+        still explains its event uplift (``adjustments``) and its data repairs.
+        """
+        return {
+            "pool": self.pool,
+            "metric": self.metric,
+            "issued_at": self.issued_at.isoformat(),
+            "step_s": self.step.total_seconds(),
+            "times": [t.isoformat() for t in self.times],
+            "mean": [float(v) for v in self.mean],
+            "quantiles": {str(q): [float(v) for v in vals] for q, vals in self.quantiles.items()},
+            "model": self.model,
+            "trusted": self.trusted,
+            "reason": self.reason,
+            "accuracy": {str(k): float(v) for k, v in self.accuracy.items()},
+            "repairs": [
+                {"kind": r.kind, "count": r.count, "detail": r.detail} for r in self.repairs
+            ],
+            "adjustments": list(self.adjustments),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Forecast:
+        """The inverse of :meth:`to_json`; payloads journaled before ``adjustments`` was kept read as none."""
+        return cls(
+            pool=data["pool"],
+            metric=data["metric"],
+            issued_at=datetime.fromisoformat(data["issued_at"]),
+            step=timedelta(seconds=float(data["step_s"])),
+            times=[datetime.fromisoformat(t) for t in data["times"]],
+            mean=np.asarray(data["mean"], dtype=np.float64),
+            quantiles={
+                int(q): np.asarray(v, dtype=np.float64) for q, v in data["quantiles"].items()
+            },
+            model=data["model"],
+            trusted=bool(data["trusted"]),
+            reason=data.get("reason"),
+            accuracy={str(k): float(v) for k, v in (data.get("accuracy") or {}).items()},
+            repairs=tuple(Repair(**r) for r in data.get("repairs") or ()),
+            adjustments=tuple(str(a) for a in data.get("adjustments") or ()),
+        )
 
     def quantile(self, q: int) -> npt.NDArray[np.float64]:
         """The curve for percentile ``q``; ``ValueError`` if the forecast does not carry it."""
