@@ -40,3 +40,7 @@ for _module in COMMAND_MODULES:
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":
+    main()

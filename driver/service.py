@@ -39,8 +39,9 @@ from driver.executor import ApplyOutcome, DriverError, Executor, PlanExecutor, v
 from driver.journal import Journal, PlanRecord
 from driver.observe import DriverMetrics, forecast_abs_error
 from driver.redact import redact_text
+from driver.stack_config import load_driver_config, load_driver_config_text
 from driver.state import state_dir
-from infra.config import MirrorcastConfig, config_from_text, load_stack
+from infra.config import MirrorcastConfig
 from policies._plan import ConfigChange, Decision, Plan, PlannerMemory
 
 __all__ = [
@@ -77,6 +78,8 @@ class CycleReport:
     skipped: str | None = None
     recovered: ApplyOutcome | None = None
     notes: list[str] = field(default_factory=list)
+    history: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """pool -> metric -> the observations the cycle collected (``forecast --plot`` draws them)."""
 
 
 def next_aligned(now: datetime, every: timedelta) -> datetime:
@@ -190,7 +193,7 @@ class Driver:
     ) -> None:
         self.stack = stack
         self.root = root
-        config = load_stack(stack, root)
+        config = load_driver_config(stack, root)
         self.mode = mode or config.driver.mode
         self.journal = journal or Journal(config.driver.journal_url)
         self.executor = executor or build_executor(self.mode, stack=stack, root=root, config=config)
@@ -201,6 +204,7 @@ class Driver:
         self.replay = replay
         self.stop = threading.Event()
         self._forecast_errors: dict[tuple[str, str], float] = {}
+        self._history: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ pieces
 
@@ -209,12 +213,13 @@ class Driver:
 
         In gitops mode that is the stack file on the remote's base branch (what the pipeline
         deploys), not the local checkout, so a merged proposal is seen without a ``git pull``.
+        Each pool's ``rules_file`` is merged in (:mod:`driver.stack_config`).
         """
         base_text = getattr(self.executor, "base_stack_text", None)
         if self.mode == "gitops" and callable(base_text):
             text, source = base_text()
-            return config_from_text(text, source=source)
-        return load_stack(self.stack, self.root)
+            return load_driver_config_text(text, source=source, stack=self.stack, root=self.root)
+        return load_driver_config(self.stack, self.root)
 
     def engine(self, config: MirrorcastConfig) -> ForecastEngineLike:
         if self._engine is None:
@@ -241,7 +246,8 @@ class Driver:
                 return end, [f"file metrics end at {end.isoformat()}; deciding as of then"]
         return wall, []
 
-    def _events(self, config: MirrorcastConfig, now: datetime) -> Any:
+    def events(self, config: MirrorcastConfig, now: datetime) -> Any:
+        """The stack's event schedule around ``now`` (history window to horizon), or ``None``."""
         if not config.events.file and not config.events.calendars:
             return None
         from forecasting.events import EventSchedule
@@ -272,6 +278,7 @@ class Driver:
             degraded=degraded,
             duration_s=time.monotonic() - started,
             notes=notes,
+            history=self._history,
         )
 
     def _decide(
@@ -290,11 +297,12 @@ class Driver:
             now=now,
             memory=self.journal.load_memory(stack=self.stack),
             health=health,
-            events=self._events(config, now),
+            events=self.events(config, now),
             last_good=self.journal.last_forecasts(stack=self.stack),
             rollback_requested=rollbacks,
         )
         self._forecast_errors = self._errors(collected.history, now)
+        self._history = collected.history
         return result, [*collected.degraded, *result.degraded]
 
     def _errors(

@@ -1,40 +1,129 @@
-"""``mirrorcast forecast``: a pool's forecast, as a table or a PNG plot."""
+"""``mirrorcast forecast``: a pool's forecast, as a table or a PNG plot.
+
+The forecasts shown are the ones the driver acts on: this command runs the driver's own
+preview (:meth:`driver.service.Driver.preview`: same history window, event feed, engine and
+last-good fallbacks as ``plan`` and ``run``), so the peak printed here is the peak a rule sees.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from driver.commands._common import out_console, parse_at, print_json, project_root, user_errors
 
-__all__ = ["plot_forecast", "register"]
+if TYPE_CHECKING:
+    from forecasting._result import Forecast
+    from infra.config import PoolSpec
+
+__all__ = ["Threshold", "forecast_figure", "plot_forecast", "register", "rule_thresholds"]
 
 logger = logging.getLogger(__name__)
 
+# What the plot's y axis says for each MetricSpec.unit (infra.config.MetricSpec).
+_UNIT_LABELS = {
+    "percent": "%",
+    "rps": "requests/s",
+    "ms": "ms",
+    "count": "count",
+    "bytes_per_second": "bytes/s",
+    "ratio": "ratio",
+}
 
-def plot_forecast(history: object, forecasts: list[object], path: Path) -> None:
-    """Draw recent history, each forecast's mean, p80/p90 lines and quantile bands into ``path`` (PNG)."""
+
+@dataclass(frozen=True)
+class Threshold:
+    """A rule's threshold on one metric: ``predicted(cpu, p90) > 80%`` is (rule, cpu, >, 80, 90)."""
+
+    rule: str
+    metric: str
+    op: str
+    value: float
+    quantile: int | None  # None for current(...) terms
+
+
+def rule_thresholds(pool: PoolSpec) -> list[Threshold]:
+    """Every ``metric <op> number`` comparison in the pool's enabled rules (either side order)."""
+    from policies import And, Comparison, Current, Not, Or, Predicted, Quantity, parse_rule
+
+    flipped = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
+
+    def walk(node: Any) -> Iterator[Comparison]:
+        if isinstance(node, Comparison):
+            yield node
+        elif isinstance(node, Not):
+            yield from walk(node.operand)
+        elif isinstance(node, And | Or):
+            for operand in node.operands:
+                yield from walk(operand)
+
+    out: list[Threshold] = []
+    for rule in pool.rules:
+        if not rule.enabled:
+            continue
+        for comparison in walk(parse_rule(rule.when)):
+            term, number, op = comparison.left, comparison.right, comparison.op
+            if isinstance(term, Quantity):
+                term, number, op = number, term, flipped[op]
+            if not isinstance(number, Quantity) or not isinstance(term, Predicted | Current):
+                continue
+            quantile = term.quantile if isinstance(term, Predicted) else None
+            out.append(Threshold(rule.name, term.metric, op, number.value, quantile))
+    return out
+
+
+def plot_forecast(
+    history: Mapping[str, Any],
+    forecasts: list[Forecast],
+    path: Path,
+    *,
+    pool: PoolSpec | None = None,
+    events: Any = None,
+) -> None:
+    """Write :func:`forecast_figure` to ``path`` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    figure = forecast_figure(history, forecasts, pool=pool, events=events)
+    figure.savefig(path, format="png", dpi=100)
+    plt.close(figure)
+
+
+def forecast_figure(
+    history: Mapping[str, Any],
+    forecasts: list[Forecast],
+    *,
+    pool: PoolSpec | None = None,
+    events: Any = None,
+) -> Any:
+    """A matplotlib figure with one panel per forecast.
+
+    A panel shows the observed history before the forecast (four horizons of it), the quantile
+    bands, p80/p90 and the mean, every rule threshold on that metric (dashed, labelled with the
+    rule), the windows of known events (shaded), and the metric's unit on the y axis.
+    """
     import matplotlib
 
     matplotlib.use("Agg")  # no display on servers and in tests
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from forecasting._result import Forecast
-
-    fcs = [fc for fc in forecasts if isinstance(fc, Forecast)]
-    figure, axes = plt.subplots(len(fcs), 1, figsize=(10, 3.2 * len(fcs)), squeeze=False)
-    series_by_metric = history if isinstance(history, dict) else {}
-    for ax, fc in zip(axes[:, 0], fcs, strict=True):
-        observed = series_by_metric.get(fc.metric)
+    thresholds = rule_thresholds(pool) if pool is not None else []
+    figure, axes = plt.subplots(
+        len(forecasts), 1, figsize=(10, 3.4 * len(forecasts)), squeeze=False
+    )
+    for ax, fc in zip(axes[:, 0], forecasts, strict=True):
+        horizon = fc.times[-1] - fc.issued_at
+        start = pd.Timestamp(fc.issued_at) - 4 * horizon
+        observed = history.get(fc.metric)
         if isinstance(observed, pd.Series) and len(observed):
             recent = observed.sort_index()
-            recent = recent[
-                recent.index >= pd.Timestamp(fc.issued_at) - 4 * (fc.times[-1] - fc.issued_at)
-            ]
+            recent = recent[recent.index >= start]
             ax.plot(recent.index, recent.to_numpy(), color="black", linewidth=1, label="observed")
         # Forecasts carry the upper percentiles capacity is sized on (p50 .. p99): shade from the
         # lowest up to each higher one, darker nearer the median.
@@ -48,30 +137,49 @@ def plot_forecast(history: object, forecasts: list[object], path: Path) -> None:
                 color="tab:blue",
                 label=f"p{qs[0]}-p{high}" if i == 0 else None,
             )
-        if 80 in fc.quantiles:
-            ax.plot(
-                fc.times,
-                fc.quantiles[80],
-                color="tab:orange",
-                linestyle="--",
-                linewidth=1,
-                label="p80",
-            )
-        if 90 in fc.quantiles:
-            ax.plot(
-                fc.times,
-                fc.quantiles[90],
-                color="tab:red",
-                linestyle="--",
-                linewidth=1,
-                label="p90",
-            )
+        for q, colour in ((80, "tab:orange"), (90, "tab:red")):
+            if q in fc.quantiles:
+                ax.plot(
+                    fc.times,
+                    fc.quantiles[q],
+                    color=colour,
+                    linestyle="--",
+                    linewidth=1,
+                    label=f"p{q}",
+                )
         ax.plot(fc.times, fc.mean, color="tab:blue", linewidth=1.5, label=f"forecast ({fc.model})")
-        ax.set_title(f"{fc.pool}.{fc.metric}" + ("" if fc.trusted else " (untrusted)"))
-        ax.legend(loc="upper left", fontsize=8)
+        for threshold in (t for t in thresholds if t.metric == fc.metric):
+            which = f"p{threshold.quantile}" if threshold.quantile is not None else "current"
+            ax.axhline(
+                threshold.value,
+                color="tab:purple",
+                linestyle=":",
+                linewidth=1.2,
+                label=f"{threshold.rule}: {which} {threshold.op} {threshold.value:g}",
+            )
+        for event in _events_between(events, start.to_pydatetime(), fc.times[-1]):
+            ax.axvspan(event.start, event.end, color="tab:green", alpha=0.12, label=event.name)
+        ax.set_xlim(start.to_pydatetime(), fc.times[-1])
+        ax.axvline(fc.issued_at, color="grey", linewidth=0.8)
+        unit = (
+            pool.metrics[fc.metric].unit if pool is not None and fc.metric in pool.metrics else None
+        )
+        if unit is not None:
+            ax.set_ylabel(f"{fc.metric} ({_UNIT_LABELS.get(unit, unit)})")
+        ax.set_xlabel("UTC")
+        ax.set_title(
+            f"{fc.pool}.{fc.metric}, issued {fc.issued_at:%Y-%m-%d %H:%M} UTC"
+            + ("" if fc.trusted else " (untrusted)")
+        )
+        ax.legend(loc="upper left", fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, format="png", dpi=100)
-    plt.close(figure)
+    return figure
+
+
+def _events_between(events: Any, start: datetime, end: datetime) -> list[Any]:
+    if events is None:
+        return []
+    return [e for e in events if e.end > start and e.start < end]
 
 
 def register(app: typer.Typer) -> None:
@@ -92,10 +200,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
         json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
-        """Forecast a pool's metrics over the stack's horizon."""
-        from driver.collect import collect_history
+        """Forecast a pool's metrics over the stack's horizon (the forecasts the driver acts on)."""
         from driver.executor import DriverError
-        from driver.journal import forecast_to_json
         from driver.logs import setup_logging
         from driver.render import render_forecast
         from driver.service import Driver
@@ -103,11 +209,8 @@ def register(app: typer.Typer) -> None:
         setup_logging(level="WARNING")
         when = parse_at(at)
         with user_errors():
-            root = project_root()
-            driver = Driver(stack=stack, root=root, mode="plan")
-            from infra.config import load_stack
-
-            config = load_stack(stack, root)
+            driver = Driver(stack=stack, root=project_root(), mode="plan")
+            config = driver.load_config()
             if pool not in config.pools:
                 raise DriverError(
                     f"stack {stack} has no pool {pool!r}; its pools are {', '.join(config.pools)}"
@@ -119,24 +222,24 @@ def register(app: typer.Typer) -> None:
                 raise DriverError(
                     f"pool {pool} has no metric {', '.join(unknown)}; its metrics are {', '.join(spec)}"
                 )
-            now, _notes = driver.decision_time(config, when)
-            collected = collect_history(config, root=root, now=now)
-            engine = driver.engine(config)
-            history = collected.history.get(pool, {})
-            missing = [m for m in wanted if m not in history or len(history[m]) == 0]
+            report = driver.preview(now=when)
+            assert report.result is not None  # preview always decides
+            by_metric = report.result.forecasts.get(pool, {})
+            missing = [m for m in wanted if m not in by_metric]
             if missing:
-                detail = "; ".join(collected.degraded) or "no observations in the history window"
-                raise DriverError(f"no history for {pool}.{', '.join(missing)} ({detail})")
-            forecasts = [
-                engine.forecast(history[m], pool=pool, metric=m, spec=spec[m], now=now)
-                for m in wanted
-            ]
+                detail = "; ".join(report.degraded) or "no observations in the history window"
+                raise DriverError(f"no forecast for {pool}.{', '.join(missing)} ({detail})")
+            forecasts = [by_metric[m] for m in wanted]
             if plot is not None:
-                plot_forecast(history, list(forecasts), plot)
+                plot_forecast(
+                    report.history.get(pool, {}),
+                    forecasts,
+                    plot,
+                    pool=config.pools[pool],
+                    events=driver.events(config, report.now),
+                )
         if json_output:
-            print_json(
-                [forecast_to_json(fc) for fc in forecasts] if plot is None else {"plot": str(plot)}
-            )
+            print_json([fc.to_json() for fc in forecasts] if plot is None else {"plot": str(plot)})
         elif plot is not None:
             out_console.print(f"wrote {plot}")
         else:

@@ -65,7 +65,8 @@ def register(app: typer.Typer) -> None:
         from driver.logs import setup_logging
         from driver.render import cycle_json, render_cycle
         from driver.service import CycleReport, Driver
-        from infra.config import load_stack, parse_duration
+        from driver.stack_config import load_driver_config
+        from infra.config import parse_duration
 
         setup_logging(level="WARNING" if once and not json_output else log_level)
         when = parse_at(at)
@@ -79,7 +80,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(str(exc), param_hint="--every") from None
         with user_errors():
             root = project_root()
-            config = load_stack(stack, root)
+            config = load_driver_config(stack, root)
             driver = Driver(stack=stack, root=root, mode=mode.value if mode else None)
             # Fail at start, not in the middle of the first cycle (missing CLI, no remote).
             driver.executor.check_ready()
