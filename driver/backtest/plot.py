@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 
 from driver.backtest.simulator import BacktestResult
+from driver.backtest.sweep import SweepResult
 
-__all__ = ["plot_backtest"]
+__all__ = ["plot_backtest", "plot_frontiers"]
 
 logger = logging.getLogger(__name__)
 
@@ -141,4 +142,73 @@ def plot_backtest(result: BacktestResult, path: str | Path, *, max_points: int =
     figure.savefig(path, dpi=100)
     plt.close(figure)
     logger.info("backtest plot written to %s", path)
+    return path
+
+
+def plot_frontiers(sweep: SweepResult, path: str | Path) -> Path:
+    """Draw each policy's cost/shortfall frontier (``backtest --sweep``) into a PNG.
+
+    Every setting is a dot (instance-hours, under-provisioned minutes); the efficient ones are
+    joined into the policy's frontier, its configured operating point is ringed, and the
+    reference policies (static-peak, oracle) are single crosses. Lower and further left is
+    better: the curve nearest the origin buys the fewest short minutes for the money.
+
+    :returns: the path written.
+    """
+    path = Path(path)
+    figure, axes = plt.subplots(figsize=(9, 6))
+    for name, frontier in sweep.frontiers.items():
+        colour = _COLOURS.get(name)
+        xs = [p.instance_hours for p in frontier.points]
+        ys = [p.underprovisioned_minutes for p in frontier.points]
+        axes.scatter(xs, ys, s=14, color=colour, alpha=0.5)
+        efficient = frontier.efficient()
+        ratio = sweep.same_money_ratio(name)
+        label = name
+        if ratio is not None and name != "reactive":
+            shown = f"{ratio.ratio:.2f}" if np.isfinite(ratio.ratio) else "inf"
+            label += (
+                f" (same-money ratio {shown}{'' if ratio.bound == 'exact' else ', ' + ratio.bound})"
+            )
+        axes.plot(
+            [p.instance_hours for p in efficient],
+            [p.underprovisioned_minutes for p in efficient],
+            color=colour,
+            linewidth=1.5,
+            marker="o",
+            markersize=4,
+            label=label,
+        )
+        default = frontier.default
+        if default is not None:
+            axes.scatter(
+                [default.instance_hours],
+                [default.underprovisioned_minutes],
+                s=140,
+                facecolors="none",
+                edgecolors=colour,
+                linewidths=2,
+            )
+    for name, point in sweep.references.items():
+        axes.scatter(
+            [point.instance_hours],
+            [point.underprovisioned_minutes],
+            marker="x",
+            s=80,
+            color=_COLOURS.get(name, "black"),
+            label=f"{name}: {point.underprovisioned_minutes} short min",
+        )
+    axes.set_xlabel("running instance-hours")
+    axes.set_ylabel("under-provisioned minutes")
+    axes.set_title(
+        f"{sweep.trace.name}: cost/shortfall frontiers ({sweep.scored_minutes:,} scored minutes; "
+        "ringed: configured setting)",
+        fontsize=10,
+    )
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    logger.info("frontier plot written to %s", path)
     return path

@@ -28,7 +28,14 @@ from driver.backtest import (
     load_trace,
     run_backtest,
 )
-from driver.backtest.stack import build_policies, load_backtest_stack, parse_policy_names
+from driver.backtest.stack import (
+    BacktestStack,
+    build_policies,
+    load_backtest_stack,
+    parse_policy_names,
+)
+from driver.backtest.sweep import SWEPT_POLICIES, SameMoney, SweepResult, run_sweep
+from driver.backtest.trace import Trace
 from infra.config import ConfigError, parse_duration
 
 __all__ = ["backtest", "register"]
@@ -93,6 +100,15 @@ def backtest(
         str | None, typer.Option(help="Mirror activation to serving (default: from the pool).")
     ] = None,
     dns_ttl: Annotated[str, typer.Option(help="Weight change to traffic following it.")] = "60s",
+    sweep: Annotated[
+        bool,
+        typer.Option(
+            "--sweep",
+            help="Run each policy over its knob (baselines: target utilisation 30-85%; "
+            "mirrorcast: the floor's quantile and utilisation) and report the cost/shortfall "
+            "frontiers and each policy's same-money ratio against reactive.",
+        ),
+    ] = False,
 ) -> None:
     """Backtest a demand trace: mirrorcast against reactive, scheduled-predictive, static-peak and oracle."""
     console = Console(stderr=True)
@@ -118,6 +134,22 @@ def backtest(
             ),
             max_instances=pool_spec.primary.capacity.max,
         )
+        if sweep:
+            result_sweep = _run_sweep(
+                loaded, names=names, stack=stack, settings=settings, console=console
+            )
+            _print_sweep(result_sweep, Console())
+            if json_out is not None:
+                json_out.write_text(
+                    json.dumps(result_sweep.to_json(), indent=2) + "\n", encoding="utf-8"
+                )
+                console.print(f"results written to {json_out}")
+            if plot_out is not None:
+                from driver.backtest.plot import plot_frontiers
+
+                plot_frontiers(result_sweep, plot_out)
+                console.print(f"plot written to {plot_out}")
+            return
         built = build_policies(names, stack=stack)
         with Progress(
             TextColumn(f"backtest {loaded.name}"),
@@ -147,6 +179,88 @@ def backtest(
 
         plot_backtest(result, plot_out)
         console.print(f"plot written to {plot_out}")
+
+
+def _run_sweep(
+    trace: Trace,
+    *,
+    names: list[str],
+    stack: BacktestStack,
+    settings: BacktestSettings,
+    console: Console,
+) -> SweepResult:
+    """The sweep behind ``--sweep``: the knob policies swept, the others run once for reference."""
+    swept = [name for name in names if name in SWEPT_POLICIES]
+    others = [name for name in names if name not in SWEPT_POLICIES]
+    with Progress(
+        TextColumn(f"sweep {trace.name}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("runs: {task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None)
+
+        def progress(label: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=label)
+
+        return run_sweep(
+            trace,
+            stack=stack,
+            settings=settings,
+            policies=swept,
+            references=build_policies(others, stack=stack),
+            progress=progress,
+        )
+
+
+def _print_sweep(result: SweepResult, console: Console) -> None:
+    table = Table(
+        caption=(
+            "same-money ratio: short minutes / reactive's at the same instance-hours "
+            "(interpolated along reactive's 30-85% targets); * = configured setting, "
+            "+ = on the policy's frontier"
+        ),
+        title=(
+            f"{result.trace.name}: {result.scored_minutes:,} scored minutes, "
+            f"instance capacity {result.instance_capacity:.4g}"
+        ),
+    )
+    for column in ("policy", "setting", "short min", "inst-h", "same-money ratio"):
+        table.add_column(column, justify="left" if column in ("policy", "setting") else "right")
+    for name, frontier in result.frontiers.items():
+        efficient = {id(point) for point in frontier.efficient()}
+        for point in sorted(frontier.points, key=lambda p: p.instance_hours):
+            marks = ("*" if point.default else "") + ("+" if id(point) in efficient else "")
+            table.add_row(
+                name,
+                f"{point.setting} {marks}".rstrip(),
+                f"{point.underprovisioned_minutes:,}",
+                f"{point.instance_hours:,.1f}",
+                _ratio_text(point.same_money),
+            )
+    for name, point in result.references.items():
+        table.add_row(
+            name,
+            "-",
+            f"{point.underprovisioned_minutes:,}",
+            f"{point.instance_hours:,.1f}",
+            _ratio_text(point.same_money),
+        )
+    console.print(table)
+    for name in result.frontiers:
+        ratio = result.same_money_ratio(name)
+        if name != "reactive" and ratio is not None:
+            console.print(f"{name}: same-money ratio {_ratio_text(ratio)}")
+
+
+def _ratio_text(ratio: SameMoney | None) -> str:
+    if ratio is None:
+        return "-"
+    text = f"{ratio.ratio:.2f}" if ratio.ratio != float("inf") else "inf"
+    return text if ratio.bound == "exact" else f"{ratio.bound} {text}"
 
 
 def _print_table(result: BacktestResult, console: Console) -> None:
