@@ -37,6 +37,7 @@ from policies._plan import Plan, PlannerMemory
 
 __all__ = [
     "ACTIVE_PLAN_STATES",
+    "CANCELLED",
     "Journal",
     "JournalError",
     "PlanRecord",
@@ -172,6 +173,9 @@ leases = sa.Table(
     sa.Column("acquired_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
 )
+
+CANCELLED = "cancelled"
+"""The ``plan_id`` of a rollback request a person withdrew (``mirrorcast rollback --cancel``)."""
 
 ACTIVE_PLAN_STATES = frozenset({"applying"})
 """Plan states that mean an update was started and its outcome never recorded."""
@@ -562,6 +566,31 @@ class Journal:
                 .where(rollback_requests.c.id.in_(ids))
                 .values(honoured_at=at, plan_id=plan_id)
             )
+
+    def cancel_rollbacks(self, *, stack: str, pool: str, at: datetime) -> list[int]:
+        """Withdraw the pool's pending requests; returns their ids (empty when none was pending).
+
+        A cancelled request is closed like an honoured one, with :data:`CANCELLED` in place of
+        the plan that honoured it, so ``status`` no longer lists it and the audit trail keeps it.
+        """
+        with self._begin() as c:
+            ids = [
+                int(row[0])
+                for row in c.execute(
+                    sa.select(rollback_requests.c.id).where(
+                        rollback_requests.c.stack == stack,
+                        rollback_requests.c.pool == pool,
+                        rollback_requests.c.honoured_at.is_(None),
+                    )
+                )
+            ]
+            if ids:
+                c.execute(
+                    rollback_requests.update()
+                    .where(rollback_requests.c.id.in_(ids))
+                    .values(honoured_at=at, plan_id=CANCELLED)
+                )
+        return ids
 
     # ------------------------------------------------------------------ lease
 

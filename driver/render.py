@@ -70,6 +70,7 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         data["changes"] = [{"path": c.path, "old": c.old, "new": c.new} for c in plan.changes]
         data["explanation"] = plan.explanation
         data["notifications"] = plan.notifications
+        data["rollbacks_answered"] = plan.rollbacks_answered
     return data
 
 
@@ -111,6 +112,10 @@ def render_cycle(console: Console, report: CycleReport) -> None:
     parts.append(changes if plan.changes else Text("Plan: no config changes.", style="bold"))
     if plan.explanation:
         parts.append(Panel(plan.explanation.strip(), title="Why", border_style="cyan"))
+    for pool in plan.rollbacks_answered:
+        parts.append(
+            Text(f"rollback of {pool} requested: nothing active to roll back; request cleared")
+        )
     for note in report.notes:
         parts.append(Text(f"note: {note}", style="dim"))
     for line in report.degraded:

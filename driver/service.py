@@ -365,8 +365,13 @@ class Driver:
                 plan_id = None
             else:
                 plan_id, outcome = self._act(cycle_id, plan)
-                if outcome.ok and self.mode != "plan" and pending:
-                    self.journal.honour_rollbacks([r.id for r in pending], at=at, plan_id=plan_id)
+                # A request that found nothing to roll back is answered in every mode (the
+                # plan's explanation says so); left pending it would block later activations.
+                answered = [r.id for r in pending if r.pool in plan.rollbacks_answered]
+                self.journal.honour_rollbacks(answered, at=at, plan_id=plan_id)
+                acted = [r.id for r in pending if r.id not in answered]
+                if outcome.ok and self.mode != "plan" and acted:
+                    self.journal.honour_rollbacks(acted, at=at, plan_id=plan_id)
             fresh = {
                 pool: {m: fc for m, fc in by.items() if fc.issued_at <= at and fc.trusted}
                 for pool, by in result.forecasts.items()

@@ -212,6 +212,13 @@ class Plan(BaseModel):
     memory: PlannerMemory = Field(default_factory=PlannerMemory)
     explanation: str = ""
     notifications: list[str] = Field(default_factory=list)
+    rollbacks_answered: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Pools whose requested rollback found nothing to roll back (no activation, mirror "
+            "paused and drained): the request is answered and cleared, in every mode."
+        ),
+    )
 
     @property
     def empty(self) -> bool:

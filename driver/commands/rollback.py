@@ -1,7 +1,9 @@
 """``mirrorcast rollback``: a person asks for a pool to go back to its original config.
 
 The request is journaled and honoured by the next cycle of the running driver (whatever its
-host), or at once with ``--now``, which runs that cycle here.
+host), or at once with ``--now``, which runs that cycle here. A request that finds nothing to
+roll back is answered ("nothing active") and cleared by that cycle; ``--cancel`` withdraws the
+pool's pending requests before any cycle takes them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ def register(app: typer.Typer) -> None:
                 "--now", help="Run a cycle here and now instead of waiting for the service."
             ),
         ] = False,
+        cancel: Annotated[
+            bool,
+            typer.Option("--cancel", help="Withdraw the pool's pending rollback requests."),
+        ] = False,
         mode: Annotated[
             str | None,
             typer.Option("--mode", help="With --now: plan, apply or gitops; default the stack's."),
@@ -49,6 +55,11 @@ def register(app: typer.Typer) -> None:
         from infra.config import load_stack
 
         setup_logging(level="WARNING")
+        if cancel and now:
+            raise typer.BadParameter(
+                "--cancel withdraws pending requests; it cannot be combined with --now",
+                param_hint="--cancel",
+            )
         with user_errors():
             root = project_root()
             config = load_stack(stack, root)
@@ -57,6 +68,21 @@ def register(app: typer.Typer) -> None:
                     f"stack {stack} has no pool {pool!r}; its pools are {', '.join(config.pools)}"
                 )
             journal = Journal(config.driver.journal_url)
+            if cancel:
+                try:
+                    cancelled = journal.cancel_rollbacks(
+                        stack=stack, pool=pool, at=datetime.now(UTC)
+                    )
+                finally:
+                    journal.close()
+                if json_output:
+                    print_json({"stack": stack, "pool": pool, "cancelled": cancelled})
+                elif cancelled:
+                    ids = ", ".join(f"#{i}" for i in cancelled)
+                    out_console.print(f"cancelled the rollback request(s) {ids} of {pool}")
+                else:
+                    out_console.print(f"no pending rollback request for {pool}; nothing to cancel")
+                return
             request_id = journal.request_rollback(
                 stack=stack, pool=pool, at=datetime.now(UTC), requested_by=_who(), reason=reason
             )

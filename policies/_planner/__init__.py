@@ -48,6 +48,7 @@ def plan(inputs: PlanningInput) -> Plan:
     outcomes: list[RuleOutcome] = []
     decisions: list[Decision] = []
     notifications: list[str] = []
+    answered: list[str] = []
     reports: list[PoolReport] = []
     for name in sorted(config.pools):
         spec = config.pools[name]
@@ -64,6 +65,8 @@ def plan(inputs: PlanningInput) -> Plan:
         outcomes.extend(pool_outcomes)
         decisions.extend(work.decisions)
         notifications.extend(work.notifications)
+        if work.rollback_answered:
+            answered.append(name)
         reports.append(
             PoolReport(
                 pool=name,
@@ -89,6 +92,7 @@ def plan(inputs: PlanningInput) -> Plan:
         memory=memory,
         explanation=explain(inputs.now, reports, changes),
         notifications=notifications,
+        rollbacks_answered=answered,
     )
 
 

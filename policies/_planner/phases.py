@@ -127,6 +127,11 @@ def plan_pool(work: PoolWork, config: MirrorcastConfig) -> list[RuleOutcome]:
             start_rollback(work, f"requested by {who}")
         else:
             work.notes.append("rollback asked, but nothing is activated: nothing to roll back")
+            # The request is answered, not kept: left pending it would block every later
+            # activation of the pool. A person's request does not overrule rules that fire now.
+            work.rollback_answered = requested
+            if resolution.rollback is None and resolution.scales_up:
+                activate(work, resolution)
     elif resolution.scales_up:
         activate(work, resolution)
     return outcomes(work, evaluations, resolution)

@@ -26,6 +26,7 @@ class PoolWork:
     clips: list[Clip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     notifications: list[str] = field(default_factory=list)
+    rollback_answered: bool = False  # a person's rollback request found nothing to roll back
 
     @property
     def now(self) -> datetime:

@@ -144,3 +144,69 @@ class TestForecastCommand:
         assert ax.get_ylabel() == "cpu (%)"
         observed = next(line for line in ax.get_lines() if line.get_label() == "observed")
         assert len(observed.get_xdata()) > 12  # hours of history before the forecast
+
+
+# --------------------------------------------------------------------------- rollback requests
+
+
+class TestRollbackRequests:
+    """A request with nothing to roll back is answered and cleared; ``--cancel`` withdraws one."""
+
+    @pytest.fixture
+    def firing(self, in_project: Path) -> Path:
+        """The light stack with its reactive rule lowered so it fires on the demo's 40% cpu."""
+        stack = in_project / "stacks" / "Pulumi.light.yaml"
+        text = stack.read_text()
+        stack.write_text(text.replace("current(cpu) > 90% for 5m", "current(cpu) > 30% for 5m"))
+        return in_project
+
+    def _pending(self) -> list[dict[str, object]]:
+        status = runner.invoke(app, ["status", "--stack", "light", "--json"])
+        assert status.exit_code == 0, status.output
+        pending: list[dict[str, object]] = json.loads(status.stdout)["pending_rollback_requests"]
+        return pending
+
+    def test_a_request_with_nothing_active_is_answered_and_does_not_block_activation(
+        self, firing: Path
+    ) -> None:
+        asked = runner.invoke(app, ["rollback", "--stack", "light", "--pool", "web"])
+        assert asked.exit_code == 0, asked.output
+
+        cycle = runner.invoke(app, ["run", "--stack", "light", "--once", "--at", AT, "--json"])
+
+        assert cycle.exit_code == 0, cycle.output
+        report = json.loads(cycle.stdout)
+        assert report["rollbacks_answered"] == ["web"]
+        assert "nothing to roll back" in report["explanation"]
+        changes = {c["path"]: c["new"] for c in report["changes"]}
+        assert changes["pools.web.mirror.state"] == "active"  # cpu-now fired and acted
+        assert self._pending() == []
+
+    def test_the_console_says_the_request_was_cleared(self, firing: Path) -> None:
+        runner.invoke(app, ["rollback", "--stack", "light", "--pool", "web"])
+
+        cycle = runner.invoke(app, ["run", "--stack", "light", "--once", "--at", AT])
+
+        assert cycle.exit_code == 0, cycle.output
+        assert "nothing active to roll back; request cleared" in cycle.stdout
+
+    def test_cancel_withdraws_the_pending_request(self, in_project: Path) -> None:
+        runner.invoke(app, ["rollback", "--stack", "light", "--pool", "web"])
+        assert len(self._pending()) == 1
+
+        cancelled = runner.invoke(
+            app, ["rollback", "--stack", "light", "--pool", "web", "--cancel", "--json"]
+        )
+
+        assert cancelled.exit_code == 0, cancelled.output
+        assert len(json.loads(cancelled.stdout)["cancelled"]) == 1
+        assert self._pending() == []
+        again = runner.invoke(app, ["rollback", "--stack", "light", "--pool", "web", "--cancel"])
+        assert again.exit_code == 0 and "nothing to cancel" in again.stdout
+
+    def test_cancel_with_now_is_refused_naming_the_option(self, in_project: Path) -> None:
+        result = runner.invoke(
+            app, ["rollback", "--stack", "light", "--pool", "web", "--cancel", "--now"]
+        )
+
+        assert result.exit_code == 2 and "cannot be combined with --now" in result.output
