@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -12,9 +12,12 @@ from rich.table import Table
 from rich.text import Text
 
 from driver.journal import PlanRecord, forecast_to_json
-from driver.service import CycleReport
 from forecasting._result import Forecast
 from infra.config import MirrorcastConfig, format_duration
+
+if TYPE_CHECKING:
+    # Only a type here: importing the service would load the cycle and pandas for ``status``.
+    from driver.service import CycleReport
 
 __all__ = [
     "config_state_json",

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecasting.models._imports import import_statsforecast
 from forecasting.models._options import ModelOptions
 
 __all__ = [
@@ -92,6 +93,7 @@ def stl_jumps(period: int, *, options: ModelOptions) -> dict[str, int]:
 
 
 def _build(name: str, *, season: int, h: int, weekly: bool, options: ModelOptions) -> Any:
+    import_statsforecast()
     from statsforecast.models import (
         MSTL,
         AutoARIMA,
@@ -173,6 +175,7 @@ def forecast(
         the extra columns of ``df``), for :data:`EXOGENOUS` models.
     :returns: ``unique_id, ds, <model>, <model>-lo-L, <model>-hi-L``.
     """
+    import_statsforecast()
     from statsforecast import StatsForecast
 
     weekly = _weekly(df, season)
@@ -200,6 +203,7 @@ def cross_validate(
         training window, which bounds the cost of slow models on long histories.
     :returns: ``unique_id, ds, cutoff, y, <model>, <model>-lo-L, <model>-hi-L``.
     """
+    import_statsforecast()
     from statsforecast import StatsForecast
 
     weekly = _weekly(df, season) and input_size is None
@@ -297,6 +301,7 @@ def _forward_theta(
         decomposition are not redone (they cost most of an update); the theta model runs on
         the adjusted data exactly as ``auto_theta`` runs it after decomposing.
     """
+    import_statsforecast()
     from statsforecast.theta import auto_theta, forecast_theta, thetamodel
 
     fitted = estimator.model_

@@ -1,0 +1,104 @@
+"""Starting ``mirrorcast`` is cheap: commands import only what they run.
+
+A one-shot cycle (the CronJob and systemd-timer modes) and every ``--help`` pay the interpreter's
+start plus their imports; before the lazy command table ``mirrorcast --help`` imported pandas,
+scipy and statsforecast (with dask.dataframe) and took over a second. Each check runs in a fresh
+interpreter, because the test process itself has long imported everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from driver import cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+# The forecasting stack: what made the old start slow (measured with ``python -X importtime``).
+FORECASTING_STACK = ("statsforecast", "scipy", "numba", "dask", "forecasting.engine")
+
+
+def modules_after(argv: list[str], *, cwd: Path) -> set[str]:
+    """The modules a fresh interpreter holds after running ``mirrorcast ARGV``."""
+    probe = (
+        "import json, sys\n"
+        "from driver.cli import main\n"
+        f"sys.argv = ['mirrorcast', *{argv!r}]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "sys.stderr.write('\\nMODULES=' + json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    marker = done.stderr.rfind("MODULES=")
+    assert marker >= 0, done.stderr
+    return set(json.loads(done.stderr[marker + len("MODULES=") :]))
+
+
+def loaded(modules: set[str], roots: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == r or m.startswith(r + ".") for r in roots))
+
+
+class TestHelpImportsNoCommand:
+    def test_top_level_help_imports_no_command_module_nor_any_data_library(self) -> None:
+        modules = modules_after(["--help"], cwd=REPO)
+
+        assert loaded(modules, FORECASTING_STACK) == []
+        assert loaded(modules, ("pandas", "numpy", "sqlalchemy", "pydantic", "infra")) == []
+        assert loaded(modules, ("driver.commands.run", "driver.commands.backtest")) == []
+
+    def test_a_commands_help_imports_that_command_alone(self) -> None:
+        modules = modules_after(["status", "--help"], cwd=REPO)
+
+        assert "driver.commands.status" in modules
+        assert loaded(modules, ("driver.commands.run", "driver.commands.backtest")) == []
+        assert loaded(modules, FORECASTING_STACK) == []
+
+
+class TestStatusImportsNoForecasting:
+    def test_status_reads_the_journal_without_the_forecasting_stack(self, project: Path) -> None:
+        modules = modules_after(["status", "--stack", "demo", "--json"], cwd=project)
+
+        assert "driver.journal" in modules  # it did run: the journal was opened
+        assert loaded(modules, FORECASTING_STACK) == []
+        assert loaded(modules, ("forecasting.sources", "boto3", "driver.cycle")) == []
+
+
+class TestTheCommandTable:
+    def test_every_listed_summary_is_the_first_line_of_its_commands_help(self) -> None:
+        for name, (module, summary) in cli.COMMANDS.items():
+            command = cli._load(module)[name]
+            first = (command.help or "").strip().splitlines()[0]
+            assert first == summary, f"driver.cli.COMMANDS[{name!r}] is out of date"
+
+    def test_the_table_names_every_command_a_module_registers(self) -> None:
+        for module in cli.COMMAND_MODULES:
+            for name in cli._load(module):
+                assert cli.COMMANDS.get(name, ("",))[0] == module, (
+                    f"{module} registers {name!r}: add it to driver.cli.COMMANDS"
+                )
+
+    def test_help_lists_every_command_and_an_unknown_one_is_refused(self) -> None:
+        runner = CliRunner()
+        listing = runner.invoke(cli.app, ["--help"])
+        unknown = runner.invoke(cli.app, ["no-such-command"])
+
+        assert listing.exit_code == 0
+        assert all(name in listing.output for name in cli.COMMANDS)
+        assert unknown.exit_code == 2 and "No such command" in unknown.output
