@@ -73,7 +73,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mc-startup-") as tmp:
         root = Path(tmp)
         sides = {"baseline": extract(args.baseline, root / "old"), "this checkout": REPO}
-        projects = {name: project_copy(code, root / f"p-{i}") for i, (name, code) in enumerate(sides.items())}
+        projects = {
+            name: project_copy(code, root / f"p-{i}")
+            for i, (name, code) in enumerate(sides.items())
+        }
         states = {name: root / f"state-{i}" for i, name in enumerate(sides)}
         commands = [["--help"], ["status", "--stack", "demo"]]
         if args.run_once:

@@ -35,7 +35,17 @@ _EXPORTS: dict[str, str] = {
     "decide": "driver.cycle",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ApplyOutcome",
+    "CycleReport",
+    "CycleResult",
+    "Driver",
+    "DriverError",
+    "Journal",
+    "JournalError",
+    "PlanExecutor",
+    "decide",
+]
 
 
 def __getattr__(name: str) -> Any:

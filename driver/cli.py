@@ -53,7 +53,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "driver.commands.rollback",
         "Ask for a rollback of POOL: recorded, and honoured next cycle (or now with --now).",
     ),
-    "forecast": ("driver.commands.forecast", "Forecast a pool's metrics over the stack's horizon."),
+    "forecast": (
+        "driver.commands.forecast",
+        "Forecast a pool's metrics over the stack's horizon (the forecasts the driver acts on).",
+    ),
     "schema": (
         "driver.commands.schema",
         "Print the JSON Schema of the stack config (the mirrorcast:* keys).",

@@ -44,7 +44,26 @@ _EXPORTS: dict[str, str] = {
     "SelectionStore": "forecasting.selection",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "DEFAULT_QUANTILES",
+    "MODEL_NAMES",
+    "CalibratedEngine",
+    "CleanedSeries",
+    "Forecast",
+    "ForecastEngine",
+    "ForecastUnavailable",
+    "ForecastingError",
+    "ModelOptions",
+    "ModelUnavailableError",
+    "QuantileCalibrator",
+    "Repair",
+    "Selection",
+    "SelectionStore",
+    "UnusableSeriesError",
+    "clean_series",
+    "fill_for_fit",
+    "infer_step",
+]
 
 
 def __getattr__(name: str) -> Any:

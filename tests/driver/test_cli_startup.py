@@ -85,7 +85,7 @@ class TestTheCommandTable:
         for name, (module, summary) in cli.COMMANDS.items():
             command = cli._load(module)[name]
             first = (command.help or "").strip().splitlines()[0]
-            assert first == summary, f"driver.cli.COMMANDS[{name!r}] is out of date"
+            assert first == summary, f"driver.cli.COMMANDS[{name!r}] should read {first!r}"
 
     def test_the_table_names_every_command_a_module_registers(self) -> None:
         for module in cli.COMMAND_MODULES:
