@@ -135,11 +135,20 @@ class PlannerMemory(BaseModel):
 
 @dataclass(frozen=True)
 class MirrorHealth:
-    """Whether a pool's mirror can take traffic now (from stack outputs, health checks or the simulator)."""
+    """Whether a pool's mirror can take traffic now (from the cloud's health checks or the simulator).
+
+    :param running: mirror instances in service or starting.
+    :param healthy: mirror targets the balancer reports healthy.
+    :param ready: at least one healthy target and every running instance healthy.
+    :param observed: the cloud was read; ``False`` means nothing is known (never "healthy").
+    :param detail: what was read, in words, for the plan's explanation.
+    """
 
     running: int = 0
     healthy: int = 0
     ready: bool = False
+    observed: bool = True
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,8 @@ class PlanningInput:
     :param health: pool -> the mirror's health.
     :param memory: what previous cycles left.
     :param rollback_requested: pools a person asked to roll back now (bypasses the cooldown).
+    :param observed_desired: pool -> the primary's desired size as its cloud reports it (absent:
+        not observed). When it differs from the config's, the plan says so and sizes from it.
     """
 
     config: MirrorcastConfig
@@ -165,6 +176,7 @@ class PlanningInput:
     health: dict[str, MirrorHealth] = field(default_factory=dict)
     memory: PlannerMemory = field(default_factory=PlannerMemory)
     rollback_requested: frozenset[str] = frozenset()
+    observed_desired: dict[str, int] = field(default_factory=dict)
 
 
 class RuleOutcome(BaseModel):

@@ -281,6 +281,14 @@ class MirrorSpec(_Model):
         default=None,
         description="Measured or configured time from activation to serving; defaults from the paused strategy.",
     )
+    health_timeout: Duration = Field(
+        default=parse_duration("15m"),
+        description=(
+            "How long after activation a ramp step may wait for enough healthy mirror targets "
+            "(as the balancer reports them); past it the activation is rolled back and a "
+            "notification sent. Keep it above the mirror's ready time."
+        ),
+    )
 
 
 class DnsSpec(_Model):
@@ -427,6 +435,14 @@ class SyncSpec(_Model):
 
     security_rules: list[SecurityRule] = Field(default_factory=list)
     database: DatabaseSpec | None = None
+    on_drift: Literal["report", "resync"] = Field(
+        default="report",
+        description=(
+            "When the live mirror or primary differs from each other or from the config (image, "
+            "instance type, app version, security rules): 'report' says so each cycle (degraded "
+            "line, journal, metric); 'resync' also plans a `pulumi up` to bring them back."
+        ),
+    )
 
 
 class MetricSpec(_Model):
@@ -890,6 +906,18 @@ class DriverSettings(_Model):
         default="127.0.0.1:9464", description="host:port of the /metrics endpoint."
     )
     update_timeout: Duration = Field(default=parse_duration("30m"))
+    observe: bool = Field(
+        default=True,
+        description=(
+            "Read each pool's live state from its clouds every cycle (instances, balancer "
+            "health, launch configuration); off: the driver knows only its own config and says "
+            "'not observed'."
+        ),
+    )
+    observe_timeout: Duration = Field(
+        default=parse_duration("10s"),
+        description="Per-request timeout when reading the clouds (retried twice).",
+    )
     gitops: GitOpsSettings = Field(default_factory=GitOpsSettings)
 
 

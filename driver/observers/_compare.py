@@ -1,0 +1,191 @@
+"""Observed against intended, pure: mirror health for the ramp, capacity feedback, drift.
+
+These are the only places the driver turns what a cloud reported into facts the planner and
+the reports use, so the driver, ``status`` and the backtest read an observation the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from driver.observers._base import PoolObservation, SideObservation, rule_texts
+from infra.config import PoolSpec
+from policies._plan import MirrorHealth
+
+__all__ = ["Drift", "drift", "mirror_health", "observed_primary_desired"]
+
+logger = logging.getLogger(__name__)
+
+
+def mirror_health(observation: PoolObservation | None) -> MirrorHealth:
+    """The mirror's health as the cloud reports it.
+
+    ``running`` counts instances in service or starting, ``healthy`` the targets the balancer
+    calls healthy (the only evidence that the mirror can serve). ``ready`` means at least one
+    healthy target and every running instance healthy; the planner also checks that there are
+    enough healthy targets for the share a ramp step is about to give the mirror.
+    """
+    mirror = observation.mirror if observation is not None else None
+    if mirror is None:
+        why = "; ".join(observation.problems) if observation is not None else "not observed"
+        return MirrorHealth(observed=False, detail=f"mirror not observed ({why})")
+    running = mirror.serving + mirror.starting
+    if mirror.healthy_targets is None:
+        return MirrorHealth(
+            running=running,
+            healthy=0,
+            ready=False,
+            observed=True,
+            detail=f"{running} running; no balancer target health was read for {mirror.group}",
+        )
+    healthy = mirror.healthy_targets
+    states = ", ".join(f"{n} {s}" for s, n in (mirror.targets or {}).items()) or "no targets"
+    return MirrorHealth(
+        running=running,
+        healthy=healthy,
+        ready=healthy > 0 and healthy >= running,
+        observed=True,
+        detail=f"{running} running, targets: {states}",
+    )
+
+
+def observed_primary_desired(observation: PoolObservation | None) -> int | None:
+    """The primary group's desired size as its cloud holds it, or ``None`` when not observed."""
+    if observation is None or observation.primary is None:
+        return None
+    return observation.primary.desired
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One difference between what runs and what should.
+
+    :param pool: the pool.
+    :param what: ``image``, ``machine_type``, ``app_version`` or ``security_rules``.
+    :param between: ``mirror vs primary``, ``mirror vs config`` or ``primary vs config``.
+    :param detail: the two values, in words.
+    """
+
+    pool: str
+    what: str
+    between: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.pool}: drift in {self.what} ({self.between}): {self.detail}"
+
+
+def drift(pool: str, spec: PoolSpec, observation: PoolObservation | None) -> list[Drift]:
+    """Every difference between the sides, and between each side and the stack config.
+
+    Image and machine type are compared with the config per side (a cross-cloud or
+    cross-region mirror legitimately runs another image); app version and security rules must
+    be the same on both sides and as configured. A field a cloud did not report is not compared.
+    """
+    if observation is None:
+        return []
+    found: list[Drift] = []
+    primary, mirror = observation.primary, observation.mirror
+    version = spec.primary.app.version
+    rules = rule_texts(spec.sync.security_rules)
+    wanted_image = {
+        "primary": spec.primary.app.image_for(spec.primary.cloud, spec.primary.region),
+        "mirror": spec.mirror_image,
+    }
+    wanted_type = {"primary": spec.primary.machine_type, "mirror": spec.mirror_machine_type}
+    for side in (mirror, primary):
+        if side is None:
+            continue
+        between = f"{side.role} vs config"
+        if side.image is not None and side.image != wanted_image[side.role]:
+            found.append(
+                Drift(
+                    pool,
+                    "image",
+                    between,
+                    f"{side.role} launches {side.image}, config says {wanted_image[side.role]}",
+                )
+            )
+        if side.machine_type is not None and side.machine_type != wanted_type[side.role]:
+            found.append(
+                Drift(
+                    pool,
+                    "machine_type",
+                    between,
+                    f"{side.role} launches {side.machine_type}, config says {wanted_type[side.role]}",
+                )
+            )
+        if side.app_version is not None and side.app_version != version:
+            found.append(
+                Drift(
+                    pool,
+                    "app_version",
+                    between,
+                    f"{side.role} runs {side.app_version}, config says {version}",
+                )
+            )
+        if side.security_rules is not None and not _rules_cover(side, rules):
+            found.append(
+                Drift(
+                    pool,
+                    "security_rules",
+                    between,
+                    f"{side.role} allows {_text(side.security_rules)}, config says {_text(rules)}",
+                )
+            )
+    if primary is not None and mirror is not None:
+        if (
+            primary.app_version is not None
+            and mirror.app_version is not None
+            and primary.app_version != mirror.app_version
+        ):
+            found.append(
+                Drift(
+                    pool,
+                    "app_version",
+                    "mirror vs primary",
+                    f"mirror runs {mirror.app_version}, primary {primary.app_version}",
+                )
+            )
+        if (
+            primary.cloud == mirror.cloud
+            and primary.region == mirror.region
+            and primary.image is not None
+            and mirror.image is not None
+            and primary.image != mirror.image
+        ):
+            found.append(
+                Drift(
+                    pool,
+                    "image",
+                    "mirror vs primary",
+                    f"mirror launches {mirror.image}, primary {primary.image}",
+                )
+            )
+        if (
+            primary.cloud == mirror.cloud
+            and primary.security_rules is not None
+            and mirror.security_rules is not None
+            and set(primary.security_rules) != set(mirror.security_rules)
+        ):
+            found.append(
+                Drift(
+                    pool,
+                    "security_rules",
+                    "mirror vs primary",
+                    f"mirror allows {_text(mirror.security_rules)}, primary "
+                    f"{_text(primary.security_rules)}",
+                )
+            )
+    return found
+
+
+def _rules_cover(side: SideObservation, wanted: tuple[str, ...]) -> bool:
+    """The side's inbound rules are exactly the configured ones (in its cloud's words)."""
+    assert side.security_rules is not None
+    return set(side.security_rules) == set(wanted)
+
+
+def _text(rules: tuple[str, ...]) -> str:
+    return "; ".join(rules) if rules else "nothing"

@@ -1,0 +1,409 @@
+"""The AWS observer against moto's server on loopback: groups, warm pools, target health, Route 53.
+
+The test world is the demo stack's ``web`` pool built with boto3 the way infra declares it
+(infra/aws.py): an Auto Scaling group per side tagged ``mirrorcast-pool``/``mirrorcast-role``,
+a launch template with the side's image and instance type and a security group with
+``sync.security_rules``, a target group attached to each group, and Route 53 weighted records.
+
+Target health: moto has no call to set a target's health. It derives it from the instance's
+EC2 state (moto/elbv2/models.py ``health_for``: a stopped instance is ``unused`` with reason
+``Target.InvalidState``, a running one ``healthy``), so the tests change health the honest way,
+by stopping and starting instances.
+
+Warm-pool instances: moto 5.2 answers ``describe_warm_pool`` with the pool's configuration but
+never lists instances in it (moto/autoscaling/responses.py ``describe_warm_pool``), so the
+lifecycle states of warm instances are read from an answer checked against botocore's own
+service model by ``botocore.stub.Stubber`` (it rejects any field or value the API does not have).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from driver.observers import StackObserver, mirror_health
+from driver.observers._aws import AwsObserver
+from driver.observers._base import APP_VERSION_TAG, POOL_TAG, ROLE_TAG
+from infra.config import MirrorcastConfig, load_stack
+
+pytest.importorskip("moto.server")
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
+REGIONS = {"primary": "us-east-1", "mirror": "us-west-2"}
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    """moto's server on a free loopback port, for this module's tests."""
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """boto3's standard chain pointed at moto: dummy keys and AWS_ENDPOINT_URL."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    # moto keeps state for the whole session; each test starts from an empty account.
+    import requests
+
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    return moto_server
+
+
+class World:
+    """The demo pool built in moto, with handles the tests use to change it."""
+
+    def __init__(self, config: MirrorcastConfig, *, tag: str) -> None:
+        self.config = config
+        self.tag = tag
+        self.groups: dict[str, str] = {}
+        self.templates: dict[str, str] = {}
+        self.target_groups: dict[str, str] = {}
+        self.zone = ""
+
+    def client(self, service: str, role: str) -> Any:
+        return boto3.client(service, region_name=REGIONS[role])
+
+    def instances(self, role: str) -> list[str]:
+        group = self.client("autoscaling", role).describe_auto_scaling_groups(
+            AutoScalingGroupNames=[self.groups[role]]
+        )["AutoScalingGroups"][0]
+        return [i["InstanceId"] for i in group["Instances"]]
+
+
+def build_world(config: MirrorcastConfig, *, mirror_desired: int, tag: str = "a") -> World:
+    spec = config.pools["web"]
+    world = World(config, tag=tag)
+    images = {
+        "primary": spec.primary.app.image_for(spec.primary.cloud, spec.primary.region),
+        "mirror": spec.mirror_image,
+    }
+    for role in ("primary", "mirror"):
+        ec2 = world.client("ec2", role)
+        vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(
+            VpcId=vpc, CidrBlock="10.1.1.0/24", AvailabilityZone=f"{REGIONS[role]}a"
+        )["Subnet"]["SubnetId"]
+        group_id = ec2.create_security_group(
+            GroupName=f"web-{role}-sg-{tag}", Description="sync.security_rules", VpcId=vpc
+        )["GroupId"]
+        ec2.authorize_security_group_ingress(
+            GroupId=group_id,
+            IpPermissions=[
+                {
+                    "IpProtocol": rule.protocol,
+                    "FromPort": rule.port_range()[0],
+                    "ToPort": rule.port_range()[1],
+                    "IpRanges": [{"CidrIp": source} for source in rule.sources],
+                }
+                for rule in spec.sync.security_rules
+            ],
+        )
+        template = ec2.create_launch_template(
+            LaunchTemplateName=f"web-{role}-lt-{tag}",
+            LaunchTemplateData={
+                "ImageId": images[role],
+                "InstanceType": spec.primary.machine_type,
+                "SecurityGroupIds": [group_id],
+            },
+        )["LaunchTemplate"]["LaunchTemplateId"]
+        target_group = world.client("elbv2", role).create_target_group(
+            Name=f"web-{role}-tg-{tag}", Protocol="TCP", Port=443, VpcId=vpc
+        )["TargetGroups"][0]["TargetGroupArn"]
+        name = f"web-{role}-asg-{tag}"
+        desired = spec.primary.capacity.desired if role == "primary" else mirror_desired
+        tags = {
+            **config.tags,
+            POOL_TAG: "web",
+            ROLE_TAG: role,
+            APP_VERSION_TAG: spec.primary.app.version,
+        }
+        world.client("autoscaling", role).create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            MinSize=spec.primary.capacity.min if role == "primary" else 0,
+            MaxSize=spec.primary.capacity.max if role == "primary" else spec.mirror_size,
+            DesiredCapacity=desired,
+            LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
+            VPCZoneIdentifier=subnet,
+            TargetGroupARNs=[target_group],
+            Tags=[
+                {"Key": k, "Value": v, "PropagateAtLaunch": True, "ResourceId": name}
+                for k, v in tags.items()
+            ],
+        )
+        if role == "mirror":
+            world.client("autoscaling", role).put_warm_pool(
+                AutoScalingGroupName=name,
+                MinSize=spec.mirror_size - mirror_desired,
+                MaxGroupPreparedCapacity=spec.mirror_size,
+                PoolState="Stopped",
+            )
+        world.groups[role] = name
+        world.templates[role] = template
+        world.target_groups[role] = target_group
+    # Route 53 weighted records as infra/dns.py declares them (one per side, set identifier =
+    # role); the mirror's record carries a health check here so its status is read too.
+    r53 = boto3.client("route53", region_name="us-east-1")
+    zone = r53.create_hosted_zone(Name="example.com", CallerReference=f"z-{tag}")
+    world.zone = zone["HostedZone"]["Id"].rsplit("/", 1)[-1]
+    check = r53.create_health_check(
+        CallerReference=f"c-{tag}",
+        HealthCheckConfig={"Type": "TCP", "IPAddress": "192.0.2.10", "Port": 443},
+    )["HealthCheck"]["Id"]
+    r53.change_resource_record_sets(
+        HostedZoneId=world.zone,
+        ChangeBatch={
+            "Changes": [
+                {
+                    "Action": "CREATE",
+                    "ResourceRecordSet": {
+                        "Name": spec.balancer.dns.name if spec.balancer.dns else "",
+                        "Type": "A",
+                        "SetIdentifier": role,
+                        "Weight": weight,
+                        "TTL": 60,
+                        "ResourceRecords": [{"Value": "192.0.2.10"}],
+                        **({"HealthCheckId": check} if role == "mirror" else {}),
+                    },
+                }
+                for role, weight in (("primary", 255), ("mirror", 0))
+            ]
+        },
+    )
+    world.config = _with_zone(config, world.zone)
+    return world
+
+
+@pytest.fixture()
+def demo() -> MirrorcastConfig:
+    return load_stack("demo", ROOT)
+
+
+def observe(config: MirrorcastConfig) -> Any:
+    return StackObserver(attempts=1).observe(config, now=NOW)
+
+
+class TestReadingAPool:
+    def test_lifecycle_states_capacity_and_live_configuration_come_from_the_cloud(
+        self, aws: str, demo: MirrorcastConfig
+    ) -> None:
+        world = build_world(demo, mirror_desired=0)
+        seen = observe(world.config).pools["web"]
+        assert seen.problems == ()
+        primary, mirror = seen.primary, seen.mirror
+        assert primary is not None and mirror is not None
+        assert primary.group == "web-primary-asg-a"
+        assert (primary.desired, primary.min_size, primary.max_size) == (4, 2, 20)
+        assert primary.states == {"InService": 4}
+        assert primary.serving == 4
+        assert primary.targets == {"healthy": 4} and primary.healthy_targets == 4
+        assert primary.image == "ami-0a1b2c3d4e5f60718"
+        assert mirror.image == "ami-0f9e8d7c6b5a40312"
+        assert primary.machine_type == "t3.medium"
+        assert primary.app_version == "2.14.0"
+        assert primary.security_rules == ("tcp 443-443 0.0.0.0/0", "tcp 8080-8080 10.0.0.0/8")
+        # The paused mirror: no instance in service, so nothing can be healthy.
+        assert mirror.desired == 0 and mirror.serving == 0
+        assert mirror_health(seen).ready is False
+
+    def test_an_unchanged_deployment_shows_no_drift(self, aws: str, demo: MirrorcastConfig) -> None:
+        world = build_world(demo, mirror_desired=0)
+        assert observe(world.config).drift(world.config) == []
+
+    def test_warm_pool_instances_are_counted_by_their_lifecycle_state(
+        self, demo: MirrorcastConfig
+    ) -> None:
+        client = boto3.client(
+            "autoscaling",
+            region_name="us-west-2",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        observer = AwsObserver()
+        observer._clients[("autoscaling", "us-west-2")] = client
+        with Stubber(client) as stub:
+            # Validated against botocore's autoscaling model (shape Instances, enum LifecycleState).
+            stub.add_response(
+                "describe_warm_pool",
+                {
+                    "WarmPoolConfiguration": {"MinSize": 2, "PoolState": "Stopped"},
+                    "Instances": [
+                        _warm("i-1", "Warmed:Stopped"),
+                        _warm("i-2", "Warmed:Pending"),
+                    ],
+                    "NextToken": "page-2",
+                },
+                {"AutoScalingGroupName": "web-mirror-asg-a"},
+            )
+            stub.add_response(
+                "describe_warm_pool",
+                {"Instances": [_warm("i-3", "Warmed:Hibernated")]},
+                {"AutoScalingGroupName": "web-mirror-asg-a", "NextToken": "page-2"},
+            )
+            states = observer._warm_states("web-mirror-asg-a", "us-west-2")
+        assert states == {"Warmed:Stopped": 1, "Warmed:Pending": 1, "Warmed:Hibernated": 1}
+
+
+def _warm(instance: str, state: str) -> dict[str, Any]:
+    return {
+        "InstanceId": instance,
+        "AvailabilityZone": "us-west-2a",
+        "LifecycleState": state,
+        "HealthStatus": "Healthy",
+        "ProtectedFromScaleIn": False,
+    }
+
+
+class TestMirrorHealth:
+    def test_health_is_the_balancers_view_and_follows_the_instances(
+        self, aws: str, demo: MirrorcastConfig
+    ) -> None:
+        world = build_world(demo, mirror_desired=2)
+        first, second = world.instances("mirror")
+        health = mirror_health(observe(world.config).pools["web"])
+        assert (health.running, health.healthy, health.ready) == (2, 2, True)
+
+        world.client("ec2", "mirror").stop_instances(InstanceIds=[first])
+        health = mirror_health(observe(world.config).pools["web"])
+        assert (health.healthy, health.ready) == (1, False)
+        assert "1 unused" in health.detail
+
+        world.client("ec2", "mirror").start_instances(InstanceIds=[first])
+        assert mirror_health(observe(world.config).pools["web"]).healthy == 2
+        assert second
+
+
+class TestDrift:
+    def test_a_mirror_launching_an_older_image_is_drift_against_the_config(
+        self, aws: str, demo: MirrorcastConfig
+    ) -> None:
+        world = build_world(demo, mirror_desired=0)
+        ec2 = world.client("ec2", "mirror")
+        current = ec2.describe_launch_template_versions(
+            LaunchTemplateId=world.templates["mirror"], Versions=["$Latest"]
+        )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+        # A new version published outside Pulumi with last release's image (moto does not merge
+        # SourceVersion's data, so the version carries all of it).
+        ec2.create_launch_template_version(
+            LaunchTemplateId=world.templates["mirror"],
+            LaunchTemplateData={**current, "ImageId": "ami-00000000000old"},
+        )
+        found = observe(world.config).drift(world.config)
+        assert [(d.what, d.between) for d in found] == [("image", "mirror vs config")]
+        assert "ami-00000000000old" in str(found[0])
+
+    def test_a_security_rule_added_by_hand_is_drift(self, aws: str, demo: MirrorcastConfig) -> None:
+        world = build_world(demo, mirror_desired=0)
+        ec2 = world.client("ec2", "primary")
+        group_id = ec2.describe_launch_template_versions(
+            LaunchTemplateId=world.templates["primary"], Versions=["$Latest"]
+        )["LaunchTemplateVersions"][0]["LaunchTemplateData"]["SecurityGroupIds"][0]
+        ec2.authorize_security_group_ingress(
+            GroupId=group_id,
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": 22,
+                    "ToPort": 22,
+                    "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+                }
+            ],
+        )
+        found = {(d.what, d.between) for d in observe(world.config).drift(world.config)}
+        assert found == {
+            ("security_rules", "primary vs config"),
+            ("security_rules", "mirror vs primary"),
+        }
+
+
+class TestRoute53:
+    def test_weights_and_health_check_status_are_read_from_the_weighted_records(
+        self, aws: str, demo: MirrorcastConfig
+    ) -> None:
+        world = build_world(demo, mirror_desired=0)
+        balancer = observe(world.config).pools["web"].balancer
+        assert balancer is not None
+        assert dict(balancer.weights) == {"primary": 255, "mirror": 0}
+        # moto's checkers always report "Success: HTTP Status Code: 200" (route53/responses.py).
+        assert dict(balancer.healthy) == {"primary": None, "mirror": True}
+
+
+def _with_zone(config: MirrorcastConfig, zone: str) -> MirrorcastConfig:
+    data = config.model_dump(mode="json")
+    data["pools"]["web"]["balancer"]["dns"]["zone"] = zone
+    return MirrorcastConfig.model_validate(data)
+
+
+class TestWhenTheCloudCannotBeRead:
+    def test_an_unreachable_endpoint_is_one_degraded_line_per_side_and_nothing_invented(
+        self, monkeypatch: pytest.MonkeyPatch, demo: MirrorcastConfig, black_hole_url: str
+    ) -> None:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setenv("AWS_ENDPOINT_URL", black_hole_url)
+        config = MirrorcastConfig.model_validate(
+            {**demo.model_dump(mode="json"), "driver": {"observe_timeout": "1s"}}
+        )
+        seen = StackObserver(attempts=2).observe(config, now=NOW)
+        pool = seen.pools["web"]
+        assert pool.primary is None and pool.mirror is None and pool.balancer is None
+        assert len(seen.degraded) == 3
+        assert all("no answer in time" in line for line in seen.degraded), seen.degraded
+        health = seen.health()["web"]
+        assert (health.observed, health.healthy, health.ready) == (False, 0, False)
+        assert seen.observed_desired() == {}
+        assert seen.drift(config) == []
+
+    def test_two_stacks_sharing_the_pool_tags_fail_loudly(
+        self, aws: str, demo: MirrorcastConfig
+    ) -> None:
+        world = build_world(demo, mirror_desired=0, tag="a")
+        build_world(demo, mirror_desired=0, tag="b")
+        problems = observe(world.config).pools["web"].problems
+        assert any(
+            "2 Auto Scaling groups are tagged" in p and "a tag of its own" in p for p in problems
+        )
+
+
+def test_the_tags_observers_look_for_are_the_ones_infra_declares() -> None:
+    from infra._common import aws_tags
+
+    assert set(aws_tags({}, pool="web", role="mirror")) == {POOL_TAG, ROLE_TAG}
+    source = (ROOT / "infra" / "pool.py").read_text(encoding="utf-8")
+    assert f'"{APP_VERSION_TAG}"' in source
+
+
+@pytest.fixture()
+def black_hole_url() -> Iterator[str]:
+    """A loopback port that accepts connections and never answers."""
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        sock.close()
