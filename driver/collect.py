@@ -7,12 +7,16 @@ A source that fails or hangs for one series costs only that series (reported in 
 
 from __future__ import annotations
 
+import functools
 import logging
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -24,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+_WORKERS = 4
+"""Series fetched at once."""
+
 
 @dataclass(frozen=True)
 class Collected:
@@ -34,48 +41,51 @@ class Collected:
 
 
 def collect_history(
-    config: MirrorcastConfig, *, root: Path, now: datetime, timeout: float = 60.0
+    config: MirrorcastConfig, *, root: Path, now: datetime, timeout: float | None = None
 ) -> Collected:
     """Fetch ``forecast.history`` of every pool metric up to ``now``.
 
     :param config: the stack config (its ``metrics`` source and pools).
     :param root: the project root, for relative file paths.
     :param now: end of the window (tz-aware).
-    :param timeout: seconds to wait for all series together; default 60.
+    :param timeout: seconds to wait for all series together; default ``driver.collect_timeout``.
     """
     from forecasting.sources import SourceError, open_source
 
+    if timeout is None:
+        timeout = config.driver.collect_timeout.total_seconds()
     source = open_source(config.metrics, root=root)
     start = now - config.forecast.history
     history: dict[str, dict[str, pd.Series]] = {name: {} for name in config.pools}
     degraded: list[str] = []
-    pool_executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="collect")
-    futures = {
-        (pool_name, metric): pool_executor.submit(
-            source.fetch, pool=pool_name, metric=metric, spec=spec, start=start, end=now
-        )
+    series = [
+        (pool_name, metric, spec)
         for pool_name, pool in config.pools.items()
         for metric, spec in pool.metrics.items()
-    }
-    deadline = datetime.now(UTC).timestamp() + timeout
-    try:
-        for (pool_name, metric), future in futures.items():
-            remaining = max(0.0, deadline - datetime.now(UTC).timestamp())
-            try:
-                history[pool_name][metric] = future.result(timeout=remaining)
-            except FutureTimeout:
-                degraded.append(
-                    f"{pool_name}.{metric}: metric source did not answer within {timeout:g}s"
-                )
-            except SourceError as exc:
-                degraded.append(f"{pool_name}.{metric}: metric source error: {exc}")
-            except Exception as exc:
-                # A source bug must not stop the other pools; the cause is logged in full.
-                logger.warning("fetching %s.%s failed", pool_name, metric, exc_info=exc)
-                degraded.append(f"{pool_name}.{metric}: metric source failed ({exc})")
-    finally:
-        # Do not wait for a hung fetch: the cycle has moved on.
-        pool_executor.shutdown(wait=False, cancel_futures=True)
+    ]
+    results = _run_bounded(
+        [
+            functools.partial(
+                source.fetch, pool=pool_name, metric=metric, spec=spec, start=start, end=now
+            )
+            for pool_name, metric, spec in series
+        ],
+        workers=_WORKERS,
+        timeout=timeout,
+    )
+    for (pool_name, metric, _spec), outcome in zip(series, results, strict=True):
+        if outcome is None:
+            degraded.append(
+                f"{pool_name}.{metric}: metric source did not answer within {timeout:g}s"
+            )
+        elif isinstance(outcome, SourceError):
+            degraded.append(f"{pool_name}.{metric}: metric source error: {outcome}")
+        elif isinstance(outcome, BaseException):
+            # A source bug must not stop the other pools; the cause is logged in full.
+            logger.warning("fetching %s.%s failed", pool_name, metric, exc_info=outcome)
+            degraded.append(f"{pool_name}.{metric}: metric source failed ({outcome})")
+        else:
+            history[pool_name][metric] = outcome
     return Collected(history=history, degraded=degraded)
 
 
@@ -98,3 +108,43 @@ def recording_end(config: MirrorcastConfig, *, root: Path, now: datetime) -> dat
                 last = pd.DatetimeIndex(series.index).max()
                 latest = last if latest is None or last > latest else latest
     return latest.to_pydatetime() if latest is not None else None
+
+
+def _run_bounded(calls: Sequence[Callable[[], Any]], *, workers: int, timeout: float) -> list[Any]:
+    """Run ``calls`` on up to ``workers`` threads; each result, exception or ``None`` if unfinished.
+
+    Returns after ``timeout`` seconds at the latest, whatever the calls do. The threads are
+    daemons and not a ``ThreadPoolExecutor``'s: the executor's exit hook joins its workers, so a
+    fetch stuck on a server that never finishes its answer would keep the process alive after
+    ``run --once`` (a systemd timer or a CronJob with ``concurrencyPolicy: Forbid`` would stop
+    cycling). A call still running at the deadline is abandoned; calls not yet started are dropped.
+    """
+    results: list[Any] = [None] * len(calls)
+    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for index in range(len(calls)):
+        pending.put(index)
+    done = threading.Semaphore(0)
+    abandoned = threading.Event()
+
+    def work() -> None:
+        while not abandoned.is_set():
+            try:
+                index = pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                outcome: Any = calls[index]()
+            except BaseException as exc:  # reported to the caller, like a future would
+                outcome = exc
+            if not abandoned.is_set():
+                results[index] = outcome
+            done.release()
+
+    for number in range(min(workers, len(calls))):
+        threading.Thread(target=work, name=f"collect-{number}", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    for _ in calls:
+        if not done.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            break
+    abandoned.set()
+    return list(results)

@@ -26,6 +26,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from driver.executor import ApplyOutcome, DriverError, health_from_config
 from driver.redact import redact_text
 from driver.stack_yaml import StackFileError, edit_stack_text
+from forecasting.sources import bounded_request
 from infra.config import GitOpsSettings, MirrorcastConfig
 from policies._plan import MirrorHealth, Plan
 
@@ -52,6 +53,14 @@ class PullRequestError(RuntimeError):
         super().__init__(message)
         self.retryable = retryable
         self.wait = wait
+
+
+_API_DEADLINE = 30.0
+"""Seconds for one whole GitHub API request, answer included."""
+_API_MAX_BYTES = 4 * 1024 * 1024
+"""Largest GitHub API answer read (a pull request object is a few KiB)."""
+_GIT_TIMEOUT = 300.0
+"""Seconds for one git command (a push of a stack file takes seconds)."""
 
 
 class GitOpsExecutor:
@@ -160,14 +169,19 @@ class GitOpsExecutor:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
         for key, value in _COMMITTER.items():
             env.setdefault(key, value)
-        result = subprocess.run(
-            ["git", *args],
-            cwd=cwd or self.repo_root,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        try:
+            result = subprocess.run(
+                ["git", *args],
+                cwd=cwd or self.repo_root,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=_GIT_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired:
+            # A remote that accepts the connection and never answers must not hang the cycle.
+            raise GitError(f"git {args[0]} did not finish within {_GIT_TIMEOUT:g} s") from None
         if result.returncode != 0:
             lines = [ln for ln in (result.stderr or result.stdout).splitlines() if ln.strip()]
             detail = "; ".join(lines[-2:]) if lines else f"exit code {result.returncode}"
@@ -242,18 +256,27 @@ class GitOpsExecutor:
         }
 
         def attempt() -> str:
-            response = self.session.post(
-                f"{api}/repos/{repo}/pulls", json=body, headers=headers, timeout=30
+            response = bounded_request(
+                self.session,
+                "POST",
+                f"{api}/repos/{repo}/pulls",
+                json=body,
+                headers=headers,
+                deadline=_API_DEADLINE,
+                max_bytes=_API_MAX_BYTES,
             )
             if response.status_code == 201:
                 return str(response.json()["html_url"])
             if response.status_code == 422 and "already exists" in response.text:
                 owner = (repo or "").split("/")[0]
-                found = self.session.get(
+                found = bounded_request(
+                    self.session,
+                    "GET",
                     f"{api}/repos/{repo}/pulls",
                     params={"head": f"{owner}:{branch}", "state": "open"},
                     headers=headers,
-                    timeout=30,
+                    deadline=_API_DEADLINE,
+                    max_bytes=_API_MAX_BYTES,
                 )
                 if found.ok and found.json():
                     return str(found.json()[0]["html_url"])

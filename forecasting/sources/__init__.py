@@ -26,14 +26,17 @@ from forecasting.sources._base import (
 from forecasting.sources._cloudwatch import CloudWatchMetricSource
 from forecasting.sources._file import MAX_METRICS_FILE_BYTES, FileMetricSource
 from forecasting.sources._gcp_monitoring import GcpMonitoringMetricSource
+from forecasting.sources._http import AnswerTooLarge, DeadlineExceeded, bounded_request
 from forecasting.sources._prometheus import MAX_POINTS_PER_QUERY, PrometheusMetricSource
 from infra import config
 
 __all__ = [
     "MAX_METRICS_FILE_BYTES",
     "MAX_POINTS_PER_QUERY",
+    "AnswerTooLarge",
     "AzureMonitorMetricSource",
     "CloudWatchMetricSource",
+    "DeadlineExceeded",
     "FileMetricSource",
     "GcpMonitoringMetricSource",
     "MetricSource",
@@ -42,6 +45,7 @@ __all__ = [
     "SourceError",
     "SourceTimeout",
     "SourceUnavailable",
+    "bounded_request",
     "open_source",
 ]
 

@@ -34,6 +34,7 @@ from forecasting.sources._base import (
     to_utc,
     with_retries,
 )
+from forecasting.sources._http import AnswerTooLarge, bounded_request
 from infra.config import MetricSpec, PrometheusSource
 
 __all__ = ["MAX_POINTS_PER_QUERY", "PrometheusMetricSource"]
@@ -162,10 +163,26 @@ class PrometheusMetricSource:
         }
         url = f"{self.base_url}/api/v1/query_range"
         try:
-            response = self.session.post(url, data=params, headers=headers, timeout=timeout)
+            response = bounded_request(
+                self.session,
+                "POST",
+                url,
+                data=params,
+                headers=headers,
+                deadline=timeout,
+                max_bytes=self.spec.max_answer_bytes,
+            )
         except requests.Timeout as exc:
             raise SourceTimeout(
-                f"no answer within {timeout:g} s (metrics.timeout)", source=self.name, query=query
+                f"no answer within {timeout:g} s (metrics.timeout, the whole request)",
+                source=self.name,
+                query=query,
+            ) from exc
+        except AnswerTooLarge as exc:
+            # Not retried: the same query gets the same answer. Usually a step too small for
+            # the range, or a proxy answering with something else entirely.
+            raise SourceDataError(
+                f"{exc} (metrics.max_answer_bytes)", source=self.name, query=query
             ) from exc
         except requests.ConnectionError as exc:
             raise SourceUnavailable(

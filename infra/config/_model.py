@@ -764,7 +764,10 @@ class FileSource(_Model):
 class PrometheusSource(_Model):
     type: Literal["prometheus"] = "prometheus"
     url: str = Field(pattern=r"^https?://")
-    timeout: Duration = Field(default=parse_duration("10s"))
+    timeout: Duration = Field(
+        default=parse_duration("10s"),
+        description="Deadline for each whole request (connect, wait, and reading the answer).",
+    )
     step: Duration = Field(default=parse_duration("1m"))
     query_timeout: Duration | None = Field(
         default=None,
@@ -772,6 +775,12 @@ class PrometheusSource(_Model):
     )
     bearer_token_env: str | None = Field(
         default=None, description="Environment variable holding a bearer token."
+    )
+    max_answer_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=64 * 1024,
+        description="Largest answer read from Prometheus; a bigger one is refused (a query of "
+        "11,000 points, the most one request asks for, answers in well under 1 MiB).",
     )
 
 
@@ -917,6 +926,11 @@ class DriverSettings(_Model):
     observe_timeout: Duration = Field(
         default=parse_duration("10s"),
         description="Per-request timeout when reading the clouds (retried twice).",
+    )
+    collect_timeout: Duration = Field(
+        default=parse_duration("60s"),
+        description="Deadline for reading every pool's metrics in one cycle; a series not read "
+        "by then is reported degraded and the cycle goes on without it.",
     )
     gitops: GitOpsSettings = Field(default_factory=GitOpsSettings)
 

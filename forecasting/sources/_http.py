@@ -1,0 +1,129 @@
+"""HTTP requests with a whole-request deadline and a cap on the answer's size.
+
+``requests`` alone bounds each socket read, not the request: a server that trickles one byte
+every half second never times out, and a 1.5 GB answer is read whole into memory. Every HTTP
+client of the driver (the Prometheus source, the GitHub API for pull requests) goes through
+:func:`bounded_request`, which
+
+- streams the body in the pieces the socket delivers (``read1``: whatever has arrived, never
+  waiting to fill a buffer), checking the deadline after each piece;
+- gives every socket wait at most the time left before the deadline, so a silent server is cut
+  off at the deadline too;
+- stops reading once the body exceeds ``max_bytes`` (and refuses at once when the
+  ``Content-Length`` says it will), so memory stays bounded whatever the server sends.
+
+The answer is returned as the ``requests.Response`` with its body already read, so callers use
+``.json()``, ``.text`` and ``.status_code`` as usual.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+
+__all__ = ["AnswerTooLarge", "DeadlineExceeded", "bounded_request"]
+
+_PIECE = 64 * 1024
+"""Largest piece read at once (``read1`` returns less when less has arrived)."""
+
+
+class DeadlineExceeded(requests.Timeout):
+    """The whole request (connect, headers, body) took longer than its deadline.
+
+    A :class:`requests.Timeout`, so callers that already map timeouts keep working.
+    """
+
+
+class AnswerTooLarge(requests.RequestException):
+    """The answer's body is larger than the cap; reading stopped there."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+def bounded_request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    deadline: float,
+    max_bytes: int,
+    **kwargs: Any,
+) -> requests.Response:
+    """``session.request(method, url, **kwargs)`` finished within ``deadline`` s, body at most ``max_bytes``.
+
+    :param session: the session to send on.
+    :param method: HTTP method (``GET``, ``POST``).
+    :param url: the full URL.
+    :param deadline: seconds for the whole request, from now until the last byte of the body.
+    :param max_bytes: largest body accepted (after content decoding).
+    :param kwargs: passed to ``session.request`` (``data``, ``json``, ``headers``, ``params``);
+        ``timeout`` and ``stream`` are set here.
+    :raises DeadlineExceeded: the deadline passed before the answer was complete.
+    :raises AnswerTooLarge: the body is larger than ``max_bytes``.
+    :raises requests.RequestException: as ``requests`` raises them (connection refused, ...).
+    """
+    started = time.monotonic()
+    ends = started + deadline
+
+    def left() -> float:
+        remaining = ends - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceeded(f"no complete answer within {deadline:g} s")
+        return remaining
+
+    # Connect and the wait for the headers each get at most what is left of the deadline.
+    try:
+        response = session.request(method, url, timeout=left(), stream=True, **kwargs)
+    except requests.Timeout as exc:
+        if time.monotonic() >= ends - 0.05:
+            raise DeadlineExceeded(f"no complete answer within {deadline:g} s") from exc
+        raise
+    try:
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise AnswerTooLarge(
+                f"the answer is {int(declared):,} bytes, more than the limit of {max_bytes:,} bytes",
+                limit=max_bytes,
+            )
+        pieces: list[bytes] = []
+        size = 0
+        raw = response.raw
+        while True:
+            _set_socket_timeout(response, left())
+            try:
+                piece = raw.read1(_PIECE, decode_content=True)
+            except Exception as exc:
+                # urllib3 wraps socket timeouts in its own ReadTimeoutError; after the deadline
+                # any read error is the deadline's doing.
+                if time.monotonic() >= ends - 0.05:
+                    raise DeadlineExceeded(f"no complete answer within {deadline:g} s") from exc
+                raise requests.ConnectionError(str(exc)) from exc
+            if not piece:
+                break
+            size += len(piece)
+            if size > max_bytes:
+                raise AnswerTooLarge(
+                    f"the answer is larger than the limit of {max_bytes:,} bytes; reading stopped",
+                    limit=max_bytes,
+                )
+            pieces.append(piece)
+            left()
+        # requests keeps a body it has read in ``_content``; .content, .text and .json() use it.
+        response._content = b"".join(pieces)
+        response._content_consumed = True
+        return response
+    finally:
+        # Returns the connection to the pool when the body was read, drops it otherwise.
+        response.close()
+
+
+def _set_socket_timeout(response: requests.Response, seconds: float) -> None:
+    """Bound the next socket wait by what is left of the deadline (urllib3 set the initial one)."""
+    connection = getattr(response.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(max(0.01, seconds))
