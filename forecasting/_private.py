@@ -12,7 +12,7 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["private_dir", "restrict_tree", "write_private"]
+__all__ = ["private_dir", "restrict_tree", "write_private", "write_private_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +38,19 @@ def write_private(path: Path, text: str) -> None:
     :param path: the file; a ``.tmp`` sibling is written first and renamed over it.
     :param text: the content (UTF-8).
     """
+    write_private_bytes(path, text.encode("utf-8"))
+
+
+def write_private_bytes(path: Path, data: bytes) -> None:
+    """:func:`write_private` for bytes (the engine's kept fits)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
     try:
         # An existing tmp file keeps its old mode through O_CREAT: set it explicitly.
         os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with os.fdopen(fd, "wb") as handle:
             fd = -1
-            handle.write(text)
+            handle.write(data)
     finally:
         if fd != -1:
             os.close(fd)

@@ -28,6 +28,7 @@ from forecasting._result import Forecast, ForecastUnavailable, Repair
 from forecasting.cleaning import clean_series, fill_for_fit
 from forecasting.errors import ForecastingError, UnusableSeriesError
 from forecasting.events import EventSchedule
+from forecasting.fits import FitStore
 from forecasting.intervals import levels_for, quantiles_from_frame
 from forecasting.models import (
     BASELINE,
@@ -207,6 +208,10 @@ class ForecastEngine:
                 # numba writes with the umask's modes; the engine keeps its own cache private.
                 self._numba_dir = private_dir(numba_dir)
         self.store = SelectionStore(None if cache_dir is None else cache_dir / "selection")
+        # The kept fits on disk too: a one-shot cycle (CronJob, timer) would refit every series.
+        self.fit_store = FitStore(None if cache_dir is None else cache_dir / "fits")
+        # Series whose fit on disk was looked for in this process (read once, then memory).
+        self._looked_up: set[tuple[str, str]] = set()
         self.quantiles = sorted(set(settings.quantiles) | {50})
         self.levels = levels_for(self.quantiles)
         # Fitted models per (pool, metric), reused until re-selection or ``refit_every``: a
@@ -218,6 +223,8 @@ class ForecastEngine:
         """Series fits done so far (a refit counts one per series)."""
         self.updates = 0
         """Forecasts made by updating a kept fit with new observations (no refit)."""
+        self.restored = 0
+        """Kept fits read back from the cache directory (written by an earlier process)."""
 
     # ------------------------------------------------------------------ public API
 
@@ -401,7 +408,7 @@ class ForecastEngine:
         columns: dict[str, Mapping[str, np.ndarray]] = {}
         cold: list[_Prepared] = []
         for it in items:
-            kept = self._kept.get(it.key)
+            kept = self._kept.get(it.key) or self._restore(it)
             decided = self._decided(it, now)
             if (
                 kept is not None
@@ -443,7 +450,7 @@ class ForecastEngine:
             )
             self.fits += len(cold)
             for it in cold:
-                self._kept[it.key] = _Kept(
+                kept = _Kept(
                     fit=fits[it.name],
                     model=model,
                     step_seconds=step_seconds,
@@ -452,8 +459,22 @@ class ForecastEngine:
                     selected_at=selections[it.key].selected_at,
                     fitted_at=self._decided(it, now),
                 )
+                self._kept[it.key] = kept
+                self.fit_store.save(*it.key, kept, values=it.values)
             columns.update(_columns_by_series(frame))
         return columns
+
+    def _restore(self, item: _Prepared) -> _Kept | None:
+        """The series' fit from the cache directory, once per process, if made on this data."""
+        if item.key in self._looked_up:
+            return None
+        self._looked_up.add(item.key)
+        kept = self.fit_store.load(*item.key, values=item.values)
+        if not isinstance(kept, _Kept):
+            return None
+        self._kept[item.key] = kept
+        self.restored += 1
+        return kept
 
     @staticmethod
     def _decided(item: _Prepared, now: datetime | None) -> datetime:

@@ -36,6 +36,7 @@ __all__ = [
     "NEEDS_SEASON",
     "Selection",
     "SelectionStore",
+    "anchor_holds",
     "anchor_of",
     "choose_model",
     "seasonal_strength",
@@ -127,25 +128,43 @@ class Selection:
             return False
         if values is None:
             return True
-        if not self.anchor:
-            return False
-        times, expected = self._anchor_points
-        if not values.index.is_unique:
-            return False
-        seen = values.reindex(times).to_numpy(dtype=float)  # NaN where the series lacks a time
-        return bool(np.all(np.isclose(seen, expected, rtol=1e-9, atol=1e-12)))
+        return _points_hold(self._anchor_points, values)
 
     @cached_property
     def _anchor_points(self) -> tuple[pd.DatetimeIndex, npt.NDArray[np.float64]]:
         # Parsed once per choice: the engine checks a kept choice on every cycle.
-        times = pd.DatetimeIndex([pd.Timestamp(stamp) for stamp, _ in self.anchor])
-        return times, np.array([value for _, value in self.anchor], dtype=float)
+        return _anchor_points(self.anchor)
 
 
 def anchor_of(values: pd.Series, *, points: int = 12) -> tuple[tuple[str, float], ...]:
     """The last ``points`` observed (non-NaN) values of ``values`` with their times."""
     observed = values.dropna().iloc[-points:]
     return tuple((pd.Timestamp(t).isoformat(), float(v)) for t, v in observed.items())
+
+
+def anchor_holds(anchor: Sequence[tuple[str, float]], values: pd.Series) -> bool:
+    """Whether ``values`` (UTC index) still holds ``anchor``'s values at its times.
+
+    An empty anchor holds for nothing: what it was made on is unknown.
+    """
+    return _points_hold(_anchor_points(anchor), values)
+
+
+def _anchor_points(
+    anchor: Sequence[tuple[str, float]],
+) -> tuple[pd.DatetimeIndex, npt.NDArray[np.float64]]:
+    times = pd.DatetimeIndex([pd.Timestamp(stamp) for stamp, _ in anchor])
+    return times, np.array([value for _, value in anchor], dtype=float)
+
+
+def _points_hold(
+    points: tuple[pd.DatetimeIndex, npt.NDArray[np.float64]], values: pd.Series
+) -> bool:
+    times, expected = points
+    if len(times) == 0 or not values.index.is_unique:
+        return False
+    seen = values.reindex(times).to_numpy(dtype=float)  # NaN where the series lacks a time
+    return bool(np.all(np.isclose(seen, expected, rtol=1e-9, atol=1e-12)))
 
 
 class SelectionStore:
@@ -217,8 +236,31 @@ def seasonal_strength(values: np.ndarray, *, season: int) -> float:
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < season:
         return 0.0
-    rho = pd.Series(a[ok]).corr(pd.Series(b[ok]), method="spearman")
+    rho = _spearman(a[ok], b[ok])
     return float(max(0.0, rho)) if np.isfinite(rho) else 0.0  # NaN: a constant side
+
+
+def _average_ranks(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Ranks 1..n, tied values sharing their mean rank (what Spearman's rho ranks by)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    # The distinct values' mean ranks: after ``c`` earlier values, a run of ``k`` ties takes
+    # ranks c+1 .. c+k, whose mean is c + (k + 1) / 2.
+    before = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return (before + (counts + 1) / 2.0)[inverse]
+
+
+def _spearman(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
+    """Spearman's rank correlation of two equal-length arrays (NaN when a side is constant).
+
+    The same number as ``pandas.Series.corr(method="spearman")``, which imports scipy.stats
+    for it: about a second of a one-shot cycle's start, in every cycle that measures a
+    series' cycle strength.
+    """
+    ra, rb = _average_ranks(a), _average_ranks(b)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    denominator = math.sqrt(float(ra @ ra) * float(rb @ rb))
+    return float(ra @ rb) / denominator if denominator > 0 else math.nan
 
 
 def choose_model(

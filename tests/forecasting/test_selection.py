@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -153,3 +155,18 @@ def test_a_stored_choice_is_not_reused_for_different_data_under_the_same_name(
     assert (
         _engine(tmp_path).forecast(seasonal_cpu, pool="asg", metric="cpu", now=now).model == "ses"
     )
+
+
+def test_cycle_strength_ranks_as_scipys_spearman_does_ties_included(
+    seasonal_cpu: pd.Series, flat_cpu: pd.Series
+) -> None:
+    """The rank correlation behind the seasonality verdict is Spearman's rho as scipy defines it."""
+    from scipy.stats import spearmanr
+
+    from forecasting.selection import _spearman
+
+    for series in (seasonal_cpu, flat_cpu, seasonal_cpu.round(0)):  # rounding makes many ties
+        values = series.to_numpy(dtype=float)
+        a, b = values[288:], values[:-288]
+        assert _spearman(a, b) == pytest.approx(spearmanr(a, b).statistic, abs=1e-12)
+    assert math.isnan(_spearman(np.ones(10), np.arange(10.0)))  # a constant side: no ranks
