@@ -34,12 +34,12 @@ from types import FrameType
 from typing import Any
 
 from driver.collect import collect_history, recording_end
+from driver.config_memo import StackConfigMemo
 from driver.cycle import CycleResult, ForecastEngineLike, decide
 from driver.executor import ApplyOutcome, DriverError, Executor, PlanExecutor, value_at
 from driver.journal import Journal, PlanRecord
 from driver.observe import DriverMetrics, forecast_abs_error
 from driver.redact import redact_text
-from driver.stack_config import load_driver_config, load_driver_config_text
 from driver.state import state_dir
 from infra.config import MirrorcastConfig
 from policies._plan import ConfigChange, Decision, Plan, PlannerMemory
@@ -193,7 +193,9 @@ class Driver:
     ) -> None:
         self.stack = stack
         self.root = root
-        config = load_driver_config(stack, root)
+        # Parsed once, then again only when the stack file or a rules file changes.
+        self.stack_config = StackConfigMemo(stack=stack, root=root)
+        config = self.stack_config.load()
         self.mode = mode or config.driver.mode
         self.journal = journal or Journal(config.driver.journal_url)
         self.executor = executor or build_executor(self.mode, stack=stack, root=root, config=config)
@@ -218,8 +220,8 @@ class Driver:
         base_text = getattr(self.executor, "base_stack_text", None)
         if self.mode == "gitops" and callable(base_text):
             text, source = base_text()
-            return load_driver_config_text(text, source=source, stack=self.stack, root=self.root)
-        return load_driver_config(self.stack, self.root)
+            return self.stack_config.load(text, source=source)
+        return self.stack_config.load()
 
     def engine(self, config: MirrorcastConfig) -> ForecastEngineLike:
         if self._engine is None:
