@@ -453,6 +453,16 @@ class Journal:
             ).mappings()
             return [dict(row) for row in rows]
 
+    def updates_of_plan(self, *, plan_id: str, kind: str) -> list[dict[str, Any]]:
+        """Every update row of one plan and kind, oldest first (e.g. its notification deliveries)."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                sa.select(updates)
+                .where(updates.c.plan_id == plan_id, updates.c.kind == kind)
+                .order_by(updates.c.id)
+            ).mappings()
+            return [dict(row) for row in rows]
+
     # ------------------------------------------------------------------ memory
 
     def save_memory(

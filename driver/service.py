@@ -374,6 +374,8 @@ class Driver:
                 acted = [r.id for r in pending if r.id not in answered]
                 if outcome.ok and self.mode != "plan" and acted:
                     self.journal.honour_rollbacks(acted, at=at, plan_id=plan_id)
+            if plan_id is not None and plan.notices:
+                degraded.extend(self._notify(plan, plan_id=plan_id))
             fresh = {
                 pool: {m: fc for m, fc in by.items() if fc.issued_at <= at and fc.trusted}
                 for pool, by in result.forecasts.items()
@@ -423,6 +425,24 @@ class Driver:
             recovered=recovered,
             notes=notes,
         )
+
+    def _notify(self, plan: Plan, *, plan_id: str) -> list[str]:
+        """Deliver the plan's notifications (:mod:`driver.notify`); one line per failure."""
+        from driver.notify import Notifier
+
+        notifier = Notifier(
+            journal=self.journal,
+            stack=self.stack,
+            settings=plan.stack_config.driver.notify,
+            clock=self.clock,
+        )
+        deliveries = notifier.deliver(
+            plan.notices, plan_id=plan_id, decided_at=plan.now, mode=self.mode
+        )
+        failed = [d for d in deliveries if d.status == "failed"]
+        for delivery in failed:
+            logger.warning("notification not delivered: %s", delivery.detail)
+        return [f"{d.notice.pool}: notification not delivered: {d.detail}" for d in failed]
 
     def _take_lease(self, ttl: timedelta) -> bool:
         if self.journal.acquire_lease(

@@ -211,6 +211,21 @@ class Decision(BaseModel):
     clipped_by: list[str] = Field(default_factory=list, description="Guardrails that limited it.")
 
 
+class Notice(BaseModel):
+    """A notification a fired rule asks for; the driver delivers it (:mod:`driver.notify`)."""
+
+    pool: str
+    rule: str
+    channel: str = Field(description="log, or the environment variable holding a webhook URL.")
+    message: str
+    format: Literal["json", "slack"] = "json"
+
+    @property
+    def text(self) -> str:
+        """The one-line form kept in :attr:`Plan.notifications`."""
+        return f"{self.channel}: [{self.pool}] {self.message}"
+
+
 class Plan(BaseModel):
     """The planner's answer: the next desired config, what changes, and why."""
 
@@ -224,6 +239,9 @@ class Plan(BaseModel):
     memory: PlannerMemory = Field(default_factory=PlannerMemory)
     explanation: str = ""
     notifications: list[str] = Field(default_factory=list)
+    notices: list[Notice] = Field(
+        default_factory=list, description="The notifications as records, for delivery."
+    )
     rollbacks_answered: list[str] = Field(
         default_factory=list,
         description=(

@@ -58,6 +58,7 @@ __all__ = [
     "MirrorcastConfig",
     "NetworkSpec",
     "NotifyAction",
+    "NotifySettings",
     "PausedSpec",
     "PolicySettings",
     "PoolSpec",
@@ -546,7 +547,18 @@ class NotifyAction(_Model):
     message: str = ""
     channel: str = Field(
         default="log",
-        description="log, or a webhook URL taken from the environment variable named here.",
+        pattern=r"^(log|[A-Za-z_][A-Za-z0-9_]*)$",
+        description=(
+            "log, or the name of the environment variable holding the webhook URL (the URL "
+            "carries the webhook's secret, so it is never written in the stack file)."
+        ),
+    )
+    format: Literal["json", "slack"] = Field(
+        default="json",
+        description=(
+            "Webhook payload: 'json' (stack, pool, rule, message, plan_id, decided_at, text) or "
+            "'slack' (Slack-compatible incoming-webhook body: {\"text\": ...})."
+        ),
     )
 
 
@@ -902,6 +914,15 @@ class GitOpsSettings(_Model):
     )
 
 
+class NotifySettings(_Model):
+    """How the driver delivers rule notifications to webhooks."""
+
+    timeout: Duration = Field(
+        default=parse_duration("5s"), description="Per attempt: connect and answer."
+    )
+    attempts: int = Field(default=3, ge=1, le=10, description="Attempts per notification.")
+
+
 class DriverSettings(_Model):
     mode: Literal["plan", "apply", "gitops"] = "plan"
     interval: Duration = Field(default=parse_duration("5m"))
@@ -933,6 +954,7 @@ class DriverSettings(_Model):
         "by then is reported degraded and the cycle goes on without it.",
     )
     gitops: GitOpsSettings = Field(default_factory=GitOpsSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
 
 class PolicySettings(_Model):

@@ -22,7 +22,15 @@ from __future__ import annotations
 
 from infra.config import MirrorcastConfig, PoolSpec
 from policies._explain import PoolReport, explain
-from policies._plan import ConfigChange, Decision, Plan, PlanningInput, PoolMemory, RuleOutcome
+from policies._plan import (
+    ConfigChange,
+    Decision,
+    Notice,
+    Plan,
+    PlanningInput,
+    PoolMemory,
+    RuleOutcome,
+)
 from policies._planner.keys import DRIVER_KEYS, PATHS, DriverKeys
 from policies._planner.phases import plan_pool
 from policies._planner.work import PoolWork
@@ -48,6 +56,7 @@ def plan(inputs: PlanningInput) -> Plan:
     outcomes: list[RuleOutcome] = []
     decisions: list[Decision] = []
     notifications: list[str] = []
+    notices: list[Notice] = []
     answered: list[str] = []
     reports: list[PoolReport] = []
     for name in sorted(config.pools):
@@ -65,6 +74,7 @@ def plan(inputs: PlanningInput) -> Plan:
         outcomes.extend(pool_outcomes)
         decisions.extend(work.decisions)
         notifications.extend(work.notifications)
+        notices.extend(work.notices)
         if work.rollback_answered:
             answered.append(name)
         reports.append(
@@ -92,6 +102,7 @@ def plan(inputs: PlanningInput) -> Plan:
         memory=memory,
         explanation=explain(inputs.now, reports, changes),
         notifications=notifications,
+        notices=notices,
         rollbacks_answered=answered,
     )
 

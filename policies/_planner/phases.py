@@ -12,7 +12,7 @@ from infra.config import (
     RuleSpec,
 )
 from policies._evaluate import PoolView, RuleEvaluation, evaluate_rule
-from policies._plan import RuleOutcome
+from policies._plan import Notice, RuleOutcome
 from policies._planner.activation import activate
 from policies._planner.active import step_active
 from policies._planner.rollback import rollback_step, start_rollback
@@ -104,7 +104,15 @@ def plan_pool(work: PoolWork, config: MirrorcastConfig) -> list[RuleOutcome]:
     resolution = resolve(fired)
     for evaluation, action in resolution.notify:
         message = action.message or f"rule {evaluation.rule.name} fired for pool {work.name}"
-        work.notifications.append(f"{action.channel}: [{work.name}] {message}")
+        notice = Notice(
+            pool=work.name,
+            rule=evaluation.rule.name,
+            channel=action.channel,
+            message=message,
+            format=action.format,
+        )
+        work.notices.append(notice)
+        work.notifications.append(notice.text)
         work.decide("notify", f"to {action.channel}: {message}", rule=evaluation.rule.name)
 
     memory = work.memory

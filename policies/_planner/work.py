@@ -7,7 +7,7 @@ from datetime import datetime
 
 from infra.config import MirrorState, PoolSpec
 from policies._guardrails import Clip
-from policies._plan import Decision, MirrorHealth, PlanningInput, PoolMemory
+from policies._plan import Decision, MirrorHealth, Notice, PlanningInput, PoolMemory
 from policies._planner.keys import DriverKeys
 
 __all__ = ["PoolWork"]
@@ -26,6 +26,7 @@ class PoolWork:
     clips: list[Clip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     notifications: list[str] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
     rollback_answered: bool = False  # a person's rollback request found nothing to roll back
 
     @property
