@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -100,7 +101,28 @@ class GitOpsExecutor:
 
     # ------------------------------------------------------------------ setup
 
+    @property
+    def remote(self) -> str:
+        """``driver.gitops.remote``; :class:`DriverError` when it is unset (nothing is pushed)."""
+        if self.settings.remote is None:
+            raise DriverError(
+                "gitops mode pushes to the git remote named in driver.gitops.remote, which is "
+                f"not set in stacks/Pulumi.{self.stack_name}.yaml; set it to the remote of the "
+                "repository your pipeline deploys from (the name of a git remote of this "
+                "checkout, such as origin)."
+            )
+        return self.settings.remote
+
+    def remote_url(self) -> str:
+        """Where :attr:`remote` points, without credentials, for messages."""
+        try:
+            url = self._git("remote", "get-url", self.remote)
+        except GitError:
+            return "its URL unknown"
+        return redact_text(re.sub(r"//[^/@]+@", "//", url))  # no user:token@ in messages
+
     def check_ready(self) -> None:
+        remote = self.remote
         if shutil.which("git") is None:
             raise DriverError("gitops mode needs git on PATH; install git or use --mode plan.")
         try:
@@ -110,11 +132,11 @@ class GitOpsExecutor:
                 f"gitops mode needs a git repository, and {self.repo_root} is not one."
             ) from None
         try:
-            self._git("remote", "get-url", self.settings.remote)
+            self._git("remote", "get-url", remote)
         except GitError:
             raise DriverError(
-                f"gitops mode pushes to the git remote '{self.settings.remote}', which this "
-                "repository does not have; add it or set driver.gitops.remote."
+                f"gitops mode pushes to the git remote '{remote}' (driver.gitops.remote), which "
+                "this repository does not have; add it (git remote add) or change the setting."
             ) from None
 
     def health(self, config: MirrorcastConfig) -> dict[str, MirrorHealth]:
@@ -125,7 +147,7 @@ class GitOpsExecutor:
 
         Returns the text and a source name for error messages.
         """
-        remote, base = self.settings.remote, self.settings.base_branch
+        remote, base = self.remote, self.settings.base_branch
         relative = f"stacks/Pulumi.{self.stack_name}.yaml"
         self._git("fetch", "--quiet", remote, base)
         text = self._git("show", f"{remote}/{base}:{relative}", strip=False)
@@ -141,7 +163,8 @@ class GitOpsExecutor:
             pushed = self._push_branch(plan, plan_id=plan_id, branch=branch)
         except (GitError, StackFileError) as exc:
             return ApplyOutcome(status="failed", summary=redact_text(str(exc)))
-        details: dict[str, Any] = {"branch": branch, "commit": pushed}
+        where = f"{self.remote} ({self.remote_url()})"
+        details: dict[str, Any] = {"branch": branch, "commit": pushed, "remote": where}
         token = os.environ.get(self.settings.token_env)
         if not token or not self.settings.github_repo:
             why = (
@@ -151,16 +174,20 @@ class GitOpsExecutor:
             )
             return ApplyOutcome(
                 status="proposed",
-                summary=f"pushed {branch}; {why}, so open the pull request yourself",
+                summary=f"pushed {branch} to {where}; {why}, so open the pull request yourself",
                 details=details,
             )
         try:
             url = self._open_pull_request(plan, branch=branch, token=token)
         except PullRequestError as exc:
-            return ApplyOutcome(status="failed", summary=f"pushed {branch}; {exc}", details=details)
+            return ApplyOutcome(
+                status="failed", summary=f"pushed {branch} to {where}; {exc}", details=details
+            )
         details["pull_request"] = url
         return ApplyOutcome(
-            status="proposed", summary=f"opened pull request {url}", details=details
+            status="proposed",
+            summary=f"pushed {branch} to {where}; opened pull request {url}",
+            details=details,
         )
 
     # ------------------------------------------------------------------ git
@@ -189,11 +216,11 @@ class GitOpsExecutor:
         return result.stdout.strip() if strip else result.stdout
 
     def _remote_has(self, branch: str) -> str | None:
-        out = self._git("ls-remote", "--heads", self.settings.remote, f"refs/heads/{branch}")
+        out = self._git("ls-remote", "--heads", self.remote, f"refs/heads/{branch}")
         return out.split()[0] if out else None
 
     def _push_branch(self, plan: Plan, *, plan_id: str, branch: str) -> str:
-        remote, base = self.settings.remote, self.settings.base_branch
+        remote, base = self.remote, self.settings.base_branch
         existing = self._remote_has(branch)
         if existing is not None:
             # Same plan id, so the same change: an earlier cycle pushed it and then failed on

@@ -904,7 +904,16 @@ class ForecastSettings(_Model):
 
 
 class GitOpsSettings(_Model):
-    remote: str = "origin"
+    remote: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "The git remote (a remote name of the checkout, e.g. origin) the driver pushes "
+            "proposal branches to and reads the "
+            "deployed stack file from. No default: gitops mode refuses to push until it is set, "
+            "so a driver never pushes to whatever 'origin' its clone happens to have."
+        ),
+    )
     base_branch: str = "main"
     branch_prefix: str = "mirrorcast/"
     github_repo: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")

@@ -33,6 +33,10 @@ def repo(project: Path, tmp_path: Path) -> Path:
     """The project as a git work tree on ``main``, pushed to a bare ``origin``."""
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "--quiet", "--bare", "-b", "main", str(remote)], check=True)
+    stack = project / "stacks" / "Pulumi.demo.yaml"
+    stack.write_text(
+        stack.read_text() + "  mirrorcast:driver:\n    gitops:\n      remote: origin\n"
+    )
     git(project, "init", "--quiet", "-b", "main")
     git(project, "config", "user.name", "Test Person")
     git(project, "config", "user.email", "person@example.com")
@@ -101,7 +105,7 @@ def github() -> Iterator[FakeGitHub]:
 
 
 def executor(repo: Path, github: FakeGitHub | None = None, **settings: Any) -> GitOpsExecutor:
-    options: dict[str, Any] = {"github_repo": "acme/infra"}
+    options: dict[str, Any] = {"github_repo": "acme/infra", "remote": "origin"}
     if github is not None:
         options["github_api"] = github.url
     options.update(settings)
@@ -251,6 +255,33 @@ def test_gitops_needs_the_configured_remote(repo: Path) -> None:
 
     with pytest.raises(DriverError, match="remote 'upstream'"):
         executor(repo, remote="upstream").check_ready()
+
+
+def test_gitops_refuses_to_push_when_no_remote_is_configured(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clone has an 'origin'; without driver.gitops.remote nothing may be pushed to it."""
+    from driver.executor import DriverError
+    from infra.config import GitOpsSettings
+
+    unset = GitOpsExecutor(stack="demo", repo_root=repo, settings=GitOpsSettings())
+
+    with pytest.raises(DriverError, match=r"driver\.gitops\.remote, which is not set"):
+        unset.check_ready()
+    with pytest.raises(DriverError, match=r"driver\.gitops\.remote"):
+        unset.apply(activation_plan(repo), plan_id="p1")
+    assert git(repo, "ls-remote", "--heads", "origin", "mirrorcast/*") == ""
+
+
+def test_the_outcome_says_which_remote_it_pushed_to(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_TOKEN", raising=False)
+
+    outcome = executor(repo).apply(activation_plan(repo), plan_id="p1")
+
+    assert outcome.status == "proposed", outcome.summary
+    assert f"pushed mirrorcast/p1 to origin ({tmp_path / 'remote.git'})" in outcome.summary
 
 
 def test_a_proposal_is_made_once_and_its_memory_is_adopted_when_merged(

@@ -88,7 +88,8 @@ def _gitops_project(root: Path, api: str) -> Path:
     stack_file.write_text(
         stack_file.read_text().replace(
             "    mode: apply\n",
-            f"    mode: gitops\n    gitops:\n      github_repo: o/r\n      github_api: {api}\n",
+            f"    mode: gitops\n    gitops:\n      remote: origin\n      github_repo: o/r\n"
+            f"      github_api: {api}\n",
         )
     )
     _git(project, "init", "--quiet", "-b", "main")
