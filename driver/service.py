@@ -225,14 +225,12 @@ class Driver:
 
     def engine(self, config: MirrorcastConfig) -> ForecastEngineLike:
         if self._engine is None:
-            from forecasting import CalibratedEngine, ForecastEngine
+            from forecasting.as_driven import driver_engine
 
             # Calibration learns from the forecasts this service hands out, so it lives as
             # long as the service (a restart starts it over, with the models' own quantiles).
-            self._engine = CalibratedEngine(
-                ForecastEngine(config.forecast, cache_dir=state_dir() / "models", seed=0),
-                settings=config.forecast.calibration,
-            )
+            # The same factory builds the engine that backtest and evaluate-forecast score.
+            self._engine = driver_engine(config.forecast, cache_dir=state_dir() / "models", seed=0)
         return self._engine
 
     def decision_time(

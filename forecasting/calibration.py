@@ -50,7 +50,7 @@ from forecasting._result import Forecast, ForecastUnavailable
 from forecasting.intervals import monotone
 from infra.config import CalibrationSettings
 
-__all__ = ["CalibratedEngine", "QuantileCalibrator"]
+__all__ = ["CalibratedEngine", "QuantileCalibrator", "bounded_for_unit"]
 
 logger = logging.getLogger(__name__)
 
@@ -280,7 +280,9 @@ class CalibratedEngine:
     ) -> Forecast:
         """As the wrapped engine's ``forecast``, with calibrated quantiles."""
         result = self.engine.forecast(history, pool=pool, metric=metric, now=now, **options)
-        return self._handle((pool, metric), history, now, result)
+        return bounded_for_unit(
+            self._handle((pool, metric), history, now, result), options.get("spec")
+        )
 
     def forecast_many(
         self,
@@ -291,8 +293,9 @@ class CalibratedEngine:
     ) -> dict[Key, Forecast | ForecastUnavailable]:
         """As the wrapped engine's ``forecast_many``, with calibrated quantiles."""
         results = self.engine.forecast_many(histories, now=now, **options)
+        specs = options.get("specs") or {}
         return {
-            key: self._handle(key, histories[key], now, result)
+            key: bounded_for_unit(self._handle(key, histories[key], now, result), specs.get(key))
             if isinstance(result, Forecast)
             else result
             for key, result in results.items()
@@ -306,6 +309,28 @@ class CalibratedEngine:
         self.calibrator.observe(key, history, now=now)
         self.calibrator.record(result)
         return self.calibrator.calibrate(result)
+
+
+def bounded_for_unit(forecast: Forecast, spec: Any) -> Forecast:
+    """The forecast with its mean and quantiles inside its unit's range.
+
+    A percentage lives in 0-100 and a ratio in 0-1: a CPU forecast of 104% is an error of the
+    forecast, not something capacity can be sized for (calibrated errors added to a high mean
+    reach past 100 easily). Other units are left alone.
+
+    :param spec: the metric's ``MetricSpec`` (or ``None``: nothing known, nothing bounded).
+    """
+    unit = getattr(spec, "unit", None)
+    if unit not in ("percent", "ratio"):
+        return forecast
+    top = 100.0 if unit == "percent" else 1.0
+    return replace(
+        forecast,
+        mean=np.clip(np.asarray(forecast.mean, dtype=float), 0.0, top),
+        quantiles={
+            q: np.clip(np.asarray(v, dtype=float), 0.0, top) for q, v in forecast.quantiles.items()
+        },
+    )
 
 
 def _scale(forecast: float, level: float) -> float:

@@ -15,7 +15,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-__all__ = ["coverage", "mase", "mase_scale", "score_cross_validation", "smape"]
+__all__ = [
+    "coverage",
+    "mase",
+    "mase_scale",
+    "score_cross_validation",
+    "smape",
+    "weighted_quantile_loss",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +74,10 @@ def score_cross_validation(
         ``<m>-lo-95``, ``<m>-hi-95``.
     :param models: the model columns to score.
     :param scales: MASE scale per ``unique_id`` (from :func:`mase_scale` on the training history).
-    :returns: ``{unique_id: {model: {"mase", "smape", "coverage_80", "coverage_95"}}}``.
+    :returns: ``{unique_id: {model: {"mase", "smape", "coverage_80", "coverage_95", "wql",
+        "coverage_p2.5", "coverage_p10", "coverage_p50", "coverage_p90", "coverage_p97.5"}}}``:
+        ``coverage_pQ`` is the share of actual values at or below the model's percentile ``Q``
+        (the ends of its 80% and 95% intervals, and its point forecast as the median).
     """
     out: dict[str, dict[str, dict[str, float]]] = {}
     for uid, group in cv.groupby("unique_id", sort=False):
@@ -80,10 +90,41 @@ def score_cross_validation(
                 "mase": mase(y, group[model], scale=scales[str(uid)]),
                 "smape": smape(y, group[model]),
             }
+            curves: dict[float, npt.ArrayLike] = {50.0: group[model]}
             for level in (80, 95):
                 lo, hi = f"{model}-lo-{level}", f"{model}-hi-{level}"
                 if lo in group.columns and hi in group.columns:
                     scores[f"coverage_{level}"] = coverage(y, group[lo], group[hi])
+                    # A central interval's ends are the (100 - level) / 2 and (100 + level) / 2
+                    # percentiles.
+                    curves[(100 - level) / 2] = group[lo]
+                    curves[(100 + level) / 2] = group[hi]
+            scores["wql"] = weighted_quantile_loss(y, curves)
+            for q, curve in sorted(curves.items()):
+                scores[f"coverage_p{q:g}"] = float(np.mean(y <= np.asarray(curve, dtype=float)))
             per_model[model] = scores
         out[str(uid)] = per_model
     return out
+
+
+def weighted_quantile_loss(actual: npt.ArrayLike, quantiles: Mapping[int, npt.ArrayLike]) -> float:
+    """The mean weighted quantile loss over the percentiles in ``quantiles``.
+
+    For each percentile ``q`` (curve ``f``): ``2 * sum(pinball_q(y, f)) / sum(|y|)``, where the
+    pinball loss is ``q/100 * (y - f)`` above the curve and ``(1 - q/100) * (f - y)`` below it;
+    the mean over the percentiles (GluonTS's ``mean_wQuantileLoss``). 0 is perfect; scale-free.
+
+    :param actual: the realised values.
+    :param quantiles: percentile (0-100 exclusive) -> forecast curve, as long as ``actual``.
+    """
+    y = np.asarray(actual, dtype=float)
+    total = float(np.sum(np.abs(y)))
+    if not quantiles or not total > 0:
+        return float("nan")
+    losses = []
+    for q, curve in quantiles.items():
+        level = q / 100.0
+        diff = y - np.asarray(curve, dtype=float)
+        pinball = np.maximum(level * diff, (level - 1.0) * diff)
+        losses.append(2.0 * float(np.sum(pinball)) / total)
+    return float(np.mean(losses))

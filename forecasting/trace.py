@@ -193,6 +193,7 @@ class TraceEvaluation:
     failures: dict[str, str] = field(default_factory=dict)
     models_excluding: dict[str, dict[str, float]] = field(default_factory=dict)
     scored_points: int = 0
+    windows: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The CLI's JSON document."""
@@ -205,6 +206,7 @@ class TraceEvaluation:
             "season": self.season,
             "failures": self.failures,
             "scored_points": self.scored_points,
+            "windows": self.windows,
         }
 
 
@@ -214,7 +216,7 @@ def evaluate_trace(
     name: str,
     horizon: timedelta,
     models: Sequence[str] = ("seasonal_naive", "mstl", "auto_ets", "ses", "theta"),
-    n_windows: int = 3,
+    n_windows: int | None = 3,
     history: timedelta = timedelta(days=14),
     options: ModelOptions | None = None,
     exclude: Sequence[tuple[datetime, datetime]] = (),
@@ -230,7 +232,9 @@ def evaluate_trace(
     :param name: its name in errors (the file).
     :param horizon: forecast horizon of each origin.
     :param models: default five statistical models; seasonal-naive and MSTL are always added.
-    :param n_windows: default ``3`` rolling origins, one horizon apart, at the end of the trace.
+    :param n_windows: default ``3`` rolling origins, one horizon apart, at the end of the trace;
+        ``None``: enough for about 300 scored points (``forecasting.as_driven.default_windows``),
+        or as many as the trace holds when fewer fit.
     :param history: default 14 days; training window before each origin.
     :param options: default ``None``; model budgets.
     :param exclude: default none; ``(start, end)`` UTC windows whose points are not scored in
@@ -242,7 +246,7 @@ def evaluate_trace(
     """
     names = list(dict.fromkeys([BASELINE, "mstl", *models]))
     settings = ForecastSettings(horizon=horizon, history=history, models=names)
-    engine = ForecastEngine(settings, options=options, cv_windows=n_windows)
+    engine = ForecastEngine(settings, options=options, cv_windows=n_windows or 3)
     item = engine._prepare(
         series, key=("trace", name), name=name, spec=_gauge(), now=None, horizon=horizon
     )
@@ -256,6 +260,11 @@ def evaluate_trace(
         raise UnusableSeriesError(
             name, f"a season of {period} is shorter than two steps of {item.step}"
         )
+    if n_windows is None:
+        from forecasting.as_driven import default_windows
+
+        fit = (len(item.filled) - 2 * length) // max(1, item.h) - 1
+        n_windows = max(1, min(default_windows(horizon=horizon, step=item.step), fit))
     if length < 2 or len(item.filled) < 2 * length + (n_windows + 1) * item.h:
         what = "two days" if season is None else f"two seasons of {period}"
         raise UnusableSeriesError(
@@ -358,6 +367,7 @@ def evaluate_trace(
         failures=failures,
         models_excluding=excluding,
         scored_points=len(cv),
+        windows=n_windows,
     )
 
 

@@ -152,10 +152,11 @@ def default_engine(config: MirrorcastConfig) -> Any:
     """The driver's forecasting engine for this stack's forecast settings (quantiles calibrated
     online as in the driver, ``forecast.calibration``)."""
     try:
-        from forecasting import CalibratedEngine, ForecastEngine
+        from forecasting.as_driven import driver_engine
     except ImportError as exc:
         raise RuntimeError(
             "the mirrorcast policy needs forecasting.ForecastEngine, which this installation "
             f"does not provide ({exc}); run the baselines only with --policies"
         ) from None
-    return CalibratedEngine(ForecastEngine(config.forecast), settings=config.forecast.calibration)
+    # The very engine the driver service runs (one factory for both).
+    return driver_engine(config.forecast)

@@ -30,10 +30,18 @@ def test_evaluate_forecast_writes_scores_per_model_and_the_choice(
     report = json.loads(out.read_text())
     assert {"seasonal_naive", "mstl"} <= set(report["models"])
     for scores in report["models"].values():
-        assert set(scores) == {"mase", "smape", "coverage_80", "coverage_95", "seconds"}
+        assert {"mase", "smape", "coverage_80", "coverage_95", "wql", "seconds"} <= set(scores)
         assert scores["seconds"] > 0
         assert 0 <= scores["coverage_80"] <= scores["coverage_95"] <= 1
+        # Every quantile the model's intervals give, as the share of points at or below it.
+        bounds = [scores[f"coverage_p{q}"] for q in ("2.5", "10", "50", "90", "97.5")]
+        assert bounds == sorted(bounds)
     assert report["chosen"] in report["models"]
+    # By default enough one-hour origins for about 300 scored points, for both evaluations.
+    assert report["windows"] == 25 and report["scored_points"] == 300
+    driver = report["driver"]
+    assert driver["origins"] == 25 and driver["scored_points"] == 300
+    assert set(driver["coverage"]) == {"10", "50", "80", "90", "95", "99"}
 
 
 def test_nasa_columns_and_local_time_are_detected(tmp_path: Path, data_dir: Path) -> None:
@@ -145,8 +153,10 @@ def test_evaluate_forecast_counts_a_per_request_log(tmp_path: Path) -> None:
     assert report["step_seconds"] == 10
     assert report["season"] == 30
     assert {"seasonal_naive", "mstl"} <= set(report["models"])
-    # The 5-minute cycle of the arrival rate is there to learn.
-    assert report["trusted"], report["reason"]
+    # The 5-minute cycle of the arrival rate is there to learn: MSTL beats same-time-last-cycle
+    # over the default origins (8 one-minute horizons here: as many as the 20 minutes hold).
+    assert report["windows"] == 8
+    assert report["models"]["mstl"]["mase"] < report["models"]["seasonal_naive"]["mase"]
 
 
 def test_count_per_refuses_a_value_column(tmp_path: Path) -> None:

@@ -1,0 +1,307 @@
+"""The forecast as the driver makes it, scored over many rolling origins.
+
+``evaluate-forecast`` used to score raw models: each candidate refitted at a few origins. What
+the driver acts on is something else: the engine's own selection among the candidates (with its
+kept fits, trust verdict and events), wrapped in the online quantile calibration, called once
+per cycle with the history window a metric source returns. :func:`evaluate_as_driven` runs that
+very object, :func:`driver_engine` (the one the driver service and the backtest build), once per
+driver interval over the trace, so the calibration learns from the same stream of forecasts it
+would in production, and scores the forecasts issued at ``windows`` origins one horizon apart:
+
+- **MASE** of the point forecast against each step's mean (scaled by the in-sample error of the
+  same-time-yesterday forecast on the history before the first scored origin);
+- the **weighted quantile loss** (mean over the quantiles of ``2 * sum(pinball) / sum(|y|)``),
+- the **coverage of every quantile** (share of scored points at or below it) and of the 80%
+  interval (p10-p90),
+
+with the quantiles read against what they bound in the driver: each step's busiest raw
+observation when ``forecast.calibration.target`` is ``peak`` (the default; capacity must serve
+every minute), its mean otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from forecasting._result import Forecast
+from forecasting.errors import UnusableSeriesError
+from forecasting.evaluation import mase_scale, weighted_quantile_loss
+from infra.config import ForecastSettings, MetricSpec
+
+__all__ = ["DrivenEvaluation", "default_windows", "driver_engine", "evaluate_as_driven"]
+
+logger = logging.getLogger(__name__)
+
+SCORED_POINTS = 300
+"""How many scored points the default ``--windows`` aims for: enough to tell 0.80 from 0.70."""
+
+INTERVAL_QUANTILES = (10, 90)
+"""The 80% interval's ends; p10 is added to the evaluated quantiles when missing (a percentile
+is read off the same model intervals and calibrated errors as every other, so adding one changes
+none of the others)."""
+
+
+def driver_engine(
+    settings: ForecastSettings, *, cache_dir: Path | None = None, seed: int = 0
+) -> Any:
+    """The forecasting engine as the driver runs it: selection, trust, events, calibration.
+
+    :param settings: the stack's ``forecast`` section.
+    :param cache_dir: where the engine keeps fits and selections (default: in memory).
+    :param seed: the models' random seed (default 0, as the service).
+    """
+    from forecasting.calibration import CalibratedEngine
+    from forecasting.engine import ForecastEngine
+
+    return CalibratedEngine(
+        ForecastEngine(settings, cache_dir=cache_dir, seed=seed), settings=settings.calibration
+    )
+
+
+def default_windows(*, horizon: timedelta, step: timedelta) -> int:
+    """Origins (one horizon apart) for about :data:`SCORED_POINTS` scored points."""
+    points = max(1, round(horizon / step))
+    return max(3, math.ceil(SCORED_POINTS / points))
+
+
+@dataclass
+class DrivenEvaluation:
+    """What :func:`evaluate_as_driven` measured.
+
+    :param scored_points: forecast points scored (gaps are not scored).
+    :param origins: scored origins that had a forecast.
+    :param missing_origins: scored origins where the engine gave none (the reason in ``notes``).
+    :param cycles: engine calls made (one per driver interval).
+    :param mase: of the point forecast against the step mean.
+    :param wql: weighted quantile loss against the quantile target.
+    :param coverage: percentile -> share of scored points at or below it.
+    :param coverage_80: share inside p10-p90.
+    :param quantile_target: ``peak`` or ``mean``: what the quantiles were scored against.
+    :param models: model -> origins it produced (the engine's selection over time).
+    :param trusted_origins: origins whose forecast was trusted.
+    :param calibrated_origins: origins whose quantiles came from the calibration.
+    :param warmup: how long the engine ran before the first scored origin.
+    :param notes: why origins had no forecast, once each.
+    """
+
+    scored_points: int
+    origins: int
+    missing_origins: int
+    cycles: int
+    mase: float
+    wql: float
+    coverage: dict[int, float]
+    coverage_80: float | None
+    quantile_target: str
+    models: dict[str, int]
+    trusted_origins: int
+    calibrated_origins: int
+    warmup: timedelta
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scored_points": self.scored_points,
+            "origins": self.origins,
+            "missing_origins": self.missing_origins,
+            "cycles": self.cycles,
+            "mase": _finite(self.mase),
+            "wql": _finite(self.wql),
+            "coverage": {str(q): round(v, 4) for q, v in self.coverage.items()},
+            "coverage_80": None if self.coverage_80 is None else round(self.coverage_80, 4),
+            "quantile_target": self.quantile_target,
+            "models": self.models,
+            "trusted_origins": self.trusted_origins,
+            "calibrated_origins": self.calibrated_origins,
+            "warmup_seconds": self.warmup.total_seconds(),
+            "notes": self.notes,
+        }
+
+
+def evaluate_as_driven(
+    series: pd.Series,
+    *,
+    name: str,
+    settings: ForecastSettings,
+    spec: MetricSpec,
+    windows: int | None = None,
+    interval: timedelta = timedelta(minutes=5),
+    events: Any = None,
+    engine: Any = None,
+    on_cycle: Callable[[int, int], None] | None = None,
+) -> DrivenEvaluation:
+    """Run the driver's engine over ``series`` once per ``interval`` and score ``windows`` origins.
+
+    The scored origins are the last ``windows`` one horizon apart, ending one horizon before the
+    trace does. Before the first of them the engine runs for up to the calibration window (what
+    a driver that has been running that long knows), its first cycle having ``forecast.history``
+    of data before it, or half the data before the first origin where the trace is shorter.
+
+    :param series: the raw trace (UTC index; NaN are gaps).
+    :param name: its name in errors.
+    :param settings: the ``forecast`` section (horizon, history, models, calibration).
+    :param spec: the metric's spec (``unit: percent`` bounds the forecast to 0-100).
+    :param windows: scored origins; default :func:`default_windows`.
+    :param interval: the driver's cycle interval (default 5 min).
+    :param events: the stack's event schedule, as the driver passes it.
+    :param engine: default :func:`driver_engine` of ``settings``.
+    :param on_cycle: called with (cycles done, cycles in all).
+    :raises UnusableSeriesError: naming the trace and what it lacks when too short.
+    """
+    raw = _utc(series, name)
+    quantiles = sorted({*settings.quantiles, *INTERVAL_QUANTILES})
+    settings = settings.model_copy(update={"quantiles": quantiles})
+    engine = engine if engine is not None else driver_engine(settings)
+    horizon = settings.horizon
+    start, end = raw.index[0], raw.index[-1]
+    probe = _first_forecast(engine, raw, settings=settings, spec=spec, name=name)
+    step = probe.step
+    last_origin = _floor(end - horizon, interval)
+    if windows is None:
+        # As many as about 300 points need, but never more than leave half the trace as the
+        # history before the first of them.
+        fit = int(((last_origin - start) / 2) // horizon) + 1
+        windows = max(1, min(default_windows(horizon=horizon, step=step), fit))
+    first_origin = last_origin - (windows - 1) * horizon
+    if first_origin - start < step * 2:
+        span = end - start
+        raise UnusableSeriesError(
+            name,
+            f"spans {span}; {windows} origins one {horizon} horizon apart need more than "
+            f"{windows * horizon} after the first observation (pass fewer --windows or a "
+            "shorter --horizon)",
+        )
+    calibration = settings.calibration
+    # A driver that has run for the calibration window before the first scored origin, started
+    # with a full history where the trace has one (at least half the data before that origin).
+    warm_from = max(
+        start + min(settings.history, (first_origin - start) / 2),
+        first_origin - (calibration.window if calibration.enabled else timedelta(0)),
+    )
+    warm_from = min(_floor(warm_from, interval) + interval, first_origin)
+    origins = {first_origin + i * horizon for i in range(windows)}
+    cycles = pd.date_range(warm_from, last_origin, freq=interval)
+    cycle_times = sorted({*cycles, *origins})
+    stamps = raw.index
+    values = raw.to_numpy(dtype=float)
+    scale = _mase_scale(raw[raw.index <= first_origin], step=step, span=settings.history)
+    target = calibration.target if calibration.enabled else "mean"
+
+    actual_mean: list[float] = []
+    actual_target: list[float] = []
+    predicted_mean: list[float] = []
+    predicted: dict[int, list[float]] = {q: [] for q in quantiles}
+    models: dict[str, int] = {}
+    notes: dict[str, None] = {}
+    trusted = calibrated = missing = done = 0
+    for done, now in enumerate(cycle_times, start=1):
+        history = raw[(stamps > now - settings.history) & (stamps <= now)]
+        try:
+            forecast = engine.forecast(
+                history,
+                pool="trace",
+                metric=spec.query or "value",
+                spec=spec,
+                now=now.to_pydatetime(),
+                events=events,
+            )
+        except UnusableSeriesError as exc:
+            if now in origins:
+                missing += 1
+                notes[exc.reason] = None
+            continue
+        if on_cycle is not None:
+            on_cycle(done, len(cycle_times))
+        if now not in origins:
+            continue
+        models[forecast.model] = models.get(forecast.model, 0) + 1
+        trusted += forecast.trusted
+        calibrated += any("calibrated" in note for note in forecast.adjustments)
+        for index, at in enumerate(forecast.times):
+            lo = np.searchsorted(stamps, pd.Timestamp(at), side="left")
+            hi = np.searchsorted(stamps, pd.Timestamp(at) + forecast.step, side="left")
+            chunk = values[lo:hi]
+            chunk = chunk[np.isfinite(chunk)]
+            if len(chunk) == 0 or not np.isfinite(forecast.mean[index]):
+                continue  # a gap: nobody observed it, so nothing is scored
+            actual_mean.append(float(chunk.mean()))
+            actual_target.append(float(chunk.max() if target == "peak" else chunk.mean()))
+            predicted_mean.append(float(forecast.mean[index]))
+            for q in quantiles:
+                predicted[q].append(float(forecast.quantiles[q][index]))
+    scored = len(actual_mean)
+    if scored == 0:
+        raise UnusableSeriesError(
+            name, f"no origin produced a scorable forecast ({'; '.join(notes) or 'all gaps'})"
+        )
+    y = np.asarray(actual_target)
+    curves = {q: np.asarray(v) for q, v in predicted.items()}
+    coverage = {q: float(np.mean(y <= curve)) for q, curve in curves.items()}
+    inside = (y >= curves[INTERVAL_QUANTILES[0]]) & (y <= curves[INTERVAL_QUANTILES[1]])
+    return DrivenEvaluation(
+        scored_points=scored,
+        origins=len(origins) - missing,
+        missing_origins=missing,
+        cycles=done,
+        mase=float(np.mean(np.abs(np.asarray(actual_mean) - np.asarray(predicted_mean))) / scale),
+        wql=weighted_quantile_loss(y, curves),
+        coverage=coverage,
+        coverage_80=float(np.mean(inside)),
+        quantile_target=target,
+        models=dict(sorted(models.items())),
+        trusted_origins=trusted,
+        calibrated_origins=calibrated,
+        warmup=first_origin - warm_from,
+        notes=list(notes),
+    )
+
+
+def _first_forecast(
+    engine: Any, raw: pd.Series, *, settings: ForecastSettings, spec: MetricSpec, name: str
+) -> Forecast:
+    """A forecast on a copy of the engine's settings, to learn the step the engine uses."""
+    from forecasting.engine import ForecastEngine
+
+    probe = ForecastEngine(settings.model_copy(update={"models": ["seasonal_naive"]}))
+    head = raw[raw.index <= raw.index[0] + settings.history]
+    try:
+        forecast: Forecast = probe.forecast(head, pool="trace", metric="probe", spec=spec)
+    except UnusableSeriesError as exc:
+        raise UnusableSeriesError(name, exc.reason) from None
+    return forecast
+
+
+def _mase_scale(history: pd.Series, *, step: timedelta, span: timedelta) -> float:
+    """The in-sample error of same-time-yesterday on the step means of the last ``span``."""
+    recent = history[history.index > history.index[-1] - span]
+    gridded = recent.resample(pd.Timedelta(step)).mean().dropna()
+    season = max(1, round(timedelta(days=1) / step))
+    return mase_scale(gridded.to_numpy(), season=season)
+
+
+def _floor(stamp: pd.Timestamp, interval: timedelta) -> pd.Timestamp:
+    return stamp.floor(pd.Timedelta(interval))
+
+
+def _utc(series: pd.Series, name: str) -> pd.Series:
+    index = pd.DatetimeIndex(series.index)
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    values = pd.to_numeric(pd.Series(series.to_numpy()), errors="coerce").to_numpy(dtype=float)
+    out = pd.Series(values, index=index, name=series.name).sort_index()
+    out = out[~out.index.duplicated(keep="last")]
+    if out.notna().sum() < 2:
+        raise UnusableSeriesError(name, "has fewer than two observed values")
+    return out
+
+
+def _finite(value: float) -> float | None:
+    return round(value, 4) if math.isfinite(value) else None
