@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "config_state_json",
     "cycle_json",
+    "history_summary",
     "render_cycle",
     "render_forecast",
     "render_history",
@@ -209,26 +210,65 @@ def plan_record_json(record: PlanRecord) -> dict[str, Any]:
     }
 
 
-def render_history(console: Console, stack: str, records: list[PlanRecord]) -> None:
-    """The ``history`` table: past decisions with their explanations."""
-    table = Table(title=f"Decisions on stack {stack}", show_lines=True)
-    for column in ("when", "plan", "status", "decisions", "changes", "why"):
-        table.add_column(column, overflow="fold")
+def history_summary(record: PlanRecord) -> str:
+    """One line for a plan: its decisions (grouped by rule), how many keys changed, the outcome."""
+    by_rule: dict[str, list[str]] = {}
+    for d in record.decisions:
+        by_rule.setdefault(d.get("rule") or "", []).append(f"{d['action']} {d['pool']}")
+    parts = [
+        ", ".join(actions) + (f" ({rule})" if rule else "") for rule, actions in by_rule.items()
+    ]
+    text = "; ".join(parts) or "no decision"
+    if record.changes:
+        text += f"; {len(record.changes)} key{'s' if len(record.changes) != 1 else ''} changed"
+    if record.outcome and record.status not in ("planned",):
+        text += f"; {record.outcome}"
+    return text
+
+
+def render_history(
+    console: Console, stack: str, records: list[PlanRecord], *, details: bool = False
+) -> None:
+    """The ``history`` listing: one line per plan, newest first; ``details`` adds the rest.
+
+    One line keeps a day of 5-minute cycles scannable at 80 columns; the changed keys and the
+    explanation (which already names the decisions) are shown with ``--details``.
+    """
+    if not records:
+        console.print(f"no plans journaled for stack {stack} yet")
+        return
+    if not details:
+        table = Table(title=f"Decisions on stack {stack}", box=None, pad_edge=False)
+        table.add_column("when", no_wrap=True)
+        table.add_column("plan", no_wrap=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("what", no_wrap=True, overflow="ellipsis", ratio=1)
+        for record in records:
+            table.add_row(
+                f"{record.created_at:%m-%d %H:%M}",
+                record.id,
+                record.status,
+                history_summary(record),
+            )
+        console.print(table)
+        console.print(
+            Text("mirrorcast history --details: changed keys and explanations", style="dim")
+        )
+        return
     for record in records:
-        decisions = "\n".join(
-            f"{d['action']} {d['pool']}" + (f" ({d['rule']})" if d.get("rule") else "")
-            for d in record.decisions
+        console.rule(
+            f"{record.created_at:%Y-%m-%d %H:%M} UTC · plan {record.id} · {record.status}",
+            align="left",
         )
-        changes = "\n".join(f"{c['path']}: {c['old']!r} -> {c['new']!r}" for c in record.changes)
-        table.add_row(
-            f"{record.created_at:%Y-%m-%d %H:%M}",
-            record.id,
-            record.status + (f"\n{record.outcome}" if record.outcome else ""),
-            decisions or "-",
-            changes or "-",
-            record.explanation.strip() or "-",
-        )
-    console.print(table)
+        if record.outcome:
+            console.print(f"outcome: {record.outcome}", highlight=False)
+        if record.explanation.strip():  # the explanation ends with the changed keys
+            console.print(record.explanation.strip(), highlight=False)
+        else:
+            for change in record.changes:
+                console.print(
+                    f"  {change['path']}: {change['old']!r} -> {change['new']!r}", highlight=False
+                )
 
 
 def render_forecast(console: Console, fc: Forecast) -> None:

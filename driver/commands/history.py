@@ -24,6 +24,10 @@ def register(app: typer.Typer) -> None:
         changes_only: Annotated[
             bool, typer.Option("--changes-only", help="Only plans that changed config.")
         ] = False,
+        details: Annotated[
+            bool,
+            typer.Option("--details", help="Also the changed keys and the explanation of each."),
+        ] = False,
         json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """List past plans: when, what was decided and changed, why, and how it ended."""
@@ -41,4 +45,4 @@ def register(app: typer.Typer) -> None:
         if json_output:
             print_json([plan_record_json(r) for r in records])
         else:
-            render_history(out_console, stack, records)
+            render_history(out_console, stack, records, details=details)
