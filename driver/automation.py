@@ -30,7 +30,6 @@ from driver.executor import (
     ApplyOutcome,
     DriverError,
     config_value_text,
-    health_from_outputs,
     output_mismatches,
     value_at,
 )
@@ -39,7 +38,7 @@ from driver.progress import UpdateProgress
 from driver.redact import redact_text
 from driver.state import state_dir
 from infra.config import MirrorcastConfig
-from policies._plan import MirrorHealth, Plan
+from policies._plan import Plan
 
 __all__ = [
     "MISSING_CLI_MESSAGE",
@@ -150,13 +149,6 @@ class AutomationExecutor:
         outputs = self.stack().outputs()
         pools = outputs.get("pools")
         return dict(pools.value) if pools is not None and pools.value is not None else None
-
-    def health(self, config: MirrorcastConfig) -> dict[str, MirrorHealth]:
-        try:
-            return health_from_outputs(self.pools_output())
-        except auto_errors.CommandError as exc:
-            logger.warning("cannot read stack outputs for mirror health: %s", _last_line(exc))
-            return {}
 
     # ------------------------------------------------------------------ act
 

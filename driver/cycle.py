@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,7 +26,7 @@ import pandas as pd
 from forecasting._result import Forecast, ForecastUnavailable
 from forecasting.errors import UnusableSeriesError
 from infra.config import MetricSpec, MirrorcastConfig, format_duration
-from policies._plan import MirrorHealth, Plan, PlannerMemory, PlanningInput
+from policies._plan import Decision, MirrorHealth, Plan, PlannerMemory, PlanningInput
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchForecastEngine",
     "CycleResult",
+    "DriftLike",
     "EventScheduleLike",
     "ForecastEngineLike",
     "decide",
@@ -105,6 +106,8 @@ def decide(
     events: EventScheduleLike | None = None,
     last_good: Mapping[str, Mapping[str, Forecast]] | None = None,
     rollback_requested: frozenset[str] = frozenset(),
+    observed_desired: Mapping[str, int] | None = None,
+    drift: Sequence[DriftLike] = (),
 ) -> CycleResult:
     """Forecast every pool metric and plan the next config.
 
@@ -121,6 +124,10 @@ def decide(
     :param last_good: pool -> metric -> the newest forecast that worked; default none.
     :param rollback_requested: pools a person asked to roll back; the planner restores them this
         cycle (bypassing the cooldown).
+    :param observed_desired: pool -> the primary's desired size as its cloud reports it; the
+        planner sizes from it when it differs from the config (and says so).
+    :param drift: differences between the live sides and the config
+        (:func:`driver.observers.drift`); pools with ``sync.on_drift: resync`` get a re-sync.
     """
     if now.tzinfo is None:
         raise ValueError("decide() needs a timezone-aware 'now' (UTC)")
@@ -176,11 +183,54 @@ def decide(
         health=dict(health or {}),
         memory=memory,
         rollback_requested=rollback_requested,
+        observed_desired=dict(observed_desired or {}),
     )
-    plan = _planner()(planning)
+    plan = _with_resync(_planner()(planning), config=config, drift=drift)
     for line in degraded:
         logger.info("degraded: %s", line)
     return CycleResult(plan=plan, forecasts=forecasts, degraded=degraded)
+
+
+class DriftLike(Protocol):
+    """What :func:`decide` reads of a :class:`driver.observers.Drift`."""
+
+    @property
+    def pool(self) -> str: ...
+
+    @property
+    def what(self) -> str: ...
+
+    @property
+    def between(self) -> str: ...
+
+
+def _with_resync(plan: Plan, *, config: MirrorcastConfig, drift: Sequence[DriftLike]) -> Plan:
+    """The plan plus a re-sync decision for each drifted pool whose ``sync.on_drift`` is resync.
+
+    A re-sync changes no config key: the update re-applies the config as it stands (``pulumi
+    up``), which brings the launch template, image and security rules back to what is declared.
+    With ``report`` (the default) the drift is only reported (degraded line, journal, metric).
+    """
+    by_pool: dict[str, list[str]] = {}
+    for item in drift:
+        spec = config.pools.get(item.pool)
+        if spec is not None and spec.sync.on_drift == "resync":
+            by_pool.setdefault(item.pool, []).append(f"{item.what} ({item.between})")
+    if not by_pool:
+        return plan
+    decisions = list(plan.decisions)
+    lines = []
+    for pool, items in sorted(by_pool.items()):
+        detail = (
+            f"re-sync: the live pool drifted from the config in {', '.join(items)}; the update "
+            "re-applies the stack config (sync.on_drift: resync)"
+        )
+        decisions.append(Decision(pool=pool, action="resync", detail=detail))
+        lines.append(f"{pool}: {detail}")
+    explanation = "\n".join([plan.explanation, *lines]) if plan.explanation else "\n".join(lines)
+    return plan.model_copy(
+        update={"decisions": decisions, "explanation": explanation, "resync": sorted(by_pool)}
+    )
 
 
 def _planner() -> Callable[[PlanningInput], Plan]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from infra.config import MirrorcastConfig
-from policies._plan import MirrorHealth, Plan
+from policies._plan import Plan
 
 __all__ = [
     "ApplyOutcome",
@@ -23,8 +23,6 @@ __all__ = [
     "Executor",
     "PlanExecutor",
     "config_value_text",
-    "health_from_config",
-    "health_from_outputs",
     "intended_outputs",
     "output_mismatches",
     "value_at",
@@ -75,10 +73,6 @@ class Executor(Protocol):
         """
         ...
 
-    def health(self, config: MirrorcastConfig) -> dict[str, MirrorHealth]:
-        """Each pool's mirror health as this mode can know it."""
-        ...
-
 
 class PlanExecutor:
     """``plan`` mode: change nothing; the plan is printed by the caller."""
@@ -92,9 +86,6 @@ class PlanExecutor:
         count = len(plan.changes)
         what = f"{count} change(s) not applied (plan mode)" if count else "no changes"
         return ApplyOutcome(status="planned", summary=what)
-
-    def health(self, config: MirrorcastConfig) -> dict[str, MirrorHealth]:
-        return health_from_config(config)
 
 
 def config_value_text(value: Any) -> str:
@@ -152,32 +143,6 @@ def output_mismatches(
             elif have != want:
                 problems.append(f"pools.{name}.{key}: outputs show {have!r}, intended {want!r}")
     return problems
-
-
-def health_from_outputs(pools_output: Mapping[str, Any] | None) -> dict[str, MirrorHealth]:
-    """Mirror health from stack outputs: ready when active with running instances."""
-    health: dict[str, MirrorHealth] = {}
-    for name, data in (pools_output or {}).items():
-        if not isinstance(data, Mapping):
-            continue
-        running = int(data.get("mirror_running") or 0)
-        active = data.get("mirror_state") == "active"
-        health[name] = MirrorHealth(
-            running=running, healthy=running if active else 0, ready=active and running > 0
-        )
-    return health
-
-
-def health_from_config(config: MirrorcastConfig) -> dict[str, MirrorHealth]:
-    """Mirror health as declared (plan and gitops modes cannot observe the cloud)."""
-    return {
-        name: MirrorHealth(
-            running=pool.mirror_running,
-            healthy=pool.mirror_running,
-            ready=pool.mirror_running > 0,
-        )
-        for name, pool in config.pools.items()
-    }
 
 
 def value_at(data: Mapping[str, Any], path: str) -> Any:

@@ -24,12 +24,12 @@ from typing import Any
 import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from driver.executor import ApplyOutcome, DriverError, health_from_config
+from driver.executor import ApplyOutcome, DriverError
 from driver.redact import redact_text
 from driver.stack_yaml import StackFileError, edit_stack_text
 from forecasting.sources import bounded_request
-from infra.config import GitOpsSettings, MirrorcastConfig
-from policies._plan import MirrorHealth, Plan
+from infra.config import GitOpsSettings
+from policies._plan import Plan
 
 __all__ = ["GitError", "GitOpsExecutor", "PullRequestError"]
 
@@ -138,9 +138,6 @@ class GitOpsExecutor:
                 f"gitops mode pushes to the git remote '{remote}' (driver.gitops.remote), which "
                 "this repository does not have; add it (git remote add) or change the setting."
             ) from None
-
-    def health(self, config: MirrorcastConfig) -> dict[str, MirrorHealth]:
-        return health_from_config(config)
 
     def base_stack_text(self) -> tuple[str, str]:
         """The stack file as it is on the remote's base branch (what the pipeline deploys).

@@ -6,7 +6,9 @@ One :class:`Driver` runs cycles for one stack. A cycle:
    same stack makes this one skip the cycle);
 2. finishes an update a previous driver left ``applying`` (apply mode refreshes and reconciles;
    gitops re-pushes the same plan, which is idempotent);
-3. collects metric history, reads mirror health, forecasts and plans (:func:`driver.cycle.decide`);
+3. collects metric history, observes each pool in its clouds (:mod:`driver.observers`: instances,
+   balancer health, live launch configuration; a cloud that cannot be read is a degraded line
+   and "not observed"), forecasts and plans (:func:`driver.cycle.decide`) on what was observed;
 4. journals the plan *and the planner memory it leaves* as ``applying`` before acting, then the
    outcome after, so a kill at any point leaves enough to resume without repeating an activation
    or losing a pending rollback;
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from driver.collect import collect_history, recording_end
 from driver.config_memo import StackConfigMemo
@@ -39,6 +41,7 @@ from driver.cycle import CycleResult, ForecastEngineLike, decide
 from driver.executor import ApplyOutcome, DriverError, Executor, PlanExecutor, value_at
 from driver.journal import Journal, PlanRecord
 from driver.observe import DriverMetrics, forecast_abs_error
+from driver.observers import StackObservation, StackObserver, not_observed
 from driver.redact import redact_text
 from driver.state import state_dir
 from infra.config import MirrorcastConfig
@@ -80,6 +83,12 @@ class CycleReport:
     notes: list[str] = field(default_factory=list)
     history: dict[str, dict[str, Any]] = field(default_factory=dict)
     """pool -> metric -> the observations the cycle collected (``forecast --plot`` draws them)."""
+
+
+class StackObserverLike(Protocol):
+    """What the driver needs of :class:`driver.observers.StackObserver`."""
+
+    def observe(self, config: MirrorcastConfig, *, now: datetime) -> StackObservation: ...
 
 
 def next_aligned(now: datetime, every: timedelta) -> datetime:
@@ -175,6 +184,8 @@ class Driver:
     :param holder: this driver's lease name; default ``host:pid``.
     :param replay: with a file metrics source, decide at the recording's end instead of the wall
         clock when ``now`` is not given; default ``True``.
+    :param observer: reads each pool's live state from its clouds; default a
+        :class:`~driver.observers.StackObserver` on the standard credential chains.
     """
 
     def __init__(
@@ -190,6 +201,7 @@ class Driver:
         clock: Callable[[], datetime] | None = None,
         holder: str | None = None,
         replay: bool = True,
+        observer: StackObserverLike | None = None,
     ) -> None:
         self.stack = stack
         self.root = root
@@ -204,6 +216,8 @@ class Driver:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
         self.replay = replay
+        self.observer: StackObserverLike = observer or StackObserver()
+        self.last_observation: StackObservation | None = None
         self.stop = threading.Event()
         self._forecast_errors: dict[tuple[str, str], float] = {}
         self._history: dict[str, dict[str, Any]] = {}
@@ -266,7 +280,7 @@ class Driver:
         started = time.monotonic()
         config = self.load_config()
         at, notes = self.decision_time(config, now)
-        result, degraded = self._decide(config, at, health=self.executor.health(config))
+        result, degraded = self._decide(config, at, observation=self._observe(config, at))
         return CycleReport(
             stack=self.stack,
             mode="plan",
@@ -281,29 +295,47 @@ class Driver:
             history=self._history,
         )
 
+    def _observe(self, config: MirrorcastConfig, now: datetime) -> StackObservation:
+        """Each pool's live state; never raises (what cannot be read is a degraded line)."""
+        try:
+            observation = self.observer.observe(config, now=now)
+        except Exception as exc:
+            # The observers report their own failures; this is a bug in one of them, and it
+            # must not cost the cycle its plan.
+            logger.warning("observing the stack failed", exc_info=exc)
+            observation = not_observed(
+                config, at=now, why=redact_text(f"{type(exc).__name__}: {exc}")
+            )
+        self.last_observation = observation
+        return observation
+
     def _decide(
         self,
         config: MirrorcastConfig,
         now: datetime,
         *,
-        health: Any,
+        observation: StackObservation,
         rollbacks: frozenset[str] = frozenset(),
     ) -> tuple[CycleResult, list[str]]:
         collected = collect_history(config, root=self.root, now=now)
+        drift = observation.drift(config)
         result = decide(
             config=config,
             history=collected.history,
             engine=self.engine(config),
             now=now,
             memory=self.journal.load_memory(stack=self.stack),
-            health=health,
+            health=observation.health(),
             events=self.events(config, now),
             last_good=self.journal.last_forecasts(stack=self.stack),
             rollback_requested=rollbacks,
+            observed_desired=observation.observed_desired(),
+            drift=drift,
         )
         self._forecast_errors = self._errors(collected.history, now)
         self._history = collected.history
-        return result, [*collected.degraded, *result.degraded]
+        observed = [*observation.degraded, *(str(d) for d in drift)]
+        return result, [*collected.degraded, *observed, *result.degraded]
 
     def _errors(
         self, history: dict[str, dict[str, Any]], now: datetime
@@ -352,8 +384,9 @@ class Driver:
                 self._adopt_merged(config)
             pending = self.journal.pending_rollbacks(stack=self.stack)
             rollbacks = frozenset(r.pool for r in pending if r.pool in config.pools)
+            observation = self._observe(config, at)
             result, degraded = self._decide(
-                config, at, health=self.executor.health(config), rollbacks=rollbacks
+                config, at, observation=observation, rollbacks=rollbacks
             )
             plan = result.plan
             if self.stop.is_set():
@@ -468,6 +501,10 @@ class Driver:
             return self._propose(cycle_id, plan)
         last = self.journal.plans(stack=self.stack, limit=1)
         retry = bool(last) and last[0].status in _RETRY_STATES and self.mode == "apply"
+        # A re-sync (sync.on_drift: resync) re-applies the config with no key changed; only
+        # apply mode can run that update (gitops has nothing to propose: the plan reports it).
+        resync = bool(plan.resync) and self.mode == "apply"
+        retry = retry or resync
         if not plan.changes and not retry:
             plan_id = self.journal.record_plan(
                 stack=self.stack, cycle_id=cycle_id, plan=plan, status="planned"

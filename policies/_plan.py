@@ -124,6 +124,11 @@ class PoolMemory(BaseModel):
     escalated: bool = Field(
         default=False, description="Demand ran above the forecast; the ramp was skipped."
     )
+    health_wait_since: datetime | None = Field(
+        default=None,
+        description="First cycle a ramp step waited for the mirror's health (cleared when a "
+        "step goes ahead); past mirror.health_timeout the activation rolls back.",
+    )
 
 
 class PlannerMemory(BaseModel):
@@ -205,6 +210,7 @@ class Decision(BaseModel):
         "notify",
         "escalate",
         "hold",
+        "resync",
     ]
     rule: str | None = None
     detail: str = ""
@@ -241,6 +247,13 @@ class Plan(BaseModel):
     notifications: list[str] = Field(default_factory=list)
     notices: list[Notice] = Field(
         default_factory=list, description="The notifications as records, for delivery."
+    )
+    resync: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Pools whose live mirror or primary drifted from the config with sync.on_drift "
+            "resync: the update re-applies the config (`pulumi up`) even with no key changed."
+        ),
     )
     rollbacks_answered: list[str] = Field(
         default_factory=list,

@@ -31,7 +31,6 @@ from driver.observers._base import (
     ObserveError,
     ObserveUnavailable,
     PoolObservation,
-    Role,
     SideObservation,
     with_retries,
 )
@@ -167,56 +166,98 @@ class StackObserver:
         return built
 
     def observe(self, config: MirrorcastConfig, *, now: datetime) -> StackObservation:
-        """Read every pool; what cannot be read is a degraded line, never a guess."""
+        """Read every pool; what cannot be read is a degraded line, never a guess.
+
+        A cause that holds for a whole cloud (no credentials, its API unreachable) is one
+        degraded line for that cloud, and the cloud is not asked again this cycle, so an outage
+        costs one set of timeouts rather than one per pool side.
+        """
         if not config.driver.observe:
             return not_observed(config, at=now, why="driver.observe is false")
         pools: dict[str, PoolObservation] = {}
         degraded: list[str] = []
+        down: dict[str, str] = {}
+        missed: dict[str, list[str]] = {}
         for name, spec in config.pools.items():
-            seen = self.observe_pool(name, spec, config=config, now=now)
+            seen, own = self._observe_pool(
+                name, spec, config=config, now=now, down=down, missed=missed
+            )
             pools[name] = seen
-            degraded.extend(f"{name}: not observed: {problem}" for problem in seen.problems)
+            degraded.extend(f"{name}: not observed: {problem}" for problem in own)
+        for cloud, reason in down.items():
+            degraded.append(
+                f"{cloud}: not observed: {reason} ({', '.join(missed.get(cloud, []))} not read)"
+            )
         return StackObservation(at=now, pools=pools, degraded=degraded)
 
     def observe_pool(
         self, name: str, spec: PoolSpec, *, config: MirrorcastConfig, now: datetime
     ) -> PoolObservation:
-        sides: dict[Role, SideObservation | None] = {}
+        """Read one pool's primary, mirror and balancer."""
+        return self._observe_pool(name, spec, config=config, now=now, down={}, missed={})[0]
+
+    def _observe_pool(
+        self,
+        name: str,
+        spec: PoolSpec,
+        *,
+        config: MirrorcastConfig,
+        now: datetime,
+        down: dict[str, str],
+        missed: dict[str, list[str]],
+    ) -> tuple[PoolObservation, list[str]]:
+        """The pool, and its problems that are its own (not a whole cloud's)."""
         problems: list[str] = []
-        for role, cloud in (("primary", spec.primary.cloud), ("mirror", spec.mirror_cloud)):
+        own: list[str] = []
+
+        def read(what: str, cloud: Cloud, call: Callable[[CloudObserver], Any]) -> Any:
+            if cloud.value in down:
+                missed[cloud.value].append(f"{name}/{what}")
+                problems.append(f"{what}: {cloud.value}: {down[cloud.value]}")
+                return None
             try:
                 observer = self._observer(cloud, config)
-                sides[role] = with_retries(
-                    lambda o=observer, r=role: o.observe_side(pool=name, spec=spec, role=r),  # type: ignore[misc]
+                return with_retries(
+                    lambda: call(observer),
                     attempts=self.attempts,
-                    what=f"observing {name}/{role} on {cloud.value}",
+                    what=f"observing {name}/{what} on {cloud.value}",
                 )
             except ObserveError as exc:
-                sides[role] = None
-                problems.append(f"{role}: {exc}")
+                if exc.cloud_wide:
+                    down[cloud.value] = exc.detail
+                    missed.setdefault(cloud.value, []).append(f"{name}/{what}")
+                    problems.append(f"{what}: {exc}")
+                else:
+                    problems.append(f"{what}: {exc}")
+                    own.append(problems[-1])
             except Exception as exc:
                 # An observer bug must not cost the cycle its plan; it is reported like an outage.
-                logger.warning("observing %s/%s failed", name, role, exc_info=exc)
-                sides[role] = None
-                problems.append(f"{role}: {type(exc).__name__}: {exc}")
-        balancer: BalancerObservation | None = None
-        try:
-            observer = self._observer(spec.balancer.kind.cloud, config)
-            balancer = with_retries(
-                lambda: observer.observe_balancer(pool=name, spec=spec),
-                attempts=self.attempts,
-                what=f"observing {name}'s balancer",
-            )
-        except ObserveError as exc:
-            problems.append(f"balancer: {exc}")
-        except Exception as exc:
-            logger.warning("observing %s's balancer failed", name, exc_info=exc)
-            problems.append(f"balancer: {type(exc).__name__}: {exc}")
-        return PoolObservation(
+                logger.warning("observing %s/%s failed", name, what, exc_info=exc)
+                problems.append(f"{what}: {type(exc).__name__}: {exc}")
+                own.append(problems[-1])
+            return None
+
+        primary = read(
+            "primary",
+            spec.primary.cloud,
+            lambda o: o.observe_side(pool=name, spec=spec, role="primary"),
+        )
+        mirror = read(
+            "mirror",
+            spec.mirror_cloud,
+            lambda o: o.observe_side(pool=name, spec=spec, role="mirror"),
+        )
+        balancer = read(
+            "balancer",
+            spec.balancer.kind.cloud,
+            lambda o: o.observe_balancer(pool=name, spec=spec),
+        )
+        seen = PoolObservation(
             pool=name,
             at=now,
-            primary=sides.get("primary"),
-            mirror=sides.get("mirror"),
+            primary=primary,
+            mirror=mirror,
             balancer=balancer,
             problems=tuple(problems),
         )
+        return seen, own

@@ -320,14 +320,16 @@ class _translated:
             raise ObserveUnavailable(f"cannot connect to {endpoint}", where=where) from exc
         if isinstance(exc, NoCredentialsError):
             raise ObserveError(
-                "no AWS credentials found (environment, profile or instance role)", where=where
+                "no AWS credentials found (environment, profile or instance role)",
+                where=where,
+                cloud_wide=True,
             ) from exc
         if isinstance(exc, ClientError):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "Unknown"))
             text = f"{exc.operation_name} {code}: {error.get('Message', '')}".strip()
             if code in _RETRYABLE_CODES:
-                raise ObserveUnavailable(text, where=where) from exc
+                raise ObserveUnavailable(text, where=where, cloud_wide=False) from exc
             raise ObserveError(text, where=where) from exc
         if isinstance(exc, BotoCoreError):
             raise ObserveError(f"boto3 failed: {exc}", where=where) from exc

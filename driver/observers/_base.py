@@ -55,16 +55,22 @@ class ObserveError(Exception):
 
     :param message: what went wrong.
     :param where: which observer and resource (``aws:us-east-1 web/mirror``).
+    :param cloud_wide: the cause holds for every resource of this cloud (no credentials, the
+        API unreachable): the stack observer stops asking that cloud for this cycle.
     """
 
-    def __init__(self, message: str, *, where: str) -> None:
+    def __init__(self, message: str, *, where: str, cloud_wide: bool = False) -> None:
         self.where = where
         self.detail = message
+        self.cloud_wide = cloud_wide
         super().__init__(f"{where}: {message}")
 
 
 class ObserveUnavailable(ObserveError):
     """The cloud's API could not be reached or did not answer in time. Transient: retried."""
+
+    def __init__(self, message: str, *, where: str, cloud_wide: bool = True) -> None:
+        super().__init__(message, where=where, cloud_wide=cloud_wide)
 
 
 @dataclass(frozen=True)

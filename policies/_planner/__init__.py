@@ -61,14 +61,19 @@ def plan(inputs: PlanningInput) -> Plan:
     reports: list[PoolReport] = []
     for name in sorted(config.pools):
         spec = config.pools[name]
+        working, observed_note = _from_observed(spec, inputs.observed_desired.get(name))
         work = PoolWork(
             name=name,
-            spec=spec,
+            spec=working,
             inputs=inputs,
             memory=memory.pools.get(name, PoolMemory()).model_copy(deep=True),
-            keys=DriverKeys.of(spec),
+            keys=DriverKeys.of(working),
         )
+        if observed_note:
+            work.notes.append(observed_note)
         pool_outcomes = plan_pool(work, config)
+        if working is not spec:
+            _keep_configured_desired(work, spec)
         memory.pools[name] = work.memory
         new_pools[name] = work.keys.applied_to(spec)
         outcomes.extend(pool_outcomes)
@@ -105,6 +110,51 @@ def plan(inputs: PlanningInput) -> Plan:
         notices=notices,
         rollbacks_answered=answered,
     )
+
+
+_CAPACITY_DECISIONS = frozenset({"scale_primary", "escalate", "restore_primary"})
+
+
+def _from_observed(spec: PoolSpec, observed: int | None) -> tuple[PoolSpec, str | None]:
+    """The pool as the planner works on it: the primary at the size its cloud reports.
+
+    When the cloud holds the primary at another desired size than the config (an autoscaler,
+    a hand change, a refused or quota-limited scale-up), every sizing decision this cycle
+    starts from what runs, and the plan says so.
+    """
+    capacity = spec.primary.capacity
+    if observed is None or observed == capacity.desired:
+        return spec, None
+    bounded = min(max(observed, capacity.min), capacity.max)
+    bounds = (
+        f" (bounded to min {capacity.min} .. max {capacity.max})" if bounded != observed else ""
+    )
+    note = (
+        f"observed: the cloud holds the primary at desired {observed}, the config says "
+        f"{capacity.desired} (an autoscaler, a change outside Pulumi, or a scale-up the cloud "
+        f"refused or a quota held back); this plan sizes from {bounded}{bounds}"
+    )
+    working = spec.model_copy(
+        update={
+            "primary": spec.primary.model_copy(
+                update={"capacity": capacity.model_copy(update={"desired": bounded})}
+            )
+        }
+    )
+    return working, note
+
+
+def _keep_configured_desired(work: PoolWork, spec: PoolSpec) -> None:
+    """Write no observed size back into the config unless a capacity decision was taken.
+
+    Sizing from the observed number must not, by itself, turn a difference the plan reports
+    into a config change nobody decided.
+    """
+    if any(d.action in _CAPACITY_DECISIONS for d in work.decisions):
+        return
+    capacity = spec.primary.capacity
+    keys = work.keys
+    keys.capacity_desired = min(max(capacity.desired, keys.capacity_min), capacity.max)
 
 
 def _diff(old: MirrorcastConfig, new: MirrorcastConfig) -> list[ConfigChange]:

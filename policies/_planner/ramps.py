@@ -12,7 +12,8 @@ from infra.config import (
 )
 from policies._evaluate import RuleEvaluation
 from policies._guardrails import Clip
-from policies._plan import RampState
+from policies._plan import Notice, RampState
+from policies._planner.rollback import start_rollback
 from policies._planner.work import PoolWork
 
 logger = logging.getLogger(__name__)
@@ -67,20 +68,21 @@ def advance_ramp(work: PoolWork) -> None:
     if ramp.next_step_at is not None and work.now < ramp.next_step_at:
         work.notes.append(f"next ramp step due at {ramp.next_step_at:%H:%M}")
         return
-    if not work.ready:
-        work.decide(
-            "hold", "ramp step waits for the mirror", rule=ramp.rule, clips=[work.not_ready_clip()]
-        )
+    step = ramp.target_mirror_share if work.memory.escalated else ramp.step_share
+    share = min(ramp.target_mirror_share, keys.mirror_weight + step)
+    why = work.health_gate(share)
+    if why is not None:
+        wait_for_health(work, share, why)
         return
+    work.memory.health_wait_since = None
     # Weights just moved down (demand fell short): moving them up again inside the cooldown
     # would flap. Escalation (demand above the forecast) overrides it.
     clip = shift_cooldown(work, since=work.memory.last_shift_down_at, direction="down")
     if clip is not None and not work.memory.escalated:
         work.decide("hold", "ramp step waits for the cooldown", rule=ramp.rule, clips=[clip])
         return
-    step = ramp.target_mirror_share if work.memory.escalated else ramp.step_share
     old = keys.mirror_weight
-    keys.mirror_weight = min(ramp.target_mirror_share, old + step)
+    keys.mirror_weight = share
     keys.primary_weight = 100 - keys.mirror_weight
     ramp.next_step_at = work.now + ramp_interval(work)
     work.memory.last_shift_up_at = work.now
@@ -88,6 +90,51 @@ def advance_ramp(work: PoolWork) -> None:
         "shift_weights",
         f"mirror share {old}% -> {keys.mirror_weight}% (target {ramp.target_mirror_share}%)",
         rule=ramp.rule,
+    )
+
+
+def wait_for_health(work: PoolWork, share: int, why: str) -> None:
+    """Hold the ramp step while the mirror is not healthy enough; past the timeout, roll back.
+
+    The wait starts with the first step that had to wait and ends with the first that went
+    ahead, so ``mirror.health_timeout`` bounds one continuous stretch of waiting.
+    """
+    memory = work.memory
+    ramp = memory.ramp
+    assert ramp is not None
+    since = memory.health_wait_since or work.now
+    memory.health_wait_since = since
+    waited = work.now - since
+    timeout = work.spec.mirror.health_timeout
+    if waited >= timeout:
+        reason = (
+            f"the mirror was not healthy enough to take {share}% for "
+            f"{format_duration(waited)} (mirror.health_timeout {format_duration(timeout)}): {why}"
+        )
+        memory.health_wait_since = None
+        notice = Notice(
+            pool=work.name,
+            rule=ramp.rule,
+            channel="log",
+            message=f"activation rolled back: {reason}",
+        )
+        work.notices.append(notice)
+        work.notifications.append(notice.text)
+        work.decide("notify", f"to log: {notice.message}", rule=ramp.rule)
+        start_rollback(work, reason)
+        return
+    left = format_duration(timeout - waited)
+    work.decide(
+        "hold",
+        f"ramp step to {share}% waits for the mirror's health ({left} left of "
+        f"mirror.health_timeout)",
+        rule=ramp.rule,
+        clips=[
+            Clip(
+                "mirror_not_ready",
+                f"{why}; weights stay at {work.keys.mirror_weight}% for the mirror",
+            )
+        ],
     )
 
 

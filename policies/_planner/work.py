@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -68,6 +69,41 @@ class PoolWork:
     def ready(self) -> bool:
         """The deployed mirror is active and healthy: only then may it take traffic."""
         return self.spec.mirror.state is MirrorState.active and self.health.ready
+
+    @property
+    def observed_desired(self) -> int | None:
+        """The primary's desired size as its cloud reports it (``None``: not observed)."""
+        return self.inputs.observed_desired.get(self.name)
+
+    def healthy_needed(self, share: int) -> int:
+        """Healthy mirror targets needed before the mirror may take ``share`` percent of traffic.
+
+        The traffic is what the primary's fleet (as observed, else as configured) serves, so
+        the mirror needs ``ceil(share x primary)`` healthy instances; never more than it holds
+        (``mirror_size``: a ramp to a share the mirror cannot carry is still gated on all of
+        it being healthy) and at least one.
+        """
+        fleet = self.observed_desired
+        if fleet is None:
+            fleet = self.keys.capacity_desired
+        wanted = math.ceil(round(share * fleet / 100, 9))
+        return max(1, min(wanted, max(1, self.spec.mirror_size)))
+
+    def health_gate(self, share: int) -> str | None:
+        """``None`` when the mirror may take ``share`` percent now, else why not (one sentence)."""
+        if self.spec.mirror.state is not MirrorState.active:
+            return "the mirror is paused in the deployed config (it was activated this cycle)"
+        health = self.health
+        if not health.observed:
+            return health.detail or "the mirror's health was not observed"
+        needed = self.healthy_needed(share)
+        if health.healthy < needed:
+            seen = f" ({health.detail})" if health.detail else ""
+            return (
+                f"{health.healthy} healthy mirror target(s), {share}% of the traffic needs "
+                f"{needed}{seen}"
+            )
+        return None
 
     def not_ready_clip(self) -> Clip:
         health = self.health

@@ -53,7 +53,11 @@ def test_run_once_on_the_demo_stack_plans_end_to_end(in_project: Path) -> None:
     assert report["outcome"]["status"] == "planned"
     assert report["now"] == "2026-11-23T13:55:00+00:00"  # decided at the end of the recording
     assert report["notes"] and "file metrics end at" in report["notes"][0]
-    assert report["degraded"] == []
+    # No cloud account here: the cloud's state is "not observed", said once, never invented.
+    assert report["degraded"] == [
+        "aws: not observed: no AWS credentials found (environment, profile or instance role) "
+        "(web/primary, web/mirror, web/balancer not read)"
+    ]
     forecasts = {f["metric"]: f for f in report["forecasts"]}
     assert set(forecasts) == {"cpu", "rps"}
     assert all(f["trusted"] and f["model"] != "seasonal_naive" for f in forecasts.values())

@@ -104,9 +104,12 @@ def step_plan(
             current={"web": current},
             forecasts={"web": forecasts},
             active_events=events,
+            # A ready mirror: every instance the deployed config gives it is a healthy target.
             health={
                 "web": MirrorHealth(
-                    running=2 if ready else 0, healthy=2 if ready else 0, ready=ready
+                    running=config.pools["web"].mirror_running if ready else 0,
+                    healthy=config.pools["web"].mirror_running if ready else 0,
+                    ready=ready,
                 )
             },
             memory=memory or PlannerMemory(),
