@@ -28,7 +28,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from infra.config import EventsSpec
+from infra.config import EventsSpec, check_yaml_limits
 
 __all__ = [
     "CALENDARS",
@@ -533,6 +533,7 @@ def _parse_csv(text: str, source: str) -> Iterator[Event]:
 def _parse_yaml(text: str, source: str) -> Iterator[Event]:
     yaml = YAML(typ="rt")
     try:
+        check_yaml_limits(text)  # alias bombs and deep nesting, with their line
         document = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from infra.config import ConfigError, ConfigIssue, MirrorcastConfig, RuleSpec
+from infra.config import ConfigError, ConfigIssue, MirrorcastConfig, RuleSpec, check_yaml_limits
 from policies._checks import rule_problems
 
 __all__ = ["MAX_RULES_FILE_BYTES", "load_rules_files"]
@@ -84,7 +84,9 @@ def load_rules_files(config: MirrorcastConfig, *, stack_file: Path | str) -> Mir
                 source=source,
             )
         try:
-            document = YAML(typ="rt").load(io.StringIO(path.read_text(encoding="utf-8")))
+            text = path.read_text(encoding="utf-8")
+            check_yaml_limits(text)  # alias bombs and deep nesting, with their line
+            document = YAML(typ="rt").load(io.StringIO(text))
         except YAMLError as error:
             mark = getattr(error, "problem_mark", None)
             raise ConfigError(

@@ -19,9 +19,19 @@ from infra.config._loader import (
 )
 from infra.config._model import *  # noqa: F403  (the model's own __all__ is the public surface)
 from infra.config._model import __all__ as _model_all
+from infra.config._yaml_limits import (
+    MAX_ALIAS_NODES,
+    MAX_YAML_DEPTH,
+    YamlLimitError,
+    check_yaml_limits,
+)
 
 __all__ = [
+    "MAX_ALIAS_NODES",
     "MAX_STACK_FILE_BYTES",
+    "MAX_YAML_DEPTH",
+    "YamlLimitError",
+    "check_yaml_limits",
     "NAMESPACE",
     "ConfigError",
     "ConfigIssue",

@@ -21,6 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from infra.config._errors import ConfigError, ConfigIssue
 from infra.config._model import MirrorcastConfig
+from infra.config._yaml_limits import check_yaml_limits
 
 __all__ = [
     "MAX_STACK_FILE_BYTES",
@@ -113,6 +114,8 @@ def config_from_text(text: str, *, source: str | None = None) -> MirrorcastConfi
         )
     yaml = YAML(typ="rt")
     try:
+        # Before loading: a few KB of nested aliases or brackets cost GBs or a RecursionError.
+        check_yaml_limits(text)
         document = yaml.load(io.StringIO(text))
     except MarkedYAMLError as exc:
         mark = exc.problem_mark
