@@ -37,7 +37,7 @@ from driver.journal import PlanRecord
 from driver.progress import UpdateProgress
 from driver.redact import redact_text
 from driver.state import state_dir
-from infra.config import MirrorcastConfig
+from infra.config import MirrorcastConfig, MirrorcastError
 from policies._plan import Plan
 
 __all__ = [
@@ -59,7 +59,7 @@ MISSING_CLI_MESSAGE = (
 _T = TypeVar("_T")
 
 
-class UpdateTimeoutError(RuntimeError):
+class UpdateTimeoutError(MirrorcastError, RuntimeError):
     """A Pulumi operation ran longer than ``driver.update_timeout``."""
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from infra.config import MirrorcastConfig
+from infra.config import MirrorcastConfig, UserError
 from policies._plan import Plan
 
 __all__ = [
@@ -31,7 +31,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class DriverError(RuntimeError):
+class DriverError(UserError, RuntimeError):
     """A problem a person must fix (missing CLI, no passphrase, bad remote); one clear sentence."""
 
 

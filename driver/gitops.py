@@ -28,7 +28,7 @@ from driver.executor import ApplyOutcome, DriverError
 from driver.redact import redact_text
 from driver.stack_yaml import StackFileError, edit_stack_text
 from forecasting.sources import bounded_request
-from infra.config import GitOpsSettings
+from infra.config import GitOpsSettings, UserError
 from policies._plan import Plan
 
 __all__ = ["GitError", "GitOpsExecutor", "PullRequestError"]
@@ -43,11 +43,11 @@ _COMMITTER = {
 }
 
 
-class GitError(RuntimeError):
+class GitError(UserError, RuntimeError):
     """A git command failed; the message has the command and git's own last line."""
 
 
-class PullRequestError(RuntimeError):
+class PullRequestError(UserError, RuntimeError):
     """The GitHub API refused the pull request; the message says why and what to do."""
 
     def __init__(self, message: str, *, retryable: bool = False, wait: float = 0.0) -> None:

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from driver.redact import redact
 from driver.state import state_dir
 from forecasting._result import Forecast
+from infra.config import UserError
 from policies._plan import Plan, PlannerMemory
 
 __all__ = [
@@ -51,7 +52,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class JournalError(RuntimeError):
+class JournalError(UserError, RuntimeError):
     """The journal cannot be opened or used; the message says which database and why."""
 
 

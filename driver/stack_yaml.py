@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from infra.config import NAMESPACE
+from infra.config import NAMESPACE, UserError
 from policies._plan import ConfigChange
 
 __all__ = ["StackFileError", "edit_stack_text"]
@@ -24,7 +24,7 @@ __all__ = ["StackFileError", "edit_stack_text"]
 logger = logging.getLogger(__name__)
 
 
-class StackFileError(ValueError):
+class StackFileError(UserError, ValueError):
     """The stack file cannot take the change; the message names the key path."""
 
 

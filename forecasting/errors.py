@@ -6,10 +6,12 @@ CLI and the driver can print it as is, without a traceback.
 
 from __future__ import annotations
 
+from infra.config import UserError
+
 __all__ = ["ForecastingError", "ModelUnavailableError", "UnusableSeriesError"]
 
 
-class ForecastingError(Exception):
+class ForecastingError(UserError):
     """Base class of the errors of :mod:`forecasting` that a user can act on."""
 
 

@@ -28,7 +28,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from infra.config import EventsSpec, check_yaml_limits
+from infra.config import EventsSpec, UserError, check_yaml_limits
 
 __all__ = [
     "CALENDARS",
@@ -55,7 +55,7 @@ _FIELDS = ("name", "kind", "start", "end", "uplift")
 _KIND = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-class EventFeedError(ValueError):
+class EventFeedError(UserError, ValueError):
     """An event file or calendar that cannot be used.
 
     The message reads ``<file>:<line>: <field>: <what>`` so a person can go straight to it.

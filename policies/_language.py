@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from infra.config import UserError
+
 if TYPE_CHECKING:
     from infra.config import MetricSpec
 
@@ -146,7 +148,7 @@ _QUANTILE = re.compile(r"^p(\d{1,2})$")
 # --------------------------------------------------------------------------- errors
 
 
-class RuleError(ValueError):
+class RuleError(UserError, ValueError):
     """A rule cannot be used. ``line``/``column`` are 1-based positions inside the rule text.
 
     :param message: what is wrong, in words.

@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from driver.backtest.cloud import CloudRecord, CloudTiming, SimulatedCloud
+from driver.backtest.errors import BacktestError
 from driver.backtest.scoring import CapacityModel
 from forecasting._result import Forecast
 from infra.config import MirrorcastConfig, MirrorState
@@ -466,11 +467,11 @@ class MirrorcastPolicy(Policy):
     ) -> None:
         super().__init__()
         if pool not in config.pools:
-            raise ValueError(
+            raise BacktestError(
                 f"pool {pool!r} is not in the stack config; pools are {', '.join(config.pools)}"
             )
         if metric not in config.pools[pool].metrics:
-            raise ValueError(
+            raise BacktestError(
                 f"metric {metric!r} is not a metric of pool {pool!r}; it has "
                 f"{', '.join(config.pools[pool].metrics)}"
             )

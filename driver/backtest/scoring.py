@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driver.backtest.cloud import CloudRecord
+from driver.backtest.errors import BacktestError
 
 __all__ = ["CapacityModel", "PolicyScore", "score_record"]
 
@@ -35,11 +36,11 @@ class CapacityModel:
 
     def __post_init__(self) -> None:
         if not (self.instance_capacity > 0 and math.isfinite(self.instance_capacity)):
-            raise ValueError(
+            raise BacktestError(
                 f"instance capacity must be a positive number, got {self.instance_capacity!r}"
             )
         if not 0 < self.slo_utilisation <= 1:
-            raise ValueError(f"SLO utilisation must be in (0, 1], got {self.slo_utilisation!r}")
+            raise BacktestError(f"SLO utilisation must be in (0, 1], got {self.slo_utilisation!r}")
 
     @property
     def per_instance(self) -> float:
@@ -125,7 +126,7 @@ def score_record(
         costs (default 0: storage only, not counted).
     """
     if not 0 <= paused_cost_fraction <= 1:
-        raise ValueError(f"paused cost fraction must be in [0, 1], got {paused_cost_fraction!r}")
+        raise BacktestError(f"paused cost fraction must be in [0, 1], got {paused_cost_fraction!r}")
     under = model.underprovisioned(demand, record) & scored
     running = (record.primary_running + record.mirror_running)[scored].sum() / 60.0
     paused = record.mirror_paused[scored].sum() / 60.0

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from driver.backtest.cloud import CloudRecord, CloudTiming
+from driver.backtest.errors import BacktestError
 from driver.backtest.policies import PlanNote, Policy, SimulationContext
 from driver.backtest.scoring import CapacityModel, PolicyScore, score_record
 from driver.backtest.trace import Trace
@@ -142,14 +143,14 @@ def _minutes(value: timedelta) -> int:
 def default_instance_capacity(trace: Trace, *, history: timedelta) -> float:
     """The 95th percentile of the unscored history part divided by 10.
 
-    :raises ValueError: when the history part holds no positive demand.
+    :raises BacktestError: when the history part holds no positive demand.
     """
     cut = min(trace.minutes, _minutes(history))
     part = trace.values[:cut]
     part = part[~np.isnan(part)]
     p95 = float(np.percentile(part, 95)) if len(part) else 0.0
     if not p95 > 0:
-        raise ValueError(
+        raise BacktestError(
             f"{trace.source}: the first {cut} minutes (the unscored history) have no positive "
             "demand, so no default instance capacity can be derived; pass --instance-capacity"
         )
@@ -169,7 +170,7 @@ def run_backtest(
     :param policies: the policies, each a fresh instance.
     :param settings: how to run (default :class:`BacktestSettings`).
     :param progress: called after each cycle with (cycles done, cycles in all).
-    :raises ValueError: when the trace is too short to leave any scored minute.
+    :raises BacktestError: when the trace is too short to leave any scored minute.
     """
     settings = settings or BacktestSettings()
     started = time.perf_counter()
@@ -178,7 +179,7 @@ def run_backtest(
     interval = _minutes(settings.interval)
     score_start = _minutes(settings.history)
     if score_start >= minutes:
-        raise ValueError(
+        raise BacktestError(
             f"{trace.source}: the trace spans {minutes / 1440:.1f} days, but the first "
             f"{score_start / 1440:g} days are history only; nothing would be scored "
             "(use a longer trace or a shorter --history)"
@@ -191,7 +192,7 @@ def run_backtest(
     scored[score_start:] = True
     scored &= ~np.isnan(demand)
     if not scored.any():
-        raise ValueError(f"{trace.source}: every minute after the history part is a gap")
+        raise BacktestError(f"{trace.source}: every minute after the history part is a gap")
 
     warmup = _minutes(settings.warmup)
     first_cycle = max(interval, ((score_start - warmup) // interval) * interval)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from driver.backtest.errors import BacktestError
 from driver.backtest.policies import (
     POLICY_NAMES,
     MirrorcastPolicy,
@@ -57,19 +58,19 @@ def load_backtest_stack(
     :param pool: the pool to simulate; default: the stack's only pool (an error if it has several).
     :param metric: the pool metric the trace is fed in as; default: ``rps`` if the pool has it,
         else its only metric, else its first metric with ``per_instance_capacity``.
-    :raises ValueError: naming the stack file and the choices when pool or metric is ambiguous.
+    :raises BacktestError: naming the stack file and the choices when pool or metric is ambiguous.
     :raises infra.config.ConfigError: when the stack file is invalid.
     """
     source = str(path) if path is not None else str(DEFAULT_STACK)
     config = load_stack_file(path if path is not None else DEFAULT_STACK)
     if pool is None:
         if len(config.pools) != 1:
-            raise ValueError(
+            raise BacktestError(
                 f"{source} has pools {', '.join(config.pools)}; choose one with --pool"
             )
         pool = next(iter(config.pools))
     elif pool not in config.pools:
-        raise ValueError(f"{source} has no pool {pool!r}; pools are {', '.join(config.pools)}")
+        raise BacktestError(f"{source} has no pool {pool!r}; pools are {', '.join(config.pools)}")
     metrics = config.pools[pool].metrics
     if metric is None:
         sized = [name for name, spec in metrics.items() if spec.per_instance_capacity]
@@ -80,12 +81,12 @@ def load_backtest_stack(
         elif sized:
             metric = sized[0]
         else:
-            raise ValueError(
+            raise BacktestError(
                 f"{source}: pool {pool!r} has metrics {', '.join(metrics)}; choose the one the "
                 "trace stands for with --metric"
             )
     elif metric not in metrics:
-        raise ValueError(
+        raise BacktestError(
             f"{source}: pool {pool!r} has no metric {metric!r}; it has {', '.join(metrics)}"
         )
     return BacktestStack(config=config, pool=pool, metric=metric, source=source)
@@ -96,12 +97,12 @@ def parse_policy_names(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [name for name in names if name not in POLICY_NAMES]
     if unknown:
-        raise ValueError(
+        raise BacktestError(
             f"unknown polic{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
             f"choose from {', '.join(POLICY_NAMES)}"
         )
     if not names:
-        raise ValueError(f"no policies given; choose from {', '.join(POLICY_NAMES)}")
+        raise BacktestError(f"no policies given; choose from {', '.join(POLICY_NAMES)}")
     return list(dict.fromkeys(names))
 
 
@@ -144,7 +145,7 @@ def build_policies(
                 )
             )
         else:
-            raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICY_NAMES)}")
+            raise BacktestError(f"unknown policy {name!r}; choose from {', '.join(POLICY_NAMES)}")
     return policies
 
 
@@ -154,7 +155,7 @@ def default_engine(config: MirrorcastConfig) -> Any:
     try:
         from forecasting.as_driven import driver_engine
     except ImportError as exc:
-        raise RuntimeError(
+        raise BacktestError(
             "the mirrorcast policy needs forecasting.ForecastEngine, which this installation "
             f"does not provide ({exc}); run the baselines only with --policies"
         ) from None

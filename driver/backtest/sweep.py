@@ -34,6 +34,7 @@ from typing import Any
 
 import pandas as pd
 
+from driver.backtest.errors import BacktestError
 from driver.backtest.policies import (
     MirrorcastPolicy,
     Policy,
@@ -265,11 +266,11 @@ def _floor_rules(config: MirrorcastConfig, pool: str) -> list[tuple[int, int]]:
 def floor_knobs(config: MirrorcastConfig, pool: str) -> dict[str, float]:
     """The stack's own floor quantile and utilisation (its operating point in a sweep).
 
-    :raises ValueError: when the pool has no rule with a forecast-sized ``scale_primary``.
+    :raises BacktestError: when the pool has no rule with a forecast-sized ``scale_primary``.
     """
     found = _floor_rules(config, pool)
     if not found:
-        raise ValueError(
+        raise BacktestError(
             f"pool {pool!r} has no rule with a 'scale_primary' action with 'to_forecast: true', "
             "so --sweep has no mirrorcast knob to turn; add a forecast floor rule or sweep the "
             "baselines only with --policies reactive,scheduled-predictive"
@@ -295,7 +296,7 @@ def with_floor_knobs(
     """
     floor_knobs(config, pool)  # refuses a pool without a floor, with the sentence
     if quantile not in config.forecast.quantiles:
-        raise ValueError(
+        raise BacktestError(
             f"quantile {quantile} is not in forecast.quantiles {config.forecast.quantiles}; "
             "a sweep can only use quantiles the engine forecasts"
         )
@@ -437,13 +438,13 @@ def run_sweep(
     started = time.perf_counter()
     unknown = [name for name in policies if name not in SWEPT_POLICIES]
     if unknown:
-        raise ValueError(
+        raise BacktestError(
             f"--sweep turns the knobs of {', '.join(SWEPT_POLICIES)}; "
             f"{', '.join(unknown)} has none (static-peak and oracle are run once for reference)"
         )
     for target in targets:
         if not 1 <= target <= 100:
-            raise ValueError(f"target utilisation {target} is not a percentage in 1-100")
+            raise BacktestError(f"target utilisation {target} is not a percentage in 1-100")
     wanted = list(dict.fromkeys(["reactive", *policies]))
     jobs: list[tuple[str, dict[str, float], bool, Callable[[], Policy]]] = []
     default_target = round(ReactivePolicy().target * 100)

@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from driver.backtest.errors import BacktestError
+
 __all__ = ["Trace", "TraceError", "load_trace", "trace_from_series"]
 
 logger = logging.getLogger(__name__)
@@ -25,7 +27,7 @@ logger = logging.getLogger(__name__)
 _TIME_HINTS = ("timestamp", "time", "date", "datetime", "ts", "when")
 
 
-class TraceError(ValueError):
+class TraceError(BacktestError):
     """A trace that cannot be used, with the file, column and row a person needs to fix it."""
 
 

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from driver.redact import redact_text
+from infra.config import UserError
 
 __all__ = [
     "EXIT_USER_ERROR",
@@ -34,35 +35,17 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from driver.executor import DriverError
-    from driver.gitops import GitError, PullRequestError
-    from driver.journal import JournalError
-    from driver.stack_yaml import StackFileError
-    from forecasting.errors import ForecastingError
-    from forecasting.events import EventFeedError
-    from forecasting.sources import SourceError
-    from infra.config import ConfigError
-
-    return (
-        ConfigError,
-        DriverError,
-        GitError,
-        PullRequestError,
-        JournalError,
-        StackFileError,
-        ForecastingError,
-        EventFeedError,
-        SourceError,
-    )
-
-
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn errors a person must fix into one clear message and exit code 2 (no traceback)."""
+    """Turn errors a person must fix into one clear message and exit code 2 (no traceback).
+
+    The one place every command handles them: whatever derives from
+    :class:`infra.config.UserError` (config, rules, sources, forecasting, journal, gitops,
+    traces, ...). Anything else is a defect and keeps its traceback.
+    """
     try:
         yield
-    except _user_error_types() as exc:
+    except UserError as exc:
         message = redact_text(str(exc)).strip() or type(exc).__name__
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_USER_ERROR) from None

@@ -24,10 +24,10 @@ from driver.backtest import (
     BacktestResult,
     BacktestSettings,
     CloudTiming,
-    TraceError,
     load_trace,
     run_backtest,
 )
+from driver.backtest.errors import BacktestError
 from driver.backtest.stack import (
     BacktestStack,
     build_policies,
@@ -36,7 +36,8 @@ from driver.backtest.stack import (
 )
 from driver.backtest.sweep import SWEPT_POLICIES, SameMoney, SweepResult, run_sweep
 from driver.backtest.trace import Trace
-from infra.config import ConfigError, parse_duration
+from driver.commands._common import user_errors
+from infra.config import parse_duration
 
 __all__ = ["backtest", "register"]
 
@@ -112,14 +113,14 @@ def backtest(
 ) -> None:
     """Backtest a demand trace: mirrorcast against reactive, scheduled-predictive, static-peak and oracle."""
     console = Console(stderr=True)
-    try:
+    with user_errors():
         names = parse_policy_names(policies)
         loaded = load_trace(trace, timestamp_column=timestamp_column, value_column=value_column)
         stack = load_backtest_stack(config, pool=pool, metric=metric)
         if not 0 < slo_utilisation <= 1:
-            raise ValueError(f"--slo-utilisation must be in (0, 1], got {slo_utilisation}")
+            raise BacktestError(f"--slo-utilisation must be in (0, 1], got {slo_utilisation}")
         if instance_capacity is not None and not instance_capacity > 0:
-            raise ValueError(f"--instance-capacity must be positive, got {instance_capacity}")
+            raise BacktestError(f"--instance-capacity must be positive, got {instance_capacity}")
         pool_spec = stack.config.pools[stack.pool]
         settings = BacktestSettings(
             interval=_duration(interval, "--interval") or stack.config.driver.interval,
@@ -166,9 +167,6 @@ def backtest(
                 bar.update(task, completed=done, total=total)
 
             result = run_backtest(loaded, built, settings=settings, progress=progress)
-    except (TraceError, ConfigError, ValueError, RuntimeError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
-        raise typer.Exit(2) from None
 
     _print_table(result, Console())
     if json_out is not None:

@@ -21,7 +21,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from infra.config import MetricSpec
+from infra.config import MetricSpec, UserError
 
 __all__ = [
     "DEFAULT_ATTEMPTS",
@@ -44,7 +44,7 @@ DEFAULT_ATTEMPTS = 3
 T = TypeVar("T")
 
 
-class SourceError(Exception):
+class SourceError(UserError):
     """A metric source could not deliver a series.
 
     :param message: what went wrong, as a sentence a person can act on.

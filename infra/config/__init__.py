@@ -6,7 +6,7 @@ Import from here, not from the private modules::
 """
 
 from infra.config._durations import Duration, format_duration, parse_duration
-from infra.config._errors import ConfigError, ConfigIssue
+from infra.config._errors import ConfigError, ConfigIssue, MirrorcastError, UserError
 from infra.config._loader import (
     MAX_STACK_FILE_BYTES,
     NAMESPACE,
@@ -36,6 +36,8 @@ __all__ = [
     "ConfigError",
     "ConfigIssue",
     "Duration",
+    "MirrorcastError",
+    "UserError",
     "config_from_mapping",
     "config_from_text",
     "find_project_root",

@@ -1,10 +1,29 @@
-"""Config errors a person can act on: the file, the line, the key path, and what was wrong."""
+"""The project's error family, and config errors a person can act on.
+
+Every exception mirrorcast raises on purpose derives from :class:`MirrorcastError`; those a
+person fixes (a config value, a rule, a file, a URL, an unreachable backend they configured)
+derive from its :class:`UserError` branch, which the CLI turns into one line and exit code 2
+(``driver.commands._common.user_errors``). The family sits here, in the bottom layer, so every
+package can derive from it without importing upwards (the manner of Pulumi's
+``automation/errors.py``: one base, named branches). Each class keeps the builtin it derived
+from before (``ValueError``, ``RuntimeError``) as a second base, so existing handlers still hold.
+
+A config error names the file, the line, the key path, and what was wrong.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ConfigError", "ConfigIssue"]
+__all__ = ["ConfigError", "ConfigIssue", "MirrorcastError", "UserError"]
+
+
+class MirrorcastError(Exception):
+    """Base of every error mirrorcast raises on purpose."""
+
+
+class UserError(MirrorcastError):
+    """An error a person can act on: the message says what to fix; no traceback is needed."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +59,7 @@ class ConfigIssue:
 
 
 @dataclass
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A stack's config cannot be used. ``str()`` gives one line per issue."""
 
     issues: list[ConfigIssue]
