@@ -44,6 +44,7 @@ from tenacity import (
 )
 
 from driver.redact import redact_text
+from infra.config import MirrorcastError
 
 if TYPE_CHECKING:
     from driver.journal import Journal
@@ -58,7 +59,7 @@ JOURNAL_KIND = "notify"
 """The ``updates.kind`` of delivery records."""
 
 
-class WebhookError(RuntimeError):
+class WebhookError(MirrorcastError, RuntimeError):
     """One delivery attempt failed. ``retryable`` is False for a request the server refused."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:

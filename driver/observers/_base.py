@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from infra.config import PoolSpec, SecurityRule
+from infra.config import PoolSpec, SecurityRule, UserError
 
 __all__ = [
     "APP_VERSION_TAG",
@@ -50,7 +50,7 @@ APP_VERSION_TAG = "mirrorcast-app-version"
 T = TypeVar("T")
 
 
-class ObserveError(Exception):
+class ObserveError(UserError):
     """A cloud could not be read for one side of a pool; one sentence a person can act on.
 
     :param message: what went wrong.

@@ -23,20 +23,22 @@ from typing import Any
 
 import requests
 
+from infra.config import MirrorcastError
+
 __all__ = ["AnswerTooLarge", "DeadlineExceeded", "bounded_request"]
 
 _PIECE = 64 * 1024
 """Largest piece read at once (``read1`` returns less when less has arrived)."""
 
 
-class DeadlineExceeded(requests.Timeout):
+class DeadlineExceeded(MirrorcastError, requests.Timeout):
     """The whole request (connect, headers, body) took longer than its deadline.
 
     A :class:`requests.Timeout`, so callers that already map timeouts keep working.
     """
 
 
-class AnswerTooLarge(requests.RequestException):
+class AnswerTooLarge(MirrorcastError, requests.RequestException):
     """The answer's body is larger than the cap; reading stopped there."""
 
     def __init__(self, message: str, *, limit: int) -> None:
