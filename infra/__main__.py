@@ -35,16 +35,16 @@ SECRETS_NAMESPACE = "mirrorcast-secrets"
 """Secrets live outside ``mirrorcast:*`` so the reviewable config never holds them."""
 
 DATABASE_PASSWORD_KEY = "databasePassword"
+SSH_PUBLIC_KEY_KEY = "azureSshPublicKey"
 
 
 def _namespace_fields() -> Iterable[str]:
     """Every ``mirrorcast:<field>`` key set on the stack, so typos are reported, not ignored."""
     fields = set(MirrorcastConfig.model_fields)
     prefix = f"{NAMESPACE}:"
-    # Pulumi hands config to the program in PULUMI_CONFIG (read by get_config_env) and, under
-    # mocks, through set_all_config; both can carry keys the model does not know.
-    keys = [*pulumi.runtime.config.CONFIG.get().keys(), *pulumi.runtime.get_config_env().keys()]
-    for key in keys:
+    # The language host hands the stack's config to the program in PULUMI_CONFIG, which the
+    # SDK's public get_config_env() reads; keys the model does not know show up there.
+    for key in pulumi.runtime.get_config_env():
         if key.startswith(prefix):
             fields.add(key[len(prefix) :])
     return sorted(fields)
@@ -79,6 +79,7 @@ def read_config() -> MirrorcastConfig:
                     "an administrator password; set it with `pulumi config set --secret "
                     f"{SECRETS_NAMESPACE}:{DATABASE_PASSWORD_KEY} <password>`"
                 )
+    problems.extend(_azure_problems(config))
     if problems:
         raise pulumi.RunError("\n".join(f"{source}: {problem}" for problem in problems))
     return config
@@ -86,6 +87,40 @@ def read_config() -> MirrorcastConfig:
 
 def _database_password() -> pulumi.Output[str] | None:
     return pulumi.Config(SECRETS_NAMESPACE).get_secret(DATABASE_PASSWORD_KEY)
+
+
+def _ssh_public_key() -> pulumi.Output[str] | None:
+    return pulumi.Config(SECRETS_NAMESPACE).get_secret(SSH_PUBLIC_KEY_KEY)
+
+
+def _azure_problems(config: MirrorcastConfig) -> list[str]:
+    """What an Azure side needs that only the stack can give: an SSH key, the standby principal."""
+    problems: list[str] = []
+    for name, pool in config.pools.items():
+        sides = [
+            (role, cloud)
+            for role, cloud in (("primary", pool.primary.cloud), ("mirror", pool.mirror_cloud))
+            if cloud is Cloud.azure
+        ]
+        if not sides:
+            continue
+        if config.azure.image_kind == "generalized" and _ssh_public_key() is None:
+            problems.append(
+                f"pools.{name}: the Azure scale sets boot a generalized image, which needs an "
+                "admin SSH key: set it with `pulumi config set --secret "
+                f'{SECRETS_NAMESPACE}:{SSH_PUBLIC_KEY_KEY} "$(cat ~/.ssh/id_ed25519.pub)"` '
+                "(or set azure.image_kind: specialized)"
+            )
+        warm = pool.mirror.paused.strategy == "warm_pool" and pool.mirror_size > 0
+        if pool.mirror_cloud is Cloud.azure and warm and not config.azure.standby_pool_principal_id:
+            problems.append(
+                f"pools.{name}.mirror.paused: an Azure standby pool needs the Standby Pool "
+                "resource provider to hold roles on the resource group; set "
+                "azure.standby_pool_principal_id to its object id (az ad sp list --display-name "
+                "'Standby Pool Resource Provider' --query [0].id -o tsv) and register the "
+                "provider once (az provider register --namespace Microsoft.StandbyPool)"
+            )
+    return problems
 
 
 def main() -> pulumi.Output[dict[str, Any]]:
@@ -100,6 +135,8 @@ def main() -> pulumi.Output[dict[str, Any]]:
             tags=config.tags,
             database_password=password,
             default_aws_region=default_aws_region,
+            azure=config.azure,
+            ssh_public_key=_ssh_public_key(),
         )
         for name, spec in config.pools.items()
     }

@@ -7,6 +7,7 @@ plans into resources.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -26,10 +27,16 @@ from infra.config import (
 )
 
 __all__ = [
+    "AWS_LB_NAME",
+    "AZURE_AFD_ENDPOINT",
+    "AZURE_SQL_SERVER",
+    "RDS_IDENTIFIER",
+    "RDS_SUBNET_GROUP",
     "AwsIngressRule",
     "AzureNsgRule",
     "GcpFirewallRule",
     "GroupPlan",
+    "NameLimit",
     "Role",
     "aws_ingress",
     "aws_tags",
@@ -41,6 +48,7 @@ __all__ = [
     "gcp_name",
     "group_plans",
     "network_tag",
+    "physical_name",
     "pool_weights",
     "type_token",
 ]
@@ -79,6 +87,81 @@ def gcp_name(name: str, *, max_length: int = 55) -> str:
     if not cleaned or not cleaned[0].isalpha():
         cleaned = f"mc-{cleaned}"
     return cleaned[:max_length].rstrip("-")
+
+
+@dataclass(frozen=True)
+class NameLimit:
+    """A cloud's rule for one kind of physical name, and what auto-naming appends to it.
+
+    :param max_length: the longest name the cloud accepts.
+    :param suffix: characters the provider's auto-naming appends to the logical name
+        (pulumi-aws and pulumi-gcp: ``-`` and 7 random characters; azure-native: 8).
+    :param lowercase: the cloud accepts lowercase letters only.
+    :param allowed: the characters the cloud accepts besides letters and digits.
+    :param single_hyphens: no two consecutive hyphens (RDS identifiers).
+    """
+
+    max_length: int
+    suffix: int
+    lowercase: bool = False
+    allowed: str = "-"
+    single_hyphens: bool = False
+
+    def accepts(self, name: str) -> bool:
+        """Whether ``name`` (a full physical name) is valid under this rule."""
+        if not name or len(name) > self.max_length or not name[0].isalnum():
+            return False
+        if name.endswith("-") or (self.single_hyphens and "--" in name):
+            return False
+        if self.lowercase and name != name.lower():
+            return False
+        return all((c.isascii() and c.isalnum()) or c in self.allowed for c in name)
+
+
+# Each limit's source is in docs/infra.md ("Names"); the test table tests/infra/constraints.py
+# checks the physical names against the clouds' rules independently of these.
+AWS_LB_NAME = NameLimit(max_length=32, suffix=8)
+"""Load balancers and target groups: 32 alphanumerics or hyphens (pulumi_aws.lb docstrings)."""
+RDS_IDENTIFIER = NameLimit(max_length=63, suffix=8, lowercase=True, single_hyphens=True)
+"""RDS cluster, instance and global cluster identifiers: 1-63, lowercase, no ``--``."""
+RDS_SUBNET_GROUP = NameLimit(max_length=255, suffix=8, lowercase=True, allowed="-_. ")
+"""DB subnet groups: up to 255 lowercase letters, digits, ``-``, ``_``, ``.``, spaces."""
+AZURE_SQL_SERVER = NameLimit(max_length=63, suffix=8, lowercase=True)
+"""Azure SQL logical servers: 1-63 lowercase letters, digits and hyphens."""
+AZURE_AFD_ENDPOINT = NameLimit(max_length=46, suffix=8)
+"""Front Door endpoints: 1-46 alphanumerics and hyphens."""
+
+
+def physical_name(
+    logical: str, limit: NameLimit, *, scope: str = "", salt: str = "", always: bool = False
+) -> str | None:
+    """``None`` when the provider's auto-name of ``logical`` fits ``limit``, else an explicit name.
+
+    Auto-naming (logical name plus a random suffix) is kept wherever it is valid: it lets Pulumi
+    create a replacement before deleting the old resource, and changing it would replace the
+    resources of stacks already deployed. Where the auto-name would break the cloud's rule (a
+    long pool name, an uppercase one) the name is the logical name made valid and shortened,
+    plus 6 hex characters of a hash of ``scope`` (project and stack), the logical name and
+    ``salt`` (the inputs whose change replaces the resource, so a replacement gets a new name).
+
+    :param logical: the resource's logical name.
+    :param limit: the cloud's rule for this kind of name.
+    :param scope: what makes the name unique where it must be (project/stack).
+    :param salt: the replace-triggering inputs, as text.
+    :param always: return an explicit name even when auto-naming would do (for names the
+        provider does not auto-name, such as a global cluster's identifier).
+    """
+    if not always and limit.accepts(logical + "-a1b2c3d4"[: limit.suffix]):
+        return None
+    digest = hashlib.sha256(f"{scope}/{logical}/{salt}".encode()).hexdigest()[:6]
+    base = logical.lower() if limit.lowercase else logical
+    base = re.sub(r"[^A-Za-z0-9]+" if limit.allowed == "-" else r"[^A-Za-z0-9_. -]+", "-", base)
+    if limit.single_hyphens:
+        base = re.sub(r"-{2,}", "-", base)
+    base = base[: limit.max_length - len(digest) - 1].strip("-")
+    if not base or not base[0].isalpha():
+        base = f"mc-{base}"[: limit.max_length - len(digest) - 1].rstrip("-")
+    return f"{base}-{digest}"
 
 
 def network_tag(pool: str, role: Role) -> str:
@@ -336,6 +419,20 @@ def declarability_problems(config: MirrorcastConfig) -> list[str]:
             problems.append(
                 f"{at}.certificate: a {kind.value} listener on port 443 terminates TLS and needs "
                 "a certificate (ACM ARN for alb, SSL certificate self-link for gcp_url_map)"
+            )
+        port = balancer.port
+        opened = [
+            rule
+            for rule in pool.sync.security_rules
+            if rule.protocol == "tcp" and rule.port_range()[0] <= port <= rule.port_range()[1]
+        ]
+        if not opened:
+            # Security groups, NSGs and GCP firewalls drop inbound traffic no rule allows, so
+            # every instance would fail its health check.
+            problems.append(
+                f"pools.{name}.sync.security_rules: the balancer sends traffic to port {port} "
+                "(balancer.port), but no tcp rule opens it on the instances; add a rule for "
+                f"port {port} or change balancer.port"
             )
         clouds = {pool.primary.cloud, pool.mirror_cloud}
         if kind is BalancerKind.gcp_cloud_dns and Cloud.aws in clouds:

@@ -7,12 +7,24 @@ its instances sit in the group's warm pool, Stopped or Hibernated, so activation
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_aws as aws
 
-from infra._common import GroupPlan, Role, aws_ingress, child_name, type_token
+from infra._common import (
+    AWS_LB_NAME,
+    RDS_IDENTIFIER,
+    RDS_SUBNET_GROUP,
+    GroupPlan,
+    NameLimit,
+    Role,
+    aws_ingress,
+    child_name,
+    physical_name,
+    type_token,
+)
 from infra.config import Cloud, DatabaseSpec, NetworkSpec, ProductWeight, SecurityRule
 from infra.dns import DnsEndpoint
 
@@ -28,6 +40,30 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _WARM_POOL_STATE = {"stopped": "Stopped", "hibernated": "Hibernated"}
+
+
+def _scope() -> str:
+    """What makes an explicit physical name unique: two stacks share an account and region."""
+    return f"{pulumi.get_project()}/{pulumi.get_stack()}"
+
+
+def _explicit_name(logical: str, limit: NameLimit, *, salt: str = "") -> str:
+    """A valid name unique per stack, for inputs the provider never auto-names."""
+    name = physical_name(logical, limit, scope=_scope(), salt=salt, always=True)
+    assert name is not None, "always=True returns a name"
+    return name
+
+
+def _auto_or_explicit(logical: str, limit: NameLimit, *, salt: str = "") -> str | None:
+    return physical_name(logical, limit, scope=_scope(), salt=salt)
+
+
+# Hibernation needs an encrypted EBS root volume large enough to hold the instance's RAM
+# (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/hibernating-prerequisites.html). The
+# device name is the one AWS's Linux AMIs use for their root volume.
+HIBERNATION_ROOT_DEVICE = "/dev/xvda"
+HIBERNATION_ROOT_GIB = 64
+
 _AURORA_ENGINE = {
     "postgres": aws.rds.EngineType.AURORA_POSTGRESQL,
     "mysql": aws.rds.EngineType.AURORA_MYSQL,
@@ -58,8 +94,12 @@ class AutoScalingGroup(pulumi.ComponentResource):
         super().__init__(type_token("aws", type_name), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(tags)
+        # Every regional resource names its region: a child inherits its parent's provider, so
+        # without it a resource could silently land in another side's region.
+        self.region = plan.region
         self.security_group = aws.ec2.SecurityGroup(
             child_name(name, "sg"),
+            region=plan.region,
             description=f"mirrorcast {plan.pool} {plan.role}: sync.security_rules",
             vpc_id=plan.network.vpc_id,
             ingress=[
@@ -83,12 +123,29 @@ class AutoScalingGroup(pulumi.ComponentResource):
         hibernated = plan.warm_state == "hibernated"
         self.launch_template = aws.ec2.LaunchTemplate(
             child_name(name, "lt"),
+            region=plan.region,
             image_id=plan.image,
             instance_type=plan.machine_type,
             vpc_security_group_ids=[self.security_group.id],
             # Hibernation must be enabled at launch; a warm pool cannot hibernate otherwise.
             hibernation_options=(
                 aws.ec2.LaunchTemplateHibernationOptionsArgs(configured=True)
+                if hibernated
+                else None
+            ),
+            # ... and an encrypted EBS root volume (HIBERNATION_ROOT_DEVICE's source).
+            block_device_mappings=(
+                [
+                    aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                        device_name=HIBERNATION_ROOT_DEVICE,
+                        ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                            encrypted="true",
+                            volume_size=HIBERNATION_ROOT_GIB,
+                            volume_type="gp3",
+                            delete_on_termination="true",
+                        ),
+                    )
+                ]
                 if hibernated
                 else None
             ),
@@ -117,6 +174,7 @@ class AutoScalingGroup(pulumi.ComponentResource):
         ignore = ["desiredCapacity"] if plan.autoscaled else []
         self.group = aws.autoscaling.Group(
             child_name(name, "asg"),
+            region=plan.region,
             min_size=plan.min_size,
             max_size=plan.max_size,
             desired_capacity=plan.desired,
@@ -137,6 +195,7 @@ class AutoScalingGroup(pulumi.ComponentResource):
         if plan.autoscaled:
             self.scaling_policy = aws.autoscaling.Policy(
                 child_name(name, "cpu"),
+                region=plan.region,
                 autoscaling_group_name=self.group.name,
                 policy_type="TargetTrackingScaling",
                 target_tracking_configuration=aws.autoscaling.PolicyTargetTrackingConfigurationArgs(
@@ -192,6 +251,7 @@ class AlbBalancer(pulumi.ComponentResource):
     :param groups: the primary's and the mirror's groups.
     :param weights: each side's ALB weight.
     :param network: VPC and subnets (at least two availability zones) for the load balancer.
+    :param region: the region of the VPC (and of both groups: an ALB is regional).
     :param port: listener and target port.
     :param health_check_path: HTTP path the target groups probe.
     :param certificate: ACM certificate ARN, required on port 443.
@@ -206,6 +266,7 @@ class AlbBalancer(pulumi.ComponentResource):
         groups: Mapping[Role, AutoScalingGroup],
         weights: Mapping[Role, ProductWeight],
         network: NetworkSpec,
+        region: str,
         port: int,
         health_check_path: str,
         certificate: str | None,
@@ -216,8 +277,10 @@ class AlbBalancer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(tags)
         https = port == 443
+        protocol = "HTTPS" if https else "HTTP"
         self.security_group = aws.ec2.SecurityGroup(
             child_name(name, "sg"),
+            region=region,
             description=f"mirrorcast load balancer {name}",
             vpc_id=network.vpc_id,
             ingress=[
@@ -233,8 +296,11 @@ class AlbBalancer(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        lb_name = child_name(name, "alb")
         self.load_balancer = aws.lb.LoadBalancer(
-            child_name(name, "alb"),
+            lb_name,
+            name=_auto_or_explicit(lb_name, AWS_LB_NAME, salt="application"),
+            region=region,
             load_balancer_type="application",
             internal=False,
             subnets=list(network.subnet_ids),
@@ -244,17 +310,29 @@ class AlbBalancer(pulumi.ComponentResource):
         )
         self.target_groups: dict[Role, aws.lb.TargetGroup] = {}
         for role, group in groups.items():
+            tg_name = child_name(name, role)
             target_group = aws.lb.TargetGroup(
-                child_name(name, role),
+                tg_name,
+                # A target group is replaced when its port, protocol or VPC changes; those are
+                # in the salt so the replacement gets a new explicit name.
+                name=_auto_or_explicit(
+                    tg_name, AWS_LB_NAME, salt=f"{port}/{protocol}/{group.network.vpc_id}"
+                ),
+                region=region,
                 port=port,
-                protocol="HTTPS" if https else "HTTP",
+                protocol=protocol,
                 vpc_id=group.network.vpc_id,
-                health_check=aws.lb.TargetGroupHealthCheckArgs(path=health_check_path),
+                # Probe the way traffic arrives: an HTTPS target answers plain HTTP with a TLS
+                # error, and the health check defaults to HTTP on the traffic port.
+                health_check=aws.lb.TargetGroupHealthCheckArgs(
+                    path=health_check_path, protocol=protocol, port="traffic-port"
+                ),
                 tags=tags,
                 opts=child,
             )
             aws.autoscaling.Attachment(
                 child_name(name, f"{role}-attach"),
+                region=region,
                 autoscaling_group_name=group.group.name,
                 lb_target_group_arn=target_group.arn,
                 opts=child,
@@ -262,9 +340,10 @@ class AlbBalancer(pulumi.ComponentResource):
             self.target_groups[role] = target_group
         self.listener = aws.lb.Listener(
             child_name(name, "listener"),
+            region=region,
             load_balancer_arn=self.load_balancer.arn,
             port=port,
-            protocol="HTTPS" if https else "HTTP",
+            protocol=protocol,
             certificate_arn=certificate if https else None,
             default_actions=[
                 aws.lb.ListenerDefaultActionArgs(
@@ -308,16 +387,23 @@ class NlbFront(pulumi.ComponentResource):
         super().__init__(type_token("aws", "NlbFront"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         tags = dict(tags)
+        region = group.region
+        lb_name = child_name(name, "nlb")
         self.load_balancer = aws.lb.LoadBalancer(
-            child_name(name, "nlb"),
+            lb_name,
+            name=_auto_or_explicit(lb_name, AWS_LB_NAME, salt="network"),
+            region=region,
             load_balancer_type="network",
             internal=False,
             subnets=list(group.network.subnet_ids),
             tags=tags,
             opts=child,
         )
+        tg_name = child_name(name, "tg")
         self.target_group = aws.lb.TargetGroup(
-            child_name(name, "tg"),
+            tg_name,
+            name=_auto_or_explicit(tg_name, AWS_LB_NAME, salt=f"{port}/TCP/{group.network.vpc_id}"),
+            region=region,
             port=port,
             protocol="TCP",
             vpc_id=group.network.vpc_id,
@@ -327,12 +413,14 @@ class NlbFront(pulumi.ComponentResource):
         )
         aws.autoscaling.Attachment(
             child_name(name, "attach"),
+            region=region,
             autoscaling_group_name=group.group.name,
             lb_target_group_arn=self.target_group.arn,
             opts=child,
         )
         aws.lb.Listener(
             child_name(name, "listener"),
+            region=region,
             load_balancer_arn=self.load_balancer.arn,
             port=port,
             protocol="TCP",
@@ -360,9 +448,11 @@ class AuroraGlobalDatabase(pulumi.ComponentResource):
     :param spec: engine, version, instance class and whether to replicate.
     :param primary_network: subnets for the writer's subnet group.
     :param mirror_network: subnets for the secondary's subnet group.
+    :param primary_region: the writer's region.
+    :param mirror_region: the secondary's region.
     :param password: the master password (a Pulumi secret).
-    :param mirror_provider: the provider for the mirror's region.
-    :param tags: tags for every child.
+    :param mirror_provider: the provider for the mirror's region (``None``: the default one).
+    :param tags: tags for every child (the global cluster too: it is billed and policy-checked).
     :param opts: resource options.
     """
 
@@ -373,6 +463,8 @@ class AuroraGlobalDatabase(pulumi.ComponentResource):
         spec: DatabaseSpec,
         primary_network: NetworkSpec,
         mirror_network: NetworkSpec,
+        primary_region: str,
+        mirror_region: str,
         password: pulumi.Input[str],
         mirror_provider: aws.Provider | None,
         tags: Mapping[str, str],
@@ -380,6 +472,9 @@ class AuroraGlobalDatabase(pulumi.ComponentResource):
     ) -> None:
         super().__init__(type_token("aws", "AuroraGlobalDatabase"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # Each resource also names its region: with provider=None a child would inherit the
+        # parent's (the primary's) provider, and the mirror's subnet group would be built in the
+        # primary's region from the mirror's subnets.
         mirror_opts = pulumi.ResourceOptions(parent=self, provider=mirror_provider)
         tags = dict(tags)
         engine = _AURORA_ENGINE[spec.engine]
@@ -387,20 +482,32 @@ class AuroraGlobalDatabase(pulumi.ComponentResource):
         if spec.replica:
             self.global_cluster = aws.rds.GlobalCluster(
                 child_name(name, "global"),
-                global_cluster_identifier=f"{name}-global",
+                region=primary_region,
+                # Never auto-named, so unique per stack here; lowercase and without "--" as
+                # RDS identifiers must be.
+                global_cluster_identifier=_explicit_name(
+                    child_name(name, "global"), RDS_IDENTIFIER
+                ),
                 engine=engine,
                 engine_version=spec.engine_version,
                 storage_encrypted=True,
+                tags=tags,
                 opts=child,
             )
+        primary_subnets_name = child_name(name, "primary-subnets")
         primary_subnets = aws.rds.SubnetGroup(
-            child_name(name, "primary-subnets"),
+            primary_subnets_name,
+            name=_auto_or_explicit(primary_subnets_name, RDS_SUBNET_GROUP),
+            region=primary_region,
             subnet_ids=list(primary_network.subnet_ids),
             tags=tags,
             opts=child,
         )
+        primary_name = child_name(name, "primary")
         self.primary_cluster = aws.rds.Cluster(
-            child_name(name, "primary"),
+            primary_name,
+            cluster_identifier=_auto_or_explicit(primary_name, RDS_IDENTIFIER),
+            region=primary_region,
             engine=engine,
             engine_version=spec.engine_version,
             global_cluster_identifier=self.global_cluster.id if self.global_cluster else None,
@@ -409,12 +516,18 @@ class AuroraGlobalDatabase(pulumi.ComponentResource):
             master_password=password,
             storage_encrypted=True,
             skip_final_snapshot=False,
-            final_snapshot_identifier=f"{name}-primary-final",
+            # The subnet group's name carries Pulumi's random suffix (or the stack's hash), and
+            # a recreated database gets a new subnet group: the snapshot a deleted database
+            # leaves never blocks the next one, and two stacks never share a name.
+            final_snapshot_identifier=primary_subnets.name.apply(_final_snapshot_identifier),
             tags=tags,
             opts=child,
         )
+        primary_instance_name = child_name(name, "primary-1")
         self.primary_instance = aws.rds.ClusterInstance(
-            child_name(name, "primary-1"),
+            primary_instance_name,
+            identifier=_auto_or_explicit(primary_instance_name, RDS_IDENTIFIER),
+            region=primary_region,
             cluster_identifier=self.primary_cluster.id,
             instance_class=spec.instance_class,
             engine=engine,
@@ -424,15 +537,21 @@ class AuroraGlobalDatabase(pulumi.ComponentResource):
         )
         self.secondary_cluster: aws.rds.Cluster | None = None
         if self.global_cluster is not None:
+            mirror_subnets_name = child_name(name, "mirror-subnets")
             mirror_subnets = aws.rds.SubnetGroup(
-                child_name(name, "mirror-subnets"),
+                mirror_subnets_name,
+                name=_auto_or_explicit(mirror_subnets_name, RDS_SUBNET_GROUP),
+                region=mirror_region,
                 subnet_ids=list(mirror_network.subnet_ids),
                 tags=tags,
                 opts=mirror_opts,
             )
+            mirror_name = child_name(name, "mirror")
             # A secondary can join only once the writer has an instance.
             self.secondary_cluster = aws.rds.Cluster(
-                child_name(name, "mirror"),
+                mirror_name,
+                cluster_identifier=_auto_or_explicit(mirror_name, RDS_IDENTIFIER),
+                region=mirror_region,
                 engine=engine,
                 engine_version=spec.engine_version,
                 global_cluster_identifier=self.global_cluster.id,
@@ -444,8 +563,11 @@ class AuroraGlobalDatabase(pulumi.ComponentResource):
                     mirror_opts, pulumi.ResourceOptions(depends_on=[self.primary_instance])
                 ),
             )
+            mirror_instance_name = child_name(name, "mirror-1")
             aws.rds.ClusterInstance(
-                child_name(name, "mirror-1"),
+                mirror_instance_name,
+                identifier=_auto_or_explicit(mirror_instance_name, RDS_IDENTIFIER),
+                region=mirror_region,
                 cluster_identifier=self.secondary_cluster.id,
                 instance_class=spec.instance_class,
                 engine=engine,
@@ -454,3 +576,11 @@ class AuroraGlobalDatabase(pulumi.ComponentResource):
                 opts=mirror_opts,
             )
         self.register_outputs({"writer_endpoint": self.primary_cluster.endpoint})
+
+
+def _final_snapshot_identifier(subnet_group: str) -> str:
+    """``<subnet group>-final`` made a valid snapshot identifier (letters, digits, single ``-``)."""
+    cleaned = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9]+", "-", subnet_group)).strip("-")
+    if not cleaned or not cleaned[0].isalpha():
+        cleaned = f"mc-{cleaned}"
+    return f"{cleaned[:248].rstrip('-')}-final"

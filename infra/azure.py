@@ -10,26 +10,33 @@ package is very large.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pulumi
 from pulumi_azure_native import authorization, cdn, compute, monitor, network, sql, standbypool
 
 from infra._common import (
+    AZURE_AFD_ENDPOINT,
+    AZURE_SQL_SERVER,
     GroupPlan,
     Role,
     azure_nsg_rules,
     child_name,
     gcp_name,
+    physical_name,
     type_token,
 )
 from infra.config import Cloud, DatabaseSpec, ProductWeight, SecurityRule
 from infra.dns import DnsEndpoint
 
 __all__ = [
+    "STANDBY_POOL_ROLES",
     "FrontDoorBalancer",
     "LoadBalancerFront",
     "MirrorScaleSet",
+    "OsProfile",
     "PrimaryScaleSet",
     "ScaleSet",
     "SqlGeoReplica",
@@ -39,6 +46,37 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _STANDBY_STATE = {"deallocated": "Deallocated"}
+
+STANDBY_POOL_ROLES = {
+    "Virtual Machine Contributor": "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",
+    "Network Contributor": "4d97b98b-1d4f-4787-a291-c67834d212e7",
+    "Managed Identity Operator": "f1a07417-d97a-45cb-824c-7a7467783830",
+}
+"""Built-in roles the Standby Pool resource provider needs on the scale set's resource group
+(https://learn.microsoft.com/azure/virtual-machine-scale-sets/standby-pools-create#prerequisites;
+ids from https://learn.microsoft.com/azure/role-based-access-control/built-in-roles)."""
+
+
+def _scope() -> str:
+    return f"{pulumi.get_project()}/{pulumi.get_stack()}"
+
+
+@dataclass(frozen=True)
+class OsProfile:
+    """The OS profile a scale set from a generalized image needs (``None`` for specialized).
+
+    :param admin_username: the Linux administrator.
+    :param ssh_public_key: the administrator's public key (a Pulumi secret).
+    """
+
+    admin_username: str
+    ssh_public_key: pulumi.Input[str]
+
+
+def computer_name_prefix(pool: str, role: Role) -> str:
+    """A computer name prefix of at most 15 characters (the API's limit), per side."""
+    base = re.sub(r"[^a-z0-9-]+", "", pool.lower())[:12].rstrip("-") or "mc"
+    return f"{base}-{role[0]}"
 
 
 class LoadBalancerFront(pulumi.ComponentResource):
@@ -83,7 +121,8 @@ class LoadBalancerFront(pulumi.ComponentResource):
         )
         # Rules reference the balancer's own frontend, pool and probe by id, and those ids are
         # only known from the balancer's name, so it is named explicitly.
-        lb_name = gcp_name(f"{name}-lb", max_length=80)
+        # Named with the stack: two stacks sharing a resource group must not collide.
+        lb_name = gcp_name(f"{name}-{pulumi.get_stack()}-lb", max_length=80)
         subscription = authorization.get_client_config_output().subscription_id
         lb_id = pulumi.Output.concat(
             "/subscriptions/",
@@ -149,6 +188,9 @@ class ScaleSet(pulumi.ComponentResource):
     :param plan: sizes, image, VM size, network and standby state.
     :param rules: ``sync.security_rules``, identical on both sides.
     :param backend_pool_id: the front's backend pool the VMs join.
+    :param os_profile: admin user and SSH key for generalized images; ``None`` for specialized.
+    :param standby_principal_id: the Standby Pool resource provider's principal, granted the
+        roles a standby pool needs (required when the plan keeps a standby pool).
     :param tags: tags for every child.
     :param opts: resource options.
     """
@@ -161,6 +203,8 @@ class ScaleSet(pulumi.ComponentResource):
         plan: GroupPlan,
         rules: Sequence[SecurityRule],
         backend_pool_id: pulumi.Input[str],
+        os_profile: OsProfile | None,
+        standby_principal_id: str | None,
         tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -204,6 +248,27 @@ class ScaleSet(pulumi.ComponentResource):
             single_placement_group=False,
             sku=compute.SkuArgs(name=plan.machine_type, tier="Standard", capacity=plan.desired),
             virtual_machine_profile=compute.VirtualMachineScaleSetVMProfileArgs(
+                # A generalized image boots only with an OS profile; a specialized one keeps its
+                # own users and must not get one.
+                os_profile=(
+                    compute.VirtualMachineScaleSetOSProfileArgs(
+                        computer_name_prefix=computer_name_prefix(plan.pool, plan.role),
+                        admin_username=os_profile.admin_username,
+                        linux_configuration=compute.LinuxConfigurationArgs(
+                            disable_password_authentication=True,
+                            ssh=compute.SshConfigurationArgs(
+                                public_keys=[
+                                    compute.SshPublicKeyArgs(
+                                        path=f"/home/{os_profile.admin_username}/.ssh/authorized_keys",
+                                        key_data=os_profile.ssh_public_key,
+                                    )
+                                ]
+                            ),
+                        ),
+                    )
+                    if os_profile is not None
+                    else None
+                ),
                 storage_profile=compute.VirtualMachineScaleSetStorageProfileArgs(
                     image_reference=_image_reference(plan.image)
                 ),
@@ -236,6 +301,26 @@ class ScaleSet(pulumi.ComponentResource):
         self.standby_pool: standbypool.StandbyVirtualMachinePool | None = None
         # A 0% mirror has nothing to keep warm (and a standby pool needs a capacity of 1+).
         if plan.keep_warm_pool and plan.warm_state is not None and plan.size > 0:
+            assert standby_principal_id is not None, "checked before declaring (declarability)"
+            subscription = authorization.get_client_config_output().subscription_id
+            group_scope = pulumi.Output.concat(
+                "/subscriptions/", subscription, f"/resourceGroups/{resource_group}"
+            )
+            grants = [
+                authorization.RoleAssignment(
+                    child_name(name, f"standby-{'-'.join(role.lower().split())}"),
+                    scope=group_scope,
+                    principal_id=standby_principal_id,
+                    principal_type="ServicePrincipal",
+                    role_definition_id=pulumi.Output.concat(
+                        "/subscriptions/",
+                        subscription,
+                        f"/providers/Microsoft.Authorization/roleDefinitions/{definition}",
+                    ),
+                    opts=child,
+                )
+                for role, definition in STANDBY_POOL_ROLES.items()
+            ]
             self.standby_pool = standbypool.StandbyVirtualMachinePool(
                 child_name(name, "standby"),
                 resource_group_name=resource_group,
@@ -246,7 +331,8 @@ class ScaleSet(pulumi.ComponentResource):
                     max_ready_capacity=plan.size, min_ready_capacity=plan.warm_size
                 ),
                 tags=tags,
-                opts=child,
+                # The provider must hold its roles before it can create VMs for the pool.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
             )
         self.autoscale: monitor.AutoscaleSetting | None = None
         if plan.autoscaled:
@@ -284,6 +370,8 @@ class PrimaryScaleSet(ScaleSet):
         plan: GroupPlan,
         rules: Sequence[SecurityRule],
         backend_pool_id: pulumi.Input[str],
+        os_profile: OsProfile | None,
+        standby_principal_id: str | None,
         tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -293,6 +381,8 @@ class PrimaryScaleSet(ScaleSet):
             plan=plan,
             rules=rules,
             backend_pool_id=backend_pool_id,
+            os_profile=os_profile,
+            standby_principal_id=standby_principal_id,
             tags=tags,
             opts=opts,
         )
@@ -308,6 +398,8 @@ class MirrorScaleSet(ScaleSet):
         plan: GroupPlan,
         rules: Sequence[SecurityRule],
         backend_pool_id: pulumi.Input[str],
+        os_profile: OsProfile | None,
+        standby_principal_id: str | None,
         tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -317,6 +409,8 @@ class MirrorScaleSet(ScaleSet):
             plan=plan,
             rules=rules,
             backend_pool_id=backend_pool_id,
+            os_profile=os_profile,
+            standby_principal_id=standby_principal_id,
             tags=tags,
             opts=opts,
         )
@@ -364,8 +458,11 @@ class FrontDoorBalancer(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        endpoint_name = child_name(name, "endpoint")
         self.afd_endpoint = cdn.AFDEndpoint(
-            child_name(name, "endpoint"),
+            endpoint_name,
+            # Front Door endpoint names hold 46 characters (a long pool name would not fit).
+            endpoint_name=physical_name(endpoint_name, AZURE_AFD_ENDPOINT, scope=_scope()),
             resource_group_name=resource_group,
             profile_name=self.profile.name,
             location="global",
@@ -453,8 +550,11 @@ class SqlGeoReplica(pulumi.ComponentResource):
         if spec.replica:
             sides["mirror"] = mirror
         for role, (resource_group, location) in sides.items():
+            server_logical = child_name(name, f"{role}-server")
             servers[role] = sql.Server(
-                child_name(name, f"{role}-server"),
+                server_logical,
+                # SQL server names are lowercase only; an uppercase pool name needs one made.
+                server_name=physical_name(server_logical, AZURE_SQL_SERVER, scope=_scope()),
                 resource_group_name=resource_group,
                 location=location,
                 # Azure SQL logical servers have one version; engine_version does not apply.

@@ -194,7 +194,8 @@ class SharedFirewall(pulumi.ComponentResource):
             for rule in gcp_firewall_rules(rules):
                 self.firewalls.append(
                     gcp.compute.Firewall(
-                        child_name(base, f"{rule.name}{suffix}"),
+                        # Rule names run to 41 characters: keep the whole name GCP-valid.
+                        gcp_name(child_name(base, f"{rule.name}{suffix}")),
                         network=network,
                         direction="INGRESS",
                         description=rule.description,
@@ -243,10 +244,23 @@ class UrlMapBalancer(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         base = gcp_name(name, max_length=40)
         https = port == 443
+        # The probe speaks the backends' protocol: an HTTPS backend answers a plain-HTTP probe
+        # on its TLS port with an error, so every instance would be unhealthy.
         health = gcp.compute.HealthCheck(
             child_name(base, "hc"),
-            http_health_check=gcp.compute.HealthCheckHttpHealthCheckArgs(
-                port=port, request_path=health_check_path
+            https_health_check=(
+                gcp.compute.HealthCheckHttpsHealthCheckArgs(
+                    port=port, request_path=health_check_path
+                )
+                if https
+                else None
+            ),
+            http_health_check=(
+                None
+                if https
+                else gcp.compute.HealthCheckHttpHealthCheckArgs(
+                    port=port, request_path=health_check_path
+                )
             ),
             opts=child,
         )

@@ -27,7 +27,7 @@ from infra._common import (
     pool_weights,
     type_token,
 )
-from infra.config import BalancerKind, Cloud, PoolSpec
+from infra.config import AzureSettings, BalancerKind, Cloud, PoolSpec
 
 __all__ = ["Pool", "pool_summary"]
 
@@ -83,6 +83,8 @@ class Pool(pulumi.ComponentResource):
     :param tags: the stack's ``tags``, applied to every taggable resource (as labels on GCP).
     :param database_password: administrator password for Aurora or Azure SQL, when declared.
     :param default_aws_region: the stack's ``aws:region``; AWS sides elsewhere get a provider.
+    :param azure: the stack's ``azure`` settings (image kind, admin user, standby principal).
+    :param ssh_public_key: the Azure admin's SSH public key, for generalized images.
     :param opts: resource options.
     """
 
@@ -94,9 +96,13 @@ class Pool(pulumi.ComponentResource):
         tags: Mapping[str, str],
         database_password: pulumi.Input[str] | None = None,
         default_aws_region: str | None = None,
+        azure: AzureSettings | None = None,
+        ssh_public_key: pulumi.Input[str] | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__(type_token("pool", "Pool"), name, None, opts)
+        self._azure = azure or AzureSettings()
+        self._ssh_public_key = ssh_public_key
         self._name = name
         self._spec = spec
         # Both sides carry the app version they run, so drift between them shows in the console.
@@ -189,6 +195,8 @@ class Pool(pulumi.ComponentResource):
                 plan=plan,
                 rules=rules,
                 backend_pool_id=front.backend_pool_id,
+                os_profile=self._os_profile(),
+                standby_principal_id=self._azure.standby_pool_principal_id,
                 tags=tags,
                 opts=opts,
             )
@@ -214,6 +222,14 @@ class Pool(pulumi.ComponentResource):
             None,
         )
 
+    def _os_profile(self) -> azure.OsProfile | None:
+        if self._azure.image_kind == "specialized":
+            return None
+        assert self._ssh_public_key is not None, "checked before declaring (declarability)"
+        return azure.OsProfile(
+            admin_username=self._azure.admin_username, ssh_public_key=self._ssh_public_key
+        )
+
     # ----------------------------------------------------------------- balancer
 
     def _balancer(self) -> pulumi.Output[str]:
@@ -233,6 +249,7 @@ class Pool(pulumi.ComponentResource):
                 groups={"primary": primary.group, "mirror": mirror.group},
                 weights=weights,
                 network=spec.primary.network,
+                region=spec.primary.region,
                 port=balancer.port,
                 health_check_path=balancer.health_check_path,
                 certificate=balancer.certificate,
@@ -325,6 +342,8 @@ class Pool(pulumi.ComponentResource):
                 spec=database,
                 primary_network=spec.primary.network,
                 mirror_network=spec.mirror_network,
+                primary_region=spec.primary.region,
+                mirror_region=spec.mirror_region,
                 password=self._database_password,
                 mirror_provider=self.sides["mirror"].provider,
                 tags=aws_tags(self._tags, pool=self._name, role="database"),
@@ -335,7 +354,8 @@ class Pool(pulumi.ComponentResource):
         elif cloud is Cloud.azure:
             assert self._database_password is not None, "checked before declaring"
             primary_rg = spec.primary.network.resource_group
-            mirror_rg = spec.mirror_network.resource_group
+            # A cross-cloud mirror has no resource group; only a replica needs the mirror's.
+            mirror_rg = spec.mirror_network.resource_group or primary_rg
             assert primary_rg is not None and mirror_rg is not None, "validated by the model"
             azure.SqlGeoReplica(
                 name,

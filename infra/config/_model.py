@@ -34,6 +34,7 @@ __all__ = [
     "ActivateMirrorAction",
     "AppSpec",
     "AzureMonitorSource",
+    "AzureSettings",
     "BalancerKind",
     "BalancerSpec",
     "CalibrationSettings",
@@ -973,6 +974,30 @@ class PolicySettings(_Model):
     required_tags: list[str] = Field(default_factory=lambda: ["cost-center"])
 
 
+class AzureSettings(_Model):
+    """What the Azure pieces need beyond a pool's own config."""
+
+    standby_pool_principal_id: str | None = Field(
+        default=None,
+        description=(
+            "Object id of the 'Standby Pool Resource Provider' service principal in your tenant "
+            "(az ad sp list --display-name 'Standby Pool Resource Provider' --query [0].id). "
+            "A warm_pool mirror on Azure grants it the roles standby pools need."
+        ),
+    )
+    image_kind: Literal["generalized", "specialized"] = Field(
+        default="generalized",
+        description=(
+            "How the gallery images were captured. Generalized images need an OS profile: the "
+            "scale sets then get an admin user with the SSH key from the "
+            "mirrorcast-secrets:azureSshPublicKey secret."
+        ),
+    )
+    admin_username: str = Field(
+        default="mirrorcast", pattern=r"^[a-z_][a-z0-9_-]{0,31}$", description="Linux admin user."
+    )
+
+
 class MirrorcastConfig(_Model):
     """Everything under the ``mirrorcast:`` namespace of one stack."""
 
@@ -982,6 +1007,7 @@ class MirrorcastConfig(_Model):
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     driver: DriverSettings = Field(default_factory=DriverSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
+    azure: AzureSettings = Field(default_factory=AzureSettings)
     tags: dict[str, str] = Field(
         default_factory=dict, description="Tags/labels applied to every resource."
     )

@@ -10,7 +10,10 @@ test into the next.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
+import os
 import runpy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 STACKS = REPO / "stacks"
 EXAMPLE_STACKS = ("demo", "gcp-web", "azure-api", "multicloud")
 PASSWORD = "correct-horse-battery-staple"
+SSH_PUBLIC_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFixtureKeyForTestsOnly mirrorcast@test"
 
 
 @dataclass
@@ -51,7 +55,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         state = dict(args.inputs)
-        state.setdefault("name", args.name)
+        # Like the bridged providers' auto-naming: the logical name plus "-" and 7 characters
+        # that differ per stack (random in a real deployment, stable here).
+        suffix = hashlib.sha256(f"{pulumi.get_stack()}/{args.name}".encode()).hexdigest()[:7]
+        state.setdefault("name", f"{args.name}-{suffix}" if _bridged(args.typ) else args.name)
         state.setdefault("arn", f"arn:mock:{args.typ}:{args.name}")
         state.setdefault("selfLink", f"https://mock.googleapis.com/{args.name}")
         state.setdefault("selfLinkUnique", f"https://mock.googleapis.com/{args.name}?id=1")
@@ -81,6 +88,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "objectId": "mock",
             }, []
         return {}, []
+
+
+def _bridged(typ: str) -> bool:
+    return typ.startswith(("aws:", "gcp:")) and not typ.startswith(("aws:route53/", "gcp:dns/"))
 
 
 class RecordingMonitor(MockMonitor):
@@ -152,6 +163,25 @@ def _as_pulumi_config(config: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+@contextlib.contextmanager
+def _language_host_env(config: Mapping[str, str], secret_keys: list[str]) -> Iterator[None]:
+    """The environment Pulumi's Python language host gives the program: config in PULUMI_CONFIG.
+
+    The program reads its keys through the SDK's public ``get_config_env()``, as under the CLI.
+    """
+    saved = {key: os.environ.get(key) for key in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")}
+    os.environ["PULUMI_CONFIG"] = json.dumps(dict(config))
+    os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secret_keys)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run_program(
     config: Mapping[str, Any],
     *,
@@ -191,7 +221,8 @@ def run_program(
                 return None
             return main().apply(captured.update)
 
-        program()
+        with _language_host_env(all_config, list(secrets or {})):
+            program()
     finally:
         pulumi_settings.reset_options()
         pulumi.runtime.set_all_config({}, [])
@@ -223,7 +254,10 @@ def run_failing(
         def program() -> pulumi.Output[Any]:
             return main()
 
-        with pytest.raises(pulumi.RunError) as info:
+        with (
+            _language_host_env(all_config, list(secrets or {})),
+            pytest.raises(pulumi.RunError) as info,
+        ):
             program()
     finally:
         pulumi_settings.reset_options()
@@ -233,7 +267,10 @@ def run_failing(
     return info.value, monitor.registered
 
 
-DB_SECRET = {"mirrorcast-secrets:databasePassword": PASSWORD}
+DB_SECRET = {
+    "mirrorcast-secrets:databasePassword": PASSWORD,
+    "mirrorcast-secrets:azureSshPublicKey": SSH_PUBLIC_KEY,
+}
 
 
 _RUNS: dict[str, ProgramRun] = {}

@@ -39,6 +39,7 @@ config:
 AZURE_FRONT_DOOR = """
 config:
   mirrorcast:tags: {{Cost-Center: Shop.EU}}
+  mirrorcast:azure: {{standby_pool_principal_id: 22222222-2222-2222-2222-222222222222}}
   mirrorcast:pools:
     eu:
       primary:
@@ -84,6 +85,7 @@ config:
         kind: gcp_cloud_dns
         dns: {{zone: acme-zone, name: search.acme.example, ttl: 30s}}
         weights: {{primary: {primary}, mirror: {mirror}}}
+        port: 443
       sync:
         security_rules:
           - {{name: https, protocol: tcp, ports: "443", sources: [0.0.0.0/0]}}
@@ -122,7 +124,11 @@ def test_same_region_aws_mirror_splits_traffic_through_alb_weighted_target_group
         a.inputs["autoscalingGroupName"]
         for a in run.of_type("aws:autoscaling/attachment:Attachment")
     }
-    assert attachments == {"shop-primary-asg", "shop-mirror-asg"}
+    # The mocks auto-name like the provider: the logical name plus a 7-character suffix.
+    assert {name.rsplit("-", 1)[0] for name in attachments} == {
+        "shop-primary-asg",
+        "shop-mirror-asg",
+    }
 
 
 def test_hibernated_warm_pool_enables_hibernation_in_the_launch_template() -> None:
@@ -262,7 +268,7 @@ def test_cloud_sql_replica_follows_the_mirror_region() -> None:
     )
     replica = instances["search-db-replica"]
     assert replica["region"] == "us-east1"
-    assert replica["masterInstanceName"] == "search-db-primary"
+    assert replica["masterInstanceName"].startswith("search-db-primary-")
 
 
 def test_gcp_labels_are_lowercased_from_tags() -> None:
@@ -295,6 +301,7 @@ config:
         kind: route53
         dns: {zone: ZORDERS, name: orders.example.com}
       sync:
+        security_rules: [{name: http, ports: "80"}]
         database: {engine: postgres, engine_version: "15.4", instance_class: db.r6g.large}
 """
 
@@ -341,6 +348,7 @@ def test_mirror_size_is_the_ceiling_of_the_configured_share(
 AWS_TO_AZURE = """
 config:
   aws:region: us-east-1
+  mirrorcast:azure: {standby_pool_principal_id: 22222222-2222-2222-2222-222222222222}
   mirrorcast:pools:
     api:
       primary:
@@ -364,6 +372,7 @@ config:
         kind: azure_traffic_manager
         dns: {zone: api-tm, name: api-tm.trafficmanager.net}
         weights: {primary: 75, mirror: 25}
+        port: 443
       sync:
         security_rules:
           - {name: https, protocol: tcp, ports: "443", sources: [0.0.0.0/0]}
@@ -392,6 +401,8 @@ config:
       balancer:
         kind: gcp_cloud_dns
         dns: {zone: feed-zone, name: feed.example.com.}
+      sync:
+        security_rules: [{name: http, ports: "80"}]
 """
 
 
@@ -430,7 +441,7 @@ def test_https_alb_terminates_tls_with_the_configured_certificate() -> None:
     text = text.replace(
         "        kind: alb\n",
         "        kind: alb\n        port: 443\n        certificate: arn:aws:acm:us-east-1:1:certificate/abc\n",
-    )
+    ).replace('ports: "80"', 'ports: "443"')
     run = _run(text)
     listener = run.one("aws:lb/listener:Listener").inputs
     assert (listener["protocol"], listener["port"]) == ("HTTPS", 443)
