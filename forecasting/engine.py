@@ -38,7 +38,7 @@ from forecasting.models import (
     forecast_models,
     freq_of,
 )
-from forecasting.models.statistical import REUSABLE, FittedSeries
+from forecasting.models.statistical import PARAMETER_FREE, REUSABLE, FittedSeries
 from forecasting.models.statistical import fit as fit_statistical
 from forecasting.models.statistical import forward_columns as forward_statistical
 from forecasting.selection import (
@@ -225,6 +225,13 @@ class ForecastEngine:
         """Forecasts made by updating a kept fit with new observations (no refit)."""
         self.restored = 0
         """Kept fits read back from the cache directory (written by an earlier process)."""
+        self.deferred_selections = 0
+        """Series of the last call whose (re)selection waits for a later cycle (budget)."""
+        self.deferred_refits = 0
+        """Series of the last call whose refit waits for a later cycle (budget)."""
+        # Per call: series allowed to update a fit older than ``refit_every`` (refit deferred),
+        # and the note each such forecast carries.
+        self._stale_ok: dict[tuple[str, str], str] = {}
 
     # ------------------------------------------------------------------ public API
 
@@ -291,12 +298,15 @@ class ForecastEngine:
                 logger.warning("%s", exc)
                 out[key] = ForecastUnavailable(pool=key[0], metric=key[1], reason=str(exc))
         selections = self._selections(prepared, now=now)
-        groups: dict[tuple[str, float, int, int, tuple[str, ...]], list[_Prepared]]
-        groups = defaultdict(list)
         for item in prepared:
             selection = selections[item.key]
             if events is not None and len(events) > 0 and selection.model in EXOGENOUS_MODELS:
                 self._attach_regressors(item, events)
+        self._budget_refits(prepared, selections, now=now)
+        groups: dict[tuple[str, float, int, int, tuple[str, ...]], list[_Prepared]]
+        groups = defaultdict(list)
+        for item in prepared:
+            selection = selections[item.key]
             season = self._fallback_season(item)
             group = (selection.model, item.step.total_seconds(), season, item.h, item.exogenous)
             groups[group].append(item)
@@ -410,17 +420,9 @@ class ForecastEngine:
         for it in items:
             kept = self._kept.get(it.key) or self._restore(it)
             decided = self._decided(it, now)
-            if (
-                kept is not None
-                and kept.fit.exogenous == it.exogenous
-                and kept.usable(
-                    selection=selections[it.key],
-                    step_seconds=step_seconds,
-                    season=season,
-                    h=h,
-                    now=decided,
-                    every=self.settings.refit_every,
-                )
+            if kept is not None and (
+                self._fit_holds(kept, it, selections[it.key], season=season, h=h, now=decided)
+                or (it.key in self._stale_ok and kept.model == model)
             ):
                 # Only the history handed in (data up to ``now``) reaches the kept model.
                 forecast = forward_statistical(
@@ -463,6 +465,108 @@ class ForecastEngine:
                 self.fit_store.save(*it.key, kept, values=it.values)
             columns.update(_columns_by_series(frame))
         return columns
+
+    def _fit_holds(
+        self,
+        kept: _Kept,
+        item: _Prepared,
+        selection: Selection,
+        *,
+        season: int,
+        h: int,
+        now: datetime,
+        every: timedelta | None = None,
+    ) -> bool:
+        """Whether ``kept`` may forecast ``item`` now (``every``: default ``refit_every``)."""
+        return kept.fit.exogenous == item.exogenous and kept.usable(
+            selection=selection,
+            step_seconds=item.step.total_seconds(),
+            season=season,
+            h=h,
+            now=now,
+            every=self.settings.refit_every if every is None else every,
+        )
+
+    def _budget_refits(
+        self,
+        prepared: list[_Prepared],
+        selections: dict[tuple[str, str], Selection],
+        *,
+        now: datetime | None,
+    ) -> None:
+        """Refit at most ``forecast.refits_per_cycle`` series; the rest wait for later cycles.
+
+        A refit costs 80-1,500 ms a series and every series falls due together (a cold start,
+        a day's re-selection, ``refit_every``): at 10,000 pools a 23-26 minute storm in which
+        the driver decides nothing. Over the budget, series without any fit go first (they are
+        on the fallback), then the oldest fits. A series that waits keeps updating its older
+        fit of the same model (the forecast says so), or, without one, forecasts with the
+        seasonal-naive baseline marked untrusted until its turn. Parameter-free models and the
+        models refitted every cycle anyway (conformal, global) are not counted.
+        """
+        self._stale_ok = {}
+        self.deferred_refits = 0
+        budget = self.settings.refits_per_cycle
+        if budget is None:
+            return
+        due: list[tuple[_Prepared, _Kept | None]] = []
+        for it in prepared:
+            selection = selections[it.key]
+            if selection.model not in REUSABLE or selection.model in PARAMETER_FREE:
+                continue
+            kept = self._kept.get(it.key) or self._restore(it)
+            season, decided = self._fallback_season(it), self._decided(it, now)
+            if kept is None or not self._fit_holds(
+                kept, it, selection, season=season, h=it.h, now=decided
+            ):
+                due.append((it, kept))
+        if len(due) <= budget:
+            return
+        epoch = datetime.min.replace(tzinfo=UTC)
+        due.sort(key=lambda d: (d[1] is not None, d[1].fitted_at if d[1] else epoch, d[0].name))
+        waiting = due[budget:]
+        self.deferred_refits = len(waiting)
+        for it, kept in waiting:
+            selection = selections[it.key]
+            season, decided = self._fallback_season(it), self._decided(it, now)
+            older = (
+                kept is not None
+                and kept.model == selection.model
+                and kept.fit.exogenous == it.exogenous
+                and math.isclose(kept.step_seconds, it.step.total_seconds())
+                and kept.season == season
+                and kept.h == it.h
+                and kept.fitted_at <= decided
+            )
+            if older:
+                assert kept is not None
+                self._stale_ok[it.key] = (
+                    f"{kept.model} parameters fitted {kept.fitted_at:%Y-%m-%d %H:%M} UTC; refit "
+                    f"deferred ({len(waiting)} series waiting, forecast.refits_per_cycle "
+                    f"{budget})"
+                )
+                continue
+            selections[it.key] = self._fallback_selection(
+                it,
+                decided=decided,
+                why=f"fit of {selection.model} deferred to a later cycle ({len(waiting)} series "
+                f"waiting, forecast.refits_per_cycle {budget})",
+            )
+            it.exogenous, it.past_x, it.future_x = (), None, None
+        logger.info("refits: %d due, %d now, %d deferred", len(due), budget, len(waiting))
+
+    def _fallback_selection(self, item: _Prepared, *, decided: datetime, why: str) -> Selection:
+        """The untrusted seasonal-naive stand-in of a series whose model or fit is not ready."""
+        return Selection(
+            model=BASELINE,
+            trusted=False,
+            reason=f"{why}; seasonal-naive baseline until then",
+            scores={},
+            selected_at=decided,
+            step_seconds=item.step.total_seconds(),
+            season=item.season,
+            candidates=tuple(self.settings.models),
+        )
 
     def _restore(self, item: _Prepared) -> _Kept | None:
         """The series' fit from the cache directory, once per process, if made on this data."""
@@ -607,6 +711,7 @@ class ForecastEngine:
         candidates = tuple(self.settings.models)
         chosen: dict[tuple[str, str], Selection] = {}
         stale: dict[tuple[float, int, int], list[_Prepared]] = defaultdict(list)
+        previous: dict[tuple[str, str], Selection] = {}  # out of date, usable while waiting
         for item in prepared:
             decided = _utc(now) if now is not None else item.values.index[-1].to_pydatetime()
             if item.reason is not None:
@@ -631,8 +736,49 @@ class ForecastEngine:
                 values=item.values,
             ):
                 chosen[item.key] = cached
-            else:
-                stale[(item.step.total_seconds(), item.season, item.h)].append(item)
+                continue
+            if cached is not None and cached.fresh(
+                now=decided,
+                every=timedelta.max,
+                step=item.step,
+                season=item.season,
+                candidates=candidates,
+                values=item.values,
+            ):
+                previous[item.key] = cached  # only its age is against it
+            stale[(item.step.total_seconds(), item.season, item.h)].append(item)
+        self.deferred_selections = 0
+        budget = self.settings.selections_per_cycle
+        waiting = [it for items in stale.values() for it in items]
+        if budget is not None and len(waiting) > budget:
+            # Series without any choice first (they are on the fallback), then the oldest.
+            epoch = datetime.min.replace(tzinfo=UTC)
+            waiting.sort(
+                key=lambda it: (
+                    it.key in previous,
+                    previous[it.key].selected_at if it.key in previous else epoch,
+                    it.name,
+                )
+            )
+            later = waiting[budget:]
+            self.deferred_selections = len(later)
+            for it in later:
+                decided = _utc(now) if now is not None else it.values.index[-1].to_pydatetime()
+                chosen[it.key] = previous.get(it.key) or self._fallback_selection(
+                    it,
+                    decided=decided,
+                    why=f"model selection deferred to a later cycle ({len(later)} series "
+                    f"waiting, forecast.selections_per_cycle {budget})",
+                )
+            deferred = {it.key for it in later}
+            stale = {
+                group: kept
+                for group, items in stale.items()
+                if (kept := [it for it in items if it.key not in deferred])
+            }
+            logger.info(
+                "model selection: %d due, %d now, %d deferred", len(waiting), budget, len(later)
+            )
         for (step_seconds, season, h), items in stale.items():
             decided = (
                 _utc(now)
@@ -708,6 +854,8 @@ class ForecastEngine:
                             f"event {column.removeprefix('event_')}: exogenous regressor of "
                             f"{selection.model}, learned from {seen} past steps"
                         )
+        if item.key in self._stale_ok:
+            notes.append(self._stale_ok[item.key])
         reason = selection.reason if not selection.trusted else None
         accuracy = dict(selection.scores.get(selection.model, {}))
         return Forecast(

@@ -14,6 +14,7 @@ Pulumi config key in the ``mirrorcast`` namespace, for example
 from __future__ import annotations
 
 import math
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
@@ -893,6 +894,31 @@ class ForecastSettings(_Model):
     max_staleness: Duration = Field(
         default=parse_duration("30m"), description="Oldest last-good forecast still used."
     )
+    selections_per_cycle: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most series whose model is (re)selected in one cycle (about a second of CPU "
+        "each); the rest keep their previous choice or, without one, forecast with the "
+        "seasonal-naive baseline marked untrusted until their turn. Empty: all at once.",
+    )
+    refits_per_cycle: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most series refitted in one cycle; the rest keep updating their older fit "
+        "(noted on the forecast) or, without one, forecast with the untrusted seasonal-naive "
+        "baseline until their turn. Empty: all at once.",
+    )
+    backend: str = Field(
+        default="local",
+        description="Where model selection and refits run: 'local' (this machine's cores) or a "
+        "Dask scheduler address such as tcp://dask-scheduler:8786; an unreachable scheduler "
+        "means local work and a degraded line in the cycle.",
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Local worker processes for selection and refits; empty: one per CPU.",
+    )
     calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
 
     @field_validator("quantiles")
@@ -902,6 +928,17 @@ class ForecastSettings(_Model):
             if not 1 <= q <= 99:
                 raise ValueError(f"quantiles are percentiles 1-99, got {q}")
         return sorted(set(value))
+
+    @field_validator("backend")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        # dask.distributed's address forms: tcp:// and tls:// (distributed.comm.addressing).
+        if value != "local" and not re.fullmatch(r"(tcp|tls)://[^\s/:]+(:\d{1,5})?", value):
+            raise ValueError(
+                f"backend is 'local' or a Dask scheduler address such as "
+                f"tcp://dask-scheduler:8786, got {value!r}"
+            )
+        return value
 
 
 class GitOpsSettings(_Model):

@@ -1,0 +1,107 @@
+"""No storms: cold selections and refits are spread over cycles by a per-cycle budget.
+
+Every series falls due together on a cold start, at the day's re-selection and at
+``refit_every``; at 10,000 pools that was hours of CPU before the first decision and a 23-26
+minute refit storm every 6 hours. With ``forecast.selections_per_cycle`` and
+``forecast.refits_per_cycle`` each cycle does at most that much; every series still gets a
+forecast in every cycle, and one that waits says so.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from forecasting import Forecast, ForecastEngine
+from infra.config import ForecastSettings
+
+STEP = timedelta(minutes=5)
+
+
+@pytest.fixture(scope="module")
+def fleet(data_dir: Path) -> dict[tuple[str, str], pd.Series]:
+    """Four pools' request rates: the real NASA-HTTP excerpt, scaled apart per pool."""
+    frame = pd.read_csv(data_dir / "nasa_http_5min_excerpt.csv")
+    index = pd.DatetimeIndex(pd.to_datetime(frame["timestamp_local_minus0400"]))
+    base = pd.Series(frame["requests"].to_numpy(dtype=float), index=index)
+    return {(f"pool{i}", "rps"): base * (1 + i / 4) for i in range(4)}
+
+
+def _engine(**budget: int) -> ForecastEngine:
+    settings = ForecastSettings.model_validate(
+        {"models": ["seasonal_naive", "auto_ets"], "refit_every": "6h", **budget}
+    )
+    return ForecastEngine(settings)
+
+
+def _at(series: pd.Series, position: int) -> datetime:
+    return series.index[position].to_pydatetime().replace(tzinfo=UTC)
+
+
+def _cycle(
+    engine: ForecastEngine, fleet: dict[tuple[str, str], pd.Series], now: datetime
+) -> dict[tuple[str, str], Forecast]:
+    out = engine.forecast_many(fleet, now=now)
+    assert all(isinstance(f, Forecast) for f in out.values()), out  # nobody goes without
+    return {k: f for k, f in out.items() if isinstance(f, Forecast)}
+
+
+class TestColdSelectionsAreSpread:
+    def test_each_cycle_selects_at_most_the_budget_and_the_rest_say_they_wait(
+        self, fleet: dict[tuple[str, str], pd.Series]
+    ) -> None:
+        engine = _engine(selections_per_cycle=2)
+        start = _at(next(iter(fleet.values())), 1000)
+
+        first = _cycle(engine, fleet, start)
+        waiting = [f for f in first.values() if not f.trusted and "deferred" in (f.reason or "")]
+        assert engine.deferred_selections == 2 and len(waiting) == 2
+        assert all(f.model == "seasonal_naive" for f in waiting)
+        assert "forecast.selections_per_cycle 2" in (waiting[0].reason or "")
+
+        second = _cycle(engine, fleet, start + STEP)
+        assert engine.deferred_selections == 0
+        assert all("deferred" not in (f.reason or "") for f in second.values())
+        assert {f.model for f in second.values()} == {"auto_ets"}
+
+    def test_without_a_budget_every_series_is_selected_in_the_first_cycle(
+        self, fleet: dict[tuple[str, str], pd.Series]
+    ) -> None:
+        engine = _engine()
+        first = _cycle(engine, fleet, _at(next(iter(fleet.values())), 1000))
+
+        assert engine.deferred_selections == 0
+        assert {f.model for f in first.values()} == {"auto_ets"}
+
+
+class TestRefitsAreSpread:
+    def test_series_without_a_fit_wait_on_the_untrusted_baseline(
+        self, fleet: dict[tuple[str, str], pd.Series]
+    ) -> None:
+        engine = _engine(refits_per_cycle=3)
+        first = _cycle(engine, fleet, _at(next(iter(fleet.values())), 1000))
+
+        fitted = [f for f in first.values() if f.model == "auto_ets"]
+        waiting = [f for f in first.values() if f.model == "seasonal_naive"]
+        assert len(fitted) == 3 and len(waiting) == 1 and engine.deferred_refits == 1
+        assert not waiting[0].trusted
+        assert "fit of auto_ets deferred" in (waiting[0].reason or "")
+
+    def test_due_refits_beyond_the_budget_keep_their_older_fit_and_say_so(
+        self, fleet: dict[tuple[str, str], pd.Series]
+    ) -> None:
+        engine = _engine(refits_per_cycle=4)
+        series = next(iter(fleet.values()))
+        _cycle(engine, fleet, _at(series, 1000))
+        engine.settings = engine.settings.model_copy(update={"refits_per_cycle": 1})
+        fits = engine.fits
+
+        later = _cycle(engine, fleet, _at(series, 1080))  # past the 6h refit_every
+
+        assert engine.fits == fits + 1 and engine.deferred_refits == 3
+        assert all(f.model == "auto_ets" and f.trusted for f in later.values())
+        noted = [f for f in later.values() if any("refit deferred" in a for a in f.adjustments)]
+        assert len(noted) == 3
