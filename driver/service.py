@@ -319,10 +319,11 @@ class Driver:
     ) -> tuple[CycleResult, list[str]]:
         collected = collect_history(config, root=self.root, now=now)
         drift = observation.drift(config)
+        engine = self.engine(config)
         result = decide(
             config=config,
             history=collected.history,
-            engine=self.engine(config),
+            engine=engine,
             now=now,
             memory=self.journal.load_memory(stack=self.stack),
             health=observation.health(),
@@ -335,7 +336,9 @@ class Driver:
         self._forecast_errors = self._errors(collected.history, now)
         self._history = collected.history
         observed = [*observation.degraded, *(str(d) for d in drift)]
-        return result, [*collected.degraded, *observed, *result.degraded]
+        # The engine's own cycle-level lines: an unreachable Dask cluster, deferred selections.
+        engine_notes = [str(n) for n in getattr(engine, "notes", ())]
+        return result, [*collected.degraded, *observed, *result.degraded, *engine_notes]
 
     def _errors(
         self, history: dict[str, dict[str, Any]], now: datetime

@@ -14,11 +14,13 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +28,7 @@ import pandas as pd
 from forecasting._private import private_dir, restrict_tree
 from forecasting._result import Forecast, ForecastUnavailable, Repair
 from forecasting.cleaning import clean_series, fill_for_fit
+from forecasting.distributed import LocalPool, WorkPool, chunked, open_pool
 from forecasting.errors import ForecastingError, UnusableSeriesError
 from forecasting.events import EventSchedule
 from forecasting.fits import FitStore
@@ -57,6 +60,8 @@ logger = logging.getLogger(__name__)
 _DAY = timedelta(days=1)
 _MAX_POINTS = 288
 """Most forecast points per horizon; longer horizons get a coarser step (1w at 5m -> 1h)."""
+_RECONNECT_AFTER = 300.0
+"""Seconds before an unreachable Dask scheduler is tried again."""
 _COARSE_STEPS = tuple(
     timedelta(seconds=s) for s in (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 86400)
 )
@@ -155,6 +160,20 @@ def _columns_by_series(frame: pd.DataFrame) -> dict[str, Mapping[str, np.ndarray
     return out
 
 
+def _select_task(task: tuple[pd.DataFrame, dict[str, Any]]) -> dict[str, Selection]:
+    """One chunk's model selection (a task on the work pool: module-level, picklable)."""
+    df, arguments = task
+    return select_models(df, **arguments)
+
+
+def _fit_task(
+    task: tuple[pd.DataFrame, pd.DataFrame | None, dict[str, Any]],
+) -> tuple[pd.DataFrame, dict[str, FittedSeries]]:
+    """One chunk's refit (a task on the work pool: module-level, picklable)."""
+    df, future, arguments = task
+    return fit_statistical(df, future=future, **arguments)
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
@@ -232,6 +251,9 @@ class ForecastEngine:
         # Per call: series allowed to update a fit older than ``refit_every`` (refit deferred),
         # and the note each such forecast carries.
         self._stale_ok: dict[tuple[str, str], str] = {}
+        self._pool: WorkPool | None = None
+        self._pool_note: str | None = None
+        self._pool_opened = 0.0
 
     # ------------------------------------------------------------------ public API
 
@@ -440,16 +462,22 @@ class ForecastEngine:
                     continue
             cold.append(it)
         if cold:
-            frame, fits = fit_statistical(
-                self._long_frame(cold),
-                model=model,
-                h=h,
-                freq=freq_of(step),
-                season=season,
-                levels=self.levels,
-                options=self.options,
-                future=self._future_frame(cold),
-            )
+            arguments = {
+                "model": model,
+                "h": h,
+                "freq": freq_of(step),
+                "season": season,
+                "levels": self.levels,
+                "options": self.options,
+            }
+            chunks = chunked(cold, parallelism=self._work_pool().parallelism)
+            tasks = [(self._long_frame(c), self._future_frame(c), arguments) for c in chunks]
+            frames: list[pd.DataFrame] = []
+            fits: dict[str, FittedSeries] = {}
+            for part_frame, part_fits in self._map(_fit_task, tasks):
+                frames.append(part_frame)
+                fits.update(part_fits)
+            frame = pd.concat(frames, ignore_index=True)
             self.fits += len(cold)
             for it in cold:
                 kept = _Kept(
@@ -465,6 +493,66 @@ class ForecastEngine:
                 self.fit_store.save(*it.key, kept, values=it.values)
             columns.update(_columns_by_series(frame))
         return columns
+
+    def _work_pool(self) -> WorkPool:
+        """Where selections and refits run (``forecast.backend``), opened on first use.
+
+        A Dask scheduler that could not be reached is tried again after
+        :data:`_RECONNECT_AFTER`; until then the work runs here and every call says so.
+        """
+        if self._pool is not None and not (
+            self._pool_note is not None and time.monotonic() - self._pool_opened > _RECONNECT_AFTER
+        ):
+            return self._pool
+        if self._pool is not None:
+            self._pool.close()
+        self._pool, self._pool_note = open_pool(
+            self.settings.backend, workers=self.settings.workers
+        )
+        self._pool_opened = time.monotonic()
+        return self._pool
+
+    def _map(self, fn: Callable[[Any], Any], tasks: list[Any]) -> list[Any]:
+        """``fn`` over ``tasks`` on the pool; a cluster lost mid-call means doing them here."""
+        pool = self._work_pool()
+        try:
+            return pool.map(fn, tasks)
+        except (OSError, TimeoutError) as exc:
+            if pool.name == "local":
+                raise
+            self._pool_note = (
+                f"forecast.backend: the Dask cluster failed during the cycle ({exc}); "
+                "selecting and fitting on this machine instead"
+            )
+            logger.warning("%s", self._pool_note)
+            self._pool_opened = time.monotonic()
+            pool.close()
+            self._pool = LocalPool(self.settings.workers)
+            return self._pool.map(fn, tasks)
+
+    @property
+    def notes(self) -> list[str]:
+        """Cycle-level sentences of the last call (degraded backend, deferred work)."""
+        out = [self._pool_note] if self._pool_note else []
+        if self.deferred_selections:
+            out.append(
+                f"model selection deferred for {self.deferred_selections} series "
+                f"(forecast.selections_per_cycle {self.settings.selections_per_cycle}); "
+                "they forecast with their previous choice or the untrusted baseline"
+            )
+        if self.deferred_refits:
+            out.append(
+                f"refits deferred for {self.deferred_refits} series "
+                f"(forecast.refits_per_cycle {self.settings.refits_per_cycle}); they update "
+                "their older fit or forecast with the untrusted baseline"
+            )
+        return out
+
+    def close(self) -> None:
+        """Stop the worker processes or leave the cluster (a later call opens them again)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def _fit_holds(
         self,
@@ -785,37 +873,51 @@ class ForecastEngine:
                 if now is not None
                 else max(i.values.index[-1] for i in items).to_pydatetime()
             )
-            df = pd.concat(
-                [
-                    pd.DataFrame(
-                        {
-                            "unique_id": it.name,
-                            "ds": it.filled.index.tz_localize(None),
-                            "y": it.filled.to_numpy(),
-                        }
-                    )
-                    for it in items
-                ],
-                ignore_index=True,
-            )
+
+            def df_of(chunk: list[_Prepared]) -> pd.DataFrame:
+                return pd.concat(
+                    [
+                        pd.DataFrame(
+                            {
+                                "unique_id": it.name,
+                                "ds": it.filled.index.tz_localize(None),
+                                "y": it.filled.to_numpy(),
+                            }
+                        )
+                        for it in chunk
+                    ],
+                    ignore_index=True,
+                )
+
             step = timedelta(seconds=step_seconds)
             history_steps = int(self.settings.history / step)
-            logger.info("selecting models for %d series (step %s)", len(items), step)
-            found = select_models(
-                df,
-                candidates=candidates,
-                h=h,
-                freq=freq_of(step),
-                season=season,
-                levels=self.levels,
-                n_windows=self.cv_windows,
-                now=decided,
-                step=step,
-                options=self.options,
-                input_size=history_steps,
-                tolerance=self.tolerance,
-                update_kept_fits=not self.cv_refit_every_origin,
+            arguments = {
+                "candidates": candidates,
+                "h": h,
+                "freq": freq_of(step),
+                "season": season,
+                "levels": self.levels,
+                "n_windows": self.cv_windows,
+                "now": decided,
+                "step": step,
+                "options": self.options,
+                "input_size": history_steps,
+                "tolerance": self.tolerance,
+                "update_kept_fits": not self.cv_refit_every_origin,
+            }
+            pool = self._work_pool()
+            chunks = chunked(items, parallelism=pool.parallelism)
+            logger.info(
+                "selecting models for %d series (step %s) in %d task(s) on %s",
+                len(items),
+                step,
+                len(chunks),
+                pool.name,
             )
+            found: dict[str, Selection] = {}
+            # Each chunk runs select_models exactly as one batch would: choices are per series.
+            for part in self._map(_select_task, [(df_of(c), arguments) for c in chunks]):
+                found.update(part)
             for it in items:
                 selection = replace(found[it.name], anchor=anchor_of(it.values))
                 if now is None:
