@@ -29,6 +29,8 @@ from ruamel.yaml.events import (
     ScalarEvent,
 )
 
+from infra.config._errors import UserError
+
 __all__ = ["MAX_ALIAS_NODES", "MAX_YAML_DEPTH", "YamlLimitError", "check_yaml_limits"]
 
 MAX_YAML_DEPTH = 64
@@ -39,7 +41,7 @@ MAX_ALIAS_NODES = 100_000
 200 pools adds a few thousand)."""
 
 
-class YamlLimitError(MarkedYAMLError):
+class YamlLimitError(UserError, MarkedYAMLError):
     """The YAML nests too deep or its aliases expand too far; ``problem_mark`` is where."""
 
 
