@@ -10,8 +10,9 @@ bounds each socket read only, so before the whole-request deadline and size cap 
 from __future__ import annotations
 
 import os
-import resource
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -145,36 +146,57 @@ def test_collection_gives_up_on_headers_that_never_end_at_the_collect_deadline(
 # ---------------------------------------------------------------- the whole process
 
 
+# The child's own peak RSS, measured by a one-line parent whose only child is the driver:
+# RUSAGE_CHILDREN in *this* process is the high-water mark over every child the test session
+# ever reaped (an earlier test's model training could have set it), so it cannot be used here.
+_MEASURING_PARENT = (
+    "import resource, subprocess, sys; "
+    "code = subprocess.run(sys.argv[1:]).returncode; "
+    "sys.stderr.write(f'\\nchild-maxrss-kb={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n'); "
+    "sys.exit(code)"
+)
+
+
 def run_once(
     project: Path, *, deadline: float
 ) -> tuple[subprocess.CompletedProcess[str], float, float]:
-    """``mirrorcast run --stack demo --once`` in a child; (result, seconds, child's peak RSS in MB).
-
-    The child is the only one this process waits for at that moment, so RUSAGE_CHILDREN's
-    high-water mark is its own peak (it only ever grows, so tests start from a lower one).
-    """
+    """``mirrorcast run --stack demo --once`` in a child; (result, seconds, child's peak RSS in MB)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [
+        sys.executable,
+        "-c",
+        _MEASURING_PARENT,
+        sys.executable,
+        "-c",
+        "from driver.cli import main; main()",
+        "run",
+        "--stack",
+        "demo",
+        "--once",
+        "--json",
+    ]
     started = time.monotonic()
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from driver.cli import main; main()",
-            "run",
-            "--stack",
-            "demo",
-            "--once",
-            "--json",
-        ],
+    # A session of its own, so a deadline kills the driver too, not only the measuring parent.
+    proc = subprocess.Popen(
+        command,
         cwd=project,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=deadline,
-        check=False,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
     seconds = time.monotonic() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    marker = re.search(r"child-maxrss-kb=(\d+)", stderr)
+    assert marker, stderr[-2000:]
+    peak_mb = int(marker.group(1)) / 1024
+    result = subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
     return result, seconds, peak_mb
 
 
