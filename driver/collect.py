@@ -28,16 +28,14 @@ logger = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-_WORKERS = 4
-"""Series fetched at once."""
-
-
 @dataclass(frozen=True)
 class Collected:
     """pool -> metric -> raw observations, and one sentence per series that could not be read."""
 
     history: dict[str, dict[str, pd.Series]]
     degraded: list[str]
+    summary: str | None = None
+    """One line for a cut-off collection (how many series of how many came in), or ``None``."""
 
 
 def collect_history(
@@ -70,11 +68,13 @@ def collect_history(
             )
             for pool_name, metric, spec in series
         ],
-        workers=_WORKERS,
+        workers=config.driver.collect_concurrency,
         timeout=timeout,
     )
+    late = 0
     for (pool_name, metric, _spec), outcome in zip(series, results, strict=True):
         if outcome is None:
+            late += 1
             degraded.append(
                 f"{pool_name}.{metric}: metric source did not answer within {timeout:g}s"
             )
@@ -86,7 +86,14 @@ def collect_history(
             degraded.append(f"{pool_name}.{metric}: metric source failed ({outcome})")
         else:
             history[pool_name][metric] = outcome
-    return Collected(history=history, degraded=degraded)
+    summary = None
+    if late:
+        summary = (
+            f"collected {len(series) - late:,} of {len(series):,} series within {timeout:g}s "
+            f"(driver.collect_timeout, {config.driver.collect_concurrency} requests at once: "
+            "driver.collect_concurrency); the cycle goes on with those"
+        )
+    return Collected(history=history, degraded=degraded, summary=summary)
 
 
 def recording_end(config: MirrorcastConfig, *, root: Path, now: datetime) -> datetime | None:

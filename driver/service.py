@@ -338,7 +338,8 @@ class Driver:
         observed = [*observation.degraded, *(str(d) for d in drift)]
         # The engine's own cycle-level lines: an unreachable Dask cluster, deferred selections.
         engine_notes = [str(n) for n in getattr(engine, "notes", ())]
-        return result, [*collected.degraded, *observed, *result.degraded, *engine_notes]
+        cut = [collected.summary] if collected.summary else []
+        return result, [*cut, *collected.degraded, *observed, *result.degraded, *engine_notes]
 
     def _errors(
         self, history: dict[str, dict[str, Any]], now: datetime

@@ -1000,6 +1000,14 @@ class DriverSettings(_Model):
         description="Deadline for reading every pool's metrics in one cycle; a series not read "
         "by then is reported degraded and the cycle goes on without it.",
     )
+    collect_concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Metric requests in flight at once. A cycle reads every pool metric within "
+        "collect_timeout, so size it to series x request latency / collect_timeout (20,000 "
+        "series at 50 ms in 60 s: at least 17), within what the metrics backend accepts.",
+    )
     gitops: GitOpsSettings = Field(default_factory=GitOpsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
 
