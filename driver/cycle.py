@@ -18,9 +18,10 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from forecasting._result import Forecast, ForecastUnavailable
@@ -32,11 +33,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
+    "ACTUATION_MIN_SAMPLES",
+    "ACTUATION_SAMPLES",
     "BatchForecastEngine",
     "CycleResult",
     "DriftLike",
     "EventScheduleLike",
     "ForecastEngineLike",
+    "actuation_estimate",
     "decide",
 ]
 
@@ -108,6 +112,7 @@ def decide(
     rollback_requested: frozenset[str] = frozenset(),
     observed_desired: Mapping[str, int] | None = None,
     drift: Sequence[DriftLike] = (),
+    actuation_time: timedelta | None = None,
 ) -> CycleResult:
     """Forecast every pool metric and plan the next config.
 
@@ -128,6 +133,8 @@ def decide(
         planner sizes from it when it differs from the config (and says so).
     :param drift: differences between the live sides and the config
         (:func:`driver.observers.drift`); pools with ``sync.on_drift: resync`` get a re-sync.
+    :param actuation_time: the measured decision-to-effect time (:func:`actuation_estimate` of
+        the journal's); ``None``: not measured yet (``driver.actuation_time`` stands in).
     """
     if now.tzinfo is None:
         raise ValueError("decide() needs a timezone-aware 'now' (UTC)")
@@ -184,6 +191,7 @@ def decide(
         memory=memory,
         rollback_requested=rollback_requested,
         observed_desired=dict(observed_desired or {}),
+        actuation_time=actuation_time,
     )
     plan = _with_resync(_planner()(planning), config=config, drift=drift)
     for line in degraded:
@@ -231,6 +239,25 @@ def _with_resync(plan: Plan, *, config: MirrorcastConfig, drift: Sequence[DriftL
     return plan.model_copy(
         update={"decisions": decisions, "explanation": explanation, "resync": sorted(by_pool)}
     )
+
+
+ACTUATION_SAMPLES = 50
+"""How many of the newest measured decision-to-effect times the estimate is read from."""
+
+ACTUATION_MIN_SAMPLES = 3
+"""Measurements needed before they replace the configured ``driver.actuation_time``."""
+
+
+def actuation_estimate(samples: Sequence[timedelta], *, percentile: int) -> timedelta | None:
+    """A recent high percentile of measured decision-to-effect times (newest first).
+
+    ``None`` until :data:`ACTUATION_MIN_SAMPLES` exist: one slow or fast first update says
+    little, and the configured default stands in until then.
+    """
+    recent = [s.total_seconds() for s in samples[:ACTUATION_SAMPLES] if s >= timedelta(0)]
+    if len(recent) < ACTUATION_MIN_SAMPLES:
+        return None
+    return timedelta(seconds=float(np.percentile(recent, percentile)))
 
 
 def _planner() -> Callable[[PlanningInput], Plan]:

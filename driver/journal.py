@@ -454,6 +454,23 @@ class Journal:
             ).mappings()
             return [dict(row) for row in rows]
 
+    def actuation_times(self, *, stack: str, limit: int = 50) -> list[timedelta]:
+        """Decision-to-effect times of ``stack``'s newest successful ``pulumi up`` runs, newest
+        first: from the start of the cycle that made the plan to the update's finish."""
+        query = (
+            sa.select(updates.c.at, cycles.c.started_at)
+            .select_from(
+                updates.join(plans, updates.c.plan_id == plans.c.id).join(
+                    cycles, plans.c.cycle_id == cycles.c.id
+                )
+            )
+            .where(updates.c.stack == stack, updates.c.kind == "up", updates.c.ok.is_(True))
+            .order_by(updates.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as c:
+            return [row.at - row.started_at for row in c.execute(query)]
+
     def updates_of_plan(self, *, plan_id: str, kind: str) -> list[dict[str, Any]]:
         """Every update row of one plan and kind, oldest first (e.g. its notification deliveries)."""
         with self.engine.connect() as c:

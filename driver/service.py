@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from driver.collect import collect_history, recording_end
 from driver.config_memo import StackConfigMemo
-from driver.cycle import CycleResult, ForecastEngineLike, decide
+from driver.cycle import CycleResult, ForecastEngineLike, actuation_estimate, decide
 from driver.executor import ApplyOutcome, DriverError, Executor, PlanExecutor, value_at
 from driver.journal import Journal, PlanRecord
 from driver.observe import DriverMetrics, forecast_abs_error
@@ -332,6 +332,12 @@ class Driver:
             rollback_requested=rollbacks,
             observed_desired=observation.observed_desired(),
             drift=drift,
+            # A recent high percentile of this stack's measured cycle-start-to-`up`-finished
+            # times joins every rule's lead (the configured default until measured).
+            actuation_time=actuation_estimate(
+                self.journal.actuation_times(stack=self.stack),
+                percentile=config.driver.actuation_percentile,
+            ),
         )
         self._forecast_errors = self._errors(collected.history, now)
         self._history = collected.history

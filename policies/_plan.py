@@ -9,7 +9,7 @@ defaults (stored memories must keep loading); do not rename fields.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pandas as pd
@@ -171,6 +171,9 @@ class PlanningInput:
     :param rollback_requested: pools a person asked to roll back now (bypasses the cooldown).
     :param observed_desired: pool -> the primary's desired size as its cloud reports it (absent:
         not observed). When it differs from the config's, the plan says so and sizes from it.
+    :param actuation_time: the measured decision-to-effect time (a recent high percentile of
+        cycle start to ``pulumi up`` finished); ``None``: not measured yet, and
+        ``driver.actuation_time`` stands in. Every rule's lead includes it.
     """
 
     config: MirrorcastConfig
@@ -182,6 +185,7 @@ class PlanningInput:
     memory: PlannerMemory = field(default_factory=PlannerMemory)
     rollback_requested: frozenset[str] = frozenset()
     observed_desired: dict[str, int] = field(default_factory=dict)
+    actuation_time: timedelta | None = None
 
 
 class RuleOutcome(BaseModel):

@@ -34,11 +34,15 @@ class CloudTiming:
         the pool's own: 2 minutes from a warm pool of stopped instances, the primary's time when
         it is scaled to zero, or its configured ``mirror.ready_time``.
     :param dns_ttl: from a weight change to traffic following it (default 60 s).
+    :param actuation_delay: from the driver's decision to its config change reaching the cloud
+        (the cycle itself and ``pulumi up``; default 2 min). The cloud's own autoscaler acts
+        without it; the stack changes a plan makes wait for it.
     """
 
     primary_ready: timedelta = timedelta(minutes=5)
     mirror_ready: timedelta | None = None
     dns_ttl: timedelta = timedelta(seconds=60)
+    actuation_delay: timedelta = timedelta(minutes=2)
 
 
 def _minutes(value: timedelta) -> int:

@@ -489,6 +489,11 @@ class MirrorcastPolicy(Policy):
         self.cycles = 0
         self._tracker: TargetTracker | None = None
         self._config = config
+        # The config the cloud runs: a plan's changes reach it one actuation delay after the
+        # decision (the cycle and `pulumi up`), while the driver plans from ``_config`` at once.
+        self._effective = config
+        self._pending: deque[tuple[int, MirrorcastConfig]] = deque()
+        self._delay = 0
         self._series: pd.Series | None = None
         self._history_minutes = 0
 
@@ -509,6 +514,9 @@ class MirrorcastPolicy(Policy):
         initial = min(max(context.initial, capacity["min"]), capacity["max"])
         capacity["desired"] = initial
         self._config = MirrorcastConfig.model_validate(data)
+        self._effective = self._config
+        self._pending = deque()
+        self._delay = max(0, math.ceil(context.timing.actuation_delay.total_seconds() / 60))
         pool = self._config.pools[self.pool]
         self._cloud = SimulatedCloud(
             minutes=context.minutes,
@@ -538,6 +546,23 @@ class MirrorcastPolicy(Policy):
         self.untrusted_cycles = 0
         self.cycles = 0
 
+    def cycle(self, now: int, observed: npt.NDArray[np.float64]) -> None:
+        """Carry out the plans whose `pulumi up` finished since the last cycle, then decide."""
+        self._take_effect(before=now)
+        super().cycle(now, observed)
+
+    def finish(self) -> CloudRecord:
+        self._take_effect(before=self.context.minutes)
+        return super().finish()
+
+    def _take_effect(self, *, before: int) -> None:
+        """Apply every pending plan due before minute ``before`` at its own minute."""
+        while self._pending and self._pending[0][0] < before:
+            at, config = self._pending.popleft()
+            self.cloud.advance(at)
+            self._effective = config
+            self._sync_cloud(at)
+
     def step(self, now: int, observed: npt.NDArray[np.float64]) -> None:
         from driver.cycle import decide
 
@@ -563,6 +588,8 @@ class MirrorcastPolicy(Policy):
             health={self.pool: self._health()},
             events=self.events,
             last_good=self.last_good,
+            # What the journal would measure: every `up` here takes the simulated delay.
+            actuation_time=context.timing.actuation_delay,
         )
         self.cycles += 1
         plan = result.plan
@@ -581,6 +608,7 @@ class MirrorcastPolicy(Policy):
                     self.untrusted_cycles += 1
         if plan.changes:
             self._apply(plan.changes)
+            self._pending.append((now + self._delay, self._config))
             self.notes.append(
                 PlanNote(
                     at=at,
@@ -588,6 +616,8 @@ class MirrorcastPolicy(Policy):
                     explanation=plan.explanation,
                 )
             )
+        if self._delay == 0:
+            self._take_effect(before=now + 1)
         self._follow_config(now, observed)
 
     def report(self) -> dict[str, Any]:
@@ -614,30 +644,48 @@ class MirrorcastPolicy(Policy):
         self._config = MirrorcastConfig.model_validate(data)
 
     def _follow_config(self, now: int, observed: npt.NDArray[np.float64]) -> None:
-        """Make the simulated cloud match the stack config, with the native autoscaler's part."""
+        """The native autoscaler's evaluation at ``now``, under the config the cloud runs."""
         assert self._tracker is not None
-        pool = self._config.pools[self.pool]
+        pool = self._effective.pools[self.pool]
+        if pool.primary.native_autoscaling:
+            # The deployed target-tracking policy follows the deployed autoscaler_target (a
+            # plan moves it once its `pulumi up` has finished).
+            self._tracker.target = pool.primary.autoscaler_target / 100
+            self._tracker.update(now, observed)
+        self._sync_cloud(now)
+
+    def _sync_cloud(self, at: int) -> None:
+        """Make the simulated cloud match the deployed config at minute ``at``."""
+        assert self._tracker is not None
+        pool = self._effective.pools[self.pool]
         capacity = pool.primary.capacity
         if pool.primary.native_autoscaling:
-            # The deployed target-tracking policy follows the stack's autoscaler_target (a
-            # plan may move it, as a `pulumi up` would).
-            self._tracker.target = pool.primary.autoscaler_target / 100
-            tracked = self._tracker.update(now, observed)
-            desired = min(max(tracked, capacity.min), capacity.max)
+            desired = min(max(self._tracker.desired, capacity.min), capacity.max)
         else:
             desired = capacity.desired
         desired = min(desired, self.context.max_instances)
-        if desired != capacity.desired:
-            # The cloud's autoscaler owns desired; the stack reflects what it did (as the
-            # driver reads it back from outputs), so mirror sizing sees the real primary.
-            data = self._config.model_dump(mode="json", by_alias=True)
-            data["pools"][self.pool]["primary"]["capacity"]["desired"] = desired
-            self._config = MirrorcastConfig.model_validate(data)
-            pool = self._config.pools[self.pool]
-        self.cloud.set_primary(desired, at=now)
+        # The cloud's autoscaler owns desired; the stack reflects what it did (as the driver
+        # reads it back from outputs), so mirror sizing sees the real primary.
+        self._config = _with_desired(self._config, self.pool, desired)
+        self._effective = _with_desired(self._effective, self.pool, desired)
+        pool = self._effective.pools[self.pool]
+        self.cloud.set_primary(desired, at=at)
         active = pool.mirror.state is MirrorState.active
-        self.cloud.set_mirror(active=active, size=pool.mirror_size, at=now)
-        self.cloud.set_weights(pool.balancer.weights.mirror if active else 0, at=now)
+        self.cloud.set_mirror(active=active, size=pool.mirror_size, at=at)
+        self.cloud.set_weights(pool.balancer.weights.mirror if active else 0, at=at)
+
+
+def _with_desired(config: MirrorcastConfig, pool: str, desired: int) -> MirrorcastConfig:
+    """``config`` with the pool's primary desired capacity at ``desired`` (itself if it is)."""
+    capacity = config.pools[pool].primary.capacity
+    # A plan not yet in effect may already hold a higher min than the cloud runs: the stack
+    # says at least that much until its `up` lands.
+    desired = min(max(desired, capacity.min), capacity.max)
+    if capacity.desired == desired:
+        return config
+    data = config.model_dump(mode="json", by_alias=True)
+    data["pools"][pool]["primary"]["capacity"]["desired"] = desired
+    return MirrorcastConfig.model_validate(data)
 
 
 def _set_path(data: dict[str, Any], path: str, value: Any) -> None:

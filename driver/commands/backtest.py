@@ -101,6 +101,13 @@ def backtest(
         str | None, typer.Option(help="Mirror activation to serving (default: from the pool).")
     ] = None,
     dns_ttl: Annotated[str, typer.Option(help="Weight change to traffic following it.")] = "60s",
+    actuation_delay: Annotated[
+        str,
+        typer.Option(
+            help="A plan's decision to its stack change reaching the cloud (the cycle and "
+            "`pulumi up`)."
+        ),
+    ] = "2m",
     sweep: Annotated[
         bool,
         typer.Option(
@@ -132,6 +139,7 @@ def backtest(
                 primary_ready=_duration(primary_ready, "--primary-ready") or timedelta(minutes=5),
                 mirror_ready=_duration(mirror_ready, "--mirror-ready"),
                 dns_ttl=_duration(dns_ttl, "--dns-ttl") or timedelta(seconds=60),
+                actuation_delay=_duration(actuation_delay, "--actuation-delay") or timedelta(0),
             ),
             max_instances=pool_spec.primary.capacity.max,
         )

@@ -1008,6 +1008,19 @@ class DriverSettings(_Model):
         "collect_timeout, so size it to series x request latency / collect_timeout (20,000 "
         "series at 50 ms in 60 s: at least 17), within what the metrics backend accepts.",
     )
+    actuation_time: Duration = Field(
+        default=parse_duration("2m"),
+        description="Decision-to-effect time (cycle start to `pulumi up` finished) the planner "
+        "adds to every rule's lead until the journal has measured it; then a recent high "
+        "percentile of the measured times is used (actuation_percentile).",
+    )
+    actuation_percentile: int = Field(
+        default=90,
+        ge=50,
+        le=100,
+        description="Percentile of the recent measured decision-to-effect times added to every "
+        "rule's lead (the last 50 successful updates; measured once 3 exist).",
+    )
     gitops: GitOpsSettings = Field(default_factory=GitOpsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
 

@@ -22,15 +22,23 @@ from policies._resolve import Resolution, resolve
 logger = logging.getLogger(__name__)
 
 
-def lead(rule: RuleSpec, pool: PoolSpec) -> timedelta:
-    """Time the rule's actions need before they help: the mirror's and/or the primary's."""
-    lead = timedelta(0)
+def lead(rule: RuleSpec, pool: PoolSpec, *, actuation: timedelta = timedelta(0)) -> timedelta:
+    """Time the rule's actions need before they help: the mirror's and/or the primary's ready
+    time, after the decision has taken effect (``actuation``: the cycle and ``pulumi up``)."""
+    lead: timedelta | None = None
     for action in rule.actions:
         if action.type in ("activate_mirror", "shift_weights"):
-            lead = max(lead, pool.mirror_ready_time)
+            lead = max(lead or timedelta(0), pool.mirror_ready_time)
         elif action.type == "scale_primary":
-            lead = max(lead, pool.guardrails.primary_ready_time)
-    return lead
+            lead = max(lead or timedelta(0), pool.guardrails.primary_ready_time)
+    # Only actions that go through `pulumi up` wait for it (a notification does not).
+    return timedelta(0) if lead is None else lead + actuation
+
+
+def actuation(work: PoolWork, config: MirrorcastConfig) -> timedelta:
+    """The decision-to-effect time: measured (the driver passes it in), else the configured one."""
+    measured = work.inputs.actuation_time
+    return measured if measured is not None else config.driver.actuation_time
 
 
 def evaluate(work: PoolWork, config: MirrorcastConfig) -> list[RuleEvaluation]:
@@ -53,7 +61,7 @@ def evaluate(work: PoolWork, config: MirrorcastConfig) -> list[RuleEvaluation]:
                 rule,
                 view,
                 fired_before=work.memory.rule_state.get(rule.name, False),
-                lead=lead(rule, work.spec),
+                lead=lead(rule, work.spec, actuation=actuation(work, config)),
                 hysteresis=work.spec.guardrails.hysteresis,
             )
         )

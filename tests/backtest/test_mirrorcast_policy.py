@@ -10,7 +10,13 @@ import pandas as pd
 import pytest
 
 import driver.cycle
-from driver.backtest import BacktestResult, BacktestSettings, run_backtest, trace_from_series
+from driver.backtest import (
+    BacktestResult,
+    BacktestSettings,
+    CloudTiming,
+    run_backtest,
+    trace_from_series,
+)
 from driver.backtest.policies import MirrorcastPolicy
 from driver.backtest.stack import build_policies, load_backtest_stack
 
@@ -149,3 +155,45 @@ def test_the_simulated_autoscaler_tracks_the_target_the_plans_set() -> None:
     assert "pools.app.primary.autoscaler_target: 60 -> 85" in changes
     assert policy.config.pools["app"].primary.autoscaler_target == 85
     assert policy._tracker is not None and policy._tracker.target == pytest.approx(0.85)
+
+
+class TestActuationDelay:
+    """A plan reaches the cloud one actuation delay (the cycle and `pulumi up`) after it is made."""
+
+    @staticmethod
+    def run(delay: timedelta) -> BacktestResult:
+        values = noon_surge(DAY3_NOON + 40)
+        index = pd.date_range("2024-03-04", periods=len(values), freq="min", tz="UTC")
+        trace = trace_from_series(pd.Series(values, index=index), name="noon-surge")
+        settings = BacktestSettings(
+            history=timedelta(days=3, hours=11),
+            warmup=timedelta(minutes=30),
+            timing=CloudTiming(actuation_delay=delay),
+        )
+        stack = load_backtest_stack()
+        return run_backtest(trace, build_policies(["mirrorcast"], stack=stack), settings=settings)
+
+    def test_the_floor_starts_booting_only_after_the_delay(self) -> None:
+        for delay in (0, 3):
+            result = self.run(timedelta(minutes=delay))
+            run = result.runs["mirrorcast"]
+            running = run.record.primary_running
+            # The first plan that raises the floor above what runs (the noon surge's).
+            for note in run.notes:
+                decided = int((note.at - result.trace.start).total_seconds() // 60)
+                raised = [int(c.rsplit("-> ", 1)[1]) for c in note.changes if "capacity.min" in c]
+                if raised and raised[0] > running[decided - 1]:
+                    break
+            else:
+                raise AssertionError("no plan raised the floor above the running primary")
+            # Nothing new runs between the decision and the change reaching the cloud.
+            assert running[decided : decided + delay].max(initial=0) < raised[0]
+            assert running[decided + delay] >= raised[0]
+
+    def test_a_longer_delay_is_planned_for_with_a_longer_lead(self) -> None:
+        # The planner adds the (simulated, as measured) actuation time to the rule's lead, so
+        # even a 4-minute `pulumi up` has the floor serving when the noon surge arrives.
+        result = self.run(timedelta(minutes=4))
+        assert result.runs["mirrorcast"].score.underprovisioned_minutes == 0
+        explanations = " ".join(n.explanation for n in result.runs["mirrorcast"].notes)
+        assert "time-to-ready 9m" in explanations

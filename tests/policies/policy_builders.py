@@ -91,6 +91,7 @@ def step_plan(
     rollback: frozenset[str] = frozenset(),
     extra_current: dict[str, pd.Series] | None = None,
     extra_forecasts: dict[str, Forecast] | None = None,
+    actuation_time: timedelta | None = None,
 ) -> Plan:
     """One planning cycle for pool ``web``."""
     current = {"cpu": cpu if cpu is not None else flat(40, end=now)}
@@ -114,6 +115,7 @@ def step_plan(
             },
             memory=memory or PlannerMemory(),
             rollback_requested=rollback,
+            actuation_time=actuation_time,
         )
     )
 

@@ -64,16 +64,40 @@ def test_calm_forecast_changes_nothing() -> None:
 
 def test_activation_lands_before_the_peak_by_the_time_to_ready() -> None:
     # The crossing is 33 minutes ahead: outside the 30m window, but the rule also needs the
-    # primary's 5m ready time (it scales the primary), so it must act now, not at 12:03.
+    # primary's 5m ready time (it scales the primary) after the decision takes effect (the
+    # configured 2m actuation time until one is measured), so it must act now, not at 12:03.
     late = forecast([50] * 5 + [90, 90], step=timedelta(minutes=5.5))
     result = step_plan(demo_config(), now=T0, cpu_forecast=late)
     assert changed(result)["pools.web.mirror.state"] == "active"
     detail = {o.rule: o for o in result.rules}["predicted-cpu"].detail
-    assert "time-to-ready 5m" in detail and "crosses at 12:33" in detail
+    assert "time-to-ready 7m" in detail and "crosses at 12:33" in detail
 
     # Without the lead it would not fire: a crossing 45 minutes ahead is beyond window + lead.
     later = forecast([50] * 8 + [90], step=timedelta(minutes=5))
     assert step_plan(demo_config(), now=T0, cpu_forecast=later).empty
+
+
+def test_a_measured_actuation_time_lengthens_every_rules_lead() -> None:
+    # `pulumi up` on this stack has been taking 12 minutes: a crossing 45 minutes ahead is
+    # inside 30m window + 5m ready + 12m, and the rule acts now.
+    later = forecast([50] * 8 + [90], step=timedelta(minutes=5))
+    result = step_plan(
+        demo_config(), now=T0, cpu_forecast=later, actuation_time=timedelta(minutes=12)
+    )
+    assert changed(result)["pools.web.mirror.state"] == "active"
+    detail = {o.rule: o for o in result.rules}["predicted-cpu"].detail
+    assert "time-to-ready 17m" in detail
+
+
+def test_the_configured_actuation_time_stands_in_until_measured() -> None:
+    later = forecast([50] * 8 + [90], step=timedelta(minutes=5))
+    config = demo_config()
+    data = config.model_dump(mode="json", by_alias=True)
+    data["driver"]["actuation_time"] = "15m"
+    slow = type(config).model_validate(data)
+    assert changed(step_plan(slow, now=T0, cpu_forecast=later))["pools.web.mirror.state"] == (
+        "active"
+    )
 
 
 def test_gradual_ramp_takes_one_health_gated_step_per_due_cycle() -> None:
