@@ -38,7 +38,7 @@ from driver.progress import UpdateProgress
 from driver.redact import redact_text
 from driver.state import state_dir
 from infra.config import MirrorcastConfig, MirrorcastError
-from policies._plan import Plan
+from policies import Plan
 
 __all__ = [
     "MISSING_CLI_MESSAGE",

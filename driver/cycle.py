@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import pandas as pd
 
-from forecasting._result import Forecast, ForecastUnavailable
+from forecasting import Forecast, ForecastUnavailable
 from forecasting.errors import UnusableSeriesError
 from infra.config import MetricSpec, MirrorcastConfig, format_duration
-from policies._plan import Decision, MirrorHealth, Plan, PlannerMemory, PlanningInput
+from policies import Decision, MirrorHealth, Plan, PlannerMemory, PlanningInput
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from infra.config import MirrorcastConfig, UserError
-from policies._plan import Plan
+from policies import Plan
 
 __all__ = [
     "ApplyOutcome",

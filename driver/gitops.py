@@ -29,7 +29,7 @@ from driver.redact import redact_text
 from driver.stack_yaml import StackFileError, edit_stack_text
 from forecasting.sources import bounded_request
 from infra.config import GitOpsSettings, UserError
-from policies._plan import Plan
+from policies import Plan
 
 __all__ = ["GitError", "GitOpsExecutor", "PullRequestError"]
 

@@ -32,9 +32,9 @@ from sqlalchemy.exc import IntegrityError
 
 from driver.redact import redact
 from driver.state import state_dir
-from forecasting._result import Forecast
+from forecasting import Forecast
 from infra.config import UserError
-from policies._plan import Plan, PlannerMemory
+from policies import Plan, PlannerMemory
 
 __all__ = [
     "ACTIVE_PLAN_STATES",

@@ -49,7 +49,7 @@ from infra.config import MirrorcastError
 if TYPE_CHECKING:
     from driver.journal import Journal
     from infra.config import NotifySettings
-    from policies._plan import Notice
+    from policies import Notice
 
 __all__ = ["Delivery", "Notifier", "WebhookError", "notice_key", "payload"]
 

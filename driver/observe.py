@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from forecasting._result import Forecast
+from forecasting import Forecast
 from infra.config import MirrorcastConfig
-from policies._plan import Plan
+from policies import Plan
 
 __all__ = ["DriverMetrics", "forecast_abs_error", "parse_listen"]
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from driver.journal import PlanRecord, forecast_to_json
-from forecasting._result import Forecast
+from forecasting import Forecast
 from infra.config import MirrorcastConfig, format_duration
 
 if TYPE_CHECKING:

@@ -45,7 +45,7 @@ from driver.observers import StackObservation, StackObserver, not_observed
 from driver.redact import redact_text
 from driver.state import state_dir
 from infra.config import MirrorcastConfig
-from policies._plan import ConfigChange, Decision, Plan, PlannerMemory
+from policies import ConfigChange, Decision, Plan, PlannerMemory
 
 __all__ = [
     "PAUSE_ENV",

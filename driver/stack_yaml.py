@@ -17,7 +17,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from infra.config import NAMESPACE, UserError
-from policies._plan import ConfigChange
+from policies import ConfigChange
 
 __all__ = ["StackFileError", "edit_stack_text"]
 

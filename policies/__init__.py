@@ -6,11 +6,7 @@ Import from here, not from the private modules::
     from policies import PlanningInput, plan, parse_rule
 """
 
-from policies._evaluate import PoolView, RuleEvaluation, Trigger, evaluate_rule
-from policies._explain import PoolReport, explain
-from policies._feedback import Feedback, assess, demand_present
-from policies._guardrails import Clip
-from policies._language import (
+from infra.config.rules import (
     MAX_RULE_DEPTH,
     MAX_RULE_LENGTH,
     And,
@@ -29,10 +25,15 @@ from policies._language import (
     check_rule,
     parse_rule,
 )
+from policies._evaluate import PoolView, RuleEvaluation, Trigger, evaluate_rule
+from policies._explain import PoolReport, explain
+from policies._feedback import Feedback, assess, demand_present
+from policies._guardrails import Clip
 from policies._plan import (
     ConfigChange,
     Decision,
     MirrorHealth,
+    Notice,
     Plan,
     PlannerMemory,
     PlanningInput,
@@ -62,6 +63,7 @@ __all__ = [
     "Feedback",
     "MirrorHealth",
     "Not",
+    "Notice",
     "Or",
     "Plan",
     "PlannerMemory",

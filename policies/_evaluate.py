@@ -29,9 +29,9 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from forecasting._result import Forecast
+from forecasting import Forecast
 from infra.config import MetricSpec, PoolSpec, RuleSpec, format_duration
-from policies._language import (
+from infra.config.rules import (
     And,
     Arithmetic,
     Comparison,

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from forecasting._result import Forecast
+from forecasting import Forecast
 from infra.config import MirrorcastConfig
 
 __all__ = [

@@ -17,8 +17,14 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from infra.config import ConfigError, ConfigIssue, MirrorcastConfig, RuleSpec, check_yaml_limits
-from policies._checks import rule_problems
+from infra.config import (
+    ConfigError,
+    ConfigIssue,
+    MirrorcastConfig,
+    RuleSpec,
+    check_yaml_limits,
+    rule_problems,
+)
 
 __all__ = ["MAX_RULES_FILE_BYTES", "load_rules_files"]
 

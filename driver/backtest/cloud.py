@@ -18,7 +18,7 @@ from datetime import timedelta
 import numpy as np
 import numpy.typing as npt
 
-from policies._plan import MirrorHealth
+from policies import MirrorHealth
 
 __all__ = ["CloudRecord", "CloudTiming", "SimulatedCloud"]
 

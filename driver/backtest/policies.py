@@ -30,9 +30,9 @@ import pandas as pd
 from driver.backtest.cloud import CloudRecord, CloudTiming, SimulatedCloud
 from driver.backtest.errors import BacktestError
 from driver.backtest.scoring import CapacityModel
-from forecasting._result import Forecast
+from forecasting import Forecast
 from infra.config import MirrorcastConfig, MirrorState
-from policies._plan import ConfigChange, MirrorHealth, PlannerMemory
+from policies import ConfigChange, MirrorHealth, PlannerMemory
 
 __all__ = [
     "POLICY_NAMES",

@@ -19,7 +19,7 @@ import typer
 from driver.commands._common import out_console, parse_at, print_json, project_root, user_errors
 
 if TYPE_CHECKING:
-    from forecasting._result import Forecast
+    from forecasting import Forecast
     from infra.config import PoolSpec
 
 __all__ = ["Threshold", "forecast_figure", "plot_forecast", "register", "rule_thresholds"]

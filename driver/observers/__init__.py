@@ -36,7 +36,7 @@ from driver.observers._base import (
 )
 from driver.observers._compare import Drift, drift, mirror_health, observed_primary_desired
 from infra.config import Cloud, MirrorcastConfig, PoolSpec
-from policies._plan import MirrorHealth
+from policies import MirrorHealth
 
 __all__ = [
     "BalancerObservation",

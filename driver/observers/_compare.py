@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from driver.observers._base import PoolObservation, SideObservation, rule_texts
 from infra.config import PoolSpec
-from policies._plan import MirrorHealth
+from policies import MirrorHealth
 
 __all__ = ["Drift", "drift", "mirror_health", "observed_primary_desired"]
 

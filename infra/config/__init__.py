@@ -19,6 +19,7 @@ from infra.config._loader import (
 )
 from infra.config._model import *  # noqa: F403  (the model's own __all__ is the public surface)
 from infra.config._model import __all__ as _model_all
+from infra.config._rule_checks import rule_problems
 from infra.config._yaml_limits import (
     MAX_ALIAS_NODES,
     MAX_YAML_DEPTH,
@@ -45,6 +46,7 @@ __all__ = [
     "load_stack",
     "load_stack_file",
     "parse_duration",
+    "rule_problems",
     "stack_file_path",
     *_model_all,
 ]

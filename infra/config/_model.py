@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from infra.config._durations import Duration, parse_duration
+from infra.config._rule_checks import check_pool_rules, check_rule_quantiles
 
 __all__ = [
     "WEIGHT_RANGES",
@@ -755,10 +756,7 @@ class PoolSpec(_Model):
 
     @model_validator(mode="after")
     def _rules_readable(self) -> Self:
-        # Imported here, not at the top: policies imports this module (an import cycle otherwise).
         # Raises a ValidationError located at rules.<i>.when, with the position inside the rule.
-        from policies._checks import check_pool_rules
-
         check_pool_rules(self)
         return self
 
@@ -1100,7 +1098,5 @@ class MirrorcastConfig(_Model):
     @model_validator(mode="after")
     def _rule_quantiles(self) -> Self:
         # Rules may only read percentiles the forecast produces; only this level knows both.
-        from policies._checks import check_rule_quantiles
-
         check_rule_quantiles(self)
         return self

@@ -9,10 +9,10 @@ from infra.config import (
     ScalePrimaryAction,
     format_duration,
 )
+from infra.config.rules import comparisons, metric_terms
 from policies._evaluate import RuleEvaluation, parsed
 from policies._feedback import latest
 from policies._guardrails import Clip, clip_capacity
-from policies._language import comparisons, metric_terms
 from policies._planner.keys import DriverKeys, number
 from policies._planner.work import PoolWork
 

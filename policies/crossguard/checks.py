@@ -22,7 +22,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from infra.config._model import WEIGHT_RANGES, BalancerKind, product_weight
+from infra.config import WEIGHT_RANGES, BalancerKind, product_weight
 
 __all__ = [
     "CAPACITY_TYPES",

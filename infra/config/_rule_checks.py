@@ -1,7 +1,7 @@
 """Load-time checks of a pool's rules, called from the config model's validators.
 
-``infra.config`` calls these lazily (inside its validators) because ``policies`` imports
-``infra.config``. They raise a pydantic ``ValidationError`` whose location is the rule's
+They live beside the model (not in ``policies``, which imports ``infra.config``) so loading a
+stack needs nothing above this layer. They raise a pydantic ``ValidationError`` whose location is the rule's
 ``when`` (or the action's field), so the stack loader reports ``pools.web.rules.0.when`` with
 the file position, followed by the line and column inside the rule text.
 """
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from policies._language import RuleError, check_rule, comparisons, metric_terms, parse_rule
+from infra.config.rules import RuleError, check_rule, comparisons, metric_terms, parse_rule
 
 if TYPE_CHECKING:
-    from infra.config import MirrorcastConfig, PoolSpec, RuleSpec
+    from infra.config._model import MirrorcastConfig, PoolSpec, RuleSpec
 
 __all__ = ["check_pool_rules", "check_rule_quantiles", "rule_problems"]
 

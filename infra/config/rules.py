@@ -1,5 +1,8 @@
 """The rule language: parse ``when`` text into a small, typed syntax tree, and check it.
 
+It is part of the config contract (a stack whose rule does not parse does not load), so it sits
+in ``infra.config`` below the planner; ``policies`` evaluates the trees and re-exports the names.
+
 A rule condition reads like the sentence a person would say::
 
     predicted(cpu, p90) > 80% within 30m
@@ -27,10 +30,10 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from infra.config import UserError
+from infra.config._errors import UserError
 
 if TYPE_CHECKING:
-    from infra.config import MetricSpec
+    from infra.config._model import MetricSpec
 
 __all__ = [
     "MAX_RULE_DEPTH",

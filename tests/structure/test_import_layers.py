@@ -1,0 +1,96 @@
+"""The layers docs/architecture.md draws hold: checked by import-linter (pyproject.toml) in
+scripts/test, and here the behaviour they exist for: loading a stack is cheap."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tools.import_contracts import PrivateModulesContract, is_private, package_of
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ["infra.config", "infra", "forecasting", "policies", "driver"]
+
+
+def _modules_after(code: str) -> set[str]:
+    probe = f"import json, sys\n{code}\nprint(json.dumps(sorted(sys.modules)))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+class TestLoadingAStack:
+    def test_loading_and_validating_a_stack_imports_neither_pandas_nor_forecasting(self) -> None:
+        # The Pulumi program loads the stack config on every `pulumi up`; before the layers were
+        # enforced the rule checks imported policies, hence forecasting, pandas and the engine.
+        modules = _modules_after(
+            "from infra.config import load_stack_file\n"
+            "config = load_stack_file('stacks/Pulumi.multicloud.yaml')\n"
+            "assert any(p.rules for p in config.pools.values())  # the rule checks did run\n"
+        )
+        heavy = ("pandas", "statsforecast", "forecasting", "policies", "driver", "sqlalchemy")
+        assert sorted(m for m in modules if m.split(".")[0] in heavy) == []
+
+
+class _Graph:
+    """The two questions the contract asks of grimp's import graph, over a fixed set of edges."""
+
+    def __init__(self, edges: dict[str, set[str]]) -> None:
+        self.edges = edges
+        self.modules = set(edges) | {m for targets in edges.values() for m in targets}
+
+    def find_modules_directly_imported_by(self, module: str) -> set[str]:
+        return self.edges.get(module, set())
+
+    def get_import_details(self, *, importer: str, imported: str) -> list[dict[str, Any]]:
+        return [{"line_number": 7}]
+
+
+def _check(edges: dict[str, set[str]]) -> list[tuple[str, str, int | None]]:
+    contract = PrivateModulesContract(
+        name="private", session_options={}, contract_options={"packages": PACKAGES}
+    )
+    return contract.check(_Graph(edges), verbose=False).metadata["violations"]
+
+
+class TestPrivateModulesContract:
+    def test_a_private_module_is_private_to_its_own_package(self) -> None:
+        assert package_of("infra.config._model", PACKAGES) == "infra.config"
+        assert package_of("infra._common", PACKAGES) == "infra"
+        assert is_private("._model") and not is_private(".__main__")
+
+    def test_imports_inside_a_package_are_allowed(self) -> None:
+        assert (
+            _check(
+                {
+                    "policies._planner.sizing": {"policies._evaluate"},
+                    "forecasting.fits": {"forecasting.models._imports"},
+                    "infra.aws": {"infra._common", "infra.config"},
+                }
+            )
+            == []
+        )
+
+    def test_reaching_into_another_packages_private_module_is_reported(self) -> None:
+        assert _check(
+            {
+                "driver.journal": {"policies._plan", "policies"},
+                "infra.aws": {"infra.config._model"},
+                "policies._evaluate": {"forecasting._result", "pandas"},
+            }
+        ) == [
+            ("driver.journal", "policies._plan", 7),
+            ("infra.aws", "infra.config._model", 7),
+            ("policies._evaluate", "forecasting._result", 7),
+        ]

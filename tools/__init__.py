@@ -1,0 +1,1 @@
+"""Developer tools run by scripts/test (not shipped in the wheel)."""
