@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from forecasting import Forecast
 from infra.config import MirrorcastConfig
@@ -115,8 +115,12 @@ class DriverMetrics:
 
     def serve(self, listen: str) -> Any:
         """Start the ``/metrics`` HTTP server on ``listen`` (host:port); returns the server."""
+        from driver.metrics_http import serve_metrics
+
         host, port = parse_listen(listen)
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        # Not prometheus_client.start_http_server: idle connections there each hold a thread
+        # and a file descriptor for ever (see driver.metrics_http).
+        server = serve_metrics(self.registry, host=host, port=port)
         logger.info("serving /metrics on http://%s:%d/metrics", host, server.server_port)
         return server
 
