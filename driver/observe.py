@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from forecasting import Forecast
 from infra.config import MirrorcastConfig
 from policies import Plan
+
+if TYPE_CHECKING:
+    from driver.observers import Drift, StackObservation
 
 __all__ = ["DriverMetrics", "forecast_abs_error", "parse_listen"]
 
@@ -112,6 +115,38 @@ class DriverMetrics:
             ["stack"],
             registry=r,
         )
+        # Observed beside intended (driver.observers): what the clouds report each cycle.
+        self.pool_observed = Gauge(
+            "mirrorcast_pool_observed",
+            "1 when every side of the pool was read from its cloud this cycle, 0 when not observed.",
+            ["stack", "pool"],
+            registry=r,
+        )
+        self.observed_instances = Gauge(
+            "mirrorcast_observed_instances",
+            "Instances per lifecycle state as the cloud reports them (InService, Warmed:Stopped, ...).",
+            ["stack", "pool", "side", "state"],
+            registry=r,
+        )
+        self.observed_healthy = Gauge(
+            "mirrorcast_observed_healthy_targets",
+            "Balancer targets the cloud reports healthy, per side.",
+            ["stack", "pool", "side"],
+            registry=r,
+        )
+        self.capacity = Gauge(
+            "mirrorcast_desired_capacity",
+            "Desired instances per side: as the config intends (source=intended) and as the "
+            "cloud holds them (source=observed).",
+            ["stack", "pool", "side", "source"],
+            registry=r,
+        )
+        self.drift = Gauge(
+            "mirrorcast_drift",
+            "1 for each difference between the live mirror, the live primary and the config.",
+            ["stack", "pool", "what", "between"],
+            registry=r,
+        )
 
     def serve(self, listen: str) -> Any:
         """Start the ``/metrics`` HTTP server on ``listen`` (host:port); returns the server."""
@@ -135,14 +170,20 @@ class DriverMetrics:
         degraded: int,
         update_failed: bool,
         errors: Mapping[tuple[str, str], float],
+        applied: bool = True,
     ) -> None:
-        """Record one finished cycle."""
+        """Record one finished cycle.
+
+        :param applied: the plan's config is now what is deployed (an applied update); when
+            not (plan mode, a proposal, a failure), the weights and active mirrors shown are the
+            config's as it stands, not what was only planned.
+        """
         self.cycle_duration.labels(stack).observe(duration_s)
         self.cycles.labels(stack, "ok" if ok else "error").inc()
         for rule in plan.rules:
             if rule.fired:
                 self.rules_fired.labels(stack, rule.pool, rule.rule).inc()
-        target = plan.stack_config
+        target = plan.stack_config if applied else config
         self.active_mirrors.labels(stack).set(
             sum(1 for p in target.pools.values() if p.mirror.state.value == "active")
         )
@@ -154,6 +195,37 @@ class DriverMetrics:
         self.degraded.labels(stack).set(degraded)
         for (pool_name, metric), value in errors.items():
             self.forecast_error.labels(stack, pool_name, metric).set(value)
+
+    def observe_state(
+        self,
+        *,
+        stack: str,
+        config: MirrorcastConfig,
+        observation: StackObservation,
+        drift: Sequence[Drift],
+    ) -> None:
+        """Record what the clouds reported this cycle, beside what the config intends."""
+        for name, pool in config.pools.items():
+            self.capacity.labels(stack, name, "primary", "intended").set(
+                pool.primary.capacity.desired
+            )
+            self.capacity.labels(stack, name, "mirror", "intended").set(pool.mirror_running)
+            seen = observation.pools.get(name)
+            sides = [seen.primary, seen.mirror] if seen is not None else [None, None]
+            self.pool_observed.labels(stack, name).set(int(all(s is not None for s in sides)))
+            for side in sides:
+                if side is None:
+                    continue
+                for state, count in side.states.items():
+                    self.observed_instances.labels(stack, name, side.role, state).set(count)
+                if side.healthy_targets is not None:
+                    self.observed_healthy.labels(stack, name, side.role).set(side.healthy_targets)
+                if side.desired is not None:
+                    self.capacity.labels(stack, name, side.role, "observed").set(side.desired)
+        # Drift that was repaired must disappear from the gauge, not stay at its last value.
+        self.drift.clear()
+        for item in drift:
+            self.drift.labels(stack, item.pool, item.what, item.between).set(1)
 
     def observe_failure(self, *, stack: str, duration_s: float) -> None:
         """Record a cycle that raised."""

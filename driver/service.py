@@ -452,6 +452,13 @@ class Driver:
             degraded=len(degraded),
             update_failed=failed,
             errors=self._forecast_errors,
+            applied=outcome is not None and outcome.status == "applied" and self.mode == "apply",
+        )
+        self.metrics.observe_state(
+            stack=self.stack,
+            config=config,
+            observation=observation,
+            drift=observation.drift(config),
         )
         return CycleReport(
             stack=self.stack,

@@ -29,3 +29,9 @@ def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("MIRRORCAST_STATE_DIR", str(state))
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "correct-horse-battery-staple")
     yield state
+
+
+# moto's server and boto3 pointed at it (tests/driver/aws_world.py), for the observation tests.
+from aws_world import aws, moto_server  # noqa: E402
+
+__all__ = ["aws", "moto_server"]
