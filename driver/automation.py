@@ -13,6 +13,7 @@ cancelling someone else's update can corrupt the stack.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -45,7 +46,9 @@ __all__ = [
     "AutomationExecutor",
     "UpdateTimeoutError",
     "default_backend_url",
+    "policy_violations",
     "value_at",
+    "write_config",
 ]
 
 logger = logging.getLogger(__name__)
@@ -83,6 +86,8 @@ class AutomationExecutor:
     :param lock_wait: first backoff wait in seconds, doubled per try (capped at 60 s); default 2.
     :param progress: receives engine events; default a :class:`UpdateProgress` (Rich bar on a
         terminal, log lines otherwise).
+    :param policy_packs: CrossGuard pack directories every ``up`` runs (``policy.packs``); a
+        mandatory violation fails the update and its message becomes the outcome's summary.
     """
 
     mode = "apply"
@@ -98,8 +103,10 @@ class AutomationExecutor:
         lock_attempts: int = 5,
         lock_wait: float = 2.0,
         progress: Callable[[auto.EngineEvent], None] | None = None,
+        policy_packs: list[str] | None = None,
     ) -> None:
         self.stack_name = stack
+        self.policy_packs = list(policy_packs or [])
         self.project_root = project_root
         self.backend_url = backend_url
         self.pulumi_command = pulumi_command
@@ -132,8 +139,15 @@ class AutomationExecutor:
                 Path(backend.removeprefix("file://")).mkdir(parents=True, mode=0o700, exist_ok=True)
             # The passphrase is inherited from the process environment by the CLI; it is
             # deliberately not copied into env_vars, which the workspace keeps and may print.
+            env = {"PULUMI_BACKEND_URL": backend, "PULUMI_SKIP_UPDATE_CHECK": "true"}
+            if self.policy_packs:
+                # The pack judges the stack's own limits (allowed regions, capacity.max, cost
+                # tags) from its stack file.
+                env["MIRRORCAST_STACK_FILE"] = str(
+                    self.project_root / "stacks" / f"Pulumi.{self.stack_name}.yaml"
+                )
             options = auto.LocalWorkspaceOptions(
-                env_vars={"PULUMI_BACKEND_URL": backend, "PULUMI_SKIP_UPDATE_CHECK": "true"},
+                env_vars=env,
                 secrets_provider="passphrase",
                 pulumi_command=self.pulumi_command,
             )
@@ -158,12 +172,9 @@ class AutomationExecutor:
             return ApplyOutcome(status="applied", summary="no changes")
         stack = self.stack()
         if plan.changes:
-            values = {
-                f"mirrorcast:{change.path}": auto.ConfigValue(value=config_value_text(change.new))
-                for change in plan.changes
-            }
+            values = {change.path: change.new for change in plan.changes}
             try:
-                stack.set_all_config(values, path=True)
+                write_config(stack, values)
             except auto_errors.CommandError as exc:
                 return ApplyOutcome(
                     status="failed", summary=f"setting config failed: {_last_line(exc)}"
@@ -189,20 +200,18 @@ class AutomationExecutor:
         except (auto_errors.CommandError, UpdateTimeoutError) as exc:
             return self._failure("refresh", exc)
         current = config.model_dump(mode="json")
-        missing: dict[str, auto.ConfigValue] = {}
+        missing: dict[str, Any] = {}
         for change in record.changes:
             try:
                 have = value_at(current, change["path"])
             except KeyError:
                 have = None
             if have != change["new"]:
-                missing[f"mirrorcast:{change['path']}"] = auto.ConfigValue(
-                    value=config_value_text(change["new"])
-                )
+                missing[change["path"]] = change["new"]
         if missing:
             logger.info("re-setting %d key(s) of interrupted plan %s", len(missing), record.id)
             try:
-                stack.set_all_config(missing, path=True)
+                write_config(stack, missing)
             except auto_errors.CommandError as exc:
                 return ApplyOutcome(status="failed", summary=f"setting config failed: {exc}")
         try:
@@ -224,7 +233,13 @@ class AutomationExecutor:
         progress = self.progress or UpdateProgress(title=f"pulumi up {self.stack_name}")
         try:
             result = self._with_lock_retry(
-                lambda: self._bounded(lambda: stack.up(on_event=progress, message=message))
+                lambda: self._bounded(
+                    lambda: stack.up(
+                        on_event=progress,
+                        message=message,
+                        policy_packs=self.policy_packs or None,
+                    )
+                )
             )
         except UpdateTimeoutError as exc:
             return ApplyOutcome(status="unfinished", summary=str(exc))
@@ -309,10 +324,117 @@ class AutomationExecutor:
             )
         elif isinstance(exc, UpdateTimeoutError):
             return ApplyOutcome(status="unfinished", summary=str(exc))
+        elif violations := policy_violations(exc):
+            summary = f"{what} stopped by policy: " + "; ".join(violations)
+            logger.error("%s", summary)
+            return ApplyOutcome(
+                status="failed", summary=summary, details={"policy_violations": violations}
+            )
         else:
             summary = f"{what} failed: {_last_line(exc)}"
         logger.error("%s", summary)
         return ApplyOutcome(status="failed", summary=summary)
+
+
+def _cli_stores(text: str) -> Any:
+    """What ``pulumi config set --path`` stores for ``text``: "true"/"false" become booleans and
+    integers numbers; everything else stays a string
+    (https://www.pulumi.com/docs/iac/cli/commands/pulumi_config_set/)."""
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _round_trips(value: Any) -> bool:
+    """Whether ``--path`` would store ``value`` with its type (12.5 would become "12.5")."""
+    stored = _cli_stores(config_value_text(value))
+    plain = value.value if hasattr(value, "value") and isinstance(value, str) else value
+    return type(stored) is type(plain) and stored == plain
+
+
+def write_config(stack: auto.Stack, values: Mapping[str, Any]) -> None:
+    """Set ``mirrorcast:<path>`` keys with their types preserved.
+
+    Values the CLI's ``--path`` parsing keeps (integers, booleans, plain strings) go through
+    ``config set-all --path``, touching only those keys. The others (a fractional
+    ``mirror.percent``, a string that looks like a number) would land in the stack file as the
+    wrong type, so their top-level key is read, edited and written back typed with
+    ``set_all_config_json`` (``--json`` takes no paths).
+
+    :param stack: the stack to write.
+    :param values: dotted paths under ``mirrorcast:`` (``pools.web.mirror.percent``) to values.
+    """
+    plain = {
+        f"mirrorcast:{path}": auto.ConfigValue(value=config_value_text(value))
+        for path, value in values.items()
+        if _round_trips(value)
+    }
+    if plain:
+        stack.set_all_config(plain, path=True)
+    typed = {path: value for path, value in values.items() if not _round_trips(value)}
+    if not typed:
+        return
+    if not hasattr(stack, "set_all_config_json"):
+        raise DriverError(
+            f"writing {', '.join(sorted(typed))} with its type needs Stack.set_all_config_json "
+            "(pulumi 3.190 or later): upgrade the pulumi package"
+        )
+    current = stack.get_all_config()
+    tops: dict[str, Any] = {}
+    for path, value in typed.items():
+        top, *rest = path.split(".")
+        key = f"mirrorcast:{top}"
+        if key not in tops:
+            entry = current.get(key)
+            if entry is not None and entry.secret:
+                raise DriverError(f"{key} is a secret; mirrorcast does not rewrite secret keys")
+            tops[key] = json.loads(entry.value) if entry is not None else {}
+        node = tops[key]
+        for part in rest[:-1]:
+            node = node.setdefault(part, {})
+        plain_value = value.value if hasattr(value, "value") and isinstance(value, str) else value
+        if rest:
+            node[rest[-1]] = plain_value
+        else:
+            tops[key] = plain_value
+    stack.set_all_config_json(
+        json.dumps(
+            {
+                key: {"value": json.dumps(obj), "objectValue": obj, "secret": False}
+                for key, obj in tops.items()
+            }
+        )
+    )
+
+
+def policy_violations(exc: Exception) -> list[str]:
+    """The mandatory CrossGuard violations a failed CLI run printed, one line each (redacted).
+
+    The CLI prints them under ``Policy Violations:`` as a header line
+    ``[mandatory]  <pack> v<version>  <policy>  (<type>: <name>)`` followed by the policy's
+    description and the violation message; the message is the last indented line.
+    """
+    # A CommandError's text is its CommandResult: exit code, stdout and stderr.
+    text = str(exc)
+    found: list[str] = []
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if "[mandatory]" not in line:
+            continue
+        header = line.split("[mandatory]", 1)[1].split()
+        policy = header[2] if len(header) > 2 else "policy"
+        where = line[line.find("(") + 1 : line.rfind(")")] if "(" in line else ""
+        body = []
+        for follow in lines[index + 1 :]:
+            if not follow.strip() or "[mandatory]" in follow or "[advisory]" in follow:
+                break
+            body.append(follow.strip())
+        message = body[-1] if body else ""
+        found.append(redact_text(f"{policy}: {message}" + (f" ({where})" if where else "")))
+    return found
 
 
 def _last_line(exc: Exception) -> str:

@@ -161,6 +161,7 @@ def build_executor(
             backend_url=config.driver.backend_url,
             pulumi_command=pulumi_command,
             update_timeout=config.driver.update_timeout,
+            policy_packs=[str(root / pack) for pack in config.policy.packs],
         )
     if mode == "gitops":
         from driver.gitops import GitOpsExecutor

@@ -1028,6 +1028,14 @@ class PolicySettings(_Model):
 
     allowed_regions: list[str] = Field(default_factory=list, description="Empty: any region.")
     required_tags: list[str] = Field(default_factory=lambda: ["cost-center"])
+    packs: list[str] = Field(
+        default_factory=lambda: ["policies/crossguard"],
+        description=(
+            "CrossGuard policy packs apply mode runs with every `pulumi up` (directories, "
+            "relative to the project root); a mandatory violation stops the update. [] turns "
+            "them off."
+        ),
+    )
 
 
 class AzureSettings(_Model):

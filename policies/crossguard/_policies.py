@@ -28,6 +28,7 @@ from policies.crossguard.checks import (
     check_cost_tags,
     check_region,
     check_stack_config,
+    check_weighted_record_sets,
     check_weights,
     load_settings,
 )
@@ -80,6 +81,9 @@ def build_policies(
             report_violation(problem, None)
             return
         for message in check_stack_config(config):
+            report_violation(message, None)
+        declared = [(r.resource_type, r.props) for r in args.resources]
+        for message in check_weighted_record_sets(declared):
             report_violation(message, None)
 
     def resource(

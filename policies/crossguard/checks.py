@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ __all__ = [
     "check_cost_tags",
     "check_region",
     "check_stack_config",
+    "check_weighted_record_sets",
     "check_weights",
     "load_settings",
     "settings_from_config",
@@ -47,7 +48,10 @@ WEIGHT_TYPES: dict[str, BalancerKind] = {
     "aws:route53/record:Record": BalancerKind.route53,
     "aws:lb/listener:Listener": BalancerKind.alb,
     "aws:lb/listenerRule:ListenerRule": BalancerKind.alb,
-    "azure-native:network:Endpoint": BalancerKind.azure_traffic_manager,
+    # The program declares Traffic Manager endpoints inline in the profile; a stack may also
+    # declare them as their own resources.
+    "azure-native:trafficmanager:Profile": BalancerKind.azure_traffic_manager,
+    "azure-native:trafficmanager:Endpoint": BalancerKind.azure_traffic_manager,
     "azure-native:cdn:AFDOrigin": BalancerKind.azure_front_door,
     "gcp:compute/uRLMap:URLMap": BalancerKind.gcp_url_map,
     "gcp:dns/recordSet:RecordSet": BalancerKind.gcp_cloud_dns,
@@ -79,7 +83,7 @@ COST_TAGGED_TYPES: dict[str, str] = {
     "aws:rds/globalCluster:GlobalCluster": "tags",
     "azure-native:compute:VirtualMachineScaleSet": "tags",
     "azure-native:cdn:Profile": "tags",
-    "azure-native:network:Profile": "tags",
+    "azure-native:trafficmanager:Profile": "tags",
     "azure-native:sql:Database": "tags",
     "gcp:compute/instanceTemplate:InstanceTemplate": "labels",
     "gcp:compute/regionInstanceTemplate:RegionInstanceTemplate": "labels",
@@ -258,13 +262,22 @@ def _config_capacity(where: str, pool: Any) -> list[str]:
 def _weight_lists(kind: BalancerKind, props: Mapping[str, Any]) -> Iterator[tuple[str, list[Any]]]:
     """(where, weights) groups that share traffic within one resource."""
     if kind is BalancerKind.route53:
-        yield "weightedRoutingPolicy.weight", [_get(props, "weightedRoutingPolicy.weight")]
+        # pulumi-aws declares the policy as a list (weighted_routing_policies) of one element.
+        for index, policy in enumerate(props.get("weightedRoutingPolicies") or []):
+            where = f"weightedRoutingPolicies[{index}].weight"
+            yield where, [policy.get("weight") if isinstance(policy, Mapping) else policy]
     elif kind is BalancerKind.alb:
         for key in ("defaultActions", "actions"):
             for index, action in enumerate(props.get(key) or []):
                 groups = _get(action, "forward.targetGroups") or []
                 if groups:
                     yield f"{key}[{index}].forward.targetGroups", [g.get("weight") for g in groups]
+    elif kind is BalancerKind.azure_traffic_manager and "endpoints" in props:
+        endpoints = [e for e in props.get("endpoints") or [] if isinstance(e, Mapping)]
+        # Disabled endpoints take no traffic whatever their weight (Traffic Manager has no 0).
+        yield "endpoints", [e.get("weight") for e in endpoints]
+        if endpoints and all(e.get("endpointStatus") == "Disabled" for e in endpoints):
+            yield "endpoints (all disabled)", []
     elif kind in (BalancerKind.azure_traffic_manager, BalancerKind.azure_front_door):
         if "weight" in props:
             yield "weight", [props.get("weight")]
@@ -301,6 +314,9 @@ def check_weights(resource_type: str, props: Mapping[str, Any]) -> list[str]:
     low, high = WEIGHT_RANGES[kind]
     violations = []
     for where, weights in _weight_lists(kind, props):
+        if where.endswith("(all disabled)"):
+            violations.append(f"{where}: every endpoint is disabled, so no backend takes traffic")
+            continue
         numbers = [_number(w) for w in weights]
         for index, (raw, weight) in enumerate(zip(weights, numbers, strict=True)):
             label = where if len(weights) == 1 else f"{where}[{index}].weight"
@@ -316,6 +332,29 @@ def check_weights(resource_type: str, props: Mapping[str, Any]) -> list[str]:
         if len(weights) > 1 and known and all(w == 0 for w in known):
             violations.append(f"{where}: every weight is zero, so no backend would take traffic")
     return violations
+
+
+def check_weighted_record_sets(resources: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """Weighted Route 53 records of one name whose weights are all zero (nothing answers).
+
+    Each record is its own resource, so only a whole-stack view sees the set.
+
+    :param resources: ``(type, props)`` of every resource in the stack.
+    """
+    sets: dict[tuple[Any, Any, Any], list[Any]] = {}
+    for resource_type, props in resources:
+        if resource_type != "aws:route53/record:Record":
+            continue
+        policies = props.get("weightedRoutingPolicies") or []
+        if not policies:
+            continue
+        key = (props.get("zoneId"), props.get("name"), props.get("type"))
+        sets.setdefault(key, []).extend(p.get("weight") for p in policies if isinstance(p, Mapping))
+    return [
+        f"Route 53 weighted records {name} ({kind}) all have weight 0: no answer would be served"
+        for (_, name, kind), weights in sets.items()
+        if len(weights) > 1 and all(_number(w) == 0 for w in weights)
+    ]
 
 
 def _pool_of(props: Mapping[str, Any]) -> str | None:

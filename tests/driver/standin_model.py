@@ -12,7 +12,14 @@ A recording stand-in for the Pulumi CLI, at the Automation API's own seam.
 records them and plays a tiny model of one stack instead of executing a binary. The model:
 
 - ``config set``/``config set-all --path`` edit ``stacks/Pulumi.<stack>.yaml`` like the CLI does
-  (values that look like numbers or booleans become numbers or booleans);
+  ("When setting the config for a path, 'true' and 'false' are treated as boolean values, and
+  integers are treated as numbers. All other values are treated as strings", so ``12.5``
+  stays the string ``"12.5"``); ``config set-all --json`` sets whole top-level keys from the
+  ``pulumi config --json`` shape (typed), and ``config --json`` prints that shape;
+- ``up --policy-pack DIR`` runs the pack's stack-level policy (``check_stack_config`` on the
+  stack file, the check the pack's ``mirrorcast-stack-config`` policy wraps) and, on a
+  mandatory violation, fails the update printing ``Policy Violations:`` as the CLI does; the
+  resource-level policies are tested on captured program inputs (tests/infra) instead;
 - ``up`` computes the ``pools`` output from the stack file (mirror state, weights, capacities),
   writing engine events (prelude, resource pre/outputs, summary) to the ``--event-log`` file;
 - ``refresh``, ``stack output --json``, ``stack history --json``, ``stack select``/``init``.
@@ -45,15 +52,15 @@ LOCKED_STDERR = (
 
 
 def _scalar(text: str) -> Any:
-    """What ``pulumi config set --path`` stores for a value typed on the command line."""
+    """What ``pulumi config set --path`` stores for a value typed on the command line.
+
+    https://www.pulumi.com/docs/iac/cli/commands/pulumi_config_set/: "true" and "false" become
+    booleans, integers numbers, everything else (``12.5`` included) a string.
+    """
     if text in ("true", "false"):
         return text == "true"
     try:
         return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
     except ValueError:
         return text
 
@@ -142,9 +149,14 @@ def play(
         model.stacks.add(words[2])
         model.save()
         return 0, "", ""
+    if words[:2] == ["config", "set-all"] and "--json" in words:
+        _set_config_json(stack_file, json.loads(words[words.index("--json") + 1]))
+        return 0, "", ""
     if words[:2] == ["config", "set-all"] or words[:2] == ["config", "set"]:
         _set_config(stack_file, words)
         return 0, "", ""
+    if words[:1] == ["config"] and "--json" in words:
+        return 0, json.dumps(_config_json(stack_file)), ""
     if words[:2] == ["stack", "output"]:
         return 0, json.dumps(model.outputs), ""
     if words[:2] == ["stack", "history"]:
@@ -166,6 +178,13 @@ def play(
             events.close()
             model.save()
             return 0, "refresh done", ""
+        packs = [words[i + 1] for i, w in enumerate(words) if w == "--policy-pack"]
+        violations = _policy_violations(stack_file, stack) if packs else ""
+        if violations:
+            model.history.append(_summary("update", "failed", {}))
+            events.close()
+            model.save()
+            return 255, violations, "error: update failed: preview failed"
         intended = pools_output(stack_file)
         urns = [f"urn:pulumi:{stack}::mirrorcast::mirrorcast:pool:Pool::{p}" for p in intended]
         for urn in urns:
@@ -218,6 +237,74 @@ def _set_config(stack_file: Path, words: list[str]) -> None:
     out = io.StringIO()
     yaml.dump(document, out)
     stack_file.write_text(out.getvalue())
+
+
+def _policy_violations(stack_file: Path, stack: str) -> str:
+    """The CLI's ``Policy Violations:`` block for the pack's stack policy, or ``""``."""
+    from policies.crossguard.checks import check_stack_config, load_settings
+
+    _settings, config = load_settings(stack_file)
+    messages = check_stack_config(config)
+    if not messages:
+        return ""
+    lines = ["Policy Violations:"]
+    for message in messages:
+        lines += [
+            "    [mandatory]  mirrorcast-guardrails v0.0.1  mirrorcast-stack-config "
+            f"(pulumi:pulumi:Stack: mirrorcast-{stack})",
+            "    Mirror percent 0-100, weights in range and not all zero, capacity within max, "
+            "regions allowed, cost tags set.",
+            f"    {message}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _config_json(stack_file: Path) -> dict[str, Any]:
+    """``pulumi config --json``: each key's value as text, structured ones also as objectValue."""
+    from ruamel.yaml import YAML
+
+    config = YAML(typ="safe").load(stack_file.read_text()).get("config") or {}
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict | list):
+            out[key] = {"value": json.dumps(value), "objectValue": value, "secret": False}
+        else:
+            out[key] = {
+                "value": value if isinstance(value, str) else json.dumps(value),
+                "secret": False,
+            }
+    return out
+
+
+def _set_config_json(stack_file: Path, values: Mapping[str, Any]) -> None:
+    """``config set-all --json``: whole top-level keys, objectValue kept with its types."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="rt")
+    document = yaml.load(stack_file.read_text())
+    for key, entry in values.items():
+        if entry.get("secret"):
+            raise ValueError("the stand-in does not model secrets")
+        if "objectValue" in entry:
+            _merge(document["config"], key, entry["objectValue"])
+        else:
+            document["config"][key] = entry["value"]
+    out = io.StringIO()
+    yaml.dump(document, out)
+    stack_file.write_text(out.getvalue())
+
+
+def _merge(node: Any, key: str, value: Any) -> None:
+    """Set ``node[key]`` to ``value``, editing mappings in place so their comments stay."""
+    if isinstance(value, dict) and isinstance(node.get(key), dict):
+        for sub in list(node[key]):
+            if sub not in value:
+                del node[key][sub]
+        for sub, item in value.items():
+            _merge(node[key], sub, item)
+    else:
+        node[key] = value
 
 
 def _meta(urn: str) -> dict[str, Any]:

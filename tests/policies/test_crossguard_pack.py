@@ -105,14 +105,15 @@ def test_route53_weights_must_fit_0_to_255() -> None:
         "name": "www.example.com",
         "type": "CNAME",
         "setIdentifier": "mirror",
-        "weightedRoutingPolicy": {"weight": 300},
+        # pulumi-aws's shape: weighted_routing_policies, a list of one policy.
+        "weightedRoutingPolicies": [{"weight": 300}],
         "records": ["mirror-lb.us-west-2.elb.amazonaws.com"],
         "ttl": 60,
     }
     assert check_weights("aws:route53/record:Record", record) == [
-        "weightedRoutingPolicy.weight is 300; route53 accepts whole weights 0-255"
+        "weightedRoutingPolicies[0].weight is 300; route53 accepts whole weights 0-255"
     ]
-    record["weightedRoutingPolicy"] = {"weight": 128}
+    record["weightedRoutingPolicies"] = [{"weight": 128}]
     assert check_weights("aws:route53/record:Record", record) == []
 
 
@@ -149,7 +150,7 @@ def test_traffic_manager_and_front_door_reject_weight_zero() -> None:
         "weight": 0,
         "endpointStatus": "Disabled",
     }
-    assert check_weights("azure-native:network:Endpoint", endpoint) == [
+    assert check_weights("azure-native:trafficmanager:Endpoint", endpoint) == [
         "weight is 0; azure_traffic_manager accepts whole weights 1-1000"
     ]
     origin = {
@@ -288,7 +289,7 @@ def test_the_pack_policies_report_violations_through_pulumi_policy(tmp_path: Pat
     policies["mirrorcast-stack-config"].validate(StackValidationArgs([]), report)
     args = ResourceValidationArgs(
         "aws:route53/record:Record",
-        {"weightedRoutingPolicy": {"weight": 999}},
+        {"weightedRoutingPolicies": [{"weight": 999}]},
         "urn",
         "mirror",
         None,
@@ -297,5 +298,5 @@ def test_the_pack_policies_report_violations_through_pulumi_policy(tmp_path: Pat
     policies["mirrorcast-traffic-weights"].validate(args, report)
     assert reported == [
         "pools.web.mirror.percent must be between 0 and 100, got 150",
-        "weightedRoutingPolicy.weight is 999; route53 accepts whole weights 0-255",
+        "weightedRoutingPolicies[0].weight is 999; route53 accepts whole weights 0-255",
     ]
