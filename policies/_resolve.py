@@ -3,8 +3,8 @@
 Rules are ranked by weight, then priority, then name (so the order never depends on dict or
 list order). Per kind of action the best-ranked rule wins; a lower-ranked rule that wants the
 same thing is *merged*, one that wants something else is *overruled*, with the reason recorded.
-Scaling up (activate, shift weights, scale primary) and rolling back are opposite directions:
-the best-ranked rule of either side decides the direction.
+Scaling up (the actions whose class declares ``direction = "up"``) and rolling back
+(``"down"``) are opposite directions: the best-ranked rule of either side decides the direction.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from infra.config import (
     ActivateMirrorAction,
     NotifyAction,
-    RollbackAction,
     ScalePrimaryAction,
     ShiftWeightsAction,
 )
@@ -97,12 +96,10 @@ def resolve(fired: Sequence[RuleEvaluation]) -> Resolution:
     def note(evaluation: RuleEvaluation, text: str) -> None:
         result.notes.setdefault(evaluation.rule.name, []).append(text)
 
-    up = [
-        e
-        for e in ranked
-        if any(a.type != "rollback" and a.type != "notify" for a in e.rule.actions)
-    ]
-    down = [e for e in ranked if any(isinstance(a, RollbackAction) for a in e.rule.actions)]
+    # Each action class declares its direction (infra.config's rule actions), so an action
+    # added later counts where it says, not as "scale up" by default.
+    up = [e for e in ranked if any(a.direction == "up" for a in e.rule.actions)]
+    down = [e for e in ranked if any(a.direction == "down" for a in e.rule.actions)]
     direction_losers: set[str] = set()
     if up and down:
         contested = True

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -32,6 +32,8 @@ from infra.config._rule_checks import check_pool_rules, check_rule_quantiles
 
 __all__ = [
     "WEIGHT_RANGES",
+    "ActionDirection",
+    "ActionLead",
     "ActionSpec",
     "ActivateMirrorAction",
     "AppSpec",
@@ -70,6 +72,7 @@ __all__ = [
     "PrometheusSource",
     "RampSpec",
     "RollbackAction",
+    "RuleAction",
     "RuleSpec",
     "ScalePrimaryAction",
     "SecurityRule",
@@ -483,22 +486,61 @@ class RampSpec(_Model):
     over: Duration = Field(default=parse_duration("20m"))
 
 
-class ActivateMirrorAction(_Model):
+ActionDirection = Literal["up", "down", "none"]
+"""Which way an action moves a pool: ``up`` (more capacity or mirror traffic), ``down``
+(back to the remembered original), ``none`` (tells a person, changes nothing)."""
+
+ActionLead = Literal["mirror", "primary", "none"]
+"""Whose ready time an action waits for before it helps (the rule's look-ahead grows by it)."""
+
+
+class RuleAction(_Model):
+    """Base of the rule actions: each declares its direction and its lead, with no default.
+
+    Conflict resolution (scaling up against rolling back) and the rule's look-ahead read these
+    declarations, so a new action says how it counts where it is defined: leaving either out
+    is an error when the class is created, not a silent "scale up".
+    """
+
+    direction: ClassVar[ActionDirection]
+    lead: ClassVar[ActionLead]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, allowed in (
+            ("direction", ("up", "down", "none")),
+            ("lead", ("mirror", "primary", "none")),
+        ):
+            value = cls.__dict__.get(name)
+            if value not in allowed:
+                raise TypeError(
+                    f"rule action {cls.__name__} must declare {name} as one of "
+                    f"{', '.join(allowed)} (got {value!r})"
+                )
+
+
+class ActivateMirrorAction(RuleAction):
+    direction = "up"
+    lead = "mirror"
     type: Literal["activate_mirror"] = "activate_mirror"
     percent: Percent | None = Field(
         default=None, description="Override the mirror's configured percent."
     )
 
 
-class ShiftWeightsAction(_Model):
+class ShiftWeightsAction(RuleAction):
+    direction = "up"
+    lead = "mirror"
     type: Literal["shift_weights"] = "shift_weights"
     mirror: Share = Field(default=50, description="Target share of traffic for the mirror.")
     ramp: RampSpec = Field(default_factory=RampSpec)
 
 
-class ScalePrimaryAction(_Model):
+class ScalePrimaryAction(RuleAction):
     """Raise the primary: to a count, by a percentage, or to what the forecast needs."""
 
+    direction = "up"
+    lead = "primary"
     type: Literal["scale_primary"] = "scale_primary"
     to: int | None = Field(default=None, ge=0)
     by_percent: float | None = Field(default=None, gt=-100, le=1000)
@@ -541,11 +583,15 @@ class ScalePrimaryAction(_Model):
         return self
 
 
-class RollbackAction(_Model):
+class RollbackAction(RuleAction):
+    direction = "down"
+    lead = "none"
     type: Literal["rollback"] = "rollback"
 
 
-class NotifyAction(_Model):
+class NotifyAction(RuleAction):
+    direction = "none"
+    lead = "none"
     type: Literal["notify"] = "notify"
     message: str = ""
     channel: str = Field(

@@ -25,12 +25,12 @@ logger = logging.getLogger(__name__)
 def lead(rule: RuleSpec, pool: PoolSpec, *, actuation: timedelta = timedelta(0)) -> timedelta:
     """Time the rule's actions need before they help: the mirror's and/or the primary's ready
     time, after the decision has taken effect (``actuation``: the cycle and ``pulumi up``)."""
+    # Each action class declares whose ready time it waits for (infra.config's rule actions).
+    ready = {"mirror": pool.mirror_ready_time, "primary": pool.guardrails.primary_ready_time}
     lead: timedelta | None = None
     for action in rule.actions:
-        if action.type in ("activate_mirror", "shift_weights"):
-            lead = max(lead or timedelta(0), pool.mirror_ready_time)
-        elif action.type == "scale_primary":
-            lead = max(lead or timedelta(0), pool.guardrails.primary_ready_time)
+        if action.lead != "none":
+            lead = max(lead or timedelta(0), ready[action.lead])
     # Only actions that go through `pulumi up` wait for it (a notification does not).
     return timedelta(0) if lead is None else lead + actuation
 
