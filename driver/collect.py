@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+
 @dataclass(frozen=True)
 class Collected:
     """pool -> metric -> raw observations, and one sentence per series that could not be read."""

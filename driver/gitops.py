@@ -178,7 +178,9 @@ class GitOpsExecutor:
             url = self._open_pull_request(plan, branch=branch, token=token)
         except PullRequestError as exc:
             return ApplyOutcome(
-                status="failed", summary=f"pushed {branch} to {where}; {exc}", details=details
+                status="failed",
+                summary=redact_text(f"pushed {branch} to {where}; {exc}"),
+                details=details,
             )
         details["pull_request"] = url
         return ApplyOutcome(

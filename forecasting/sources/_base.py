@@ -8,7 +8,7 @@ which reports every repair, so a source never hides what the data looked like.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -32,7 +32,6 @@ __all__ = [
     "SourceUnavailable",
     "expand_pool",
     "make_series",
-    "redact",
     "with_retries",
 ]
 
@@ -120,14 +119,6 @@ def expand_pool(text: str, pool: str) -> str:
     One metric definition can then serve several pools (``AutoScalingGroupName: $pool``).
     """
     return text.replace("$pool", pool)
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every non-empty secret replaced by ``***`` (for messages and logs)."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def to_utc(moment: datetime, *, label: str, source: str) -> pd.Timestamp:

@@ -30,12 +30,11 @@ from forecasting.sources._base import (
     SourceUnavailable,
     expand_pool,
     make_series,
-    redact,
     to_utc,
     with_retries,
 )
 from forecasting.sources._http import AnswerTooLarge, bounded_request
-from infra.config import MetricSpec, PrometheusSource
+from infra.config import MetricSpec, PrometheusSource, redact_text
 
 __all__ = ["MAX_POINTS_PER_QUERY", "PrometheusMetricSource"]
 
@@ -186,14 +185,14 @@ class PrometheusMetricSource:
             ) from exc
         except requests.ConnectionError as exc:
             raise SourceUnavailable(
-                f"cannot connect ({redact(_root_cause(exc), [token, self._url_password])})",
+                f"cannot connect ({redact_text(_root_cause(exc), values=[token, self._url_password])})",
                 source=self.name,
                 query=query,
             ) from exc
         except requests.RequestException as exc:
             # For example the connection broke mid-answer (a proxy restarting): worth a retry.
             raise SourceUnavailable(
-                f"the answer was cut off ({redact(_root_cause(exc), [token, self._url_password])})",
+                f"the answer was cut off ({redact_text(_root_cause(exc), values=[token, self._url_password])})",
                 source=self.name,
                 query=query,
             ) from exc
@@ -207,7 +206,7 @@ class PrometheusMetricSource:
         except ValueError:
             body = None
         if not isinstance(body, dict) or "status" not in body:
-            excerpt = redact(response.text[:200], [token, self._url_password]).strip()
+            excerpt = redact_text(response.text[:200], values=[token, self._url_password]).strip()
             error: type[SourceError] = (
                 SourceUnavailable if response.status_code in (502, 503, 504) else SourceDataError
             )
@@ -218,7 +217,7 @@ class PrometheusMetricSource:
             )
         if body["status"] != "success":
             kind = str(body.get("errorType", "unknown"))
-            message = redact(str(body.get("error", "")), [token, self._url_password])
+            message = redact_text(str(body.get("error", "")), values=[token, self._url_password])
             text = f"Prometheus {kind} error (HTTP {response.status_code}): {message}"
             if kind == "timeout":
                 raise SourceTimeout(text, source=self.name, query=query)

@@ -20,6 +20,16 @@ from infra.config._loader import (
 from infra.config._model import *  # noqa: F403  (the model's own __all__ is the public surface)
 from infra.config._model import __all__ as _model_all
 from infra.config._rule_checks import rule_problems
+from infra.config._secrets import (
+    REDACTED,
+    WELL_KNOWN_SECRET_ENV,
+    config_secret_env_names,
+    redact,
+    redact_text,
+    register_config_secrets,
+    register_secret_env,
+    register_secret_value,
+)
 from infra.config._yaml_limits import (
     MAX_ALIAS_NODES,
     MAX_YAML_DEPTH,
@@ -34,6 +44,14 @@ __all__ = [
     "YamlLimitError",
     "check_yaml_limits",
     "NAMESPACE",
+    "REDACTED",
+    "WELL_KNOWN_SECRET_ENV",
+    "config_secret_env_names",
+    "redact",
+    "redact_text",
+    "register_config_secrets",
+    "register_secret_env",
+    "register_secret_value",
     "ConfigError",
     "ConfigIssue",
     "Duration",

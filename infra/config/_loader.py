@@ -21,6 +21,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from infra.config._errors import ConfigError, ConfigIssue
 from infra.config._model import MirrorcastConfig
+from infra.config._secrets import register_config_secrets
 from infra.config._yaml_limits import check_yaml_limits
 
 __all__ = [
@@ -167,12 +168,15 @@ def config_from_mapping(
     if issues:
         raise ConfigError(issues, source=source)
     try:
-        return MirrorcastConfig.model_validate(data)
+        config = MirrorcastConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
             [_issue(error, data, document) for error in exc.errors(include_url=False)],
             source=source,
         ) from None
+    # From here on every output of the process redacts the secrets this config names.
+    register_config_secrets(config)
+    return config
 
 
 def _plain(value: Any) -> Any:
