@@ -63,6 +63,7 @@ def cycle_json(report: CycleReport) -> dict[str, Any]:
         "recovered": None
         if report.recovered is None
         else {"status": report.recovered.status, "summary": report.recovered.summary},
+        "observed": report.observed,
     }
     if report.result is not None:
         plan = report.result.plan
@@ -122,6 +123,8 @@ def render_cycle(console: Console, report: CycleReport) -> None:
         )
     for note in report.notes:
         parts.append(Text(f"note: {note}", style="dim"))
+    for pool, entry in ((report.observed or {}).get("pools") or {}).items():
+        parts.append(Text(f"observed {pool}: {_observed_text(entry)}"))
     for line in report.degraded:
         parts.append(Text(f"degraded: {line}", style="yellow"))
     if report.recovered is not None:
@@ -161,7 +164,7 @@ def config_state_json(config: MirrorcastConfig, memory: Any) -> dict[str, Any]:
 
 
 def render_status(console: Console, stack: str, status: dict[str, Any]) -> None:
-    """The ``status`` table."""
+    """The ``status`` table: intended (the config and the planner's memory), then observed."""
     table = Table(title=f"Stack {stack}")
     for column in ("pool", "mirror", "weights p/m", "primary min/desired/max", "ramp", "rollback"):
         table.add_column(column)
@@ -183,6 +186,13 @@ def render_status(console: Console, stack: str, status: dict[str, Any]) -> None:
             rollback,
         )
     console.print(table)
+    observed = status.get("observed") or {}
+    for name, entry in (observed.get("pools") or {}).items():
+        console.print(f"observed {name}: {_observed_text(entry)}", highlight=False)
+        for difference in entry.get("differences", []):
+            console.print(f"  differs: {difference}", highlight=False)
+    for line in observed.get("degraded", []):
+        console.print(f"degraded: {line}", style="yellow", highlight=False)
     for request in status.get("pending_rollback_requests", []):
         console.print(
             f"rollback requested for {request['pool']} by {request['requested_by']} at {request['requested_at']}"
@@ -197,8 +207,12 @@ def render_status(console: Console, stack: str, status: dict[str, Any]) -> None:
         console.print(f"lease held by {lease['holder']} until {lease['expires_at']}")
 
 
-def plan_record_json(record: PlanRecord) -> dict[str, Any]:
+def plan_record_json(
+    record: PlanRecord, *, observed: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A journaled plan as JSON; ``observed`` is what the clouds reported in its cycle."""
     return {
+        "observed": observed,
         "id": record.id,
         "cycle_id": record.cycle_id,
         "created_at": record.created_at.isoformat(),
@@ -227,7 +241,12 @@ def history_summary(record: PlanRecord) -> str:
 
 
 def render_history(
-    console: Console, stack: str, records: list[PlanRecord], *, details: bool = False
+    console: Console,
+    stack: str,
+    records: list[PlanRecord],
+    *,
+    details: bool = False,
+    observed: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """The ``history`` listing: one line per plan, newest first; ``details`` adds the rest.
 
@@ -262,6 +281,9 @@ def render_history(
         )
         if record.outcome:
             console.print(f"outcome: {record.outcome}", highlight=False)
+        seen = (observed or {}).get(record.id) or {}
+        for pool, entry in (seen.get("pools") or {}).items():
+            console.print(f"observed {pool}: {_observed_text(entry)}", highlight=False)
         if record.explanation.strip():  # the explanation ends with the changed keys
             console.print(record.explanation.strip(), highlight=False)
         else:
@@ -285,6 +307,14 @@ def render_forecast(console: Console, fc: Forecast) -> None:
     for i, at in enumerate(fc.times):
         table.add_row(_hm(at), f"{fc.mean[i]:.2f}", *(f"{fc.quantiles[q][i]:.2f}" for q in qs))
     console.print(table)
+
+
+def _observed_text(entry: dict[str, Any]) -> str:
+    # Imported late: the observers pull in the planner's types, which `history` never needs
+    # otherwise.
+    from driver.observers import observed_text
+
+    return observed_text(entry)
 
 
 def _hm(at: datetime) -> str:

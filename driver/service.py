@@ -48,6 +48,7 @@ from infra.config import MirrorcastConfig
 from policies import ConfigChange, Decision, Plan, PlannerMemory
 
 __all__ = [
+    "OBSERVE_KIND",
     "PAUSE_ENV",
     "CycleReport",
     "Driver",
@@ -61,6 +62,9 @@ logger = logging.getLogger(__name__)
 PAUSE_ENV = "MIRRORCAST_PAUSE_AT"
 """Crash-test hook: the name of a point in the cycle where the driver writes the file named by
 ``MIRRORCAST_PAUSE_MARKER`` and then waits to be killed. Unset in normal operation."""
+
+OBSERVE_KIND = "observe"
+"""The journal's ``updates`` kind of a cycle's observation (observed beside intended, as JSON)."""
 
 _RETRY_STATES = frozenset({"failed", "mismatch", "unfinished"})
 
@@ -83,6 +87,8 @@ class CycleReport:
     notes: list[str] = field(default_factory=list)
     history: dict[str, dict[str, Any]] = field(default_factory=dict)
     """pool -> metric -> the observations the cycle collected (``forecast --plot`` draws them)."""
+    observed: dict[str, Any] | None = None
+    """What the clouds reported beside what the config intends (``StackObservation.summary``)."""
 
 
 class StackObserverLike(Protocol):
@@ -281,7 +287,8 @@ class Driver:
         started = time.monotonic()
         config = self.load_config()
         at, notes = self.decision_time(config, now)
-        result, degraded = self._decide(config, at, observation=self._observe(config, at))
+        observation = self._observe(config, at)
+        result, degraded = self._decide(config, at, observation=observation)
         return CycleReport(
             stack=self.stack,
             mode="plan",
@@ -294,6 +301,7 @@ class Driver:
             duration_s=time.monotonic() - started,
             notes=notes,
             history=self._history,
+            observed=observation.summary(config),
         )
 
     def _observe(self, config: MirrorcastConfig, now: datetime) -> StackObservation:
@@ -418,6 +426,16 @@ class Driver:
                     self.journal.honour_rollbacks(acted, at=at, plan_id=plan_id)
             if plan_id is not None and plan.notices:
                 degraded.extend(self._notify(plan, plan_id=plan_id))
+            observed = observation.summary(config)
+            # Observed beside intended, journaled with the plan it informed (history shows it).
+            self.journal.record_update(
+                stack=self.stack,
+                plan_id=plan_id,
+                kind=OBSERVE_KIND,
+                at=at,
+                ok=all(p["observed"] and not p["differences"] for p in observed["pools"].values()),
+                summary=json.dumps(observed),
+            )
             fresh = {
                 pool: {m: fc for m, fc in by.items() if fc.issued_at <= at and fc.trusted}
                 for pool, by in result.forecasts.items()
@@ -473,6 +491,7 @@ class Driver:
             duration_s=duration,
             recovered=recovered,
             notes=notes,
+            observed=observed,
         )
 
     def _notify(self, plan: Plan, *, plan_id: str) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,10 +39,28 @@ def register(app: typer.Typer) -> None:
             config = load_stack(stack, project_root())
             journal = Journal(config.driver.journal_url)
             records = journal.plans(stack=stack, limit=limit if not changes_only else limit * 20)
+            if changes_only:
+                records = [r for r in records if r.changes][:limit]
+            observed = _observed(journal, records)
             journal.close()
-        if changes_only:
-            records = [r for r in records if r.changes][:limit]
         if json_output:
-            print_json([plan_record_json(r) for r in records])
+            print_json([plan_record_json(r, observed=observed.get(r.id)) for r in records])
         else:
-            render_history(out_console, stack, records, details=details)
+            render_history(out_console, stack, records, details=details, observed=observed)
+
+
+def _observed(journal: Any, records: list[Any]) -> dict[str, dict[str, Any]]:
+    """Plan id -> what the clouds reported in that plan's cycle, beside what was intended."""
+    import json
+
+    from driver.service import OBSERVE_KIND
+
+    out: dict[str, dict[str, Any]] = {}
+    for record in records:
+        rows = journal.updates_of_plan(plan_id=record.id, kind=OBSERVE_KIND)
+        if rows:
+            try:
+                out[record.id] = json.loads(rows[-1]["summary"])
+            except (TypeError, ValueError):
+                continue  # a summary that is not JSON (never written so): shown as not recorded
+    return out

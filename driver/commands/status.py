@@ -14,8 +14,13 @@ __all__ = ["register", "stack_status"]
 logger = logging.getLogger(__name__)
 
 
-def stack_status(stack: str) -> dict[str, Any]:
-    """The stack's declared state plus the journal's view (memory, pending requests, lease)."""
+def stack_status(stack: str, *, observe: bool = True) -> dict[str, Any]:
+    """The stack's declared state, the journal's view (memory, pending requests, lease), and
+    what the clouds report now beside it (``observed``; "not observed" and why when a cloud
+    cannot be read, for instance without credentials).
+
+    :param observe: read the clouds now (default); ``False`` leaves ``observed`` out.
+    """
     from driver.journal import Journal
     from driver.render import config_state_json, plan_record_json
     from infra.config import load_stack
@@ -46,9 +51,18 @@ def stack_status(stack: str) -> dict[str, Any]:
             }
             if lease
             else None,
+            "observed": _observed(config) if observe else None,
         }
     finally:
         journal.close()
+
+
+def _observed(config: Any) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from driver.observers import StackObserver
+
+    return StackObserver().observe(config, now=datetime.now(UTC)).summary(config)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,12 +70,20 @@ def register(app: typer.Typer) -> None:
     def status(
         stack: Annotated[str, typer.Option("--stack", help="Stack name.")],
         json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+        observe: Annotated[
+            bool,
+            typer.Option(
+                "--observe/--no-observe",
+                help="Also read the clouds now and show observed beside intended.",
+            ),
+        ] = True,
     ) -> None:
-        """Show each pool's mirror, weights and capacity, and pending ramps and rollbacks."""
+        """Show each pool's mirror, weights and capacity, pending ramps and rollbacks, and what
+        the clouds report beside it."""
         from driver.render import render_status
 
         with user_errors():
-            data = stack_status(stack)
+            data = stack_status(stack, observe=observe)
         if json_output:
             print_json(data)
         else:

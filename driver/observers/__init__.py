@@ -34,7 +34,14 @@ from driver.observers._base import (
     SideObservation,
     with_retries,
 )
-from driver.observers._compare import Drift, drift, mirror_health, observed_primary_desired
+from driver.observers._compare import (
+    Drift,
+    drift,
+    mirror_health,
+    observed_primary_desired,
+    observed_text,
+    observed_vs_intended,
+)
 from infra.config import Cloud, MirrorcastConfig, PoolSpec
 from policies import MirrorHealth
 
@@ -51,6 +58,8 @@ __all__ = [
     "drift",
     "mirror_health",
     "not_observed",
+    "observed_text",
+    "observed_vs_intended",
 ]
 
 logger = logging.getLogger(__name__)
@@ -114,6 +123,14 @@ class StackObservation:
         for name, spec in config.pools.items():
             found.extend(drift(name, spec, self.pools.get(name)))
         return found
+
+    def summary(self, config: MirrorcastConfig) -> dict[str, Any]:
+        """Observed beside intended, per pool (:func:`observed_vs_intended`), with the time."""
+        return {
+            "observed_at": self.at.isoformat(),
+            "pools": observed_vs_intended(config, self, self.drift(config)),
+            "degraded": list(self.degraded),
+        }
 
     def as_json(self) -> dict[str, Any]:
         return {

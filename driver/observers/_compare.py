@@ -7,13 +7,28 @@ the reports use, so the driver, ``status`` and the backtest read an observation 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from driver.observers._base import PoolObservation, SideObservation, rule_texts
-from infra.config import PoolSpec
+from infra.config import MirrorcastConfig, PoolSpec
 from policies import MirrorHealth
 
-__all__ = ["Drift", "drift", "mirror_health", "observed_primary_desired"]
+__all__ = [
+    "Drift",
+    "drift",
+    "mirror_health",
+    "observed_primary_desired",
+    "observed_text",
+    "observed_vs_intended",
+]
+
+
+class StackObservationLike(Protocol):
+    @property
+    def pools(self) -> Mapping[str, PoolObservation]: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -189,3 +204,80 @@ def _rules_cover(side: SideObservation, wanted: tuple[str, ...]) -> bool:
 
 def _text(rules: tuple[str, ...]) -> str:
     return "; ".join(rules) if rules else "nothing"
+
+
+def observed_vs_intended(
+    config: MirrorcastConfig, observation: StackObservationLike, drift_found: list[Drift]
+) -> dict[str, Any]:
+    """Per pool, what the clouds report beside what the config intends, and the differences.
+
+    The one summary ``status``, ``history``, the cycle's ``--json`` and the journal show; a
+    pool whose cloud could not be read says ``not observed`` and why, with no numbers made up.
+    """
+    out: dict[str, Any] = {}
+    for name, spec in config.pools.items():
+        seen = observation.pools.get(name)
+        primary = seen.primary if seen is not None else None
+        mirror = seen.mirror if seen is not None else None
+        balancer = seen.balancer if seen is not None else None
+        health = mirror_health(seen)
+        entry: dict[str, Any] = {
+            "observed": primary is not None and mirror is not None,
+            "primary": {
+                "intended_desired": spec.primary.capacity.desired,
+                "observed_desired": primary.desired if primary else None,
+                "serving": primary.serving if primary else None,
+                "healthy_targets": primary.healthy_targets if primary else None,
+            },
+            "mirror": {
+                "intended_state": spec.mirror.state.value,
+                "intended_running": spec.mirror_running,
+                "running": health.running if mirror else None,
+                "warm": mirror.warm if mirror else None,
+                "healthy_targets": mirror.healthy_targets if mirror else None,
+                "ready": health.ready if mirror else None,
+            },
+            "weights": {
+                "intended": {
+                    "primary": spec.balancer.weights.primary,
+                    "mirror": spec.balancer.weights.mirror,
+                },
+                "observed": dict(balancer.weights) if balancer is not None else None,
+            },
+            "drift": [str(d) for d in drift_found if d.pool == name],
+            "problems": list(seen.problems) if seen is not None else ["not observed"],
+        }
+        differences = []
+        if (
+            primary is not None
+            and primary.desired is not None
+            and primary.desired != spec.primary.capacity.desired
+        ):
+            differences.append(
+                f"primary desired {primary.desired} observed, {spec.primary.capacity.desired} intended"
+            )
+        if mirror is not None and health.running != spec.mirror_running:
+            differences.append(
+                f"mirror {health.running} running observed, {spec.mirror_running} intended"
+            )
+        entry["differences"] = differences + entry["drift"]
+        out[name] = entry
+    return out
+
+
+def observed_text(entry: Mapping[str, Any]) -> str:
+    """One short line for a pool's :func:`observed_vs_intended` entry (status, history)."""
+    if not entry.get("observed"):
+        problems = entry.get("problems") or ["not observed"]
+        return f"not observed ({problems[0]})"
+    primary, mirror = entry["primary"], entry["mirror"]
+    text = (
+        f"primary {primary['observed_desired']} desired ({primary['intended_desired']} intended), "
+        f"{primary['healthy_targets'] if primary['healthy_targets'] is not None else '?'} healthy; "
+        f"mirror {mirror['running']} running ({mirror['intended_running']} intended), "
+        f"{mirror['healthy_targets'] if mirror['healthy_targets'] is not None else '?'} healthy, "
+        f"{mirror['warm']} warm"
+    )
+    if entry.get("drift"):
+        text += f"; {len(entry['drift'])} drift"
+    return text

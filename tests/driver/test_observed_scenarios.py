@@ -305,3 +305,59 @@ def black_hole() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()
+
+
+class TestObservedBesideIntended:
+    """``status``, ``history`` and the journal show what the cloud reported beside the config."""
+
+    def test_history_and_status_show_the_observed_state_and_the_difference(
+        self, project: Path, aws: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        import json
+
+        from typer.testing import CliRunner
+
+        from driver.cli import app
+
+        world = world_for(project)
+        set_primary(world, desired=7)  # the config says 4
+        report = make_driver(project, mode="plan", cpu=40.0).run_cycle(now=AT)
+        assert report.observed is not None
+        web = report.observed["pools"]["web"]
+        assert web["observed"] is True
+        assert web["primary"] == {
+            "intended_desired": 4,
+            "observed_desired": 7,
+            "serving": 7,
+            "healthy_targets": 7,
+        }
+        assert web["differences"] == ["primary desired 7 observed, 4 intended"]
+        monkeypatch.chdir(project)
+        runner = CliRunner()
+
+        history = runner.invoke(app, ["history", "--stack", "demo", "--json"])
+        assert history.exit_code == 0, history.output
+        (plan,) = json.loads(history.stdout)
+        assert plan["observed"]["pools"]["web"]["primary"]["observed_desired"] == 7
+        details = runner.invoke(app, ["history", "--stack", "demo", "--details"])
+        assert "observed web: primary 7 desired (4 intended), 7 healthy" in details.stdout
+
+        status = runner.invoke(app, ["status", "--stack", "demo"])
+        assert status.exit_code == 0, status.output
+        assert "observed web: primary 7 desired (4 intended)" in status.stdout
+        assert "differs: primary desired 7 observed, 4 intended" in status.stdout
+
+    def test_without_credentials_status_says_not_observed(
+        self, project: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from typer.testing import CliRunner
+
+        from driver.cli import app
+
+        monkeypatch.chdir(project)
+        status = CliRunner().invoke(app, ["status", "--stack", "demo"])
+
+        assert status.exit_code == 0, status.output
+        assert "observed web: not observed (primary: aws:us-east-1 web/primary: no AWS" in (
+            " ".join(status.stdout.split())
+        )
