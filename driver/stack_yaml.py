@@ -16,7 +16,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.util import load_yaml_guess_indent
 
-from infra.config import NAMESPACE, UserError
+from infra.config import NAMESPACE, ConfigPathError, UserError, set_path
 from policies import ConfigChange
 
 __all__ = ["StackFileError", "edit_stack_text"]
@@ -74,28 +74,13 @@ def edit_stack_text(
     if not isinstance(config, CommentedMap):
         raise StackFileError(f"{source}: has no 'config:' mapping to edit")
     for change in changes:
-        head, *rest = change.path.split(".")
-        key = f"{NAMESPACE}:{head}"
-        if not rest:
-            config[key] = _plain(change.new)
-            continue
-        node = config.get(key)
-        if node is None:
-            node = config[key] = CommentedMap()
-        for position, part in enumerate(rest[:-1]):
-            if not isinstance(node, CommentedMap):
-                where = ".".join([head, *rest[: position + 1]])
-                raise StackFileError(
-                    f"{source}: {where} is not a mapping, cannot set {change.path}"
-                )
-            child = node.get(part)
-            if child is None:
-                child = node[part] = CommentedMap()
-            node = child
-        if not isinstance(node, CommentedMap):
-            parent = change.path.rsplit(".", 1)[0]
-            raise StackFileError(f"{source}: {parent} is not a mapping, cannot set {change.path}")
-        node[rest[-1]] = _plain(change.new)
+        try:
+            set_path(config, f"{NAMESPACE}:{change.path}", _plain(change.new), make=CommentedMap)
+        except ConfigPathError as exc:
+            at = exc.at.removeprefix(f"{NAMESPACE}:")
+            raise StackFileError(
+                f"{source}: {at} is not a mapping, cannot set {change.path}"
+            ) from None
     out = io.StringIO()
     yaml.dump(document, out)
     return out.getvalue()

@@ -31,7 +31,7 @@ from driver.backtest.cloud import CloudRecord, CloudTiming, SimulatedCloud
 from driver.backtest.errors import BacktestError
 from driver.backtest.scoring import CapacityModel
 from forecasting import Forecast
-from infra.config import MirrorcastConfig, MirrorState
+from infra.config import ConfigPathError, MirrorcastConfig, MirrorState, set_path
 from policies import ConfigChange, MirrorHealth, PlannerMemory
 
 __all__ = [
@@ -640,7 +640,12 @@ class MirrorcastPolicy(Policy):
         """Apply the plan's config changes to the simulated stack config, as Pulumi would."""
         data = self._config.model_dump(mode="json", by_alias=True)
         for change in changes:
-            _set_path(data, change.path, change.new)
+            try:
+                set_path(data, change.path, change.new)
+            except ConfigPathError:
+                raise ValueError(
+                    f"plan changes {change.path!r}, which is not in the stack config"
+                ) from None
         self._config = MirrorcastConfig.model_validate(data)
 
     def _follow_config(self, now: int, observed: npt.NDArray[np.float64]) -> None:
@@ -686,14 +691,3 @@ def _with_desired(config: MirrorcastConfig, pool: str, desired: int) -> Mirrorca
     data = config.model_dump(mode="json", by_alias=True)
     data["pools"][pool]["primary"]["capacity"]["desired"] = desired
     return MirrorcastConfig.model_validate(data)
-
-
-def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
-    """Set a dotted config path such as ``pools.web.mirror.state`` in a config mapping."""
-    keys = path.split(".")
-    node: Any = data
-    for key in keys[:-1]:
-        if not isinstance(node, dict) or key not in node:
-            raise ValueError(f"plan changes {path!r}, which is not in the stack config")
-        node = node[key]
-    node[keys[-1]] = value

@@ -36,6 +36,7 @@ from infra.config._yaml_limits import (
     YamlLimitError,
     check_yaml_limits,
 )
+from infra.config.paths import ConfigPathError, set_path
 
 __all__ = [
     "MAX_ALIAS_NODES",
@@ -54,6 +55,7 @@ __all__ = [
     "register_secret_value",
     "ConfigError",
     "ConfigIssue",
+    "ConfigPathError",
     "Duration",
     "MirrorcastError",
     "UserError",
@@ -65,6 +67,7 @@ __all__ = [
     "load_stack_file",
     "parse_duration",
     "rule_problems",
+    "set_path",
     "stack_file_path",
     *_model_all,
 ]

@@ -62,3 +62,36 @@ class TestRoundTrips:
         keys = DriverKeys.of(demo_config().pools["web"])
         with pytest.raises(ValueError, match=r"mirror\.size"):
             DriverKeys.from_paths({"mirror.size": 3}, default=keys)
+
+
+class TestOneConfigPathWriter:
+    def test_a_plans_changes_written_by_path_give_the_plans_config(self) -> None:
+        # The planner applies its typed keys; Pulumi's set_config(path=True), the gitops editor
+        # and the backtest apply the plan's *paths*. Both ways must land on the same config.
+        from policy_builders import T0, forecast, step_plan
+
+        from infra.config import MirrorcastConfig, set_path
+
+        config = demo_config()
+        spike = [50, 60, 70, 78, 85, 88, 86, 80, 70, 60, 50, 45]
+        result = step_plan(config, now=T0, cpu_forecast=forecast(spike))
+        assert result.changes  # the spike activates the mirror and raises the primary
+        data = config.model_dump(mode="json", by_alias=True)
+        for change in result.changes:
+            set_path(data, change.path, change.new)
+        assert MirrorcastConfig.model_validate(data) == result.stack_config
+
+    def test_a_missing_section_is_created_only_when_asked(self) -> None:
+        from infra.config import ConfigPathError, set_path
+
+        data: dict[str, object] = {"pools": {"web": {}}}
+        with pytest.raises(ConfigPathError, match=r"pools\.web\.mirror is not in the config"):
+            set_path(data, "pools.web.mirror.state", "active")
+        set_path(data, "pools.web.mirror.state", "active", make=dict)
+        assert data == {"pools": {"web": {"mirror": {"state": "active"}}}}
+
+    def test_a_path_through_a_value_is_refused_naming_where(self) -> None:
+        from infra.config import ConfigPathError, set_path
+
+        with pytest.raises(ConfigPathError, match=r"pools\.web is not a mapping"):
+            set_path({"pools": {"web": 3}}, "pools.web.mirror", 1, make=dict)
