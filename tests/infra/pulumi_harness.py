@@ -57,8 +57,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         state = dict(args.inputs)
         # Like the bridged providers' auto-naming: the logical name plus "-" and 7 characters
         # that differ per stack (random in a real deployment, stable here).
-        suffix = hashlib.sha256(f"{pulumi.get_stack()}/{args.name}".encode()).hexdigest()[:7]
-        state.setdefault("name", f"{args.name}-{suffix}" if _bridged(args.typ) else args.name)
+        auto = auto_name(pulumi.get_stack(), args.name)
+        state.setdefault("name", auto if _bridged(args.typ) else args.name)
         state.setdefault("arn", f"arn:mock:{args.typ}:{args.name}")
         state.setdefault("selfLink", f"https://mock.googleapis.com/{args.name}")
         state.setdefault("selfLinkUnique", f"https://mock.googleapis.com/{args.name}?id=1")
@@ -88,6 +88,12 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "objectId": "mock",
             }, []
         return {}, []
+
+
+def auto_name(stack: str, logical: str) -> str:
+    """The physical name the mocks give an auto-named AWS/GCP resource (like the providers:
+    the logical name, "-" and 7 characters that differ per stack)."""
+    return f"{logical}-{hashlib.sha256(f'{stack}/{logical}'.encode()).hexdigest()[:7]}"
 
 
 def _bridged(typ: str) -> bool:
@@ -130,6 +136,7 @@ class ProgramRun:
     resources: list[Registered]
     pools: dict[str, Any]
     calls: list[str] = field(default_factory=list)
+    stack: str = "test"
 
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.type == typ]
@@ -228,7 +235,7 @@ def run_program(
         pulumi.runtime.set_all_config({}, [])
         loop.close()
         asyncio.set_event_loop(None)
-    return ProgramRun(resources=monitor.registered, pools=captured, calls=mocks.calls)
+    return ProgramRun(resources=monitor.registered, pools=captured, calls=mocks.calls, stack=stack)
 
 
 def run_failing(
