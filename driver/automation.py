@@ -37,7 +37,7 @@ from driver.executor import (
 from driver.journal import PlanRecord
 from driver.progress import UpdateProgress
 from driver.redact import redact_text
-from driver.state import state_dir
+from driver.state import state_path
 from infra.config import MirrorcastConfig, MirrorcastError
 from policies import Plan
 
@@ -68,7 +68,7 @@ class UpdateTimeoutError(MirrorcastError, RuntimeError):
 
 def default_backend_url() -> str:
     """``file://`` backend under the state directory (created private)."""
-    backend = state_dir() / "backend"
+    backend = state_path("backend")
     backend.mkdir(mode=0o700, exist_ok=True)
     return f"file://{backend}"
 

@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from driver.redact import redact
-from driver.state import state_dir
+from driver.state import state_path
 from forecasting import Forecast
 from infra.config import UserError
 from policies import Plan, PlannerMemory
@@ -214,7 +214,7 @@ class RollbackRequest:
 
 def default_journal_url() -> str:
     """SQLite in the state directory."""
-    return f"sqlite:///{state_dir() / 'journal.db'}"
+    return f"sqlite:///{state_path('journal.db')}"
 
 
 def _json(value: Any) -> Any:

@@ -43,7 +43,7 @@ from driver.journal import Journal, PlanRecord
 from driver.observe import DriverMetrics, forecast_abs_error
 from driver.observers import StackObservation, StackObserver, not_observed
 from driver.redact import redact_text
-from driver.state import state_dir
+from driver.state import state_path
 from infra.config import MirrorcastConfig
 from policies import ConfigChange, Decision, Plan, PlannerMemory
 
@@ -251,7 +251,7 @@ class Driver:
             # Calibration learns from the forecasts this service hands out, so it lives as
             # long as the service (a restart starts it over, with the models' own quantiles).
             # The same factory builds the engine that backtest and evaluate-forecast score.
-            self._engine = driver_engine(config.forecast, cache_dir=state_dir() / "models", seed=0)
+            self._engine = driver_engine(config.forecast, cache_dir=state_path("models"), seed=0)
         return self._engine
 
     def decision_time(

@@ -1126,6 +1126,16 @@ class MirrorcastConfig(_Model):
     @classmethod
     def _pool_names(cls, value: dict[str, PoolSpec]) -> dict[str, PoolSpec]:
         for name in value:
+            # ASCII only: cloud resource names (ASG, VM scale set, instance group, DNS labels)
+            # take ASCII letters, digits and '-'; str.isalnum() also accepts homoglyphs such as
+            # Cyrillic small a (U+0430), which would name a different pool that looks the same.
+            foreign = [c for c in name if not c.isascii()]
+            if foreign:
+                raise ValueError(
+                    f"pool name {name!r} contains the non-ASCII character {foreign[0]!r} "
+                    f"(U+{ord(foreign[0]):04X}); pool names are used in cloud resource names, "
+                    "which take ASCII letters, digits and '-' only"
+                )
             if (
                 not name
                 or not name[0].isalpha()
