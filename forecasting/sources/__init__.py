@@ -52,7 +52,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-def open_source(spec: config.MetricSource, *, root: Path) -> MetricSource:
+def open_source(spec: config.MetricSourceSpec, *, root: Path) -> MetricSource:
     """The source a stack's ``metrics`` section describes.
 
     :param spec: the ``metrics`` section (one of the ``infra.config`` source models, by ``type``).

@@ -55,7 +55,7 @@ __all__ = [
     "GcpMonitoringSource",
     "GitOpsSettings",
     "Guardrails",
-    "MetricSource",
+    "MetricSourceSpec",
     "MetricSpec",
     "MirrorLocation",
     "MirrorSpec",
@@ -870,7 +870,7 @@ class GcpMonitoringSource(_Model):
     )
 
 
-MetricSource = Annotated[
+MetricSourceSpec = Annotated[
     FileSource | PrometheusSource | CloudWatchSource | AzureMonitorSource | GcpMonitoringSource,
     Field(discriminator="type"),
 ]
@@ -1112,7 +1112,7 @@ class MirrorcastConfig(_Model):
     """Everything under the ``mirrorcast:`` namespace of one stack."""
 
     pools: dict[str, PoolSpec] = Field(min_length=1)
-    metrics: MetricSource = Field(default_factory=lambda: FileSource(path="metrics.csv"))
+    metrics: MetricSourceSpec = Field(default_factory=lambda: FileSource(path="metrics.csv"))
     events: EventsSpec = Field(default_factory=EventsSpec)
     forecast: ForecastSettings = Field(default_factory=ForecastSettings)
     driver: DriverSettings = Field(default_factory=DriverSettings)

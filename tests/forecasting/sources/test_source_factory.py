@@ -21,7 +21,7 @@ from infra import config
 def test_each_source_type_opens_its_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    cases: list[tuple[config.MetricSource, type]] = [
+    cases: list[tuple[config.MetricSourceSpec, type]] = [
         (config.FileSource(path="m.csv"), FileMetricSource),
         (config.PrometheusSource(url="http://127.0.0.1:9090"), PrometheusMetricSource),
         (config.CloudWatchSource(region="us-east-1"), CloudWatchMetricSource),
