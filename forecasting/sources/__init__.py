@@ -13,7 +13,11 @@ of :class:`SourceError`::
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
 
 from forecasting.sources._azure_monitor import AzureMonitorMetricSource
 from forecasting.sources._base import (
@@ -47,9 +51,36 @@ __all__ = [
     "SourceUnavailable",
     "bounded_request",
     "open_source",
+    "register_source",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+SourceFactory = Callable[[Any, Path], MetricSource]
+"""Builds a source from its ``metrics`` config section and the project root."""
+
+_FACTORIES: dict[type[BaseModel], SourceFactory] = {}
+
+
+def register_source(spec_type: type[BaseModel], factory: SourceFactory) -> None:
+    """Make :func:`open_source` build ``factory(spec, root)`` for a ``spec_type`` section.
+
+    Adding a metric source is its config class (a member of ``infra.config.MetricSourceSpec``),
+    its module here, and this one registration (docs/architecture.md, "Recipes").
+
+    :raises ValueError: ``spec_type`` already has a factory (two sources for one config type).
+    """
+    if spec_type in _FACTORIES:
+        raise ValueError(f"metric source config {spec_type.__name__} is already registered")
+    _FACTORIES[spec_type] = factory
+
+
+register_source(config.FileSource, lambda spec, root: FileMetricSource(spec, root=root))
+register_source(config.PrometheusSource, lambda spec, root: PrometheusMetricSource(spec))
+register_source(config.CloudWatchSource, lambda spec, root: CloudWatchMetricSource(spec))
+register_source(config.AzureMonitorSource, lambda spec, root: AzureMonitorMetricSource(spec))
+register_source(config.GcpMonitoringSource, lambda spec, root: GcpMonitoringMetricSource(spec))
 
 
 def open_source(spec: config.MetricSourceSpec, *, root: Path) -> MetricSource:
@@ -57,20 +88,14 @@ def open_source(spec: config.MetricSourceSpec, *, root: Path) -> MetricSource:
 
     :param spec: the ``metrics`` section (one of the ``infra.config`` source models, by ``type``).
     :param root: directory that relative file paths are resolved against (the project root).
-    :raises SourceError: the source cannot be created (for example missing cloud SDK extras).
+    :raises SourceError: the source cannot be created (for example missing cloud SDK extras), or
+        no source is registered for the section's type.
     """
-    if isinstance(spec, config.FileSource):
-        return FileMetricSource(spec, root=root)
-    if isinstance(spec, config.PrometheusSource):
-        return PrometheusMetricSource(spec)
-    if isinstance(spec, config.CloudWatchSource):
-        return CloudWatchMetricSource(spec)
-    if isinstance(spec, config.AzureMonitorSource):
-        return AzureMonitorMetricSource(spec)
-    if isinstance(spec, config.GcpMonitoringSource):
-        return GcpMonitoringMetricSource(spec)
-    raise SourceError(
-        f"unknown metrics source type {getattr(spec, 'type', type(spec).__name__)!r}; use file, "
-        "prometheus, cloudwatch, azure_monitor or gcp_monitoring",
-        source="metrics",
-    )
+    factory = _FACTORIES.get(type(spec))
+    if factory is None:
+        kinds = ", ".join(str(t.model_fields["type"].default) for t in _FACTORIES)
+        raise SourceError(
+            f"unknown metrics source type {getattr(spec, 'type', type(spec).__name__)!r}; use {kinds}",
+            source="metrics",
+        )
+    return factory(spec, root)
