@@ -23,6 +23,7 @@ __all__ = [
     "config_state_json",
     "cycle_json",
     "history_summary",
+    "percent_overflow",
     "render_cycle",
     "render_forecast",
     "render_history",
@@ -40,6 +41,28 @@ def _peak_text(fc: Forecast, q: int, within: Any) -> str:
     if when is None:
         return "-"
     return f"{value:.1f} at {when:%H:%M}"
+
+
+def percent_overflow(config: MirrorcastConfig, forecasts: list[Forecast]) -> list[str]:
+    """One sentence per percent-metric forecast whose quantiles pass 100 (what that means).
+
+    The values are kept, not capped: capacity is sized on them, and a share above 100% is
+    exactly the demand the present capacity cannot serve.
+    """
+    out = []
+    for fc in forecasts:
+        pool = config.pools.get(fc.pool)
+        spec = pool.metrics.get(fc.metric) if pool is not None else None
+        if spec is None or spec.unit != "percent" or not fc.quantiles:
+            continue
+        top = max(fc.quantiles)
+        peak = float(max(fc.quantiles[top])) if len(fc.quantiles[top]) else 0.0
+        if peak > 100:
+            out.append(
+                f"{fc.pool}.{fc.metric}: p{top} reaches {peak:.0f}%; above 100% means demand "
+                "beyond the pool's present capacity (kept, not capped, so capacity is sized on it)"
+            )
+    return out
 
 
 def cycle_json(report: CycleReport) -> dict[str, Any]:
@@ -113,7 +136,11 @@ def render_cycle(console: Console, report: CycleReport) -> None:
         changes.add_column(column)
     for change in plan.changes:
         changes.add_row(change.path, repr(change.old), f"[bold]{change.new!r}[/]")
-    parts: list[Any] = [forecasts, rules]
+    parts: list[Any] = [forecasts]
+    every = [fc for by in report.result.forecasts.values() for fc in by.values()]
+    for line in percent_overflow(report.config, every):
+        parts.append(Text(f"note: {line}", style="dim"))
+    parts.append(rules)
     parts.append(changes if plan.changes else Text("Plan: no config changes.", style="bold"))
     if plan.explanation:
         parts.append(Panel(plan.explanation.strip(), title="Why", border_style="cyan"))
@@ -199,8 +226,11 @@ def render_status(console: Console, stack: str, status: dict[str, Any]) -> None:
         )
     if status.get("last_plan"):
         last = status["last_plan"]
+        outcome = last.get("outcome")
         console.print(
-            f"last plan {last['id']} ({last['status']}) at {last['created_at']}: {last.get('outcome') or ''}"
+            f"last plan {last['id']} ({last['status']}) at {last['created_at']}"
+            + (f": {outcome}" if outcome else ""),
+            highlight=False,
         )
     if status.get("lease"):
         lease = status["lease"]

@@ -43,6 +43,7 @@ from driver.journal import Journal, PlanRecord
 from driver.observe import DriverMetrics, forecast_abs_error
 from driver.observers import StackObservation, StackObserver, not_observed
 from driver.redact import redact_text
+from driver.stack_config import config_warnings
 from driver.state import state_path
 from infra.config import MirrorcastConfig
 from policies import ConfigChange, Decision, Plan, PlannerMemory
@@ -287,6 +288,7 @@ class Driver:
         started = time.monotonic()
         config = self.load_config()
         at, notes = self.decision_time(config, now)
+        notes = [*notes, *config_warnings(config)]
         observation = self._observe(config, at)
         result, degraded = self._decide(config, at, observation=observation)
         return CycleReport(
@@ -375,6 +377,7 @@ class Driver:
         started = time.monotonic()
         config = self.load_config()
         at, notes = self.decision_time(config, now)
+        notes = [*notes, *config_warnings(config)]
         # Long enough to outlast a cycle that runs a full update, so the lease cannot lapse while
         # this driver is still acting.
         ttl = max(

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from infra.config import MirrorcastConfig, config_from_text, load_stack, stack_file_path
+from infra.config import (
+    MirrorcastConfig,
+    config_from_text,
+    load_stack,
+    rule_warnings,
+    stack_file_path,
+)
 
-__all__ = ["load_driver_config", "load_driver_config_text"]
+__all__ = ["config_warnings", "load_driver_config", "load_driver_config_text"]
 
 
 def load_driver_config(stack: str, root: Path) -> MirrorcastConfig:
@@ -36,3 +42,8 @@ def _with_rules(config: MirrorcastConfig, *, stack_file: Path) -> MirrorcastConf
     from policies import load_rules_files
 
     return load_rules_files(config, stack_file=stack_file)
+
+
+def config_warnings(config: MirrorcastConfig) -> list[str]:
+    """Valid config that cannot do what it says (e.g. a rule that can never fire), one line each."""
+    return rule_warnings(config)

@@ -51,7 +51,7 @@ from forecasting.selection import (
     seasonal_strength,
     select_models,
 )
-from infra.config import ForecastSettings, MetricSpec
+from infra.config import ForecastSettings, MetricSpec, format_duration
 
 __all__ = ["ForecastEngine"]
 
@@ -741,13 +741,22 @@ class ForecastEngine:
         n = len(values)
         reason: str | None = None
         needed = 2 * season + (self.cv_windows + 1) * h
+        # Say it in the config's words (forecast.history, forecast.horizon) and in time, not
+        # only in grid steps: the person fixing it edits durations.
         if season > 1 and n < needed:
             reason = (
                 f"history of {n} steps is too short to learn a seasonal cycle of {season} steps "
-                f"(needs {needed}); using the seasonal-naive baseline"
+                f"(needs {needed}); using the seasonal-naive baseline. With a {_words(horizon)} "
+                f"horizon the series is forecast on a {_words(step)} grid, so forecast.history "
+                f"needs at least {_words(step * needed)} of data (has {_words(step * n)}), or "
+                "shorten forecast.horizon"
             )
         elif n < (self.cv_windows + 2) * h:
-            reason = f"history of {n} steps is too short for cross-validation at horizon {h}"
+            reason = (
+                f"history of {n} steps is too short for cross-validation at horizon {h}: "
+                f"forecast.history needs at least {_words(step * (self.cv_windows + 2) * h)} "
+                f"of data (has {_words(step * n)})"
+            )
         filled, repair = fill_for_fit(values, season=season)
         if repair is not None:
             repairs.append(repair)
@@ -1023,3 +1032,13 @@ class ForecastEngine:
                     f"event {kind}: configured uplift x{float(np.max(configured[active])):.2f} (no past occurrence)"
                 )
         return factor, notes
+
+
+def _words(value: timedelta) -> str:
+    """A duration as stack config writes it, rounded up to whole hours or days past a day."""
+    seconds = value.total_seconds()
+    if seconds > 86400 and seconds % 86400:
+        return f"{math.ceil(seconds / 86400)}d"
+    if seconds > 3600 and seconds % 3600:
+        return f"{math.ceil(seconds / 3600)}h"
+    return format_duration(value)

@@ -350,7 +350,8 @@ class _Context:
             f"{text}: p{term.quantile} of {term.metric} peaks at {peak:.4g} "
             f"{'at ' + peak_at.strftime('%H:%M') if peak_at else ''} within {ahead} "
             f"(window {format_duration(node.within or self.view.horizon)} + "
-            f"time-to-ready {format_duration(self.lead)}), threshold {threshold:.4g}"
+            f"time-to-ready {format_duration(self.lead)} of the rule's slowest action), "
+            f"threshold {threshold:.4g}"
         )
         if margin:
             words += f" (less {margin:.4g} hysteresis: fired last cycle)"

@@ -243,5 +243,9 @@ def register(app: typer.Typer) -> None:
         elif plot is not None:
             out_console.print(f"wrote {plot}")
         else:
+            from driver.render import percent_overflow
+
             for fc in forecasts:
                 render_forecast(out_console, fc)
+            for line in percent_overflow(config, forecasts):
+                out_console.print(f"note: {line}", highlight=False)

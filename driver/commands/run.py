@@ -78,6 +78,12 @@ def register(app: typer.Typer) -> None:
             interval = parse_duration(every) if every is not None else None
         except ValueError as exc:
             raise typer.BadParameter(str(exc), param_hint="--every") from None
+        if interval is not None and interval.total_seconds() <= 0:
+            # A zero interval is not "the default": say so instead of silently using 5m.
+            raise typer.BadParameter(
+                f"the cycle interval must be positive, got {every!r}; e.g. --every 5m",
+                param_hint="--every",
+            )
         with user_errors():
             root = project_root()
             config = load_driver_config(stack, root)
@@ -99,7 +105,9 @@ def register(app: typer.Typer) -> None:
                 code = 0 if report.outcome is None or report.outcome.ok else 1
             else:
                 code = driver.run_forever(
-                    every=interval or config.driver.interval, once=once, on_report=show
+                    every=interval if interval is not None else config.driver.interval,
+                    once=once,
+                    on_report=show,
                 )
         if code == 1 and once:
             err_console.print("[red]the cycle did not complete; see the log above[/]")

@@ -201,6 +201,17 @@ def _read_table(
             pools=tuple(sorted(set(pools))),
             metrics=tuple(sorted(set(metrics))),
         )
+    present = [c for c in _LONG_COLUMNS if c in others]
+    if "pool" in present or "metric" in present:
+        # A 'pool' or 'metric' column only means something in long format; reading the file as
+        # wide would report the pool names as values that are "not a number".
+        missing = [c for c in _LONG_COLUMNS if c not in present]
+        raise SourceDataError(
+            f"the file has the long-format column(s) {', '.join(present)} but no "
+            f"{' and no '.join(repr(c) for c in missing)} column; long format is "
+            f"{timestamp_column}, pool, metric, value (one row per observation)",
+            source=name,
+        )
     if not others:
         raise SourceDataError(
             f"no value columns besides {timestamp_column!r}; expected long format "

@@ -19,7 +19,7 @@ from infra.config._loader import (
 )
 from infra.config._model import *  # noqa: F403  (the model's own __all__ is the public surface)
 from infra.config._model import __all__ as _model_all
-from infra.config._rule_checks import rule_problems
+from infra.config._rule_checks import rule_problems, rule_warnings
 from infra.config._secrets import (
     REDACTED,
     WELL_KNOWN_SECRET_ENV,
@@ -68,6 +68,7 @@ __all__ = [
     "parse_duration",
     "rule_problems",
     "set_path",
+    "rule_warnings",
     "stack_file_path",
     *_model_all,
 ]

@@ -15,12 +15,21 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from infra.config.rules import RuleError, check_rule, comparisons, metric_terms, parse_rule
+from infra.config.rules import (
+    Current,
+    Predicted,
+    Quantity,
+    RuleError,
+    check_rule,
+    comparisons,
+    metric_terms,
+    parse_rule,
+)
 
 if TYPE_CHECKING:
     from infra.config._model import MirrorcastConfig, PoolSpec, RuleSpec
 
-__all__ = ["check_pool_rules", "check_rule_quantiles", "rule_problems"]
+__all__ = ["check_pool_rules", "check_rule_quantiles", "rule_problems", "rule_warnings"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,3 +146,41 @@ def check_rule_quantiles(config: MirrorcastConfig) -> None:
             details.append(_detail(("pools", name, "rules", *loc), message, given))
     if details:
         raise ValidationError.from_exception_data("MirrorcastConfig", details)
+
+
+def rule_warnings(config: MirrorcastConfig) -> list[str]:
+    """Rules that are valid but can never fire, one sentence each (the driver shows them as notes).
+
+    A percent metric (``unit: percent``) is a share of the pool's capacity, so it lies in 0..100:
+    ``current(cpu) > 140%`` never holds. Only a bare ``metric <op> number`` comparison is checked.
+    """
+    out: list[str] = []
+    for pool_name, pool in config.pools.items():
+        for index, rule in enumerate(pool.rules):
+            if not rule.enabled:
+                continue
+            try:
+                condition = parse_rule(rule.when)
+            except RuleError:
+                continue  # reported as an error by the validators
+            for comparison in comparisons(condition):
+                term, number, op = comparison.left, comparison.right, comparison.op
+                if isinstance(term, Quantity):
+                    term, number = number, term
+                    op = {">": "<", ">=": "<=", "<": ">", "<=": ">="}[op]
+                if not isinstance(term, Predicted | Current) or not isinstance(number, Quantity):
+                    continue
+                spec = pool.metrics.get(term.metric)
+                if spec is None or spec.unit != "percent":
+                    continue
+                never = (op == ">" and number.value >= 100) or (op == ">=" and number.value > 100)
+                never = (
+                    never or (op == "<" and number.value <= 0) or (op == "<=" and number.value < 0)
+                )
+                if never:
+                    out.append(
+                        f"pools.{pool_name}.rules.{index} ({rule.name}): {term.metric} "
+                        f"{op} {number.value:g}% can never hold: {term.metric} is a percent "
+                        "metric (0 to 100), so this rule never fires"
+                    )
+    return out

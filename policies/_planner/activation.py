@@ -95,7 +95,7 @@ def scale_up(work: PoolWork, resolution: Resolution, *, allow_mirror: bool, fres
             work.decide(
                 "activate_mirror",
                 f"mirror {before.state} -> active at {keys.percent}% of the primary "
-                f"(ready in about {ready_in})",
+                f"(the mirror itself is ready in about {ready_in})",
                 rule=evaluation.rule.name,
             )
         if resolution.shift is not None:

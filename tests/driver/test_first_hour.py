@@ -58,3 +58,119 @@ class TestHistory:
         result = runner.invoke(app, ["history", "--stack", "light"])
 
         assert result.exit_code == 0 and "no plans journaled for stack light" in result.stdout
+
+
+class TestMessages:
+    """Each message names the input at fault and what to do (issue 17 item 7)."""
+
+    def test_a_long_csv_without_its_metric_column_names_the_missing_column(
+        self, tmp_path: Path
+    ) -> None:
+        from datetime import UTC, datetime
+
+        from forecasting.sources import SourceError, open_source
+        from infra.config import FileSource, MetricSpec
+
+        path = tmp_path / "metrics.csv"
+        path.write_text(
+            "timestamp,pool,value\n2026-11-23T13:50:00Z,web,40\n2026-11-23T13:55:00Z,web,41\n"
+        )
+        source = open_source(FileSource(path=str(path)), root=tmp_path)
+
+        with pytest.raises(SourceError) as caught:
+            source.fetch(
+                pool="web",
+                metric="cpu",
+                spec=MetricSpec(),
+                start=datetime(2026, 11, 23, tzinfo=UTC),
+                end=datetime(2026, 11, 24, tzinfo=UTC),
+            )
+
+        assert "no 'metric' column" in str(caught.value)
+        assert "not a number" not in str(caught.value)
+
+    def test_every_zero_is_refused_naming_the_option(self, in_project: Path) -> None:
+        result = runner.invoke(app, ["run", "--stack", "light", "--once", "--every", "0s"])
+
+        assert result.exit_code == 2
+        words = " ".join(result.output.replace("│", " ").split())
+        assert "--every" in words and "must be positive" in words
+
+    def test_a_short_history_for_the_horizon_names_forecast_history_and_what_it_needs(
+        self, in_project: Path
+    ) -> None:
+        stack = in_project / "stacks" / "Pulumi.light.yaml"
+        stack.write_text(
+            stack.read_text().replace(
+                "    horizon: 1h\n    history: 3d\n", "    horizon: 1w\n    history: 14d\n"
+            )
+        )
+
+        result = runner.invoke(
+            app, ["plan", "--stack", "light", "--at", "2026-11-23T13:55:00Z", "--json"]
+        )
+
+        assert result.exit_code == 0, result.output
+        (line, *_) = json.loads(result.stdout)["degraded"]
+        assert "forecast.history needs at least 30d of data (has 2w)" in line
+
+    def test_a_percent_threshold_that_can_never_be_reached_is_warned_about(
+        self, in_project: Path
+    ) -> None:
+        stack = in_project / "stacks" / "Pulumi.light.yaml"
+        stack.write_text(
+            stack.read_text().replace("current(cpu) > 30% for 5m", "current(cpu) > 140% for 5m")
+        )
+
+        result = runner.invoke(
+            app, ["plan", "--stack", "light", "--at", "2026-11-23T13:55:00Z", "--json"]
+        )
+
+        assert result.exit_code == 0, result.output
+        notes = json.loads(result.stdout)["notes"]
+        assert any("(cpu-now): cpu > 140% can never hold" in n for n in notes), notes
+
+    def test_rule_and_decision_say_whose_ready_time_they_quote(self, in_project: Path) -> None:
+        result = runner.invoke(
+            app, ["plan", "--stack", "light", "--at", "2026-11-23T13:55:00Z", "--json"]
+        )
+
+        report = json.loads(result.stdout)
+        (activation,) = [d for d in report["decisions"] if d["action"] == "activate_mirror"]
+        assert "the mirror itself is ready in about 2m" in activation["detail"]
+
+    def test_status_without_a_plan_outcome_has_no_dangling_colon(self, in_project: Path) -> None:
+        runner.invoke(app, ["run", "--stack", "light", "--once", "--at", "2026-11-23T13:55:00Z"])
+
+        result = runner.invoke(app, ["status", "--stack", "light"])
+
+        assert result.exit_code == 0, result.output
+        last = next(line for line in result.stdout.splitlines() if line.startswith("last plan"))
+        assert not last.rstrip().endswith(":"), last
+
+    def test_percent_forecasts_above_100_are_explained(self) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        import numpy as np
+
+        from driver.render import percent_overflow
+        from forecasting import Forecast
+        from infra.config import load_stack
+
+        config = load_stack("demo")
+        issued = datetime(2026, 11, 23, 13, 55, tzinfo=UTC)
+        values = np.array([90.0, 120.0])
+        fc = Forecast(
+            pool="web",
+            metric="cpu",
+            issued_at=issued,
+            step=timedelta(minutes=5),
+            times=[issued + timedelta(minutes=5), issued + timedelta(minutes=10)],
+            mean=values,
+            quantiles={50: values, 99: values + 11},
+            model="mstl",
+        )
+
+        (line,) = percent_overflow(config, [fc])
+
+        assert "p99 reaches 131%" in line and "beyond the pool's present capacity" in line
