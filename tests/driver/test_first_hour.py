@@ -111,8 +111,8 @@ class TestMessages:
         )
 
         assert result.exit_code == 0, result.output
-        (line, *_) = json.loads(result.stdout)["degraded"]
-        assert "forecast.history needs at least 30d of data (has 2w)" in line
+        degraded = json.loads(result.stdout)["degraded"]
+        assert any("forecast.history needs at least 30d of data (has 2w)" in d for d in degraded)
 
     def test_a_percent_threshold_that_can_never_be_reached_is_warned_about(
         self, in_project: Path
