@@ -30,7 +30,13 @@ import pandas as pd
 
 from forecasting._private import private_dir, write_private
 from forecasting.evaluation import mase_scale, score_cross_validation
-from forecasting.models import BASELINE, MODEL_COST, ModelOptions, cross_validate_models
+from forecasting.models import (
+    BASELINE,
+    MODEL_COST,
+    NEEDS_SEASON,
+    ModelOptions,
+    cross_validate_models,
+)
 
 __all__ = [
     "NEEDS_SEASON",
@@ -276,7 +282,7 @@ def choose_model(
     usable = {m: s["mase"] for m, s in scores.items() if np.isfinite(s.get("mase", np.nan))}
     if BASELINE not in usable:
         return BASELINE, False, "the seasonal-naive baseline could not be scored"
-    best_model = min(usable, key=lambda m: (usable[m], MODEL_COST.get(m, 9)))
+    best_model = min(usable, key=lambda m: (usable[m], MODEL_COST[m]))
     best, base = usable[best_model], usable[BASELINE]
     if best_model == BASELINE or best >= base:
         return (
@@ -285,12 +291,8 @@ def choose_model(
             f"no candidate beat seasonal-naive in rolling-origin CV (MASE {base:.3f})",
         )
     near = [m for m, v in usable.items() if v <= best * (1 + tolerance) and v < base]
-    chosen = min(near, key=lambda m: (MODEL_COST.get(m, 9), usable[m]))
+    chosen = min(near, key=lambda m: (MODEL_COST[m], usable[m]))
     return chosen, True, None
-
-
-NEEDS_SEASON: frozenset[str] = frozenset({"mstl", "prophet_like"})
-"""Candidates that decompose a seasonal cycle and cannot run on a season of one step."""
 
 
 def select_models(

@@ -17,13 +17,17 @@ import pandas as pd
 from forecasting.errors import ModelUnavailableError
 from forecasting.models import ml, neural, statistical
 from forecasting.models._options import ModelOptions, freq_of
+from forecasting.models.records import ModelRecord, index_records
 
 __all__ = [
     "BASELINE",
     "EXOGENOUS_MODELS",
+    "MODELS",
     "MODEL_COST",
     "MODEL_NAMES",
+    "NEEDS_SEASON",
     "ModelOptions",
+    "ModelRecord",
     "check_models",
     "cross_validate_models",
     "forecast_models",
@@ -37,27 +41,19 @@ BASELINE = "seasonal_naive"
 
 _FAMILIES: tuple[ModuleType, ...] = (statistical, ml, neural)
 
-EXOGENOUS_MODELS: frozenset[str] = statistical.EXOGENOUS | ml.EXOGENOUS
+MODELS: dict[str, ModelRecord] = index_records(r for family in _FAMILIES for r in family.RECORDS)
+"""Every model's record (forecasting.models.records), by the name a stack's ``forecast.models`` uses."""
+
+EXOGENOUS_MODELS: frozenset[str] = frozenset(n for n, r in MODELS.items() if r.exogenous)
 """Models that take exogenous regressors (event indicators) besides the target."""
 
-MODEL_NAMES: tuple[str, ...] = tuple(name for family in _FAMILIES for name in family.NAMES)
+NEEDS_SEASON: frozenset[str] = frozenset(n for n, r in MODELS.items() if r.needs_season)
+"""Models that decompose a seasonal cycle and cannot run on a season of one step."""
+
+MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 """Every model name a stack's ``forecast.models`` may list."""
 
-MODEL_COST: dict[str, int] = {
-    "seasonal_naive": 0,
-    "naive": 0,
-    "ses": 1,
-    "seasonal_window_average": 1,
-    "auto_ets": 2,
-    "theta": 3,
-    "optimized_theta": 3,
-    "dynamic_optimized_theta": 3,
-    "auto_arima": 4,
-    "mstl": 4,
-    "prophet_like": 4,
-    "lightgbm": 5,
-    "lstm": 6,
-}
+MODEL_COST: dict[str, int] = {n: r.cost for n, r in MODELS.items()}
 """Relative cost rank per model; selection prefers the cheaper of two models that score alike."""
 
 

@@ -15,15 +15,19 @@ import pandas as pd
 
 from forecasting.errors import ModelUnavailableError
 from forecasting.models._options import ModelOptions
+from forecasting.models.records import ModelRecord
 
-__all__ = ["EXOGENOUS", "NAMES", "cross_validate", "forecast"]
+__all__ = ["EXOGENOUS", "NAMES", "RECORDS", "cross_validate", "forecast"]
 
 logger = logging.getLogger(__name__)
 
-NAMES: tuple[str, ...] = ("lightgbm",)
+RECORDS: tuple[ModelRecord, ...] = (ModelRecord("lightgbm", "ml", 5, exogenous=True),)
+"""This family's models (forecasting.models.records); one mlforecast forecaster runs them all."""
+
+NAMES: tuple[str, ...] = tuple(r.name for r in RECORDS)
 """Model names this family provides."""
 
-EXOGENOUS: frozenset[str] = frozenset(NAMES)
+EXOGENOUS: frozenset[str] = frozenset(r.name for r in RECORDS if r.exogenous)
 """Models of this family that take exogenous features (e.g. event indicators)."""
 
 

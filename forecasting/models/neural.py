@@ -15,12 +15,16 @@ import pandas as pd
 
 from forecasting.errors import ModelUnavailableError
 from forecasting.models._options import ModelOptions
+from forecasting.models.records import ModelRecord
 
-__all__ = ["NAMES", "cross_validate", "forecast"]
+__all__ = ["NAMES", "RECORDS", "cross_validate", "forecast"]
 
 logger = logging.getLogger(__name__)
 
-NAMES: tuple[str, ...] = ("lstm",)
+RECORDS: tuple[ModelRecord, ...] = (ModelRecord("lstm", "neural", 6),)
+"""This family's models (forecasting.models.records); one neuralforecast forecaster runs them."""
+
+NAMES: tuple[str, ...] = tuple(r.name for r in RECORDS)
 """Model names this family provides."""
 
 

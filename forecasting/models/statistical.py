@@ -18,11 +18,13 @@ import pandas as pd
 
 from forecasting.models._imports import import_statsforecast
 from forecasting.models._options import ModelOptions
+from forecasting.models.records import BuildContext, ModelRecord
 
 __all__ = [
     "EXOGENOUS",
     "NAMES",
     "PARAMETER_FREE",
+    "RECORDS",
     "REUSABLE",
     "FittedSeries",
     "cross_validate",
@@ -36,19 +38,115 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-NAMES: tuple[str, ...] = (
-    "seasonal_naive",
-    "naive",
-    "ses",
-    "seasonal_window_average",
-    "auto_ets",
-    "auto_arima",
-    "mstl",
-    "prophet_like",
-    "theta",
-    "optimized_theta",
-    "dynamic_optimized_theta",
+RECORDS: tuple[ModelRecord, ...] = (
+    ModelRecord(
+        "seasonal_naive",
+        "statistical",
+        0,
+        lambda sf, c: sf.SeasonalNaive(season_length=c.season, alias="seasonal_naive"),
+        reusable=True,
+        parameter_free=True,
+    ),
+    ModelRecord(
+        "naive",
+        "statistical",
+        0,
+        lambda sf, c: sf.Naive(alias="naive"),
+        reusable=True,
+        parameter_free=True,
+    ),
+    ModelRecord(
+        "ses",
+        "statistical",
+        1,
+        lambda sf, c: sf.SimpleExponentialSmoothingOptimized(
+            alias="ses", prediction_intervals=c.conformal
+        ),
+    ),
+    ModelRecord(
+        "seasonal_window_average",
+        "statistical",
+        1,
+        lambda sf, c: sf.SeasonalWindowAverage(
+            season_length=c.season,
+            window_size=2,
+            alias="seasonal_window_average",
+            prediction_intervals=c.conformal,
+        ),
+    ),
+    ModelRecord(
+        "auto_ets",
+        "statistical",
+        2,
+        lambda sf, c: sf.AutoETS(season_length=c.small_season, alias="auto_ets"),
+        reusable=True,
+    ),
+    ModelRecord(
+        "auto_arima",
+        "statistical",
+        4,
+        lambda sf, c: sf.AutoARIMA(season_length=c.small_season, alias="auto_arima"),
+        reusable=True,
+        exogenous=True,
+    ),
+    ModelRecord(
+        "mstl",
+        "statistical",
+        4,
+        lambda sf, c: sf.MSTL(season_length=[c.season], alias="mstl", stl_kwargs=c.stl_kwargs),
+        reusable=True,
+        needs_season=True,
+    ),
+    ModelRecord(
+        "prophet_like",
+        "statistical",
+        4,
+        # Prophet's shape: an additive trend plus daily and (with two weeks of data) weekly
+        # seasonality; here as an MSTL decomposition with an additive-trend ETS on the trend.
+        lambda sf, c: sf.MSTL(
+            season_length=[c.season, 7 * c.season] if c.weekly else [c.season],
+            trend_forecaster=sf.AutoETS(model="ZAN"),
+            alias="prophet_like",
+            stl_kwargs=c.stl_kwargs,
+        ),
+        reusable=True,
+        needs_season=True,
+    ),
+    ModelRecord(
+        "theta",
+        "statistical",
+        3,
+        lambda sf, c: sf.Theta(
+            season_length=c.season, decomposition_type="additive", alias="theta"
+        ),
+        reusable=True,
+    ),
+    ModelRecord(
+        "optimized_theta",
+        "statistical",
+        3,
+        lambda sf, c: sf.OptimizedTheta(
+            season_length=c.season, decomposition_type="additive", alias="optimized_theta"
+        ),
+        reusable=True,
+    ),
+    ModelRecord(
+        "dynamic_optimized_theta",
+        "statistical",
+        3,
+        lambda sf, c: sf.DynamicOptimizedTheta(
+            season_length=c.season,
+            decomposition_type="additive",
+            alias="dynamic_optimized_theta",
+        ),
+        reusable=True,
+    ),
 )
+"""This family's models (forecasting.models.records): the conformal-interval models (``ses``,
+``seasonal_window_average``) are not reusable: their intervals come from refitting on past
+windows, so reusing them would save nothing."""
+
+NAMES: tuple[str, ...] = tuple(r.name for r in RECORDS)
 """Model names this family provides, as written in ``forecast.models`` of a stack."""
 
 # ETS and ARIMA estimate one parameter per season slot; beyond a day of hourly points that is
@@ -94,56 +192,20 @@ def stl_jumps(period: int, *, options: ModelOptions) -> dict[str, int]:
 
 def _build(name: str, *, season: int, h: int, weekly: bool, options: ModelOptions) -> Any:
     import_statsforecast()
-    from statsforecast.models import (
-        MSTL,
-        AutoARIMA,
-        AutoETS,
-        DynamicOptimizedTheta,
-        Naive,
-        OptimizedTheta,
-        SeasonalNaive,
-        SeasonalWindowAverage,
-        SimpleExponentialSmoothingOptimized,
-        Theta,
-    )
+    import statsforecast.models as sf
     from statsforecast.utils import ConformalIntervals
 
-    conformal = ConformalIntervals(h=h, n_windows=options.conformal_windows)
     m = max(season, 1)
-    small = m if m <= _MAX_ETS_SEASON else 1
-    if name == "seasonal_naive":
-        return SeasonalNaive(season_length=m, alias=name)
-    if name == "naive":
-        return Naive(alias=name)
-    if name == "ses":
-        return SimpleExponentialSmoothingOptimized(alias=name, prediction_intervals=conformal)
-    if name == "seasonal_window_average":
-        return SeasonalWindowAverage(
-            season_length=m, window_size=2, alias=name, prediction_intervals=conformal
-        )
-    if name == "auto_ets":
-        return AutoETS(season_length=small, alias=name)
-    if name == "auto_arima":
-        return AutoARIMA(season_length=small, alias=name)
-    if name == "mstl":
-        return MSTL(season_length=[m], alias=name, stl_kwargs=stl_jumps(m, options=options))
-    if name == "prophet_like":
-        # Prophet's shape: an additive trend plus daily and (with two weeks of data) weekly
-        # seasonality; here as an MSTL decomposition with an additive-trend ETS on the trend.
-        seasons = [m, 7 * m] if weekly else [m]
-        return MSTL(
-            season_length=seasons,
-            trend_forecaster=AutoETS(model="ZAN"),
-            alias=name,
-            stl_kwargs=stl_jumps(m, options=options),
-        )
-    if name == "theta":
-        return Theta(season_length=m, decomposition_type="additive", alias=name)
-    if name == "optimized_theta":
-        return OptimizedTheta(season_length=m, decomposition_type="additive", alias=name)
-    if name == "dynamic_optimized_theta":
-        return DynamicOptimizedTheta(season_length=m, decomposition_type="additive", alias=name)
-    raise KeyError(name)
+    context = BuildContext(
+        season=m,
+        small_season=m if m <= _MAX_ETS_SEASON else 1,
+        weekly=weekly,
+        conformal=ConformalIntervals(h=h, n_windows=options.conformal_windows),
+        stl_kwargs=stl_jumps(m, options=options),
+    )
+    build = _BY_NAME[name].build
+    assert build is not None, "every statsforecast record has a build"
+    return build(sf, context)
 
 
 def _weekly(df: pd.DataFrame, season: int) -> bool:
@@ -215,29 +277,15 @@ def cross_validate(
     return out.reset_index() if "unique_id" not in out.columns else out
 
 
-REUSABLE: frozenset[str] = frozenset(
-    {
-        "seasonal_naive",
-        "naive",
-        "auto_ets",
-        "auto_arima",
-        "mstl",
-        "prophet_like",
-        "theta",
-        "optimized_theta",
-        "dynamic_optimized_theta",
-    }
-)
-"""Models whose fitted parameters can be applied to newer data (statsforecast ``forward``).
+_BY_NAME = {r.name: r for r in RECORDS}
 
-The conformal-interval models (``ses``, ``seasonal_window_average``) are left out: their
-intervals come from refitting on past windows, so reusing them would save nothing.
-"""
+REUSABLE: frozenset[str] = frozenset(r.name for r in RECORDS if r.reusable)
+"""Models whose fitted parameters can be applied to newer data (statsforecast ``forward``)."""
 
-PARAMETER_FREE: frozenset[str] = frozenset({"seasonal_naive", "naive"})
+PARAMETER_FREE: frozenset[str] = frozenset(r.name for r in RECORDS if r.parameter_free)
 """Models that fit no parameters: a kept fit and a refit forecast alike."""
 
-EXOGENOUS: frozenset[str] = frozenset({"auto_arima"})
+EXOGENOUS: frozenset[str] = frozenset(r.name for r in RECORDS if r.exogenous)
 """Models of this family that take exogenous regressors (``X``), e.g. event indicators."""
 
 
