@@ -13,13 +13,14 @@ cancelling someone else's update can corrupt the stack.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shutil
 import threading
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -189,16 +190,29 @@ class AutomationExecutor:
         with the interrupted plan's intent. Keys the plan meant to set but the stack file does
         not show yet are set again (idempotent); ``up`` runs only if the outputs still differ,
         so an activation that already happened is never repeated.
+
+        A killed CLI leaves pending operations in the state. Pending creates block every later
+        refresh and update, so they are cleared (``refresh --clear-pending-creates``) and
+        named in the outcome: the cloud may hold the half-created resource, which a person
+        should delete or ``pulumi import``. Other pending operations (updates, deletes) are
+        read back by the refresh itself and only reported.
         """
         stack = self.stack()
+        pending = self._pending_operations(stack)
+        creates = [op for op in pending if op.get("type") == "creating"]
         try:
             self._with_lock_retry(
                 lambda: self._bounded(
-                    lambda: stack.refresh(message=f"mirrorcast recover {record.id}")
+                    lambda: stack.refresh(
+                        message=f"mirrorcast recover {record.id}",
+                        clear_pending_creates=True if creates else None,
+                    )
                 )
             )
         except (auto_errors.CommandError, UpdateTimeoutError) as exc:
             return self._failure("refresh", exc)
+        if pending:
+            logger.warning("%s", pending_operations_text(pending))
         current = config.model_dump(mode="json")
         missing: dict[str, Any] = {}
         for change in record.changes:
@@ -219,14 +233,45 @@ class AutomationExecutor:
         except auto_errors.CommandError as exc:
             return self._failure("reading outputs", exc)
         if not missing and not output_mismatches(config, outputs):
-            return ApplyOutcome(
+            outcome = ApplyOutcome(
                 status="applied",
                 summary=f"interrupted plan {record.id} had completed; nothing repeated",
                 outputs=outputs,
             )
-        return self._update(None, message=f"mirrorcast resume {record.id}")
+        else:
+            outcome = self._update(None, message=f"mirrorcast resume {record.id}")
+        if pending:
+            outcome.details["pending_operations"] = pending_operations_text(pending)
+            return dataclasses.replace(
+                outcome, summary=f"{outcome.summary}; {pending_operations_text(pending)}"
+            )
+        return outcome
+
+    def _pending_operations(self, stack: auto.Stack) -> list[dict[str, Any]]:
+        """The state's pending operations (``stack export``), ``[]`` when it cannot be read."""
+        try:
+            deployment = self._bounded(stack.export_stack).deployment or {}
+        except (auto_errors.CommandError, UpdateTimeoutError) as exc:
+            logger.warning(
+                "cannot read the stack state for pending operations: %s", _last_line(exc)
+            )
+            return []
+        return [op for op in deployment.get("pending_operations") or [] if isinstance(op, dict)]
 
     # ------------------------------------------------------------------ internals
+
+    def _lock_holders(self) -> str:
+        """The diy backend's lock files for this stack, with their age ("" elsewhere)."""
+        backend = self.backend_url or default_backend_url()
+        if not backend.startswith("file://"):
+            return ""
+        locks = Path(backend.removeprefix("file://")) / ".pulumi" / "locks"
+        # diy backends keep <locks>/<org>/<project>/<stack>/<lock id>.json (or <stack>/ alone).
+        files = sorted(p for p in locks.rglob("*.json") if p.parent.name == self.stack_name)
+        if not files:
+            return ""
+        now = datetime.now(UTC)
+        return "The lock: " + "; ".join(_describe_lock(p, now) for p in files) + ". "
 
     def _update(self, intended: MirrorcastConfig | None, *, message: str) -> ApplyOutcome:
         stack = self.stack()
@@ -318,9 +363,11 @@ class AutomationExecutor:
         if isinstance(exc, auto_errors.ConcurrentUpdateError):
             summary = (
                 f"{what}: stack {self.stack_name} is still locked by another update after "
-                f"{self.lock_attempts} attempts. If no other update is running the lock is "
-                "stale: check with 'pulumi stack history', then clear it with 'pulumi cancel' "
-                "(mirrorcast never cancels a lock itself)."
+                f"{self.lock_attempts} attempts. {self._lock_holders()}If no other update is "
+                "running the lock is stale: check with "
+                f"'pulumi stack history --stack {self.stack_name}', then clear it with "
+                f"'pulumi cancel --stack {self.stack_name} --yes' (mirrorcast never cancels a "
+                "lock itself)."
             )
         elif isinstance(exc, UpdateTimeoutError):
             return ApplyOutcome(status="unfinished", summary=str(exc))
@@ -334,6 +381,46 @@ class AutomationExecutor:
             summary = f"{what} failed: {_last_line(exc)}"
         logger.error("%s", summary)
         return ApplyOutcome(status="failed", summary=summary)
+
+
+def pending_operations_text(pending: list[dict[str, Any]]) -> str:
+    """One sentence per kind of pending operation a killed CLI left, naming the resources."""
+    creates = [op for op in pending if op.get("type") == "creating"]
+    others = [op for op in pending if op.get("type") != "creating"]
+    parts = []
+    if creates:
+        urns = ", ".join(str((op.get("resource") or {}).get("urn", "?")) for op in creates)
+        parts.append(
+            f"cleared {len(creates)} pending create(s) a killed update left ({urns}): the "
+            "cloud may hold them half-created; find each by its type and name and delete it "
+            "or adopt it with 'pulumi import'"
+        )
+    for op in others:
+        urn = (op.get("resource") or {}).get("urn", "?")
+        parts.append(f"pending {op.get('type', 'operation')} of {urn} was read back by refresh")
+    return "; ".join(parts)
+
+
+def _describe_lock(path: Path, now: datetime) -> str:
+    """``<file> (taken 2h 13m ago by pid 4242 on host)`` from a diy backend's lock file."""
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError):
+        content = {}
+    taken: datetime | None = None
+    if isinstance(content.get("timestamp"), str):
+        try:
+            taken = datetime.fromisoformat(content["timestamp"].replace("Z", "+00:00"))
+        except ValueError:
+            taken = None
+    if taken is None:
+        taken = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    age = now - taken
+    hours, rest = divmod(int(age.total_seconds()), 3600)
+    holder = ""
+    if content.get("pid") or content.get("hostname"):
+        holder = f" by pid {content.get('pid', '?')} on {content.get('hostname', '?')}"
+    return f"{path} (taken {hours}h {rest // 60}m ago{holder})"
 
 
 def _cli_stores(text: str) -> Any:

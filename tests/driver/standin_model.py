@@ -22,7 +22,10 @@ records them and plays a tiny model of one stack instead of executing a binary. 
   resource-level policies are tested on captured program inputs (tests/infra) instead;
 - ``up`` computes the ``pools`` output from the stack file (mirror state, weights, capacities),
   writing engine events (prelude, resource pre/outputs, summary) to the ``--event-log`` file;
-- ``refresh``, ``stack output --json``, ``stack history --json``, ``stack select``/``init``.
+- ``refresh``, ``stack output --json``, ``stack history --json``, ``stack select``/``init``;
+- pending operations a killed CLI leaves (``StackModel.pending``): ``stack export`` shows them
+  under ``deployment.pending_operations``; ``refresh`` refuses while a pending create remains
+  unless given ``--clear-pending-creates`` (non-interactive refresh cannot ask), which drops them.
 
 Failures are queued per operation with :meth:`StandInPulumi.fail`:
 ``locked`` (another update holds the lock: the diy backend's message, which the Automation API
@@ -75,6 +78,7 @@ class StackModel:
         self.stacks: set[str] = set()
         self.failures: dict[str, list[str]] = {}
         self.updates = 0
+        self.pending: list[dict[str, Any]] = []
         self.load()
 
     def load(self) -> None:
@@ -85,6 +89,7 @@ class StackModel:
             self.stacks = set(data["stacks"])
             self.failures = data["failures"]
             self.updates = data["updates"]
+            self.pending = data.get("pending", [])
 
     def save(self) -> None:
         if self.state_file is not None:
@@ -96,6 +101,7 @@ class StackModel:
                         "stacks": sorted(self.stacks),
                         "failures": self.failures,
                         "updates": self.updates,
+                        "pending": self.pending,
                     }
                 )
             )
@@ -159,6 +165,12 @@ def play(
         return 0, json.dumps(_config_json(stack_file)), ""
     if words[:2] == ["stack", "output"]:
         return 0, json.dumps(model.outputs), ""
+    if words[:2] == ["stack", "export"]:
+        return (
+            0,
+            json.dumps({"version": 3, "deployment": {"pending_operations": model.pending}}),
+            "",
+        )
     if words[:2] == ["stack", "history"]:
         return 0, json.dumps(model.history[-1:]), ""
     if words[:1] in (["up"], ["refresh"]):
@@ -171,8 +183,25 @@ def play(
             return 255, "", LOCKED_STDERR
         if kind == "hang":
             time.sleep(hang_seconds)
+        creates = [p for p in model.pending if p.get("type") == "creating"]
+        if op == "refresh" and creates and "--clear-pending-creates" not in words:
+            events.close()
+            listed = "\n".join(
+                f"  * {p['resource']['urn']}, interrupted while creating" for p in creates
+            )
+            return (
+                255,
+                "",
+                (
+                    f"error: the current deployment has {len(creates)} resource(s) with pending "
+                    f"operations:\n{listed}\n\nThese resources are in an unknown state because the "
+                    "Pulumi CLI was interrupted while waiting for changes to these resources to "
+                    "complete."
+                ),
+            )
         events.emit({"preludeEvent": {"config": {}}})
         if op == "refresh":
+            model.pending = []
             model.history.append(_summary("refresh", "succeeded", {"same": 3}))
             events.emit({"summaryEvent": {"resourceChanges": {"same": 3}}})
             events.close()

@@ -7,13 +7,16 @@ a string) and prints the pack's stack-policy violations the way the CLI does.
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from driver_helpers import NOW, ScriptedEngine, activation_plan
+from driver_helpers import ACTIVATE, NOW, ScriptedEngine, activation_plan
 from pulumi_standin import StandInPulumi
 from ruamel.yaml import YAML
 
 from driver.automation import AutomationExecutor
+from driver.journal import PlanRecord
 from driver.service import Driver, build_executor
 from infra.config import load_stack
 from policies import ConfigChange
@@ -139,3 +142,70 @@ def test_a_fractional_mirror_percent_lands_in_the_stack_file_as_a_number(project
     # The rest of the stack file (rules, comments) is as it was.
     text = (project / STACK).read_text()
     assert "# The demo stack" in text and "predicted-cpu" in text
+
+
+# --------------------------------------------------------------------------- crash leftovers
+
+
+def test_recovery_clears_the_pending_creates_a_killed_update_left_and_names_them(
+    project: Path,
+) -> None:
+    # Defect 8: refresh without handling pending operations fails after a killed CLI.
+    cli = StandInPulumi()
+    executor = _apply_executor(project, cli)
+    executor.stack()
+    urn = (
+        "urn:pulumi:demo::mirrorcast::mirrorcast:pool:Pool$mirrorcast:aws:MirrorGroup"
+        "$aws:autoscaling/group:Group::web-mirror-asg"
+    )
+    cli.model.pending = [
+        {"resource": {"urn": urn, "type": "aws:autoscaling/group:Group"}, "type": "creating"},
+        {"resource": {"urn": urn.replace("asg", "lt")}, "type": "updating"},
+    ]
+    record = PlanRecord(
+        id="p1",
+        cycle_id=1,
+        stack="demo",
+        created_at=NOW,
+        status="applying",
+        explanation="",
+        changes=[{"path": c.path, "old": c.old, "new": c.new} for c in ACTIVATE],
+        decisions=[],
+        rules=[],
+        outcome=None,
+    )
+
+    outcome = executor.recover(record, load_stack("demo", project))
+
+    assert outcome.ok, outcome.summary
+    (refresh,) = cli.commands("refresh")
+    assert "--clear-pending-creates" in refresh
+    assert f"cleared 1 pending create(s) a killed update left ({urn})" in outcome.summary
+    assert "pulumi import" in outcome.summary
+    assert "pending updating of" in outcome.details["pending_operations"]
+    assert cli.model.pending == []
+
+
+def test_a_lock_that_never_clears_is_reported_with_its_file_its_age_and_the_command(
+    project: Path, private_state: Path
+) -> None:
+    # Defect 8: a diy backend's lock file never expires; say which file, how old, what to run.
+    cli = StandInPulumi()
+    cli.fail("up", "locked", "locked")
+    executor = _apply_executor(project, cli)
+    executor.lock_attempts = 2
+    lock = private_state / "backend" / ".pulumi" / "locks" / "organization" / "mirrorcast"
+    lock = lock / "demo" / "3f2a9c.json"
+    lock.parent.mkdir(parents=True)
+    taken = datetime.now(UTC) - timedelta(hours=2, minutes=13, seconds=20)
+    lock.write_text(
+        json.dumps(
+            {"pid": 4242, "username": "ci", "hostname": "runner-7", "timestamp": taken.isoformat()}
+        )
+    )
+
+    outcome = executor.apply(activation_plan(project), plan_id="p1")
+
+    assert outcome.status == "failed"
+    assert f"{lock} (taken 2h 13m ago by pid 4242 on runner-7)" in outcome.summary
+    assert "pulumi cancel --stack demo --yes" in outcome.summary
