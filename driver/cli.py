@@ -57,6 +57,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "driver.commands.forecast",
         "Forecast a pool's metrics over the stack's horizon (the forecasts the driver acts on).",
     ),
+    "init": (
+        "driver.commands.init",
+        "Write stacks/Pulumi.<stack>.yaml for your own pool (flags, or prompts) and say what next.",
+    ),
     "schema": (
         "driver.commands.schema",
         "Print the JSON Schema of the stack config (the mirrorcast:* keys).",
