@@ -18,9 +18,10 @@ from datetime import timedelta
 import numpy as np
 import numpy.typing as npt
 
-from policies import MirrorHealth
+from driver.observers import BalancerObservation, SideObservation
+from infra.config import PoolSpec
 
-__all__ = ["CloudRecord", "CloudTiming", "SimulatedCloud"]
+__all__ = ["CloudRecord", "CloudTiming", "SimulatedCloud", "SimulatedObserver"]
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +157,7 @@ class SimulatedCloud:
         )
         self._ttl_minutes = _minutes(timing.dns_ttl)
         self._warm_pool = warm_pool
+        self.warm_pool = warm_pool
         self.primary = _Group(initial)
         self.mirror = _Group(0)
         self.mirror_active = False
@@ -193,16 +195,6 @@ class SimulatedCloud:
     def mirror_share(self) -> float:
         """The share of traffic (0-1) the balancer sends to the mirror now."""
         return self._share
-
-    def health(self) -> MirrorHealth:
-        """The mirror's health as the driver would read it: running, healthy (serving), ready."""
-        running = self.mirror.size if self.mirror_active else 0
-        healthy = self.mirror.ready if self.mirror_active else 0
-        return MirrorHealth(
-            running=running,
-            healthy=healthy,
-            ready=self.mirror_active and running > 0 and healthy == running,
-        )
 
     # ---------------------------------------------------------------- changing
 
@@ -273,3 +265,52 @@ class SimulatedCloud:
             scaling_actions=self.scaling_actions,
             mirror_activations=self.mirror_activations,
         )
+
+
+class SimulatedObserver:
+    """The simulated cloud read through the observer interface (:class:`driver.observers.CloudObserver`).
+
+    The backtest hands it to :class:`driver.observers.StackObserver` for every cloud name, so
+    a backtest cycle takes the driver's path: the same health for the ramp gate (healthy
+    targets are the instances that finished booting), the same capacity feedback. The
+    simulation has no images, instance types or security rules, so those stay ``None`` (not
+    observed, not compared) rather than being filled in from the config.
+
+    :param cloud: the policy's simulated cloud.
+    """
+
+    name = "simulated"
+
+    def __init__(self, cloud: SimulatedCloud) -> None:
+        self.cloud = cloud
+
+    def observe_side(self, *, pool: str, spec: PoolSpec, role: str) -> SideObservation:
+        cloud = self.cloud
+        if role == "primary":
+            group, active = cloud.primary, True
+            region, where = spec.primary.region, spec.primary.cloud.value
+        else:
+            group, active = cloud.mirror, cloud.mirror_active
+            region, where = spec.mirror_region, spec.mirror_cloud.value
+        booting = sum(n for _, n in group.booting) if active else 0
+        serving = group.ready if active else 0
+        warm = cloud.mirror_size if role == "mirror" and not active and cloud.warm_pool else 0
+        states = {"serving": serving, "booting": booting, "warm": warm}
+        return SideObservation(
+            role="primary" if role == "primary" else "mirror",
+            cloud=where,
+            region=region,
+            group=f"simulated-{pool}-{role}",
+            desired=group.size if active else 0,
+            states={state: n for state, n in states.items() if n},
+            serving=serving,
+            starting=booting,
+            warm=warm,
+            targets={"healthy": serving, "initial": booting},
+            healthy_targets=serving,
+        )
+
+    def observe_balancer(self, *, pool: str, spec: PoolSpec) -> BalancerObservation | None:
+        # The simulation splits traffic in shares, not in a product's weights: nothing to report
+        # in the interface's units.
+        return None

@@ -27,12 +27,13 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from driver.backtest.cloud import CloudRecord, CloudTiming, SimulatedCloud
+from driver.backtest.cloud import CloudRecord, CloudTiming, SimulatedCloud, SimulatedObserver
 from driver.backtest.errors import BacktestError
 from driver.backtest.scoring import CapacityModel
+from driver.observers import StackObserver
 from forecasting import Forecast
-from infra.config import ConfigPathError, MirrorcastConfig, MirrorState, set_path
-from policies import ConfigChange, MirrorHealth, PlannerMemory
+from infra.config import Cloud, ConfigPathError, MirrorcastConfig, MirrorState, set_path
+from policies import ConfigChange, PlannerMemory
 
 __all__ = [
     "POLICY_NAMES",
@@ -579,13 +580,16 @@ class MirrorcastPolicy(Policy):
         first = ((first + step - 1) // step) * step
         history = self._series.iloc[first:last:step].dropna()
         at = context.time_of(now)
+        # The simulated cloud read the way the driver reads a real one (driver.observers).
+        observation = self._observer().observe(self._config, now=at, enabled=True)
         result = decide(
             config=self._config,
             history={self.pool: {self.metric: history}},
             engine=self.engine,
             now=at,
             memory=self.memory,
-            health={self.pool: self._health()},
+            health=observation.health(),
+            observed_desired=observation.observed_desired(),
             events=self.events,
             last_good=self.last_good,
             # What the journal would measure: every `up` here takes the simulated delay.
@@ -633,8 +637,9 @@ class MirrorcastPolicy(Policy):
             "degraded_examples": common,
         }
 
-    def _health(self) -> MirrorHealth:
-        return self.cloud.health()
+    def _observer(self) -> StackObserver:
+        simulated = SimulatedObserver(self.cloud)
+        return StackObserver(observers={cloud.value: simulated for cloud in Cloud}, attempts=1)
 
     def _apply(self, changes: list[ConfigChange]) -> None:
         """Apply the plan's config changes to the simulated stack config, as Pulumi would."""

@@ -182,14 +182,19 @@ class StackObserver:
         self._given[cloud.value] = built
         return built
 
-    def observe(self, config: MirrorcastConfig, *, now: datetime) -> StackObservation:
+    def observe(
+        self, config: MirrorcastConfig, *, now: datetime, enabled: bool | None = None
+    ) -> StackObservation:
         """Read every pool; what cannot be read is a degraded line, never a guess.
 
         A cause that holds for a whole cloud (no credentials, its API unreachable) is one
         degraded line for that cloud, and the cloud is not asked again this cycle, so an outage
         costs one set of timeouts rather than one per pool side.
+
+        :param enabled: observe or not; default the stack's ``driver.observe`` (the backtest
+            always reads its simulated cloud).
         """
-        if not config.driver.observe:
+        if not (config.driver.observe if enabled is None else enabled):
             return not_observed(config, at=now, why="driver.observe is false")
         pools: dict[str, PoolObservation] = {}
         degraded: list[str] = []

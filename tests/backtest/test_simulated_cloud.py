@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from driver.backtest import CloudTiming, SimulatedCloud
+from driver.backtest.cloud import SimulatedObserver
+from driver.observers import StackObserver
+from infra.config import Cloud, load_stack
+from policies import MirrorHealth
+
+ROOT = Path(__file__).resolve().parents[2]
+AT = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
+
+
+def health(sim: SimulatedCloud) -> MirrorHealth:
+    """The mirror's health read the way the driver reads a real cloud (driver.observers)."""
+    observer = StackObserver(observers={c.value: SimulatedObserver(sim) for c in Cloud})
+    return observer.observe(load_stack("demo", ROOT), now=AT).health()["web"]
 
 
 def cloud(**kwargs: object) -> SimulatedCloud:
@@ -36,12 +50,12 @@ def test_scale_in_drops_booting_instances_first() -> None:
 def test_warm_mirror_serves_after_its_own_ready_time_and_reports_health() -> None:
     sim = cloud(mirror_ready=timedelta(minutes=2), mirror_size=3)
     sim.advance(1)
-    assert sim.health().ready is False
+    assert health(sim).ready is False
     sim.set_mirror(active=True, size=3, at=1)
     sim.advance(2)
-    assert sim.health().running == 3 and sim.health().healthy == 0
+    assert health(sim).running == 3 and health(sim).healthy == 0
     sim.advance(3)
-    assert sim.health().ready is True
+    assert health(sim).ready is True
     rec = sim.record()
     assert rec.mirror_paused[:1].tolist() == [3]
     assert rec.mirror_ready[:3].tolist() == [0, 0, 0]
@@ -74,3 +88,28 @@ def test_pausing_the_mirror_stops_its_instances_at_once() -> None:
     rec = sim.record()
     assert rec.mirror_running[4:].sum() == 0
     assert rec.mirror_paused[4:].tolist() == [2] * 16
+
+
+class TestObservedThroughTheObserverInterface:
+    """The backtest and the driver take one path: the simulated cloud is a CloudObserver."""
+
+    def test_a_paused_warm_mirror_is_warm_instances_and_no_healthy_target(self) -> None:
+        sim = cloud(mirror_size=3)
+        sim.advance(1)
+        observer = StackObserver(observers={c.value: SimulatedObserver(sim) for c in Cloud})
+        seen = observer.observe(load_stack("demo", ROOT), now=AT).pools["web"]
+        assert seen.mirror is not None and seen.primary is not None
+        assert (seen.mirror.warm, seen.mirror.serving, seen.mirror.healthy_targets) == (3, 0, 0)
+        assert (seen.primary.desired, seen.primary.healthy_targets) == (1, 1)
+        # The simulation has no images or rules: not observed, so never reported as drift.
+        assert seen.mirror.image is None and seen.mirror.security_rules is None
+
+    def test_the_primary_size_the_planner_sees_is_the_simulated_groups(self) -> None:
+        sim = cloud()
+        sim.set_primary(5, at=0)
+        sim.advance(2)
+        observer = StackObserver(observers={c.value: SimulatedObserver(sim) for c in Cloud})
+        seen = observer.observe(load_stack("demo", ROOT), now=AT)
+        assert seen.observed_desired() == {"web": 5}
+        primary = seen.pools["web"].primary
+        assert primary is not None and (primary.serving, primary.starting) == (1, 4)

@@ -1,0 +1,270 @@
+"""Azure through the management SDKs: scale sets, their instance view, standby pools, Traffic Manager.
+
+A pool side is the Virtual Machine Scale Set in the side's ``network.resource_group`` tagged
+``mirrorcast-pool``/``mirrorcast-role`` (infra/azure.py). From it:
+
+- desired size and instance type (``sku``), image (``storage_profile.image_reference``), app
+  version (tag);
+- each instance's power state and health from the instance view
+  (``virtual_machine_scale_set_vms.list(expand="instanceView")``: ``PowerState/running``,
+  ``HealthState/healthy`` from the load balancer probe or the application health extension);
+- the standby pool attached to the scale set and its runtime view
+  (``standby_virtual_machine_pool_runtime_views.get(..., "latest")``: instances by state).
+
+For an ``azure_traffic_manager`` balancer the profile's endpoints give each side's weight and
+``endpoint_monitor_status``. Front Door reports origin health only as Azure Monitor metrics, so
+its split is not read here (each side's health still comes from its instance view).
+Network security rules are not read (``security_rules`` stays ``None``: not compared).
+
+Credentials come from ``azure-identity``'s ``DefaultAzureCredential`` (environment, workload or
+managed identity, Azure CLI); the subscription from ``AZURE_SUBSCRIPTION_ID``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from driver.observers._base import (
+    APP_VERSION_TAG,
+    POOL_TAG,
+    ROLE_TAG,
+    BalancerObservation,
+    ObserveError,
+    ObserveUnavailable,
+    Role,
+    SideObservation,
+)
+from infra.config import BalancerKind, PoolSpec
+
+__all__ = ["AzureObserver"]
+
+logger = logging.getLogger(__name__)
+
+# Traffic Manager's endpointMonitorStatus values (azure-mgmt-trafficmanager EndpointMonitorStatus).
+_TM_HEALTHY = frozenset({"Online"})
+_TM_UNKNOWN = frozenset({"CheckingEndpoint", "Inactive", "Disabled", "Stopped", "Unmonitored"})
+
+
+class AzureObserver:
+    """Reads pool sides on Azure.
+
+    :param timeout: per-request timeout.
+    :param compute: a ``ComputeManagementClient``; default built from the standard chain.
+    :param standby: a ``StandbyPoolMgmtClient``; default built likewise.
+    :param traffic: a ``TrafficManagerManagementClient``; default built likewise.
+    """
+
+    name = "azure"
+
+    def __init__(
+        self,
+        *,
+        timeout: timedelta = timedelta(seconds=10),
+        compute: Any | None = None,
+        standby: Any | None = None,
+        traffic: Any | None = None,
+    ) -> None:
+        self.timeout = timeout.total_seconds()
+        self._compute = compute
+        self._standby = standby
+        self._traffic = traffic
+
+    def _clients(self, where: str) -> tuple[Any, Any]:
+        if self._compute is None or self._standby is None:
+            credential, subscription = _credential(where)
+            from azure.mgmt.compute import ComputeManagementClient
+            from azure.mgmt.standbypool import StandbyPoolMgmtClient
+
+            kwargs = {"connection_timeout": self.timeout, "read_timeout": self.timeout}
+            self._compute = self._compute or ComputeManagementClient(
+                credential, subscription, **kwargs
+            )
+            self._standby = self._standby or StandbyPoolMgmtClient(
+                credential, subscription, **kwargs
+            )
+        return self._compute, self._standby
+
+    def observe_side(self, *, pool: str, spec: PoolSpec, role: Role) -> SideObservation:
+        region = spec.primary.region if role == "primary" else spec.mirror_region
+        network = spec.primary.network if role == "primary" else spec.mirror_network
+        group = network.resource_group
+        where = f"azure:{region} {pool}/{role}"
+        if not group:
+            raise ObserveError("the side's network has no resource_group", where=where)
+        with _translated(where):
+            compute, standby = self._clients(where)
+            sets = [
+                s
+                for s in compute.virtual_machine_scale_sets.list(group)
+                if (s.tags or {}).get(POOL_TAG) == pool and (s.tags or {}).get(ROLE_TAG) == role
+            ]
+            if len(sets) != 1:
+                names = ", ".join(sorted(s.name for s in sets)) or "none"
+                raise ObserveError(
+                    f"expected one scale set tagged {POOL_TAG}={pool}, {ROLE_TAG}={role} in "
+                    f"{group}, found {len(sets)} ({names})",
+                    where=where,
+                )
+            vmss = sets[0]
+            states: Counter[str] = Counter()
+            serving = starting = healthy = probed = 0
+            for vm in compute.virtual_machine_scale_set_vms.list(
+                group, vmss.name, expand="instanceView"
+            ):
+                view = vm.instance_view
+                codes = [s.code or "" for s in (view.statuses if view else None) or []]
+                power = next(
+                    (c for c in codes if c.startswith("PowerState/")), "PowerState/unknown"
+                )
+                states[power] += 1
+                if power == "PowerState/running":
+                    serving += 1
+                elif power == "PowerState/starting":
+                    starting += 1
+                health = view.vm_health if view is not None else None
+                if health is not None and health.status is not None:
+                    probed += 1
+                    healthy += int(health.status.code == "HealthState/healthy")
+            warm = 0
+            for standby_pool in standby.standby_virtual_machine_pools.list_by_resource_group(group):
+                attached = (
+                    (standby_pool.properties.attached_virtual_machine_scale_set_id or "")
+                    if (standby_pool.properties)
+                    else ""
+                )
+                if attached.lower() != (vmss.id or "").lower():
+                    continue
+                view = standby.standby_virtual_machine_pool_runtime_views.get(
+                    group, standby_pool.name, "latest"
+                )
+                for summary in (
+                    view.properties.instance_count_summary if view.properties else []
+                ) or []:
+                    for entry in summary.instance_counts_by_state or []:
+                        name = _text(entry.state)
+                        states[f"Standby:{name}"] += int(entry.count)
+                        if name in ("Deallocated", "Hibernated"):
+                            warm += int(entry.count)
+        profile = vmss.virtual_machine_profile
+        reference = (
+            profile.storage_profile.image_reference if profile and profile.storage_profile else None
+        )
+        image = None
+        if reference is not None:
+            image = (
+                reference.id
+                or ":".join(
+                    str(p)
+                    for p in (
+                        reference.publisher,
+                        reference.offer,
+                        reference.sku,
+                        reference.version,
+                    )
+                    if p
+                )
+                or None
+            )
+        return SideObservation(
+            role=role,
+            cloud="azure",
+            region=region,
+            group=vmss.name,
+            desired=int(vmss.sku.capacity) if vmss.sku and vmss.sku.capacity is not None else None,
+            states=dict(sorted(states.items())),
+            serving=serving,
+            starting=starting,
+            warm=warm,
+            targets={"healthy": healthy, "unhealthy": probed - healthy} if probed else None,
+            healthy_targets=healthy if probed else None,
+            image=image,
+            machine_type=vmss.sku.name if vmss.sku else None,
+            app_version=(vmss.tags or {}).get(APP_VERSION_TAG),
+        )
+
+    def observe_balancer(self, *, pool: str, spec: PoolSpec) -> BalancerObservation | None:
+        if (
+            spec.balancer.kind is not BalancerKind.azure_traffic_manager
+            or spec.balancer.dns is None
+        ):
+            return None
+        where = f"azure:trafficmanager {pool}/balancer"
+        group = spec.primary.network.resource_group or spec.mirror_network.resource_group
+        with _translated(where):
+            if self._traffic is None:
+                credential, subscription = _credential(where)
+                from azure.mgmt.trafficmanager import TrafficManagerManagementClient
+
+                self._traffic = TrafficManagerManagementClient(credential, subscription)
+            profile = self._traffic.profiles.get(group, spec.balancer.dns.zone)
+        weights: dict[str, int] = {}
+        healthy: dict[str, bool | None] = {}
+        for endpoint in profile.endpoints or []:
+            if endpoint.name not in ("primary", "mirror"):
+                continue
+            weights[endpoint.name] = int(endpoint.weight or 0)
+            status = _text(endpoint.endpoint_monitor_status)
+            healthy[endpoint.name] = (
+                None if status in _TM_UNKNOWN or not status else status in _TM_HEALTHY
+            )
+        return BalancerObservation(weights=weights, healthy=healthy)
+
+
+def _text(value: Any) -> str:
+    """An SDK enum member or string as its API value (``Online``, not ``EndpointMonitorStatus.ONLINE``)."""
+    return str(getattr(value, "value", value) or "")
+
+
+def _credential(where: str) -> tuple[Any, str]:
+    subscription = os.environ.get("AZURE_SUBSCRIPTION_ID")
+    if not subscription:
+        raise ObserveError(
+            "AZURE_SUBSCRIPTION_ID is not set (the subscription to read)",
+            where=where,
+            cloud_wide=True,
+        )
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(), subscription
+
+
+class _translated:
+    """azure-core's exceptions as :class:`ObserveError` / :class:`ObserveUnavailable`."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, ObserveError):
+            return False
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        where = self.where
+        if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+            raise ObserveUnavailable(f"cannot reach Azure ({exc})", where=where) from exc
+        if isinstance(exc, ClientAuthenticationError):
+            raise ObserveError(
+                f"Azure credentials were refused or not found ({exc.message})",
+                where=where,
+                cloud_wide=True,
+            ) from exc
+        if isinstance(exc, HttpResponseError):
+            code = exc.status_code or 0
+            if code == 429 or code >= 500:
+                raise ObserveUnavailable(
+                    f"Azure answered {code}: {exc.message}", where=where, cloud_wide=False
+                ) from exc
+            raise ObserveError(f"Azure answered {code}: {exc.message}", where=where) from exc
+        return False
