@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting import Forecast, ForecastUnavailable
+from forecasting.cleaning import UNIT_UPPER_BOUNDS, out_of_range
 from forecasting.errors import UnusableSeriesError
 from infra.config import MetricSpec, MirrorcastConfig, format_duration
 from policies import Decision, MirrorHealth, Plan, PlannerMemory, PlanningInput
@@ -150,6 +151,11 @@ def decide(
         for metric, spec in pool.metrics.items():
             series = _until(pool_history.get(metric), stamp)
             if series is not None:
+                series, problems = screen_observations(
+                    series, spec=spec, now=stamp, name=f"{pool_name}.{metric}"
+                )
+                degraded.extend(problems)
+            if series is not None:
                 current[pool_name][metric] = series
             if series is not None and len(series) > 0:
                 wanted[(pool_name, metric)] = series
@@ -267,6 +273,46 @@ def _planner() -> Callable[[PlanningInput], Plan]:
 
     planner: Callable[[PlanningInput], Plan] = policies.plan
     return planner
+
+
+def screen_observations(
+    series: pd.Series, *, spec: MetricSpec, now: pd.Timestamp, name: str
+) -> tuple[pd.Series | None, list[str]]:
+    """The observations a cycle may act on, and one sentence per thing it refused.
+
+    - Values a bounded unit cannot take (a percent above 100, a ratio above 1) are dropped:
+      one 1e12 sample from a broken exporter is not demand, and a ``current(cpu) > 90%`` rule
+      must not fire on it. The engine repairs the same way when it cleans a series.
+    - A series whose newest observation is older than the metric's ``max_age`` is not acted
+      on at all (``None``): three-hour-old data says nothing about now. Rules reading it find
+      no data, and the forecast falls back as for a source outage.
+
+    :param series: observations up to ``now`` (UTC index).
+    :param spec: the metric's definition (``unit``, ``max_age``).
+    :param now: the decision time.
+    :param name: ``pool.metric``, for the sentences.
+    """
+    problems: list[str] = []
+    values = series.to_numpy(dtype=float, na_value=np.nan)
+    above = out_of_range(values, unit=spec.unit)
+    if above.any():
+        problems.append(
+            f"{name}: {int(above.sum())} samples above {UNIT_UPPER_BOUNDS[spec.unit]:g} (the most "
+            f"a {spec.unit} can be; largest {float(values[above].max()):g}) rejected"
+        )
+        series = series[~above]
+    valid = series.dropna()
+    if len(valid):
+        newest = pd.Timestamp(pd.DatetimeIndex(valid.index).max())
+        age = (now - newest).to_pytimedelta()
+        if age > spec.max_age:
+            age = timedelta(minutes=round(age.total_seconds() / 60)) or age
+            problems.append(
+                f"{name}: newest observation is {format_duration(age)} old ({newest.isoformat()}), "
+                f"older than its max_age {format_duration(spec.max_age)}; not acted on"
+            )
+            return None, problems
+    return series, problems
 
 
 def _until(series: pd.Series | None, stamp: pd.Timestamp) -> pd.Series | None:

@@ -19,12 +19,41 @@ import pandas as pd
 from forecasting._result import Repair
 from forecasting.errors import UnusableSeriesError
 
-__all__ = ["MIN_OBSERVATIONS", "CleanedSeries", "clean_series", "fill_for_fit", "infer_step"]
+__all__ = [
+    "MIN_OBSERVATIONS",
+    "UNIT_UPPER_BOUNDS",
+    "CleanedSeries",
+    "clean_series",
+    "fill_for_fit",
+    "infer_step",
+    "out_of_range",
+]
 
 logger = logging.getLogger(__name__)
 
 MIN_OBSERVATIONS = 3
 """Fewest valid points from which a step can be inferred and a series cleaned at all."""
+
+UNIT_UPPER_BOUNDS: dict[str, float] = {"percent": 100.0, "ratio": 1.0}
+"""Largest possible value of the bounded units (``MetricSpec.unit``). A utilisation percentage
+above 100 (a 1e12 from a broken exporter) is not demand; left in, one such sample fired a
+``current(cpu) > 90%`` rule. Unbounded units (rps, ms, count, bytes/s) have no upper limit."""
+
+_BOUND_TOLERANCE = 1e-6
+"""Relative slack above a bound, so float rounding (100.0000001 %) is not rejected."""
+
+
+def out_of_range(values: np.ndarray, *, unit: str | None) -> np.ndarray:
+    """Boolean mask of ``values`` above the upper bound of ``unit`` (all ``False`` if unbounded).
+
+    :param values: the measurements (NaN is never out of range).
+    :param unit: the metric's unit (``percent``, ``ratio``, ...), or ``None``.
+    """
+    bound = UNIT_UPPER_BOUNDS.get(unit or "")
+    if bound is None:
+        return np.zeros(len(values), dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(values, dtype=float) > bound * (1 + _BOUND_TOLERANCE)
 
 
 @dataclass(frozen=True)
@@ -107,6 +136,7 @@ def clean_series(
     counter: bool = False,
     non_negative: bool = True,
     end: datetime | None = None,
+    unit: str | None = None,
 ) -> CleanedSeries:
     """Clean one raw metric series onto a regular UTC grid.
 
@@ -120,6 +150,9 @@ def clean_series(
         values are masked as gaps and reported, never clipped to a made-up zero.
     :param end: default ``None``; when given, points after this decision time are dropped first
         (naive means UTC), so a backtest never sees the future.
+    :param unit: default ``None``; the metric's unit. For a bounded unit
+        (:data:`UNIT_UPPER_BOUNDS`: percent, ratio) values above the bound are masked as gaps
+        and reported, like negative ones.
     :raises UnusableSeriesError: not a series of numbers over time, all missing, or too short.
     """
     if not isinstance(raw, pd.Series):
@@ -218,6 +251,20 @@ def clean_series(
                     f"{count} negative values masked as gaps (impossible for this unit)",
                 )
             )
+
+    above = out_of_range(numbers, unit=unit)
+    if above.any():
+        count = int(above.sum())
+        largest = float(numbers[above].max())
+        stamps, numbers = stamps[~above], numbers[~above]
+        repairs.append(
+            Repair(
+                "out_of_range",
+                count,
+                f"{count} values above {UNIT_UPPER_BOUNDS[unit or '']:g} (the most a {unit} "
+                f"can be; largest {largest:g}) masked as gaps",
+            )
+        )
 
     if len(numbers) == 0:
         raise UnusableSeriesError(name, "every value is missing")

@@ -698,7 +698,7 @@ class ForecastEngine:
         now: datetime | None,
         horizon: timedelta,
     ) -> _Prepared:
-        cleaned = clean_series(raw, name=name, counter=spec.counter, end=now)
+        cleaned = clean_series(raw, name=name, counter=spec.counter, end=now, unit=spec.unit)
         repairs = list(cleaned.repairs)
         # Plain arrays until the end: this runs for every series every cycle.
         y = cleaned.values.to_numpy(dtype=float)

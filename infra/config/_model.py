@@ -476,6 +476,12 @@ class MetricSpec(_Model):
         gt=0,
         description="What one instance serves at 100% (for rps-like metrics); lets the planner size capacity.",
     )
+    max_age: Duration = Field(
+        default=parse_duration("30m"),
+        description="Staleness limit: when the newest observation is older than this at "
+        "decision time, the series is not acted on (no rule reads it, no fresh forecast is "
+        "made from it) and the cycle says so in a degraded line.",
+    )
 
 
 class RampSpec(_Model):
