@@ -1,8 +1,10 @@
-"""``pulumi preview`` of the demo stack with the real CLI (skipped when it is not installed).
+"""``pulumi preview`` of every example stack with the policy pack, through the real CLI.
 
-The CLI is a Go binary fetched from the internet, which the build machines cannot install; the
-mock-based tests cover the program everywhere, and this test checks that the CLI agrees where
-the CLI exists.
+Skipped when the CLI is not on PATH: it is a Go binary fetched from the internet, which the
+build machines cannot install. The mock-based tests (constraints, moto, CrossGuard on captured
+inputs) cover the program everywhere; this test checks that the CLI, its Python language host
+and the pack's own virtualenv (created from PulumiPolicy.yaml and requirements.txt) agree
+where the CLI exists. It runs on a local file backend in a temporary copy of the project.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pulumi_harness import EXAMPLE_STACKS, PASSWORD, SSH_PUBLIC_KEY
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,17 +29,36 @@ pytestmark = [
 
 
 def _project_copy(tmp_path: Path) -> Path:
-    """A copy of the project, so the CLI's salt and stack state never touch the checkout."""
+    """A copy of the project, so the CLI's salt, stack state and the pack's venv stay out of it."""
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(REPO / "Pulumi.yaml", project / "Pulumi.yaml")
-    shutil.copytree(REPO / "infra", project / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    ignore = shutil.ignore_patterns("__pycache__", "venv")
+    shutil.copytree(REPO / "infra", project / "infra", ignore=ignore)
     shutil.copytree(REPO / "stacks", project / "stacks")
+    shutil.copytree(
+        REPO / "policies" / "crossguard", project / "policies" / "crossguard", ignore=ignore
+    )
     (project / ".venv").symlink_to(REPO / ".venv")
     return project
 
 
-def test_demo_stack_previews_with_a_local_backend(tmp_path: Path) -> None:
+def _pulumi(project: Path, env: dict[str, str], *args: str, timeout: int = 600) -> str:
+    done = subprocess.run(
+        ["pulumi", *args, "--non-interactive"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("stack", EXAMPLE_STACKS)
+def test_every_example_stack_previews_with_the_policy_pack_on_a_local_backend(
+    stack: str, tmp_path: Path
+) -> None:
     project = _project_copy(tmp_path)
     backend = tmp_path / "state"
     backend.mkdir()
@@ -45,26 +67,29 @@ def test_demo_stack_previews_with_a_local_backend(tmp_path: Path) -> None:
         "PULUMI_BACKEND_URL": f"file://{backend}",
         "PULUMI_CONFIG_PASSPHRASE": "mirrorcast-test",
         "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "MIRRORCAST_STACK_FILE": str(project / "stacks" / f"Pulumi.{stack}.yaml"),
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
     }
-    subprocess.run(
-        ["pulumi", "stack", "select", "--create", "demo", "--non-interactive"],
-        cwd=project,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=300,
+    _pulumi(project, env, "stack", "select", "--create", stack)
+    for key, value in (
+        ("mirrorcast-secrets:databasePassword", PASSWORD),
+        ("mirrorcast-secrets:azureSshPublicKey", SSH_PUBLIC_KEY),
+    ):
+        _pulumi(project, env, "config", "set", "--secret", "--stack", stack, key, value)
+    output = _pulumi(
+        project,
+        env,
+        "preview",
+        "--stack",
+        stack,
+        "--diff",
+        "--policy-pack",
+        str(project / "policies" / "crossguard"),
+        timeout=1200,
     )
-    preview = subprocess.run(
-        ["pulumi", "preview", "--stack", "demo", "--non-interactive", "--diff"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    output = preview.stdout + preview.stderr
-    # Without cloud credentials the AWS provider may refuse to plan; the program itself must run.
+    # Without cloud credentials a provider may refuse to plan; the program and the pack must run.
     assert "mirrorcast:pool:Pool" in output, output
     assert "Traceback" not in output, output
+    assert "mirrorcast-guardrails" in output, output  # the pack was loaded from its virtualenv
+    assert "[mandatory]" not in output, output  # and found nothing wrong
