@@ -309,9 +309,9 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None or isinstance(exc, ObserveError):
-            return False
+            return None
         where = self.where
         if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
             raise ObserveUnavailable("no answer in time", where=where) from exc
@@ -333,4 +333,4 @@ class _translated:
             raise ObserveError(text, where=where) from exc
         if isinstance(exc, BotoCoreError):
             raise ObserveError(f"boto3 failed: {exc}", where=where) from exc
-        return False
+        return None

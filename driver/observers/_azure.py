@@ -241,9 +241,9 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None or isinstance(exc, ObserveError):
-            return False
+            return None
         from azure.core.exceptions import (
             ClientAuthenticationError,
             HttpResponseError,
@@ -267,4 +267,4 @@ class _translated:
                     f"Azure answered {code}: {exc.message}", where=where, cloud_wide=False
                 ) from exc
             raise ObserveError(f"Azure answered {code}: {exc.message}", where=where) from exc
-        return False
+        return None

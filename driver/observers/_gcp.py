@@ -235,9 +235,9 @@ class _translated:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is None or isinstance(exc, ObserveError):
-            return False
+            return None
         from google.api_core import exceptions as gexc
         from google.auth.exceptions import DefaultCredentialsError
 
@@ -252,4 +252,4 @@ class _translated:
             raise ObserveUnavailable(f"GCP: {exc}", where=where, cloud_wide=False) from exc
         if isinstance(exc, gexc.GoogleAPICallError):
             raise ObserveError(f"GCP: {exc}", where=where) from exc
-        return False
+        return None

@@ -291,8 +291,8 @@ class MirrorSpec(_Model):
     health_timeout: Duration = Field(
         default=parse_duration("15m"),
         description=(
-            "How long after activation a ramp step may wait for enough healthy mirror targets "
-            "(as the balancer reports them); past it the activation is rolled back and a "
+            "How long a ramp step may keep waiting for enough healthy mirror targets (as the "
+            "balancer reports them) for its share; past it the activation is rolled back and a "
             "notification sent. Keep it above the mirror's ready time."
         ),
     )

@@ -92,6 +92,7 @@ def step_plan(
     extra_current: dict[str, pd.Series] | None = None,
     extra_forecasts: dict[str, Forecast] | None = None,
     actuation_time: timedelta | None = None,
+    health: MirrorHealth | None = None,
 ) -> Plan:
     """One planning cycle for pool ``web``."""
     current = {"cpu": cpu if cpu is not None else flat(40, end=now)}
@@ -107,7 +108,8 @@ def step_plan(
             active_events=events,
             # A ready mirror: every instance the deployed config gives it is a healthy target.
             health={
-                "web": MirrorHealth(
+                "web": health
+                or MirrorHealth(
                     running=config.pools["web"].mirror_running if ready else 0,
                     healthy=config.pools["web"].mirror_running if ready else 0,
                     ready=ready,
