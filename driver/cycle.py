@@ -157,14 +157,16 @@ def decide(
                 degraded.extend(problems)
             if series is not None:
                 current[pool_name][metric] = series
-            if series is not None and len(series) > 0:
+            if series is not None and len(series) > 0 and spec.forecast:
                 wanted[(pool_name, metric)] = series
                 specs[(pool_name, metric)] = spec
     fresh_forecasts = _forecast_all(engine, wanted, specs=specs, now=now, events=events)
     for pool_name, pool in config.pools.items():
         pool_last = (last_good or {}).get(pool_name, {})
         forecasts[pool_name] = {}
-        for metric in pool.metrics:
+        for metric, metric_spec in pool.metrics.items():
+            if not metric_spec.forecast:
+                continue  # read by current(...) only: nothing to forecast or to miss
             fresh, problem = fresh_forecasts.get((pool_name, metric), (None, "no observations"))
             if fresh is not None:
                 forecasts[pool_name][metric] = fresh

@@ -121,6 +121,12 @@ class _Group:
                 self.booting.append((when, count - take))
         self.ready -= surplus
 
+    def restart(self, *, at: int, ready_minutes: int) -> None:
+        """Every instance starts over: none serves until ``at + ready_minutes``."""
+        total = self.size
+        self.ready = 0
+        self.booting = deque([(at + ready_minutes, total)] if total else [])
+
     def tick(self, minute: int) -> None:
         while self.booting and self.booting[0][0] <= minute:
             self.ready += self.booting.popleft()[1]
@@ -138,6 +144,10 @@ class SimulatedCloud:
     :param mirror_ready: the mirror's ready time for this pool (already resolved).
     :param warm_pool: a paused mirror keeps its instances stopped (``True``) or has none.
     :param mirror_size: instances the mirror holds at the start.
+    :param outage: ``(first minute, end minute)`` during which the primary's region serves
+        nothing (its instances keep running and costing: nobody turned them off); when it ends
+        every primary instance starts cold and serves one primary ready time later. The mirror
+        runs elsewhere and is unaffected.
     """
 
     def __init__(
@@ -149,7 +159,9 @@ class SimulatedCloud:
         mirror_ready: timedelta | None = None,
         warm_pool: bool = True,
         mirror_size: int = 0,
+        outage: tuple[int, int] | None = None,
     ) -> None:
+        self.outage = outage
         self._primary_ready_minutes = _minutes(timing.primary_ready)
         resolved = mirror_ready if mirror_ready is not None else timing.mirror_ready
         self._mirror_ready_minutes = _minutes(
@@ -196,6 +208,10 @@ class SimulatedCloud:
         """The share of traffic (0-1) the balancer sends to the mirror now."""
         return self._share
 
+    def primary_down(self, minute: int) -> bool:
+        """Whether the primary's region is out at ``minute`` (what its health checks see)."""
+        return self.outage is not None and self.outage[0] <= minute < self.outage[1]
+
     # ---------------------------------------------------------------- changing
 
     def set_primary(self, desired: int, *, at: int) -> None:
@@ -240,11 +256,14 @@ class SimulatedCloud:
         until = min(until, self._minutes_total)
         arrays = self._arrays
         for minute in range(self._clock, until):
+            if self.outage is not None and minute == self.outage[1]:
+                # The region is back: every primary instance boots again from cold.
+                self.primary.restart(at=minute, ready_minutes=self._primary_ready_minutes)
             self.primary.tick(minute)
             self.mirror.tick(minute)
             while self._pending_share and self._pending_share[0][0] <= minute:
                 self._share = self._pending_share.popleft()[1]
-            arrays["primary_ready"][minute] = self.primary.ready
+            arrays["primary_ready"][minute] = 0 if self.primary_down(minute) else self.primary.ready
             arrays["primary_running"][minute] = self.primary.size
             if self.mirror_active:
                 arrays["mirror_ready"][minute] = self.mirror.ready

@@ -50,6 +50,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+HEALTH_METRIC = "primary_healthy"
+"""A pool metric of this name is fed the simulated primary's health checks (percent passing)."""
+
 POLICY_NAMES: tuple[str, ...] = (
     "reactive",
     "scheduled-predictive",
@@ -76,6 +79,7 @@ class SimulationContext:
         oracle are references and ignore it).
     :param observation_step: minutes between the trace's own observations (5 for CloudWatch-style
         traces); a metric source would deliver points at this step.
+    :param outage: ``(first minute, end minute)`` when the primary's region serves nothing.
     """
 
     start: pd.Timestamp
@@ -88,6 +92,7 @@ class SimulationContext:
     initial: int
     max_instances: int
     observation_step: int = 1
+    outage: tuple[int, int] | None = None
 
     def time_of(self, minute: int) -> datetime:
         """The wall-clock time of a trace minute."""
@@ -138,7 +143,10 @@ class Policy(ABC):
         """
         self._context = context
         self._cloud = SimulatedCloud(
-            minutes=context.minutes, initial=context.initial, timing=context.timing
+            minutes=context.minutes,
+            initial=context.initial,
+            timing=context.timing,
+            outage=context.outage,
         )
 
     def cycle(self, now: int, observed: npt.NDArray[np.float64]) -> None:
@@ -377,7 +385,10 @@ class StaticPeakPolicy(Policy):
         self.instances = max(1, context.model.instances_for(peak))
         self._context = context
         self._cloud = SimulatedCloud(
-            minutes=context.minutes, initial=self.instances, timing=context.timing
+            minutes=context.minutes,
+            initial=self.instances,
+            timing=context.timing,
+            outage=context.outage,
         )
 
     def step(self, now: int, observed: npt.NDArray[np.float64]) -> None:
@@ -526,6 +537,7 @@ class MirrorcastPolicy(Policy):
             mirror_ready=context.timing.mirror_ready or pool.mirror_ready_time,
             warm_pool=pool.mirror.paused.strategy == "warm_pool",
             mirror_size=pool.mirror_size,
+            outage=context.outage,
         )
         self._tracker = TargetTracker(
             model=context.model,
@@ -582,9 +594,12 @@ class MirrorcastPolicy(Policy):
         at = context.time_of(now)
         # The simulated cloud read the way the driver reads a real one (driver.observers).
         observation = self._observer().observe(self._config, now=at, enabled=True)
+        metrics = {self.metric: history}
+        if HEALTH_METRIC in self._config.pools[self.pool].metrics:
+            metrics[HEALTH_METRIC] = self._primary_health(now)
         result = decide(
             config=self._config,
-            history={self.pool: {self.metric: history}},
+            history={self.pool: metrics},
             engine=self.engine,
             now=at,
             memory=self.memory,
@@ -640,6 +655,14 @@ class MirrorcastPolicy(Policy):
     def _observer(self) -> StackObserver:
         simulated = SimulatedObserver(self.cloud)
         return StackObserver(observers={cloud.value: simulated for cloud in Cloud}, attempts=1)
+
+    def _primary_health(self, now: int) -> pd.Series:
+        """The primary's health checks as a metric source reports them: the percentage of its
+        instances passing, per minute over the last half hour before ``now``."""
+        minutes = range(max(0, now - 30), now)
+        values = [0.0 if self.cloud.primary_down(m) else 100.0 for m in minutes]
+        index = pd.DatetimeIndex([self.context.time_of(m) for m in minutes])
+        return pd.Series(values, index=index, name=HEALTH_METRIC, dtype=float)
 
     def _apply(self, changes: list[ConfigChange]) -> None:
         """Apply the plan's config changes to the simulated stack config, as Pulumi would."""

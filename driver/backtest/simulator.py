@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 
 from driver.backtest.cloud import CloudRecord, CloudTiming
 from driver.backtest.errors import BacktestError
@@ -54,6 +55,8 @@ class BacktestSettings:
     :param timing: the cloud's delays (primary 5 min, mirror from the pool, DNS TTL 60 s).
     :param max_instances: a ceiling for every policy (default: the pool's ``capacity.max``, or
         1000 without a pool).
+    :param outage: ``(start, duration)``: the primary's region serves nothing for that long
+        (``--outage``); the mirror, elsewhere, is unaffected. Default none.
     """
 
     interval: timedelta = timedelta(minutes=5)
@@ -64,6 +67,7 @@ class BacktestSettings:
     paused_cost_fraction: float = 0.1
     timing: CloudTiming = field(default_factory=CloudTiming)
     max_instances: int = 1000
+    outage: tuple[pd.Timestamp, timedelta] | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +144,26 @@ def _minutes(value: timedelta) -> int:
     return max(1, math.ceil(value.total_seconds() / 60))
 
 
+def _outage_minutes(
+    trace: Trace, settings: BacktestSettings, *, score_start: int
+) -> tuple[int, int] | None:
+    """The outage as trace minutes, refused unless it lies in the scored part."""
+    if settings.outage is None:
+        return None
+    start, duration = settings.outage
+    stamp = pd.Timestamp(start)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    first = int((stamp - trace.start) / pd.Timedelta(minutes=1))
+    length = _minutes(duration)
+    if not score_start <= first < trace.minutes:
+        raise BacktestError(
+            f"--outage starts at {stamp}, outside the scored part of {trace.source} "
+            f"({trace.demand.index[min(score_start, trace.minutes - 1)]} to "
+            f"{trace.demand.index[-1]})"
+        )
+    return first, min(trace.minutes, first + length)
+
+
 def default_instance_capacity(trace: Trace, *, history: timedelta) -> float:
     """The 95th percentile of the unscored history part divided by 10.
 
@@ -194,6 +218,7 @@ def run_backtest(
     if not scored.any():
         raise BacktestError(f"{trace.source}: every minute after the history part is a gap")
 
+    outage = _outage_minutes(trace, settings, score_start=score_start)
     warmup = _minutes(settings.warmup)
     first_cycle = max(interval, ((score_start - warmup) // interval) * interval)
     before = demand[max(0, first_cycle - interval) : first_cycle]
@@ -209,6 +234,7 @@ def run_backtest(
         initial=max(1, model.instances_for(initial_load, utilisation=0.6)),
         max_instances=settings.max_instances,
         observation_step=max(1, int(trace.step.total_seconds() // 60)),
+        outage=outage,
     )
     elapsed: dict[str, float] = {}
     for policy in policies:
@@ -242,6 +268,17 @@ def run_backtest(
             paused_cost_fraction=settings.paused_cost_fraction,
         )
         extra = policy.report()
+        if outage is not None:
+            # Shortfall while the primary's region is out: what a switchover to the mirror buys.
+            window = np.zeros(minutes, dtype=bool)
+            window[outage[0] : outage[1]] = True
+            window &= scored
+            short = model.underprovisioned(demand, record) & window
+            extra = {
+                **extra,
+                "outage_minutes": int(window.sum()),
+                "outage_underprovisioned_minutes": int(short.sum()),
+            }
         runs[policy.name] = PolicyRun(
             name=policy.name,
             score=score,

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -108,6 +110,13 @@ def backtest(
             "`pulumi up`)."
         ),
     ] = "2m",
+    outage: Annotated[
+        str | None,
+        typer.Option(
+            help="START,DURATION: the primary's region serves nothing for DURATION from START "
+            "(an ISO time, UTC if naive, or a duration after scoring starts, e.g. 2d13h,1h).",
+        ),
+    ] = None,
     sweep: Annotated[
         bool,
         typer.Option(
@@ -142,6 +151,7 @@ def backtest(
                 actuation_delay=_duration(actuation_delay, "--actuation-delay") or timedelta(0),
             ),
             max_instances=pool_spec.primary.capacity.max,
+            outage=_outage(outage, trace=loaded, history=_duration(history, "--history")),
         )
         if sweep:
             result_sweep = _run_sweep(
@@ -185,6 +195,44 @@ def backtest(
 
         plot_backtest(result, plot_out)
         console.print(f"plot written to {plot_out}")
+
+
+def _outage(
+    text: str | None, *, trace: Trace, history: timedelta | None
+) -> tuple[pd.Timestamp, timedelta] | None:
+    """``--outage START,DURATION`` as (start time, duration)."""
+    if text is None:
+        return None
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise BacktestError(
+            f"--outage {text!r}: expected START,DURATION, e.g. 2d13h,1h or 1995-07-12T14:00,1h"
+        )
+    start_text, duration_text = parts
+    try:
+        duration = parse_duration(duration_text)
+    except ValueError as exc:
+        raise BacktestError(f"--outage duration {duration_text!r}: {exc}") from None
+    try:
+        offset = _compound_duration(start_text)
+    except ValueError:
+        try:
+            stamp = pd.Timestamp(start_text)
+        except ValueError:
+            raise BacktestError(
+                f"--outage start {start_text!r} is neither a time (1995-07-12T14:00) nor a "
+                "duration after scoring starts (2d13h)"
+            ) from None
+        return stamp, duration
+    return trace.start + (history or timedelta(days=7)) + offset, duration
+
+
+def _compound_duration(text: str) -> timedelta:
+    """``2d13h30m`` as a duration (each part as ``parse_duration`` reads it)."""
+    parts = re.findall(r"\d+(?:\.\d+)?[a-z]+", text)
+    if not parts or "".join(parts) != text:
+        raise ValueError(f"expected a duration such as 2d13h, got {text!r}")
+    return sum((parse_duration(part) for part in parts), timedelta(0))
 
 
 def _run_sweep(
@@ -289,6 +337,11 @@ def _print_table(result: BacktestResult, console: Console) -> None:
         table.add_column(column, justify="left" if column == "policy" else "right")
     for name, run in result.runs.items():
         score = run.score
+        if "outage_minutes" in run.extra:
+            console.print(
+                f"{name}: short {run.extra['outage_underprovisioned_minutes']} of the "
+                f"{run.extra['outage_minutes']} outage minutes"
+            )
         table.add_row(
             name,
             f"{score.underprovisioned_minutes:,}",

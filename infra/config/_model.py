@@ -482,6 +482,11 @@ class MetricSpec(_Model):
         "decision time, the series is not acted on (no rule reads it, no fresh forecast is "
         "made from it) and the cycle says so in a degraded line.",
     )
+    forecast: bool = Field(
+        default=True,
+        description="Forecast this metric each cycle. Off for a metric only current(...) rules "
+        "read (a health check): it is collected but costs no model fit.",
+    )
 
 
 class RampSpec(_Model):

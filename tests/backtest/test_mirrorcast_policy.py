@@ -65,7 +65,9 @@ def test_every_cycle_goes_through_the_drivers_decide(
     result, calls = surge
     assert len(calls) == result.runs["mirrorcast"].extra["cycles"] > 20
     first = calls[0]
-    assert set(first["history"]) == {"app"} and set(first["history"]["app"]) == {"rps"}
+    # The trace as the pool's demand, and the simulated region's health checks.
+    assert set(first["history"]) == {"app"}
+    assert set(first["history"]["app"]) == {"rps", "primary_healthy"}
     assert first["config"].pools["app"].metrics["rps"].per_instance_capacity == pytest.approx(
         result.model.instance_capacity
     )

@@ -1,0 +1,128 @@
+"""``--outage``: the primary's region serves nothing for a while; the warm mirror takes over."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driver.backtest import BacktestSettings, CloudTiming, SimulatedCloud, run_backtest
+from driver.backtest.errors import BacktestError
+from driver.backtest.stack import build_policies, load_backtest_stack
+from driver.backtest.trace import trace_from_series
+
+
+class TestTheSimulatedRegion:
+    def test_serves_nothing_while_out_and_starts_cold_after(self) -> None:
+        cloud = SimulatedCloud(minutes=60, initial=4, timing=CloudTiming(), outage=(10, 20))
+        cloud.advance(60)
+        record = cloud.record()
+        assert record.primary_ready[:10].tolist() == [4] * 10
+        assert record.primary_ready[10:25].tolist() == [0] * 15  # out, then a 5-minute boot
+        assert record.primary_ready[25:].tolist() == [4] * 35
+        # Nobody turned the instances off: they cost throughout.
+        assert record.primary_running.tolist() == [4] * 60
+        assert cloud.primary_down(10) and not cloud.primary_down(20)
+
+
+def steady_day(days: float = 3.5, *, seed: int = 3) -> pd.Series:
+    """A daily cycle (20 at night, 60 by day) with a little noise, per minute."""
+    minutes = int(days * 1440)
+    rng = np.random.default_rng(seed)
+    clock = np.arange(minutes) % 1440
+    base = 20 + 40 * np.exp(-(((clock - 720) / 240.0) ** 2))
+    index = pd.date_range("2024-03-04", periods=minutes, freq="min", tz="UTC")
+    return pd.Series(base * rng.uniform(0.97, 1.03, minutes), index=index)
+
+
+@pytest.fixture(scope="module")
+def outage_run():  # type: ignore[no-untyped-def]
+    trace = trace_from_series(steady_day(), name="steady-day")
+    start = trace.start + pd.Timedelta(days=3, hours=2)
+    settings = BacktestSettings(
+        history=timedelta(days=3),
+        warmup=timedelta(minutes=30),
+        outage=(start, timedelta(hours=1)),
+    )
+    policies = build_policies(["reactive", "mirrorcast"], stack=load_backtest_stack())
+    return run_backtest(trace, policies, settings=settings)
+
+
+def test_a_single_region_pool_loses_the_whole_outage(outage_run) -> None:  # type: ignore[no-untyped-def]
+    reactive = outage_run.runs["reactive"].extra
+    assert reactive["outage_minutes"] == 60
+    assert reactive["outage_underprovisioned_minutes"] == 60
+
+
+def test_the_health_driven_switchover_serves_most_of_it_from_the_mirror(outage_run) -> None:  # type: ignore[no-untyped-def]
+    mirrorcast = outage_run.runs["mirrorcast"]
+    lost = mirrorcast.extra["outage_underprovisioned_minutes"]
+    # Detection waits for a cycle (up to 5 min), then `up` (2 min), the warm mirror (2 min) and
+    # the DNS TTL (1 min): about ten minutes of the hour.
+    assert lost <= 15, lost
+    assert mirrorcast.score.mirror_activations == 1
+    explanations = " ".join(note.explanation for note in mirrorcast.notes)
+    assert "region-failover" in explanations
+    # Once the region is back and healthy past the rollback grace, traffic returns.
+    assert mirrorcast.record.mirror_share[-1] == 0
+
+
+def test_without_an_outage_the_failover_rule_never_fires() -> None:
+    trace = trace_from_series(steady_day(3.2), name="steady-day")
+    settings = BacktestSettings(history=timedelta(days=3), warmup=timedelta(minutes=30))
+    result = run_backtest(
+        trace, build_policies(["mirrorcast"], stack=load_backtest_stack()), settings=settings
+    )
+    assert result.runs["mirrorcast"].score.mirror_activations == 0
+    assert "outage_minutes" not in result.runs["mirrorcast"].extra
+
+
+def test_an_outage_outside_the_scored_part_is_refused(elb_excerpt: Path) -> None:
+    from driver.backtest import load_trace
+
+    trace = load_trace(elb_excerpt)
+    settings = BacktestSettings(history=timedelta(days=3), outage=(trace.start, timedelta(hours=1)))
+    with pytest.raises(BacktestError, match=r"--outage starts at .* outside the scored part"):
+        run_backtest(
+            trace, build_policies(["reactive"], stack=load_backtest_stack()), settings=settings
+        )
+
+
+def test_a_metric_marked_forecast_false_is_read_but_never_forecast() -> None:
+    """The health check feeds current(...) only: forecasting it cost a model fit every cycle."""
+    from datetime import datetime
+
+    from driver.backtest.stack import default_engine
+    from driver.cycle import decide
+    from policies import PlannerMemory
+
+    config = load_backtest_stack().config
+    assert config.pools["app"].metrics["primary_healthy"].forecast is False
+    asked: list[tuple[str, str]] = []
+    engine = default_engine(config)
+    real = engine.forecast_many
+
+    def spy(histories, **kwargs):  # type: ignore[no-untyped-def]
+        asked.extend(histories)
+        return real(histories, **kwargs)
+
+    engine.forecast_many = spy  # type: ignore[method-assign]
+    demand = steady_day(3.0)
+    now = demand.index[-1].to_pydatetime()
+    health = pd.Series(0.0, index=demand.index[-30:])
+    result = decide(
+        config=config,
+        history={"app": {"rps": demand, "primary_healthy": health}},
+        engine=engine,
+        now=now,
+        memory=PlannerMemory(),
+    )
+    assert asked == [("app", "rps")]
+    assert set(result.forecasts["app"]) == {"rps"}
+    assert not any("primary_healthy" in line for line in result.degraded)
+    # ... and the failover rule read it: the primary's health checks fail, the mirror is asked for.
+    assert any(o.rule == "region-failover" and o.fired for o in result.plan.rules)
+    assert isinstance(now, datetime)
