@@ -49,6 +49,10 @@ MIN_SERIES_PER_TASK = 4
 """Fewer series than this per task cost more to ship (and, locally, to start a worker) than
 they save; smaller batches run in the driver."""
 
+TASKS_PER_WORKER = 4
+"""Chunks per worker: series differ in cost (a Theta fit can take ten times an ETS one), so a
+few chunks each let a worker that finished early take more instead of idling."""
+
 
 class WorkPool(Protocol):
     """Runs a picklable function over tasks, in order; ``parallelism`` tasks at a time."""
@@ -62,11 +66,11 @@ class WorkPool(Protocol):
 
 
 def chunked(items: Sequence[T], *, parallelism: int) -> list[list[T]]:
-    """``items`` in at most ``parallelism`` contiguous chunks of at least
-    :data:`MIN_SERIES_PER_TASK` items (one chunk when that leaves a single one)."""
+    """``items`` in at most :data:`TASKS_PER_WORKER` x ``parallelism`` contiguous chunks of at
+    least :data:`MIN_SERIES_PER_TASK` items (one chunk when that leaves a single one)."""
     if parallelism <= 1 or len(items) < 2 * MIN_SERIES_PER_TASK:
         return [list(items)] if items else []
-    count = min(parallelism, len(items) // MIN_SERIES_PER_TASK)
+    count = min(TASKS_PER_WORKER * parallelism, len(items) // MIN_SERIES_PER_TASK)
     size, extra = divmod(len(items), count)
     out: list[list[T]] = []
     start = 0

@@ -16,7 +16,12 @@ import pandas as pd
 import pytest
 
 from forecasting import Forecast, ForecastEngine
-from forecasting.distributed import MIN_SERIES_PER_TASK, chunked, forecast_distributed
+from forecasting.distributed import (
+    MIN_SERIES_PER_TASK,
+    TASKS_PER_WORKER,
+    chunked,
+    forecast_distributed,
+)
 from forecasting.models import forecast_models
 from infra.config import ForecastSettings
 
@@ -112,9 +117,11 @@ class TestChunks:
     def test_chunks_cover_every_series_once_in_order_and_small_batches_stay_whole(self) -> None:
         items = list(range(21))
         parts = chunked(items, parallelism=4)
+        many = chunked(list(range(400)), parallelism=2)
 
         assert [x for part in parts for x in part] == items
-        assert len(parts) == 4 and min(len(p) for p in parts) >= MIN_SERIES_PER_TASK
+        assert len(parts) == 5 and min(len(p) for p in parts) >= MIN_SERIES_PER_TASK
+        assert len(many) == 2 * TASKS_PER_WORKER  # a few per worker, for balance
         assert chunked(items[:7], parallelism=4) == [items[:7]]
         assert chunked(items, parallelism=1) == [items]
 
