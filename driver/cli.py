@@ -9,7 +9,7 @@ for): ``mirrorcast --help`` lists the commands from :data:`COMMANDS` without imp
 them, and ``mirrorcast status`` imports the status module alone. A one-shot run (the CronJob and
 systemd-timer modes) otherwise paid about a second of pandas, scipy and statsforecast imports
 for commands it never ran. ``tests/driver/test_cli_startup.py`` checks both, and that each
-summary below is the first line of its command's own help.
+summary below is the first paragraph of its command's own help.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ __all__ = ["COMMANDS", "COMMAND_MODULES", "app", "main"]
 
 COMMANDS: dict[str, tuple[str, str]] = {
     # command name -> (module defining ``register(app: typer.Typer) -> None``, one-line summary
-    # shown by ``mirrorcast --help``: the first line of the command's docstring).
+    # shown by ``mirrorcast --help``: the first paragraph of the command's docstring).
     "backtest": (
         "driver.commands.backtest",
         "Backtest a demand trace: mirrorcast against reactive, scheduled-predictive, static-peak and oracle.",
@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "status": (
         "driver.commands.status",
-        "Show each pool's mirror, weights and capacity, and pending ramps and rollbacks.",
+        "Show each pool's mirror, weights and capacity, pending ramps and rollbacks, and what the clouds report beside it.",
     ),
     "history": (
         "driver.commands.history",
@@ -67,7 +67,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "evaluate-forecast": (
         "driver.commands.evaluate_forecast",
-        "Evaluate the forecasting models on TRACE by rolling-origin cross-validation.",
+        "Evaluate the driver's forecast and each candidate model on TRACE over rolling origins.",
     ),
 }
 
