@@ -116,7 +116,7 @@ def bounded_request(
             left()
         # requests keeps a body it has read in ``_content``; .content, .text and .json() use it.
         response._content = b"".join(pieces)
-        response._content_consumed = True
+        response._content_consumed = True  # type: ignore[attr-defined]
         return response
     finally:
         # Returns the connection to the pool when the body was read, drops it otherwise.

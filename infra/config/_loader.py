@@ -168,15 +168,15 @@ def config_from_mapping(
     if issues:
         raise ConfigError(issues, source=source)
     try:
-        config = MirrorcastConfig.model_validate(data)
+        validated = MirrorcastConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(
             [_issue(error, data, document) for error in exc.errors(include_url=False)],
             source=source,
         ) from None
     # From here on every output of the process redacts the secrets this config names.
-    register_config_secrets(config)
-    return config
+    register_config_secrets(validated)
+    return validated
 
 
 def _plain(value: Any) -> Any:
