@@ -68,7 +68,8 @@ def rule_thresholds(pool: PoolSpec) -> list[Threshold]:
         if not rule.enabled:
             continue
         for comparison in walk(parse_rule(rule.when)):
-            term, number, op = comparison.left, comparison.right, comparison.op
+            term, number = comparison.left, comparison.right
+            op: str = comparison.op
             if isinstance(term, Quantity):
                 term, number, op = number, term, flipped[op]
             if not isinstance(number, Quantity) or not isinstance(term, Predicted | Current):

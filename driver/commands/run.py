@@ -60,6 +60,13 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--json", help="Print each cycle as JSON.")
         ] = False,
         log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "INFO",
+        metrics_listen: Annotated[
+            str | None,
+            typer.Option(
+                "--metrics-listen",
+                help="host:port for /metrics, e.g. 0.0.0.0:9464 in a container; default the stack's driver.metrics_listen.",
+            ),
+        ] = None,
     ) -> None:
         """Forecast, decide and apply on a schedule aligned to the interval."""
         from driver.logs import setup_logging
@@ -91,7 +98,7 @@ def register(app: typer.Typer) -> None:
             # Fail at start, not in the middle of the first cycle (missing CLI, no remote).
             driver.executor.check_ready()
             if not once:
-                _serve_metrics(driver, config.driver.metrics_listen)
+                _serve_metrics(driver, metrics_listen or config.driver.metrics_listen)
 
             def show(report: CycleReport) -> None:
                 if json_output:

@@ -164,7 +164,8 @@ def rule_warnings(config: MirrorcastConfig) -> list[str]:
             except RuleError:
                 continue  # reported as an error by the validators
             for comparison in comparisons(condition):
-                term, number, op = comparison.left, comparison.right, comparison.op
+                term, number = comparison.left, comparison.right
+                op: str = comparison.op
                 if isinstance(term, Quantity):
                     term, number = number, term
                     op = {">": "<", ">=": "<=", "<": ">", "<=": ">="}[op]
