@@ -76,6 +76,7 @@ class GitOpsExecutor:
         longer waits fail now and the next cycle tries again; default 60.
     :param backoff: first wait in seconds between retries of failing API calls, doubled per
         try (capped at 30 s); default 1.
+    :param api_deadline: seconds for one whole GitHub API request, answer included; default 30.
     """
 
     mode = "gitops"
@@ -90,6 +91,7 @@ class GitOpsExecutor:
         api_attempts: int = 3,
         max_wait: float = 60.0,
         backoff: float = 1.0,
+        api_deadline: float = _API_DEADLINE,
     ) -> None:
         self.stack_name = stack
         self.repo_root = repo_root
@@ -98,6 +100,7 @@ class GitOpsExecutor:
         self.api_attempts = api_attempts
         self.max_wait = max_wait
         self.backoff = backoff
+        self.api_deadline = api_deadline
 
     # ------------------------------------------------------------------ setup
 
@@ -288,7 +291,7 @@ class GitOpsExecutor:
                 f"{api}/repos/{repo}/pulls",
                 json=body,
                 headers=headers,
-                deadline=_API_DEADLINE,
+                deadline=self.api_deadline,
                 max_bytes=_API_MAX_BYTES,
             )
             if response.status_code == 201:
@@ -301,7 +304,7 @@ class GitOpsExecutor:
                     f"{api}/repos/{repo}/pulls",
                     params={"head": f"{owner}:{branch}", "state": "open"},
                     headers=headers,
-                    deadline=_API_DEADLINE,
+                    deadline=self.api_deadline,
                     max_bytes=_API_MAX_BYTES,
                 )
                 if found.ok and found.json():

@@ -212,3 +212,49 @@ def test_run_once_ends_within_its_deadline_and_memory_bound_whatever_the_metrics
     assert result.returncode == 0, result.stderr[-2000:]
     assert '"degraded"' in result.stdout and "web.cpu" in result.stdout, result.stdout[-2000:]
     assert peak_mb < PEAK_RSS_BOUND_MB, f"peak RSS {peak_mb:.0f} MB after {seconds:.1f} s"
+
+
+# ---------------------------------------------------------------- the GitHub API
+
+
+@pytest.mark.parametrize("behaviour", ["trickle", "endless", "huge"])
+def test_a_github_api_that_trickles_never_ends_or_floods_fails_the_proposal_within_its_deadline(
+    hostile: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, behaviour: str
+) -> None:
+    from cycle_support import RecentPeakEngine
+    from soak_harness import STACK
+    from test_reliability_secret_names import TOKEN, TOKEN_ENV, gitops_project
+
+    from driver.gitops import GitOpsExecutor
+    from driver.journal import Journal
+    from driver.observe import DriverMetrics
+    from driver.service import Driver
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    project = gitops_project(tmp_path, f"{hostile}/{behaviour}")
+    config = load_stack(STACK, project)
+    driver = Driver(
+        stack=STACK,
+        root=project,
+        mode="gitops",
+        journal=Journal(),
+        executor=GitOpsExecutor(
+            stack=STACK,
+            repo_root=project,
+            settings=config.driver.gitops,
+            api_attempts=1,
+            api_deadline=2.0,
+        ),
+        engine=RecentPeakEngine(),
+        metrics=DriverMetrics(),
+        holder="gitops-hang",
+    )
+    started = time.monotonic()
+    report = driver.run_cycle(now=datetime(2014, 4, 11, 0, 59, tzinfo=UTC))
+    seconds = time.monotonic() - started
+
+    # The branch is pushed; the pull request could not be opened, and the cycle says why.
+    assert report.outcome is not None and report.outcome.status == "failed", report.outcome
+    assert "GitHub API" in report.outcome.summary, report.outcome.summary
+    # Before: requests' per-read timeout (30 s) never fired on the trickle; it hung for ever.
+    assert seconds < 30, f"{seconds:.1f} s"

@@ -92,14 +92,15 @@ def _git(cwd: Path, *args: str) -> str:
     ).stdout
 
 
-def _gitops_project(root: Path, api: str) -> Path:
+def gitops_project(root: Path, api: str, *, token_env: str = TOKEN_ENV) -> Path:
+    """The soak project as a git repository with a bare remote, in gitops mode against ``api``."""
     project = make_project(root / "project", TRACE, quantile=0.7)
     stack_file = project / "stacks" / f"Pulumi.{STACK}.yaml"
     stack_file.write_text(
         stack_file.read_text().replace(
             "    mode: apply\n",
             f"    mode: gitops\n    gitops:\n      remote: origin\n      github_repo: o/r\n"
-            f"      github_api: {api}\n      token_env: {TOKEN_ENV}\n",
+            f"      github_api: {api}\n      token_env: {token_env}\n",
         )
     )
     _git(project, "init", "--quiet", "-b", "main")
@@ -124,7 +125,7 @@ def test_a_token_under_a_custom_variable_name_reaches_no_output(
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     # The driver's own log output (JSON lines on stderr), as a service writes it.
     setup_logging(level="DEBUG", json_logs=True)
-    project = _gitops_project(tmp_path, github)
+    project = gitops_project(tmp_path, github)
     config = load_stack(STACK, project)
     journal = Journal()
     driver = Driver(
