@@ -21,6 +21,7 @@ import shutil
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -438,7 +439,7 @@ def _cli_stores(text: str) -> Any:
 def _round_trips(value: Any) -> bool:
     """Whether ``--path`` would store ``value`` with its type (12.5 would become "12.5")."""
     stored = _cli_stores(config_value_text(value))
-    plain = value.value if hasattr(value, "value") and isinstance(value, str) else value
+    plain = value.value if isinstance(value, Enum) else value
     return type(stored) is type(plain) and stored == plain
 
 
@@ -482,7 +483,7 @@ def write_config(stack: auto.Stack, values: Mapping[str, Any]) -> None:
         node = tops[key]
         for part in rest[:-1]:
             node = node.setdefault(part, {})
-        plain_value = value.value if hasattr(value, "value") and isinstance(value, str) else value
+        plain_value = value.value if isinstance(value, Enum) else value
         if rest:
             node[rest[-1]] = plain_value
         else:
