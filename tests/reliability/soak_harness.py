@@ -10,6 +10,8 @@ Faults, chosen per cycle by a seeded RNG:
 
 - ``source_down``: the metrics file is missing (the source raises ``SourceError``);
 - ``source_garbage``: the metrics file holds text where numbers should be;
+- ``source_stale``: the metrics file ends three hours before the cycle (an exporter that died):
+  the series is past its ``max_age`` and must not be acted on;
 - ``up_locked``: another update holds the stack lock for longer than the driver waits;
 - ``up_halfway``: ``pulumi up`` dies after the mirror changed but before the weights did;
 - ``up_timeout``: ``pulumi up`` outlives ``driver.update_timeout``;
@@ -79,6 +81,7 @@ KILL_POINTS = ("cycle-start", "before-apply", "before-up", "after-up", "after-ap
 FAULT_KINDS = (
     "source_down",
     "source_garbage",
+    "source_stale",
     "up_locked",
     "up_halfway",
     "up_timeout",
@@ -172,6 +175,8 @@ class SoakReport:
     degraded_cycles: int = 0
     failed_updates: int = 0
     skipped_cycles: int = 0
+    stale_problems: list[str] = field(default_factory=list)
+    """Cycles that acted on data past its ``max_age`` (a ``source_stale`` fault)."""
     activations: int = 0
     activation_decisions: int = 0
     plans_applied: int = 0
@@ -305,6 +310,13 @@ def _garbage(path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _stale(path: Path, *, now: datetime) -> None:
+    """Keep only the rows at least three hours older than ``now``."""
+    frame = pd.read_csv(path)
+    stamps = pd.to_datetime(frame["timestamp"], utc=True)
+    frame[stamps <= pd.Timestamp(now) - pd.Timedelta(hours=3)].to_csv(path, index=False)
+
+
 def run_soak(
     root: Path,
     *,
@@ -379,6 +391,8 @@ def run_soak(
                 metrics_file.unlink()
             elif fault == "source_garbage":
                 _garbage(metrics_file)
+            elif fault == "source_stale":
+                _stale(metrics_file, now=now)
             elif fault == "up_locked":
                 cli.fail("up", *["locked"] * LOCK_ATTEMPTS)
             elif fault == "up_halfway":
@@ -404,10 +418,19 @@ def run_soak(
                     report.skipped_cycles += 1
                 if cycle.recovered is not None:
                     report.recoveries += 1
-                if cycle.degraded and any("metric source" in line for line in cycle.degraded):
+                if cycle.degraded and any(
+                    "metric source" in line or "not acted on" in line for line in cycle.degraded
+                ):
                     report.degraded_cycles += 1
                 if cycle.outcome is not None and not cycle.outcome.ok:
                     report.failed_updates += 1
+                if fault == "source_stale" and cycle.result is not None:
+                    # Three-hour-old data must not be read: the reactive rule finds no data.
+                    fired = [r.rule for r in cycle.result.plan.rules if r.fired]
+                    if "hot-now" in fired:
+                        report.stale_problems.append(
+                            f"cycle {index}: hot-now fired on data three hours old"
+                        )
             finally:
                 metrics_file.write_bytes(pristine)
                 if fault == "up_timeout":
@@ -419,7 +442,10 @@ def run_soak(
             driver.run_cycle(now=now)
     report.seconds = time.monotonic() - began
     report.activations = cli.activations
-    report.problems = check_invariants(root, journal, cli, initial=config, report=report)
+    report.problems = [
+        *check_invariants(root, journal, cli, initial=config, report=report),
+        *report.stale_problems,
+    ]
     return report, journal, cli
 
 
