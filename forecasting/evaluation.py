@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -107,7 +108,7 @@ def score_cross_validation(
     return out
 
 
-def weighted_quantile_loss(actual: npt.ArrayLike, quantiles: Mapping[int, npt.ArrayLike]) -> float:
+def weighted_quantile_loss(actual: npt.ArrayLike, quantiles: Mapping[Any, npt.ArrayLike]) -> float:
     """The mean weighted quantile loss over the percentiles in ``quantiles``.
 
     For each percentile ``q`` (curve ``f``): ``2 * sum(pinball_q(y, f)) / sum(|y|)``, where the

@@ -28,7 +28,7 @@ from driver.commands._common import EXIT_USER_ERROR, err_console, user_errors
 from forecasting.as_driven import DrivenEvaluation, evaluate_as_driven
 from forecasting.errors import UnusableSeriesError
 from forecasting.trace import evaluate_trace, read_trace_csv
-from infra.config import ConfigError, ForecastSettings, MetricSpec, parse_duration
+from infra.config import ForecastSettings, MetricSpec, UserError, parse_duration
 
 __all__ = ["register"]
 
@@ -127,7 +127,7 @@ def evaluate_forecast(
         if models is not None:
             names = [name.strip() for name in models.split(",") if name.strip()]
             if not names:
-                raise ConfigError("--models: no model names given")
+                raise UserError("--models: no model names given")
             updates["models"] = names
         settings = ForecastSettings.model_validate({**settings.model_dump(), **updates})
         if unit is not None:
@@ -209,7 +209,7 @@ def _stack_settings(
     """The forecast section, metric spec, events section, root and interval to evaluate with."""
     if config is None:
         if pool is not None or metric is not None:
-            raise ConfigError("--pool and --metric choose from a --config stack file; pass one")
+            raise UserError("--pool and --metric choose from a --config stack file; pass one")
         return ForecastSettings(), MetricSpec(unit="count"), None, Path.cwd(), timedelta(minutes=5)
     from driver.backtest.stack import load_backtest_stack
 
