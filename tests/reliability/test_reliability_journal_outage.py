@@ -25,8 +25,8 @@ from cycle_support import TRACE, make_driver
 from soak_harness import STACK, DyingJournal, Faults, KillableCli, make_project
 
 from driver.journal import JournalError
+from driver.observers import StackObservation
 from infra.config import MirrorcastConfig, load_stack
-from policies import MirrorHealth
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 T0 = datetime(2014, 4, 11, 0, 59, tzinfo=UTC)
@@ -112,13 +112,14 @@ def test_the_driver_stops_acting_while_the_journal_is_down_and_resumes_after(
     before = stack_file.read_text()
 
     # The database stops after the metrics were collected and before the plan is recorded.
-    health = driver.executor.health
+    # (The pools are observed between collecting and deciding: stop the database there.)
+    observe = driver.observer.observe
 
-    def stop_then_health(config: MirrorcastConfig) -> dict[str, MirrorHealth]:
+    def stop_then_observe(config: MirrorcastConfig, *, now: datetime) -> StackObservation:
         postgres.stop()
-        return health(config)
+        return observe(config, now=now)
 
-    driver.executor.health = stop_then_health  # type: ignore[method-assign]
+    driver.observer.observe = stop_then_observe  # type: ignore[method-assign]
     with pytest.raises(DATABASE_DOWN) as caught:
         driver.run_cycle(now=T0)
     assert "connect" in str(caught.value) or "terminat" in str(caught.value), caught.value
@@ -133,7 +134,7 @@ def test_the_driver_stops_acting_while_the_journal_is_down_and_resumes_after(
     assert cli.commands("up") == []
 
     # Back: the next cycle acts, once, with a record.
-    driver.executor.health = health  # type: ignore[method-assign]
+    driver.observer.observe = observe  # type: ignore[method-assign]
     postgres.start()
     now[0] = T0 + timedelta(minutes=10)
     started = time.monotonic()
