@@ -19,6 +19,7 @@ from forecasting import Forecast, ForecastEngine
 from forecasting.distributed import (
     MIN_SERIES_PER_TASK,
     TASKS_PER_WORKER,
+    LocalPool,
     chunked,
     forecast_distributed,
 )
@@ -98,6 +99,26 @@ class TestTheClusterGivesTheLocalResults:
         engine.close()
 
         assert engine.fits == fits and engine.updates >= len(fleet)
+
+
+class TestEveryLocalCore:
+    def test_local_worker_processes_give_the_one_process_results(
+        self, fleet: dict[tuple[str, str], pd.Series]
+    ) -> None:
+        now = _now(fleet)
+        one = _engine("local", workers=1).forecast_many(fleet, now=now)
+        engine = _engine("local", workers=2)
+        two = engine.forecast_many(fleet, now=now)
+        pool = engine._work_pool()
+        used_processes = isinstance(pool, LocalPool) and pool._executor is not None
+        engine.close()
+
+        assert used_processes  # the chunks went to worker processes, not this one
+        for key, mine in one.items():
+            theirs = two[key]
+            assert isinstance(mine, Forecast) and isinstance(theirs, Forecast)
+            assert (theirs.model, theirs.accuracy) == (mine.model, mine.accuracy)
+            assert np.allclose(theirs.mean, mine.mean, rtol=1e-9)
 
 
 class TestAnUnreachableClusterDegradesToLocal:
