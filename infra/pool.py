@@ -27,7 +27,7 @@ from infra._common import (
     pool_weights,
     type_token,
 )
-from infra.config import AzureSettings, BalancerKind, Cloud, PoolSpec
+from infra.config import AzureSettings, BalancerKind, Cloud, MirrorcastError, PoolSpec
 
 __all__ = ["Pool", "pool_summary"]
 
@@ -203,6 +203,10 @@ class Pool(pulumi.ComponentResource):
             return _Side(
                 plan.role, plan.cloud, scale_set, front.fqdn, front.dns_endpoint, front, None
             )
+        if plan.cloud is not Cloud.gcp:
+            # No implicit last branch: a cloud added to the config without its branch here
+            # would otherwise be declared as GCP.
+            raise _undeclared(self._name, f"the {plan.role}", plan.cloud)
         labels = gcp_labels(self._tags, pool=self._name, role=plan.role)
         opts = pulumi.ResourceOptions(parent=self)
         mig_type = gcp.PrimaryGroup if plan.role == "primary" else gcp.MirrorGroup
@@ -366,7 +370,7 @@ class Pool(pulumi.ComponentResource):
                 tags=aws_tags(self._tags, pool=self._name, role="database"),
                 opts=opts,
             )
-        else:
+        elif cloud is Cloud.gcp:
             gcp.CloudSqlReplica(
                 name,
                 spec=database,
@@ -375,3 +379,13 @@ class Pool(pulumi.ComponentResource):
                 labels=gcp_labels(self._tags, pool=self._name, role="database"),
                 opts=opts,
             )
+        else:
+            raise _undeclared(self._name, "the database", cloud)
+
+
+def _undeclared(pool: str, what: str, cloud: Any) -> MirrorcastError:
+    name = getattr(cloud, "value", cloud)
+    return MirrorcastError(
+        f"pool {pool}: {what} is on cloud {name!r}, which infra/pool.py does not declare; "
+        "add its branch (docs/architecture.md, 'A cloud')"
+    )
