@@ -21,6 +21,8 @@ from pulumi_harness import DB_SECRET, ProgramRun, run_program, stack_config
 from infra._common import declarability_problems
 from infra.config import ConfigError, config_from_mapping
 
+pytestmark = pytest.mark.server  # moto's server on a loopback port
+
 
 def _client(endpoint: str, service: str, region: str) -> Any:
     return boto3.client(
