@@ -21,6 +21,7 @@ from infra.config._model import *  # noqa: F403  (the model's own __all__ is the
 from infra.config._model import __all__ as _model_all
 from infra.config._rule_checks import rule_problems, rule_warnings
 from infra.config._secrets import (
+    NAMES_SECRET_ENV,
     REDACTED,
     WELL_KNOWN_SECRET_ENV,
     config_secret_env_names,
@@ -45,6 +46,7 @@ __all__ = [
     "YamlLimitError",
     "check_yaml_limits",
     "NAMESPACE",
+    "NAMES_SECRET_ENV",
     "REDACTED",
     "WELL_KNOWN_SECRET_ENV",
     "config_secret_env_names",

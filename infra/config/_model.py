@@ -29,6 +29,7 @@ from pydantic import (
 
 from infra.config._durations import Duration, parse_duration
 from infra.config._rule_checks import check_pool_rules, check_rule_quantiles
+from infra.config._secrets import NAMES_SECRET_ENV
 
 __all__ = [
     "WEIGHT_RANGES",
@@ -608,6 +609,8 @@ class NotifyAction(RuleAction):
     channel: str = Field(
         default="log",
         pattern=r"^(log|[A-Za-z_][A-Za-z0-9_]*)$",
+        # The variable's value (the webhook URL with its token) is redacted everywhere.
+        json_schema_extra=NAMES_SECRET_ENV,
         description=(
             "log, or the name of the environment variable holding the webhook URL (the URL "
             "carries the webhook's secret, so it is never written in the stack file)."

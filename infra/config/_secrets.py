@@ -6,8 +6,10 @@ What counts as a secret:
   (:data:`WELL_KNOWN_SECRET_ENV`: the Pulumi passphrase and token, AWS, Azure, GitHub);
 - the values of the environment variables **a loaded stack config names**: every config field
   whose name ends in ``_env`` holds the name of such a variable (``driver.gitops.token_env``,
-  ``metrics.bearer_token_env``, any added later), so a custom name such as
-  ``token_env: MC_GH_PAT`` is covered without a list to keep up to date;
+  ``metrics.bearer_token_env``, any added later), and so does every field declared with
+  ``json_schema_extra=NAMES_SECRET_ENV`` (a notify action's ``channel``: the variable holding
+  the webhook URL), so a custom name such as ``token_env: MC_GH_PAT`` is covered without a list
+  to keep up to date;
 - passwords inside URLs anywhere in a loaded config (``metrics.url``, ``driver.journal_url``:
   ``postgresql://user:password@host/db``);
 - values a caller passes for one call (a token it just read).
@@ -32,6 +34,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 __all__ = [
+    "NAMES_SECRET_ENV",
     "REDACTED",
     "WELL_KNOWN_SECRET_ENV",
     "config_secret_env_names",
@@ -41,6 +44,10 @@ __all__ = [
     "register_secret_env",
     "register_secret_value",
 ]
+
+NAMES_SECRET_ENV: dict[str, object] = {"x-names-secret-env": True}
+"""``json_schema_extra`` of a config field whose value is the name of an environment variable
+holding a secret (for fields not named ``*_env``)."""
 
 REDACTED = "[redacted]"
 """What every secret is replaced by, in every output."""
@@ -78,10 +85,20 @@ def register_secret_value(value: str | None) -> None:
 
 
 def config_secret_env_names(config: BaseModel) -> set[str]:
-    """Every environment variable name that a field ending in ``_env`` of ``config`` holds."""
+    """Every environment variable name that a secret-naming field of ``config`` holds.
+
+    A field names a secret when its name ends in ``_env`` or it is declared with
+    ``json_schema_extra=NAMES_SECRET_ENV``.
+    """
     names: set[str] = set()
-    for field, value, _model in _walk(config):
-        if field.endswith("_env") and isinstance(value, str) and value:
+    for field, value, model in _walk(config):
+        if not (isinstance(value, str) and value):
+            continue
+        info = type(model).model_fields.get(field)
+        extra = info.json_schema_extra if info is not None else None
+        if field.endswith("_env") or (
+            isinstance(extra, dict) and extra.get("x-names-secret-env") is True
+        ):
             names.add(value)
     return names
 

@@ -192,6 +192,14 @@ class TestOneRedactor:
         )
         assert config_secret_env_names(config) == {"PROM_PAT", "MC_GH_PAT"}
 
+    def test_a_notify_channel_names_the_variable_holding_a_webhook_secret(self) -> None:
+        data = _minimal()
+        data["pools"]["web"]["rules"][0]["actions"].append(
+            {"type": "notify", "message": "hot", "channel": "MC_PAGER_HOOK"}
+        )
+        config = MirrorcastConfig.model_validate(data)
+        assert "MC_PAGER_HOOK" in config_secret_env_names(config)
+
     def test_a_password_in_a_configured_url_is_redacted_once_the_config_is_loaded(
         self, tmp_path: Path
     ) -> None:
