@@ -23,9 +23,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from infra.config._durations import Duration, parse_duration
 from infra.config._rule_checks import check_pool_rules, check_rule_quantiles
@@ -768,41 +770,54 @@ class PoolSpec(_Model):
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:
+        # Every problem at once, not the first: a person writing a new stack should not fix
+        # the network to learn about the balancer (issue 17: errors came in rounds).
+        problems: list[str] = []
         mirror_cloud = self.mirror_cloud
         if self.mirror_placement == "cross-cloud" and self.mirror.machine_type is None:
-            raise ValueError(
+            problems.append(
                 f"mirror.machine_type is required for a cross-cloud mirror ({self.primary.cloud.value} -> {mirror_cloud.value})"
             )
         if self.primary.app.image_for(mirror_cloud, self.mirror_region) is None:
-            raise ValueError(
+            problems.append(
                 f"primary.app.images has no image for the mirror's location {mirror_cloud.value}:{self.mirror_region}"
             )
-        self.mirror.paused.state_for(mirror_cloud)
+        try:
+            self.mirror.paused.state_for(mirror_cloud)
+        except ValueError as exc:
+            problems.append(str(exc))
         if self.mirror_placement != "same-region" and self.mirror.network is None:
-            raise ValueError(f"mirror.network is required for a {self.mirror_placement} mirror")
-        self.primary.network.check_for(self.primary.cloud)
-        self.mirror_network.check_for(mirror_cloud)
+            problems.append(f"mirror.network is required for a {self.mirror_placement} mirror")
+        for network, cloud in (
+            (self.primary.network, self.primary.cloud),
+            (self.mirror_network, mirror_cloud),
+        ):
+            try:
+                network.check_for(cloud)
+            except ValueError as exc:
+                if str(exc) not in problems:
+                    problems.append(str(exc))
 
         kind = self.balancer.kind
         clouds = {self.primary.cloud, mirror_cloud}
         if not kind.dns_level:
             if clouds != {kind.cloud}:
-                raise ValueError(
+                problems.append(
                     f"balancer.kind {kind.value} splits traffic inside {kind.cloud.value} only; "
                     "a cross-cloud mirror needs route53, azure_traffic_manager or gcp_cloud_dns"
                 )
-            if kind is BalancerKind.alb and self.mirror_placement != "same-region":
-                raise ValueError(
+            elif kind is BalancerKind.alb and self.mirror_placement != "same-region":
+                problems.append(
                     "balancer.kind alb is regional; a cross-region AWS mirror needs route53 weighting"
                 )
         if self.mirror.state is MirrorState.paused and self.balancer.weights.mirror > 0:
-            raise ValueError(
+            problems.append(
                 f"balancer.weights.mirror is {self.balancer.weights.mirror} but the mirror is paused; "
                 "a paused mirror must take no traffic"
             )
         database = self.sync.database
         if database is not None and database.replica and self.mirror_placement == "cross-cloud":
-            raise ValueError(
+            problems.append(
                 "sync.database.replica across clouds is not supported (no managed cross-cloud replica); "
                 "set replica: false and replicate with your database's own tooling"
             )
@@ -811,7 +826,21 @@ class PoolSpec(_Model):
             and database.engine == "sqlserver"
             and self.primary.cloud is not Cloud.azure
         ):
-            raise ValueError("sync.database.engine sqlserver is only declared on Azure (Azure SQL)")
+            problems.append("sync.database.engine sqlserver is only declared on Azure (Azure SQL)")
+        if len(problems) == 1:
+            raise ValueError(problems[0])
+        if problems:
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", "{error}", {"error": problem}),
+                        loc=(),
+                        input=None,
+                    )
+                    for problem in problems
+                ],
+            )
         return self
 
     @model_validator(mode="after")

@@ -174,3 +174,61 @@ class TestMessages:
         (line,) = percent_overflow(config, [fc])
 
         assert "p99 reaches 131%" in line and "beyond the pool's present capacity" in line
+
+
+class TestConfigErrorsInOneRound:
+    """A half-written stack names every problem at once (issue 17 item 6: four tries before)."""
+
+    HALF_WRITTEN = (
+        "config:\n"
+        "  mirrorcast:pools:\n"
+        "    web:\n"
+        "      primary:\n"
+        "        cloud: aws\n"
+        "        region: us-east-1\n"
+        "        network: {vpc_id: vpc-0123456789abcdef0}\n"
+        "      mirror:\n"
+        "        percent: 50\n"
+        "        location: {region: us-west-2}\n"
+        "      balancer:\n"
+        "        kind: alb\n"
+    )
+
+    def test_missing_keys_network_and_balancer_kind_come_in_one_message(
+        self, in_project: Path
+    ) -> None:
+        (in_project / "stacks" / "Pulumi.half.yaml").write_text(self.HALF_WRITTEN)
+
+        result = runner.invoke(app, ["plan", "--stack", "half"])
+
+        assert result.exit_code == 2
+        text = " ".join(result.output.split())
+        for problem in (
+            "pools.web.primary.machine_type: is required",
+            "pools.web.primary.app: is required",
+            "pools.web.primary.capacity: is required",
+            "mirror.network is required for a cross-region mirror",
+            "a aws network needs subnet_ids",
+            "balancer.kind alb is regional",
+        ):
+            assert problem in text, problem
+        assert "Pulumi.half.yaml:3:5: pools.web:" in text  # positioned at the pool
+
+    def test_the_model_reports_every_cross_field_problem_of_a_pool(self) -> None:
+        from infra.config import ConfigError, config_from_text
+
+        complete = self.HALF_WRITTEN.replace(
+            "        network:",
+            "        machine_type: t3.medium\n"
+            "        app: {version: 1.0.0, images: {aws: ami-0123456789abcdef0}}\n"
+            "        capacity: {min: 2, max: 4, desired: 2}\n"
+            "        network:",
+        )
+
+        with pytest.raises(ConfigError) as caught:
+            config_from_text(complete, source="half.yaml")
+
+        messages = [issue.message for issue in caught.value.issues]
+        assert "mirror.network is required for a cross-region mirror" in messages
+        assert "a aws network needs subnet_ids" in messages
+        assert any("alb is regional" in m for m in messages)
