@@ -39,7 +39,6 @@ __all__ = [
     "NameLimit",
     "Role",
     "aws_ingress",
-    "aws_tags",
     "azure_nsg_rules",
     "child_name",
     "declarability_problems",
@@ -50,6 +49,7 @@ __all__ = [
     "network_tag",
     "physical_name",
     "pool_weights",
+    "resource_tags",
     "type_token",
 ]
 
@@ -172,8 +172,8 @@ def network_tag(pool: str, role: Role) -> str:
 # --------------------------------------------------------------------------- tags
 
 
-def aws_tags(tags: Mapping[str, str], *, pool: str, role: str) -> dict[str, str]:
-    """AWS (and Azure) tags: the stack's ``tags`` plus the pool and role mirrorcast manages.
+def resource_tags(tags: Mapping[str, str], *, pool: str, role: str) -> dict[str, str]:
+    """Tags for AWS and Azure resources: the stack's ``tags`` plus the pool and role mirrorcast manages.
 
     :param tags: ``config.tags`` from the stack.
     :param pool: the pool name.
@@ -196,7 +196,7 @@ def gcp_labels(tags: Mapping[str, str], *, pool: str, role: str) -> dict[str, st
     ``cost-center: web_platform``. Keys that sanitise to the same label keep the last value.
     """
     labels: dict[str, str] = {}
-    for key, value in aws_tags(tags, pool=pool, role=role).items():
+    for key, value in resource_tags(tags, pool=pool, role=role).items():
         label_key = _label(key)
         if not label_key or not label_key[0].isalpha():
             label_key = f"k{label_key}"[:63]

@@ -20,11 +20,11 @@ from infra import aws, azure, dns, gcp
 from infra._common import (
     GroupPlan,
     Role,
-    aws_tags,
     child_name,
     gcp_labels,
     group_plans,
     pool_weights,
+    resource_tags,
     type_token,
 )
 from infra.config import AzureSettings, BalancerKind, Cloud, MirrorcastError, PoolSpec
@@ -158,7 +158,7 @@ class Pool(pulumi.ComponentResource):
             opts = pulumi.ResourceOptions(
                 parent=self, providers=[provider] if provider is not None else None
             )
-            tags = aws_tags(self._tags, pool=self._name, role=plan.role)
+            tags = resource_tags(self._tags, pool=self._name, role=plan.role)
             group_type = aws.PrimaryGroup if plan.role == "primary" else aws.MirrorGroup
             group = group_type(side_name, plan=plan, rules=rules, tags=tags, opts=opts)
             if not dns_level:
@@ -177,7 +177,7 @@ class Pool(pulumi.ComponentResource):
             )
         if plan.cloud is Cloud.azure:
             assert plan.network.resource_group is not None, "validated by the model"
-            tags = aws_tags(self._tags, pool=self._name, role=plan.role)
+            tags = resource_tags(self._tags, pool=self._name, role=plan.role)
             opts = pulumi.ResourceOptions(parent=self)
             front = azure.LoadBalancerFront(
                 child_name(side_name, "front"),
@@ -257,7 +257,7 @@ class Pool(pulumi.ComponentResource):
                 port=balancer.port,
                 health_check_path=balancer.health_check_path,
                 certificate=balancer.certificate,
-                tags=aws_tags(self._tags, pool=self._name, role="balancer"),
+                tags=resource_tags(self._tags, pool=self._name, role="balancer"),
                 opts=pulumi.ResourceOptions(
                     parent=self, providers=[provider] if provider is not None else None
                 ),
@@ -288,7 +288,7 @@ class Pool(pulumi.ComponentResource):
                 weights=weights,
                 port=balancer.port,
                 health_check_path=balancer.health_check_path,
-                tags=aws_tags(self._tags, pool=self._name, role="balancer"),
+                tags=resource_tags(self._tags, pool=self._name, role="balancer"),
                 opts=opts,
             )
             return front_door.endpoint
@@ -319,7 +319,7 @@ class Pool(pulumi.ComponentResource):
                 endpoints=endpoints,
                 weights=weights,
                 port=balancer.port,
-                tags=aws_tags(self._tags, pool=self._name, role="balancer"),
+                tags=resource_tags(self._tags, pool=self._name, role="balancer"),
                 opts=opts,
             )
             return traffic_manager.endpoint
@@ -350,7 +350,7 @@ class Pool(pulumi.ComponentResource):
                 mirror_region=spec.mirror_region,
                 password=self._database_password,
                 mirror_provider=self.sides["mirror"].provider,
-                tags=aws_tags(self._tags, pool=self._name, role="database"),
+                tags=resource_tags(self._tags, pool=self._name, role="database"),
                 opts=pulumi.ResourceOptions(
                     parent=self, providers=[provider] if provider is not None else None
                 ),
@@ -367,7 +367,7 @@ class Pool(pulumi.ComponentResource):
                 primary=(primary_rg, spec.primary.region),
                 mirror=(mirror_rg, spec.mirror_region),
                 password=self._database_password,
-                tags=aws_tags(self._tags, pool=self._name, role="database"),
+                tags=resource_tags(self._tags, pool=self._name, role="database"),
                 opts=opts,
             )
         elif cloud is Cloud.gcp:

@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 Role = Literal["primary", "mirror"]
 
-# The tags infra puts on every resource of a pool side (infra/_common.py ``aws_tags`` and
+# The tags infra puts on every resource of a pool side (infra/_common.py ``resource_tags`` and
 # infra/pool.py); tests/driver/test_observe_aws.py checks they are still the same keys.
 POOL_TAG = "mirrorcast-pool"
 ROLE_TAG = "mirrorcast-role"

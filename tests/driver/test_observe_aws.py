@@ -228,9 +228,9 @@ class TestWhenTheCloudCannotBeRead:
 
 
 def test_the_tags_observers_look_for_are_the_ones_infra_declares() -> None:
-    from infra._common import aws_tags
+    from infra._common import resource_tags
 
-    assert set(aws_tags({}, pool="web", role="mirror")) == {POOL_TAG, ROLE_TAG}
+    assert set(resource_tags({}, pool="web", role="mirror")) == {POOL_TAG, ROLE_TAG}
     source = (ROOT / "infra" / "pool.py").read_text(encoding="utf-8")
     assert f'"{APP_VERSION_TAG}"' in source
 
