@@ -17,6 +17,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -517,6 +518,18 @@ class ForecastEngine:
         pool = self._work_pool()
         try:
             return pool.map(fn, tasks)
+        except BrokenProcessPool as exc:
+            # A spawned worker died: killed, out of memory, or a program that imports the
+            # engine without an ``if __name__ == "__main__":`` guard (each worker re-runs it).
+            self._pool_note = (
+                f"forecast.workers: a local worker process failed ({exc}); selecting and "
+                "fitting in the driver process only"
+            )
+            logger.warning("%s", self._pool_note)
+            pool.close()
+            self._pool = LocalPool(1)
+            self._pool_opened = time.monotonic()
+            return self._pool.map(fn, tasks)
         except (OSError, TimeoutError) as exc:
             if pool.name == "local":
                 raise

@@ -8,8 +8,12 @@ DataFrames is checked against the local batched forecast too.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -179,3 +183,44 @@ def test_dask_dataframe_forecasts_equal_the_local_batched_forecasts(
 def test_models_that_train_globally_are_refused_with_the_alternative() -> None:
     with pytest.raises(ValueError, match="statistical models only; lightgbm"):
         forecast_distributed(None, models=["lightgbm"], h=6, freq="300s", season=288, levels=[80])
+
+
+UNGUARDED = """
+from datetime import UTC
+import pandas as pd
+from forecasting import Forecast, ForecastEngine
+from infra.config import ForecastSettings
+
+frame = pd.read_csv({path!r}, parse_dates=["timestamp"])
+y = pd.Series(frame["value"].to_numpy(float), index=pd.DatetimeIndex(frame["timestamp"]))
+y = y.iloc[-3 * 288 :]
+fleet = {{(f"pool{{i}}", "cpu"): y * (1 + i / 10) for i in range(8)}}
+settings = ForecastSettings.model_validate(
+    {{"models": ["seasonal_naive", "auto_ets"], "history": "3d", "workers": 2}}
+)
+engine = ForecastEngine(settings)
+out = engine.forecast_many(fleet, now=y.index[-1].to_pydatetime().replace(tzinfo=UTC))
+assert all(isinstance(f, Forecast) for f in out.values())
+print("NOTES", engine.notes)
+"""
+
+
+def test_a_program_without_a_main_guard_still_gets_its_forecasts_and_is_told_why(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """Spawned workers re-run an unguarded script file and die; the engine finishes here."""
+    path = data_dir / "nab" / "cpu_utilization_asg_misconfiguration_excerpt.csv"
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED.format(path=str(path)))
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    notes = [line for line in done.stdout.splitlines() if line.startswith("NOTES")]
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(notes) == 1 and "a local worker process failed" in notes[0]
