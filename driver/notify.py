@@ -28,13 +28,12 @@ import hashlib
 import json
 import logging
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import requests
 from tenacity import (
     RetryError,
     Retrying,
@@ -107,31 +106,51 @@ def payload(
     }
 
 
+_ANSWER_MAX_BYTES = 64 * 1024
+"""Largest webhook answer read (only its status matters; Slack answers ``ok``)."""
+
+
 def _post(url: str, body: bytes, *, timeout: float) -> int:
-    """One POST; returns the HTTP status or raises :class:`WebhookError`."""
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "mirrorcast-driver"},
-    )
+    """One POST within ``timeout`` seconds in all; returns the HTTP status or raises :class:`WebhookError`.
+
+    The deadline covers the whole request, answer included, and the answer is capped, so a
+    webhook that trickles or never finishes its answer cannot hold the cycle
+    (:func:`forecasting.sources.bounded_request`).
+    """
+    from forecasting.sources import AnswerTooLarge, bounded_request
+
     try:
         # The scheme was checked by the caller: only http(s) URLs get here.
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status = int(response.status)
-    except urllib.error.HTTPError as exc:
-        retryable = exc.code == 429 or exc.code >= 500
-        raise WebhookError(f"HTTP {exc.code} {exc.reason}", retryable=retryable) from None
-    except TimeoutError:
+        with requests.Session() as session:
+            response = bounded_request(
+                session,
+                "POST",
+                url,
+                data=body,
+                headers={"Content-Type": "application/json", "User-Agent": "mirrorcast-driver"},
+                deadline=timeout,
+                max_bytes=_ANSWER_MAX_BYTES,
+            )
+    except requests.Timeout:
         raise WebhookError(f"no answer within {timeout:g}s", retryable=True) from None
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, TimeoutError):
-            raise WebhookError(f"no answer within {timeout:g}s", retryable=True) from None
-        raise WebhookError(f"cannot connect ({reason})", retryable=True) from None
-    except OSError as exc:
+    except AnswerTooLarge as exc:
+        raise WebhookError(f"answer refused: {exc}", retryable=False) from None
+    except requests.ConnectionError as exc:
+        raise WebhookError(f"cannot connect ({_root_cause(exc)})", retryable=True) from None
+    except requests.RequestException as exc:
         raise WebhookError(f"connection failed ({exc})", retryable=True) from None
+    status = int(response.status_code)
+    if status >= 400:
+        retryable = status == 429 or status >= 500
+        raise WebhookError(f"HTTP {status} {response.reason}", retryable=retryable)
     return status
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error message (requests nests urllib3's), which names refused/DNS plainly."""
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    return str(exc) or type(exc).__name__
 
 
 class Notifier:

@@ -8,7 +8,8 @@ client of the driver (the Prometheus source, the GitHub API for pull requests) g
 - streams the body in the pieces the socket delivers (``read1``: whatever has arrived, never
   waiting to fill a buffer), checking the deadline after each piece;
 - gives every socket wait at most the time left before the deadline, so a silent server is cut
-  off at the deadline too;
+  off at the deadline too, and waits for the status and headers on a daemon thread, so headers
+  that trickle in are cut off at the deadline as well;
 - stops reading once the body exceeds ``max_bytes`` (and refuses at once when the
   ``Content-Length`` says it will), so memory stays bounded whatever the server sends.
 
@@ -18,6 +19,7 @@ The answer is returned as the ``requests.Response`` with its body already read, 
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -77,13 +79,9 @@ def bounded_request(
             raise DeadlineExceeded(f"no complete answer within {deadline:g} s")
         return remaining
 
-    # Connect and the wait for the headers each get at most what is left of the deadline.
-    try:
-        response = session.request(method, url, timeout=left(), stream=True, **kwargs)
-    except requests.Timeout as exc:
-        if time.monotonic() >= ends - 0.05:
-            raise DeadlineExceeded(f"no complete answer within {deadline:g} s") from exc
-        raise
+    response = _headers_within(
+        session, method, url, seconds=left(), deadline=deadline, kwargs=kwargs
+    )
     try:
         declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
@@ -121,6 +119,57 @@ def bounded_request(
     finally:
         # Returns the connection to the pool when the body was read, drops it otherwise.
         response.close()
+
+
+def _headers_within(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    seconds: float,
+    deadline: float,
+    kwargs: dict[str, Any],
+) -> requests.Response:
+    """Send the request and read the status and headers, giving up after ``seconds``.
+
+    Headers that trickle in (a byte every half second) never trip a per-read timeout, and
+    ``requests`` gives no handle on the socket before they are complete, so the wait happens
+    on a daemon thread: at the deadline the caller moves on, and the thread closes the
+    response if it ever arrives (http.client caps headers at 100 lines of 64 KiB, so what it
+    holds meanwhile is bounded).
+    """
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def send() -> None:
+        try:
+            answer = session.request(method, url, timeout=seconds, stream=True, **kwargs)
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+        else:
+            with lock:
+                if outcome.get("abandoned"):
+                    answer.close()
+                    return
+                outcome["response"] = answer
+        done.set()
+
+    threading.Thread(target=send, name="bounded-request", daemon=True).start()
+    if not done.wait(seconds):
+        with lock:
+            outcome["abandoned"] = True
+            late = outcome.pop("response", None)
+        if late is not None:
+            late.close()
+        raise DeadlineExceeded(f"no complete answer within {deadline:g} s")
+    error = outcome.get("error")
+    if isinstance(error, requests.Timeout):
+        raise DeadlineExceeded(f"no complete answer within {deadline:g} s") from error
+    if error is not None:
+        raise error
+    response: requests.Response = outcome["response"]
+    return response
 
 
 def _set_socket_timeout(response: requests.Response, seconds: float) -> None:

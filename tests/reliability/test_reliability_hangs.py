@@ -64,14 +64,15 @@ def _fetch(source: PrometheusMetricSource) -> object:
 # ---------------------------------------------------------------- one request
 
 
-@pytest.mark.parametrize("behaviour", ["trickle", "endless"])
+@pytest.mark.parametrize("behaviour", ["trickle", "endless", "header-trickle"])
 def test_a_body_that_trickles_or_never_ends_is_cut_off_at_the_whole_request_deadline(
     hostile: str, behaviour: str
 ) -> None:
     started = time.monotonic()
     with pytest.raises(SourceTimeout, match=r"no answer within 1 s \(metrics.timeout"):
         _fetch(_source(f"{hostile}/{behaviour}", timeout="1s"))
-    # One attempt with a 1 s deadline; before, the trickle never timed out (each read < 0.5 s).
+    # One attempt with a 1 s deadline; before, a trickle never timed out (each read < 0.5 s),
+    # whether of the body or of the headers.
     assert time.monotonic() - started < 3
 
 
@@ -130,8 +131,8 @@ def project(tmp_path: Path) -> Path:
 def test_collection_gives_up_on_headers_that_never_end_at_the_collect_deadline(
     hostile: str, project: Path
 ) -> None:
-    # Headers trickling one byte per 0.5 s never trip a per-read timeout; the collect deadline
-    # is the backstop, and every series is reported, none silently missing.
+    # Each request gives up at metrics.timeout (2 s), but three attempts per series outlast
+    # the 2 s collect deadline: it is the backstop, and every series is reported.
     _stack_on(project, f"{hostile}/header-trickle", collect_timeout="2s")
     config = load_stack("demo", project)
     started = time.monotonic()
@@ -258,3 +259,21 @@ def test_a_github_api_that_trickles_never_ends_or_floods_fails_the_proposal_with
     assert "GitHub API" in report.outcome.summary, report.outcome.summary
     # Before: requests' per-read timeout (30 s) never fired on the trickle; it hung for ever.
     assert seconds < 30, f"{seconds:.1f} s"
+
+
+# ---------------------------------------------------------------- notification webhooks
+
+
+@pytest.mark.parametrize(
+    "behaviour", ["trickle", "endless", "huge", "huge-declared", "header-trickle"]
+)
+def test_a_webhook_that_trickles_never_ends_or_floods_its_answer_fails_within_the_timeout(
+    hostile: str, behaviour: str
+) -> None:
+    from driver.notify import WebhookError, _post
+
+    started = time.monotonic()
+    with pytest.raises(WebhookError, match=r"limit of 65,536 bytes|no answer within 1s"):
+        _post(f"{hostile}/{behaviour}", b'{"text": "hot"}', timeout=1.0)
+    # Before: urllib's per-read timeout; headers trickling in held the cycle for ever.
+    assert time.monotonic() - started < 3
