@@ -130,11 +130,12 @@ def _template_pool(pool: dict[str, Any], *, name: str, stack: str) -> dict[str, 
 
     from driver.commands.init import StackAnswers, default_balancer, stack_text
 
-    primary = pool.get("primary") if isinstance(pool.get("primary"), dict) else {}
-    location = (
-        (pool.get("mirror") or {}).get("location") if isinstance(pool.get("mirror"), dict) else None
-    )
-    location = location if isinstance(location, dict) else {}
+    def section(node: Any, key: str) -> dict[str, Any]:
+        value = node.get(key) if isinstance(node, dict) else None
+        return value if isinstance(value, dict) else {}
+
+    primary = section(pool, "primary")
+    location = section(section(pool, "mirror"), "location")
     cloud = str(primary.get("cloud") or "aws")
     cloud = cloud if cloud in ("aws", "azure", "gcp") else "aws"
     region = str(primary.get("region") or "us-east-1")
@@ -180,10 +181,11 @@ def _key_lines(text: str) -> dict[str, tuple[int, int]]:
         return out
 
     def walk(node: Any, prefix: str) -> None:
-        if not hasattr(node, "lc") or not isinstance(node, dict):
+        lc = getattr(node, "lc", None)
+        if lc is None or not isinstance(node, dict):
             return
         for key in node:
-            line, column = node.lc.key(key)
+            line, column = lc.key(key)
             dotted = f"{prefix}.{key}" if prefix else str(key)
             out[dotted] = (line + 1, column + 1)
             walk(node[key], dotted)

@@ -319,22 +319,26 @@ def _ratio_text(ratio: SameMoney | None) -> str:
 
 def _print_table(result: BacktestResult, console: Console) -> None:
     table = Table(
-        caption="short min: under-provisioned minutes; inst-h: running instance-hours",
+        box=None,
+        pad_edge=False,
+        header_style="bold underline",
+        caption=(
+            "short min: under-provisioned minutes; inst-h: running instance-hours; paused h: "
+            "paused mirror instance-hours; mirror on: mirror activations; s: seconds"
+        ),
         title=(
             f"{result.trace.name}: {result.scored_minutes:,} scored minutes, "
             f"instance capacity {result.model.instance_capacity:.4g}"
         ),
     )
-    for column in (
-        "policy",
-        "short min",
-        "inst-h",
-        "paused inst-h",
-        "actions",
-        "activations",
-        "s",
-    ):
-        table.add_column(column, justify="left" if column == "policy" else "right")
+    # Headers short enough that the table fits 80 columns whole (issue 17: they were cut).
+    for column in ("policy", "short min", "inst-h", "paused h", "actions", "mirror on", "s"):
+        table.add_column(
+            column,
+            justify="left" if column == "policy" else "right",
+            no_wrap=True,
+            min_width=len("scheduled-predictive") if column == "policy" else max(len(column), 5),
+        )
     for name, run in result.runs.items():
         score = run.score
         if "outage_minutes" in run.extra:
@@ -352,6 +356,37 @@ def _print_table(result: BacktestResult, console: Console) -> None:
             f"{run.seconds:.1f}",
         )
     console.print(table)
+    for line in _trust_notes(result):
+        console.print(line, highlight=False, markup=False)
+
+
+def _trust_notes(result: BacktestResult) -> list[str]:
+    """Why a forecasting policy scored as it did when its forecasts were untrusted (the JSON says
+    it too): an untrusted forecast makes the rules fall back to their reactive terms."""
+    notes = []
+    reactive = result.runs.get("reactive")
+    for name, run in result.runs.items():
+        untrusted = int(run.extra.get("untrusted_cycles", 0) or 0)
+        cycles = int(run.extra.get("cycles", 0) or 0)
+        if not untrusted or not cycles:
+            continue
+        same = (
+            reactive is not None
+            and name != "reactive"
+            and run.score.underprovisioned_minutes == reactive.score.underprovisioned_minutes
+            and run.score.instance_hours == reactive.score.instance_hours
+        )
+        examples = run.extra.get("degraded_examples") or []
+        why = f" ({examples[0]})" if examples else ""
+        notes.append(
+            f"{name}: forecast untrusted in {untrusted} of {cycles} cycles{why}; "
+            + (
+                "so its rules fell back to their reactive terms and it did what reactive did"
+                if same
+                else "in those cycles its rules fell back to their reactive terms"
+            )
+        )
+    return notes
 
 
 def register(app: typer.Typer) -> None:

@@ -232,3 +232,28 @@ class TestConfigErrorsInOneRound:
         assert "mirror.network is required for a cross-region mirror" in messages
         assert "a aws network needs subnet_ids" in messages
         assert any("alb is regional" in m for m in messages)
+
+
+def test_backtest_console_fits_80_columns_and_says_why_mirrorcast_equals_reactive() -> None:
+    """On this ELB excerpt every forecast is untrusted (no daily cycle), so mirrorcast acts as
+    reactive does; the console must say so, as the JSON does, with its headers whole."""
+    excerpt = Path(__file__).resolve().parents[1] / "data" / "backtest"
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            str(excerpt / "elb_request_count_8c0756_4days.csv"),
+            *("--history", "3d", "--interval", "15m"),
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    header = next(line for line in lines if line.startswith("policy"))
+    for column in ("short min", "inst-h", "paused h", "actions", "mirror on"):
+        assert column in header, header
+    text = " ".join(result.output.split())
+    assert "mirrorcast: forecast untrusted in" in text
+    assert "it did what reactive did" in text
+    assert "no seasonality to learn" in text
