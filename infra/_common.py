@@ -155,7 +155,7 @@ def physical_name(
         return None
     digest = hashlib.sha256(f"{scope}/{logical}/{salt}".encode()).hexdigest()[:6]
     base = logical.lower() if limit.lowercase else logical
-    base = re.sub(r"[^A-Za-z0-9]+" if limit.allowed == "-" else r"[^A-Za-z0-9_. -]+", "-", base)
+    base = re.sub(f"[^A-Za-z0-9{re.escape(limit.allowed)}]+", "-", base)
     if limit.single_hyphens:
         base = re.sub(r"-{2,}", "-", base)
     base = base[: limit.max_length - len(digest) - 1].strip("-")

@@ -129,3 +129,25 @@ def test_gcp_names_always_satisfy_gcp_name_rules(name: str) -> None:
 
 def test_component_type_tokens_follow_pulumi_conventions() -> None:
     assert type_token("aws", "MirrorGroup") == "mirrorcast:aws:MirrorGroup"
+
+
+# --------------------------------------------------------------------------- physical names
+
+
+def test_auto_names_are_kept_where_they_fit_and_made_valid_where_not() -> None:
+    from infra._common import AWS_LB_NAME, RDS_IDENTIFIER, physical_name
+
+    assert physical_name("web-primary-front-tg", AWS_LB_NAME, scope="p/s") is None
+    long = physical_name(
+        "storefront-checkout-europe-abc-balancer-primary", AWS_LB_NAME, scope="p/s"
+    )
+    assert long is not None and len(long) <= 32 and not long.endswith("-")
+    upper = physical_name("WebShop--db-primary", RDS_IDENTIFIER, scope="p/s")
+    assert upper is not None and upper == upper.lower() and "--" not in upper
+    # Unique per stack, and a replacement (other replace-triggering inputs) gets a new name.
+    assert long != physical_name(
+        "storefront-checkout-europe-abc-balancer-primary", AWS_LB_NAME, scope="p/other"
+    )
+    assert physical_name("x" * 40, AWS_LB_NAME, salt="80/HTTP") != physical_name(
+        "x" * 40, AWS_LB_NAME, salt="443/HTTPS"
+    )
