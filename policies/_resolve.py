@@ -85,106 +85,129 @@ class Resolution:
         return any((self.activate, self.shift, self.scale))
 
 
+_ScaleUp = ActivateMirrorAction | ShiftWeightsAction | ScalePrimaryAction
+
+
+@dataclass
+class _Tally:
+    """What resolving has decided so far: the result, and which rules won or lost what."""
+
+    result: Resolution = field(default_factory=Resolution)
+    won: set[str] = field(default_factory=set)
+    lost: set[str] = field(default_factory=set)
+    direction_losers: set[str] = field(default_factory=set)
+    contested: bool = False
+
+    def note(self, evaluation: RuleEvaluation, text: str) -> None:
+        self.result.notes.setdefault(evaluation.rule.name, []).append(text)
+
+    def lose(self, evaluation: RuleEvaluation, text: str, *, direction: bool = False) -> None:
+        self.lost.add(evaluation.rule.name)
+        if direction:
+            self.direction_losers.add(evaluation.rule.name)
+        self.note(evaluation, text)
+
+
 def resolve(fired: Sequence[RuleEvaluation]) -> Resolution:
     """Resolve the actions of the rules that fired this cycle (in any order)."""
     ranked = sorted(fired, key=rank)
-    result = Resolution()
-    won: set[str] = set()
-    lost: set[str] = set()
-    contested = False
-
-    def note(evaluation: RuleEvaluation, text: str) -> None:
-        result.notes.setdefault(evaluation.rule.name, []).append(text)
-
-    # Each action class declares its direction (infra.config's rule actions), so an action
-    # added later counts where it says, not as "scale up" by default.
-    up = [e for e in ranked if any(a.direction == "up" for a in e.rule.actions)]
-    down = [e for e in ranked if any(a.direction == "down" for a in e.rule.actions)]
-    direction_losers: set[str] = set()
-    if up and down:
-        contested = True
-        leader_up, leader_down = up[0], down[0]
-        if rank(leader_down) < rank(leader_up):
-            result.rollback = leader_down
-            won.add(leader_down.rule.name)
-            note(leader_down, f"rollback won over scaling up by {_who(leader_up)}")
-            for evaluation in up:
-                if evaluation is not leader_down:
-                    lost.add(evaluation.rule.name)
-                    direction_losers.add(evaluation.rule.name)
-                    note(evaluation, f"scaling up overruled by the rollback of {_who(leader_down)}")
-            up = []
-        else:
-            for evaluation in down:
-                if evaluation is not leader_up:
-                    lost.add(evaluation.rule.name)
-                    direction_losers.add(evaluation.rule.name)
-                    note(evaluation, f"rollback overruled by {_who(leader_up)}, which scales up")
-            won.add(leader_up.rule.name)
-            down = []
-    elif down:
-        result.rollback = down[0]
-        for evaluation in down[1:]:
-            note(evaluation, f"rollback merged with {_who(down[0])}")
-
-    def contest(
-        kind: type[ActivateMirrorAction] | type[ShiftWeightsAction] | type[ScalePrimaryAction],
-    ) -> None:
-        nonlocal contested
-        wanting = [(e, a) for e in up for a in e.rule.actions if isinstance(a, kind)]
-        if not wanting:
-            return
-        if kind is ActivateMirrorAction:
-            # Activation merges: the heaviest rule that names a percentage sets it.
-            explicit = [(e, a) for e, a in wanting if a.percent is not None]  # type: ignore[union-attr]
-            winner = explicit[0] if explicit else wanting[0]
-        else:
-            winner = wanting[0]
-        if len(wanting) > 1:
-            contested = True
-        for evaluation, action in wanting:
-            if evaluation is winner[0]:
-                continue
-            same = action == winner[1] or (
-                isinstance(action, ActivateMirrorAction) and action.percent is None
-            )
-            if same:
-                note(evaluation, f"{_describe(action)}: merged with {_who(winner[0])}")
-            else:
-                lost.add(evaluation.rule.name)
-                note(
-                    evaluation,
-                    f"wanted {_describe(action)}; overruled by {_who(winner[0])}, "
-                    f"which wants {_describe(winner[1])}",
-                )
-        if len(wanting) > 1:
-            won.add(winner[0].rule.name)
-        if isinstance(winner[1], ActivateMirrorAction):
-            result.activate = (winner[0], winner[1])
-        elif isinstance(winner[1], ShiftWeightsAction):
-            result.shift = (winner[0], winner[1])
-        else:
-            result.scale = (winner[0], winner[1])
-
-    contest(ActivateMirrorAction)
-    contest(ShiftWeightsAction)
-    contest(ScalePrimaryAction)
-
+    tally = _Tally()
+    up = _direction(ranked, tally)
+    for kind in (ActivateMirrorAction, ShiftWeightsAction, ScalePrimaryAction):
+        _contest(kind, up, tally)
+    result = tally.result
     for evaluation in ranked:
-        if evaluation.rule.name in direction_losers:
+        if evaluation.rule.name in tally.direction_losers:
             continue
         for action in evaluation.rule.actions:
             if isinstance(action, NotifyAction):
                 result.notify.append((evaluation, action))
-
     for evaluation in ranked:
-        name = evaluation.rule.name
-        if not contested:
-            result.statuses[name] = "fired"
-        elif name in won:
-            result.statuses[name] = "won"
-        elif name in lost:
-            result.statuses[name] = "overruled"
-        else:
-            result.statuses[name] = "merged"
+        result.statuses[evaluation.rule.name] = _status(evaluation.rule.name, tally)
     return result
+
+
+def _direction(ranked: list[RuleEvaluation], tally: _Tally) -> list[RuleEvaluation]:
+    """Scaling up against rolling back: the best-ranked rule of either side decides.
+
+    :returns: the rules whose scale-up actions go on to be contested (none when rollback won).
+    """
+    # Each action class declares its direction (infra.config's rule actions), so an action
+    # added later counts where it says, not as "scale up" by default.
+    up = [e for e in ranked if any(a.direction == "up" for a in e.rule.actions)]
+    down = [e for e in ranked if any(a.direction == "down" for a in e.rule.actions)]
+    if not down:
+        return up
+    if not up:
+        tally.result.rollback = down[0]
+        for evaluation in down[1:]:
+            tally.note(evaluation, f"rollback merged with {_who(down[0])}")
+        return up
+    tally.contested = True
+    leader_up, leader_down = up[0], down[0]
+    if rank(leader_down) < rank(leader_up):
+        tally.result.rollback = leader_down
+        tally.won.add(leader_down.rule.name)
+        tally.note(leader_down, f"rollback won over scaling up by {_who(leader_up)}")
+        for evaluation in up:
+            if evaluation is not leader_down:
+                tally.lose(
+                    evaluation,
+                    f"scaling up overruled by the rollback of {_who(leader_down)}",
+                    direction=True,
+                )
+        return []
+    for evaluation in down:
+        if evaluation is not leader_up:
+            tally.lose(
+                evaluation,
+                f"rollback overruled by {_who(leader_up)}, which scales up",
+                direction=True,
+            )
+    tally.won.add(leader_up.rule.name)
+    return up
+
+
+def _contest(kind: type[_ScaleUp], up: list[RuleEvaluation], tally: _Tally) -> None:
+    """The best-ranked rule wanting ``kind`` wins it; the others merge or are overruled."""
+    wanting = [(e, a) for e in up for a in e.rule.actions if isinstance(a, kind)]
+    if not wanting:
+        return
+    winner = wanting[0]
+    if kind is ActivateMirrorAction:
+        # Activation merges: the heaviest rule that names a percentage sets it.
+        explicit = [(e, a) for e, a in wanting if a.percent is not None]  # type: ignore[union-attr]
+        winner = explicit[0] if explicit else wanting[0]
+    if len(wanting) > 1:
+        tally.contested = True
+        tally.won.add(winner[0].rule.name)
+    for evaluation, action in wanting:
+        if evaluation is winner[0]:
+            continue
+        same = action == winner[1] or (
+            isinstance(action, ActivateMirrorAction) and action.percent is None
+        )
+        if same:
+            tally.note(evaluation, f"{_describe(action)}: merged with {_who(winner[0])}")
+        else:
+            tally.lose(
+                evaluation,
+                f"wanted {_describe(action)}; overruled by {_who(winner[0])}, "
+                f"which wants {_describe(winner[1])}",
+            )
+    result, (evaluation, action) = tally.result, winner
+    if isinstance(action, ActivateMirrorAction):
+        result.activate = (evaluation, action)
+    elif isinstance(action, ShiftWeightsAction):
+        result.shift = (evaluation, action)
+    else:
+        assert isinstance(action, ScalePrimaryAction)
+        result.scale = (evaluation, action)
+
+
+def _status(name: str, tally: _Tally) -> str:
+    if not tally.contested:
+        return "fired"
+    if name in tally.won:
+        return "won"
+    return "overruled" if name in tally.lost else "merged"
