@@ -116,6 +116,9 @@ class AutomationExecutor:
         self.lock_attempts = lock_attempts
         self.lock_wait = lock_wait
         self.progress = progress
+        # The driver's fencing check (lease and journal still this driver's), called before
+        # each effect on the stack; the driver sets it, a bare executor checks nothing.
+        self.fence: Callable[[], None] = lambda: None
         self._stack: auto.Stack | None = None
 
     # ------------------------------------------------------------------ setup
@@ -175,6 +178,7 @@ class AutomationExecutor:
         stack = self.stack()
         if plan.changes:
             values = {change.path: change.new for change in plan.changes}
+            self.fence()
             try:
                 write_config(stack, values)
             except auto_errors.CommandError as exc:
@@ -203,7 +207,7 @@ class AutomationExecutor:
         creates = [op for op in pending if op.get("type") == "creating"]
         try:
             self._with_lock_retry(
-                lambda: self._bounded(
+                lambda: self._fenced(
                     lambda: stack.refresh(
                         message=f"mirrorcast recover {record.id}",
                         clear_pending_creates=True if creates else None,
@@ -225,6 +229,7 @@ class AutomationExecutor:
                 missing[change["path"]] = change["new"]
         if missing:
             logger.info("re-setting %d key(s) of interrupted plan %s", len(missing), record.id)
+            self.fence()
             try:
                 write_config(stack, missing)
             except auto_errors.CommandError as exc:
@@ -279,7 +284,7 @@ class AutomationExecutor:
         progress = self.progress or UpdateProgress(title=f"pulumi up {self.stack_name}")
         try:
             result = self._with_lock_retry(
-                lambda: self._bounded(
+                lambda: self._fenced(
                     lambda: stack.up(
                         on_event=progress,
                         message=message,
@@ -331,6 +336,11 @@ class AutomationExecutor:
             ),
         )
         return retrying(operation)
+
+    def _fenced(self, operation: Callable[[], _T]) -> _T:
+        """An effect on the stack: the fencing check first (each attempt), then bounded in time."""
+        self.fence()
+        return self._bounded(operation)
 
     def _bounded(self, operation: Callable[[], _T]) -> _T:
         """Run ``operation`` but give up waiting after ``update_timeout``.

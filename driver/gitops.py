@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,9 @@ class GitOpsExecutor:
         self.max_wait = max_wait
         self.backoff = backoff
         self.api_deadline = api_deadline
+        # The driver's fencing check, called before each push and pull request; the driver
+        # sets it, a bare executor checks nothing.
+        self.fence: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------ setup
 
@@ -252,6 +256,7 @@ class GitOpsExecutor:
                 self._git("add", str(relative), cwd=worktree)
                 self._git("commit", "--quiet", "-m", _commit_message(plan, plan_id), cwd=worktree)
                 commit = self._git("rev-parse", "HEAD", cwd=worktree)
+                self.fence()
                 try:
                     self._git(
                         "push", "--quiet", remote, f"{branch}:refs/heads/{branch}", cwd=worktree
@@ -285,6 +290,7 @@ class GitOpsExecutor:
         }
 
         def attempt() -> str:
+            self.fence()
             response = bounded_request(
                 self.session,
                 "POST",

@@ -10,16 +10,26 @@ starts is an interrupted update: the apply executor refreshes and reconciles it 
 running it again. The planner's memory (pending ramps, rollback deadlines, the config to
 restore) is stored at the end of every cycle, so a restart never loses a pending rollback.
 
-A lease row per stack keeps two drivers from acting on one stack at once.
+A lease row per stack keeps two drivers from acting on one stack at once: its times come from
+the database's clock (never a driver's), each holder is a unique id per process, and every
+take-over raises the lease's fencing token, which the driver checks (and renews) before each
+effect. See docs/reliability.md ("One actor per stack") for the guarantee and its limits.
+
+Every database error surfaces as :class:`JournalError`, one sentence naming the journal (the
+file for SQLite) and the cause; a corrupt, read-only, deleted or replaced journal is never a
+traceback, and a journal replaced under a running driver (:class:`JournalLostError`) stops it
+from acting.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +40,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from driver.redact import redact
+from driver.redact import redact, redact_text
 from driver.state import state_path
 from forecasting import Forecast
 from infra.config import UserError
@@ -41,6 +51,8 @@ __all__ = [
     "CANCELLED",
     "Journal",
     "JournalError",
+    "JournalLostError",
+    "LeaseLostError",
     "PlanRecord",
     "RollbackRequest",
     "default_journal_url",
@@ -54,6 +66,22 @@ logger = logging.getLogger(__name__)
 
 class JournalError(UserError, RuntimeError):
     """The journal cannot be opened or used; the message says which database and why."""
+
+
+class JournalLostError(JournalError):
+    """The journal was deleted or replaced while this driver had it open: stop acting.
+
+    A driver that kept going would write to an unlinked file (its pooled connections keep the
+    old inode open) and forget everything on the next start, including pending rollbacks.
+    """
+
+
+class LeaseLostError(JournalError):
+    """Another driver holds the stack's lease now (this one's expired or was taken over).
+
+    Raised by the fencing check before an effect; nothing more is done in this cycle, and the
+    plan left ``applying`` is finished by the new holder.
+    """
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -173,6 +201,20 @@ leases = sa.Table(
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("acquired_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
+    # Migration 0003: raised on every change of holder, checked before each effect.
+    sa.Column("token", sa.Integer, nullable=False, server_default="0"),
+    # Where the holder runs (host, boot, PID namespace, pid, start time): lets a driver on the
+    # same machine take over at once from a holder whose process is gone.
+    sa.Column("origin", sa.String(400)),
+)
+
+journal_identity = sa.Table(
+    "journal_identity",
+    metadata,
+    # One row, written by migration 0003: this journal's id, the marker the driver writes into
+    # the stack config so a second journal driving the same stack is detected.
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
 CANCELLED = "cancelled"
@@ -235,10 +277,14 @@ class Journal:
             self.engine: Engine = sa.create_engine(self.url, future=True)
         except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
             raise JournalError(f"cannot use journal URL {self._safe_url()}: {exc}") from None
+        self._file: Path | None = None
+        self._file_identity: tuple[int, int] | None = None
+        self._id: str | None = None
         if self.engine.dialect.name == "sqlite":
             self._prepare_sqlite()
         if migrate:
             self.upgrade()
+            self._remember_identity()
 
     # ------------------------------------------------------------------ setup
 
@@ -248,16 +294,29 @@ class Journal:
         except sa.exc.ArgumentError:
             return "<unparseable URL>"
 
+    @property
+    def where(self) -> str:
+        """The journal as a person finds it: the file for SQLite, the password-free URL otherwise."""
+        return str(self._file) if self._file is not None else self._safe_url()
+
     def _prepare_sqlite(self) -> None:
         database = self.engine.url.database
         if database and database != ":memory:":
-            path = Path(database)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                # Create it private before SQLite does, so it never exists world-readable.
-                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
-            path.chmod(0o600)
+            path = Path(database).absolute()
+            self._file = path
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if not path.exists():
+                    # Create it private before SQLite does, so it never exists world-readable.
+                    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+                    os.close(fd)
+                if path.stat().st_mode & 0o777 != 0o600:
+                    path.chmod(0o600)
+            except OSError as exc:
+                raise JournalError(
+                    f"cannot use the journal {path}: {exc.strerror or exc} (it must be a writable "
+                    "file of this user; check its owner, mode and attributes, e.g. 'lsattr')"
+                ) from None
 
         @event.listens_for(self.engine, "connect")
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -269,34 +328,155 @@ class Journal:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+    def _failure(self, exc: BaseException) -> JournalError:
+        """One sentence for a database error: the journal, the cause, what to do."""
+        orig = getattr(exc, "orig", None) or exc
+        cause = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+        hint = ""
+        lowered = cause.lower()
+        if "not a database" in lowered or "malformed" in lowered:
+            hint = (
+                "; the file is corrupt: move it aside (the driver starts a new journal and "
+                "rebuilds the active mirrors from the stack) or restore it from a backup"
+            )
+        elif "readonly" in lowered or "read-only" in lowered or "permission" in lowered:
+            hint = "; the journal must be writable by the driver (check owner, mode, 'lsattr')"
+        elif "disk" in lowered and "full" in lowered:
+            hint = "; free some space: nothing is acted on until the journal can record it"
+        return JournalError(redact_text(f"cannot use the journal {self.where}: {cause}{hint}"))
+
+    @contextmanager
+    def _guarded(self) -> Iterator[None]:
+        try:
+            yield
+        except JournalError:
+            raise
+        except (sa.exc.DBAPIError, sa.exc.ResourceClosedError) as exc:
+            raise self._failure(exc) from exc
+        except OSError as exc:
+            raise self._failure(exc) from exc
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """SQLite: an exclusive ``flock`` on the database file while migrating.
+
+        SQLite's own locks are POSIX ``fcntl`` locks, which ``flock`` does not interfere with on
+        Linux. Taken outside the migration's transaction, so it is released only after commit.
+        """
+        if self._file is None:
+            yield
+            return
+        with open(self._file, "rb") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
     def upgrade(self, revision: str = "head") -> None:
-        """Apply the shipped migrations up to ``revision`` (default the newest; idempotent)."""
+        """Apply the shipped migrations up to ``revision`` (default the newest; idempotent).
+
+        Two drivers opening one fresh journal at once must not both create it: the migration
+        runs under a lock (SQLite: :meth:`_file_lock`; PostgreSQL: a transaction-scoped
+        advisory lock), so the second waits, then finds the schema at head and does nothing.
+        """
         from alembic import command
         from alembic.config import Config
 
         config = Config()
         config.set_main_option("script_location", str(Path(__file__).parent / "journal_migrations"))
-        try:
-            with self.engine.begin() as connection:
-                config.attributes["connection"] = connection
-                command.upgrade(config, revision)
-        except sa.exc.OperationalError as exc:
-            raise JournalError(
-                f"cannot open the journal at {self._safe_url()}: {exc.orig}"
-            ) from None
+        with self._guarded(), self._file_lock(), self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
 
     def revision(self) -> str | None:
         """The schema revision the database is at (``None`` before the first migration)."""
         from alembic.runtime.migration import MigrationContext
 
-        with self.engine.connect() as connection:
+        with self._read() as connection:
             return MigrationContext.configure(connection).get_current_revision()
+
+    def _remember_identity(self) -> None:
+        self._id = self._read_id()
+        if self._file is not None:
+            st = self._file.stat()
+            self._file_identity = (st.st_dev, st.st_ino)
+
+    def _read_id(self) -> str:
+        with self._read() as c:
+            row = c.execute(sa.select(journal_identity.c.id).limit(1)).first()
+        if row is None:
+            raise JournalError(f"cannot use the journal {self.where}: it has no identity row")
+        return str(row[0])
+
+    @property
+    def id(self) -> str:
+        """This journal's id (written once by migration 0003; the stack-config marker)."""
+        if self._id is None:
+            self._remember_identity()
+        assert self._id is not None
+        return self._id
+
+    def verify(self) -> None:
+        """Raise :class:`JournalLostError` when the journal is no longer the one opened.
+
+        Checked at the start of every cycle and before every effect: a SQLite file deleted
+        (pooled connections would go on writing to the unlinked inode) or replaced by another
+        file, or a database whose identity row changed (dropped and recreated).
+        """
+        if self._file is not None and self._file_identity is not None:
+            try:
+                st = self._file.stat()
+            except FileNotFoundError:
+                raise JournalLostError(
+                    f"the journal {self._file} was deleted while the driver had it open; this "
+                    "driver stops acting. Restart it: it starts a new journal and rebuilds the "
+                    "active mirrors and their original config from the stack"
+                ) from None
+            if (st.st_dev, st.st_ino) != self._file_identity:
+                raise JournalLostError(
+                    f"the journal {self._file} was replaced by another file while the driver had "
+                    "it open; this driver stops acting. Restart it to use the new file"
+                )
+        if self._id is not None:
+            current = self._read_id()
+            if current != self._id:
+                raise JournalLostError(
+                    f"the journal {self.where} is not the one this driver opened (id {self._id}, "
+                    f"now {current}); this driver stops acting. Restart it to use the new journal"
+                )
 
     def close(self) -> None:
         self.engine.dispose()
 
-    def _begin(self) -> Any:
-        return self.engine.begin()
+    @contextmanager
+    def _begin(self) -> Iterator[sa.Connection]:
+        with self._guarded(), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self._guarded(), self.engine.connect() as connection:
+            yield connection
+
+    def _db_now(self, c: sa.Connection) -> datetime:
+        """The database server's clock (UTC): the one clock every driver of a journal shares."""
+        if c.dialect.name == "sqlite":
+            text = c.execute(sa.text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+            return datetime.fromisoformat(str(text)).replace(tzinfo=UTC)
+        if c.dialect.name == "postgresql":
+            value = c.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+        else:
+            value = c.execute(sa.select(sa.func.current_timestamp())).scalar_one()
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def now(self) -> datetime:
+        """The database's current time (lease times are measured on it)."""
+        with self._read() as c:
+            return self._db_now(c)
 
     # ------------------------------------------------------------------ cycles
 
@@ -339,7 +519,7 @@ class Journal:
 
     def cycles(self, *, stack: str, limit: int = 20) -> list[dict[str, Any]]:
         """The newest cycles of ``stack``, newest first."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(
                 sa.select(cycles)
                 .where(cycles.c.stack == stack)
@@ -393,7 +573,7 @@ class Journal:
 
     def plans(self, *, stack: str, limit: int = 20) -> list[PlanRecord]:
         """The newest plans of ``stack``, newest first."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(
                 sa.select(plans)
                 .where(plans.c.stack == stack)
@@ -404,7 +584,7 @@ class Journal:
 
     def latest_plan(self, *, stack: str, status: str) -> PlanRecord | None:
         """The newest plan of ``stack`` with ``status`` (e.g. the open ``proposed`` one)."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             row = (
                 c.execute(
                     sa.select(plans)
@@ -419,7 +599,7 @@ class Journal:
 
     def unfinished_plan(self, *, stack: str) -> PlanRecord | None:
         """The newest plan written as ``applying`` whose outcome was never recorded."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             row = (
                 c.execute(
                     sa.select(plans)
@@ -445,7 +625,7 @@ class Journal:
 
     def updates(self, *, stack: str, limit: int = 20) -> list[dict[str, Any]]:
         """The newest update results of ``stack``, newest first."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(
                 sa.select(updates)
                 .where(updates.c.stack == stack)
@@ -499,7 +679,7 @@ class Journal:
 
     def load_memory(self, *, stack: str) -> PlannerMemory:
         """The newest stored memory of ``stack`` (empty when none)."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             row = c.execute(
                 sa.select(memories.c.memory)
                 .where(memories.c.stack == stack)
@@ -538,7 +718,7 @@ class Journal:
     def last_forecasts(self, *, stack: str) -> dict[str, dict[str, Forecast]]:
         """pool -> metric -> newest stored forecast."""
         out: dict[str, dict[str, Forecast]] = {}
-        with self.engine.connect() as c:
+        with self._read() as c:
             for row in c.execute(sa.select(forecasts_t).where(forecasts_t.c.stack == stack)):
                 out.setdefault(row.pool, {})[row.metric] = forecast_from_json(row.payload)
         return out
@@ -563,7 +743,7 @@ class Journal:
 
     def pending_rollbacks(self, *, stack: str) -> list[RollbackRequest]:
         """Requests not yet honoured, oldest first."""
-        with self.engine.connect() as c:
+        with self._read() as c:
             rows = c.execute(
                 sa.select(rollback_requests)
                 .where(
@@ -627,51 +807,158 @@ class Journal:
         *,
         stack: str,
         holder: str,
-        at: datetime,
         ttl: timedelta,
+        origin: str | None = None,
         take_over_from: str | None = None,
-    ) -> bool:
-        """Take or renew the stack's lease; ``False`` while another holder's lease is unexpired.
+    ) -> int | None:
+        """Take or renew the stack's lease; returns its fencing token, ``None`` while another holds it.
 
-        The conditional UPDATE is atomic on every backend, so of two drivers racing for an expired
-        lease exactly one sees its row updated.
+        Times are the database's (:meth:`now`), so a driver whose clock runs ahead cannot take
+        over a live lease. The conditional UPDATE is atomic on every backend, so of two drivers
+        racing for an expired lease exactly one sees its row updated. A new holder gets the
+        token plus one; a renewal by the same holder keeps it.
 
-        :param take_over_from: a holder known to be dead (its process is gone); its lease is taken
-            even if unexpired. Default none.
+        :param ttl: how long the lease lasts without a renewal.
+        :param origin: where the holder runs (see ``driver.service``); default none.
+        :param take_over_from: a holder known to be dead (its process is gone); its lease is
+            taken even if unexpired. Default none.
         """
-        expires = at + ttl
-        allowed = (leases.c.holder == holder) | (leases.c.expires_at < at)
-        if take_over_from is not None:
-            allowed = allowed | (leases.c.holder == take_over_from)
         with self._begin() as c:
+            now = self._db_now(c)
+            allowed = (leases.c.holder == holder) | (leases.c.expires_at <= now)
+            if take_over_from is not None:
+                allowed = allowed | (leases.c.holder == take_over_from)
             result = c.execute(
                 leases.update()
                 .where(leases.c.stack == stack, allowed)
-                .values(holder=holder, acquired_at=at, expires_at=expires)
+                .values(
+                    token=sa.case(
+                        (leases.c.holder == holder, leases.c.token), else_=leases.c.token + 1
+                    ),
+                    holder=holder,
+                    origin=origin,
+                    acquired_at=sa.case(
+                        (leases.c.holder == holder, leases.c.acquired_at), else_=now
+                    ),
+                    expires_at=now + ttl,
+                )
             )
             if result.rowcount == 1:
-                return True
+                token = c.execute(
+                    sa.select(leases.c.token).where(leases.c.stack == stack)
+                ).scalar_one()
+                return int(token)
         try:
             with self._begin() as c:
+                now = self._db_now(c)
                 c.execute(
                     leases.insert().values(
-                        stack=stack, holder=holder, acquired_at=at, expires_at=expires
+                        stack=stack,
+                        holder=holder,
+                        origin=origin,
+                        acquired_at=now,
+                        expires_at=now + ttl,
+                        token=1,
                     )
                 )
-            return True
-        except IntegrityError:
-            return False
+            return 1
+        except JournalError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                return None  # another driver inserted the row first
+            raise
+
+    def renew_lease(self, *, stack: str, holder: str, token: int, ttl: timedelta) -> None:
+        """The fencing check: renew the lease if ``holder`` still holds it with ``token``.
+
+        Raises :class:`LeaseLostError` otherwise (it expired, or another driver took it over).
+        Called before each effect and by the driver's heartbeat during long steps.
+        """
+        with self._begin() as c:
+            now = self._db_now(c)
+            result = c.execute(
+                leases.update()
+                .where(
+                    leases.c.stack == stack,
+                    leases.c.holder == holder,
+                    leases.c.token == token,
+                    leases.c.expires_at > now,
+                )
+                .values(expires_at=now + ttl)
+            )
+            if result.rowcount == 1:
+                return
+            row = c.execute(sa.select(leases).where(leases.c.stack == stack)).mappings().first()
+        if row is None or row["holder"] == holder:
+            why = "it expired"
+        else:
+            why = (
+                f"driver {row['holder']} holds it now (token {row['token']}, this one had {token})"
+            )
+        raise LeaseLostError(
+            f"this driver lost the lease on stack {stack}: {why}; it does nothing more this cycle"
+        )
 
     def release_lease(self, *, stack: str, holder: str) -> None:
-        """Give the lease up (on clean exit), so a successor need not wait for expiry."""
+        """Give the lease up (on every exit), so a successor need not wait for expiry.
+
+        The row stays, expired, so the next holder's token is still higher than this one's.
+        """
         with self._begin() as c:
-            c.execute(leases.delete().where(leases.c.stack == stack, leases.c.holder == holder))
+            now = self._db_now(c)
+            c.execute(
+                leases.update()
+                .where(
+                    leases.c.stack == stack, leases.c.holder == holder, leases.c.expires_at > now
+                )
+                .values(expires_at=now)
+            )
 
     def lease(self, *, stack: str) -> dict[str, Any] | None:
-        """The stack's lease row, if any."""
-        with self.engine.connect() as c:
-            row = c.execute(sa.select(leases).where(leases.c.stack == stack)).mappings().first()
+        """The stack's live lease (holder, token, times, origin), or ``None`` when nobody holds it."""
+        with self._read() as c:
+            now = self._db_now(c)
+            row = (
+                c.execute(
+                    sa.select(leases).where(leases.c.stack == stack, leases.c.expires_at > now)
+                )
+                .mappings()
+                .first()
+            )
             return dict(row) if row is not None else None
+
+    # ------------------------------------------------------------------ recovery
+
+    def mark_interrupted(self, *, stack: str, current: int, at: datetime) -> int:
+        """Mark the stack's cycles still ``running`` (except ``current``) as ``interrupted``.
+
+        Called by the lease holder at the start of its cycle: only it acts on the stack, so a
+        ``running`` cycle of another id belongs to a driver that was killed. Returns how many.
+        """
+        with self._begin() as c:
+            result = c.execute(
+                cycles.update()
+                .where(
+                    cycles.c.stack == stack, cycles.c.status == "running", cycles.c.id != current
+                )
+                .values(
+                    status="interrupted",
+                    finished_at=at,
+                    error="the driver stopped before this cycle finished (killed, or the host "
+                    "went down); the next cycle reconciled what it left",
+                )
+            )
+            return int(result.rowcount or 0)
+
+    def knows_stack(self, *, stack: str) -> bool:
+        """Whether this journal has any record of ``stack`` (cycles or memory)."""
+        with self._read() as c:
+            for table in (cycles, memories):
+                if c.execute(sa.select(table.c.id).where(table.c.stack == stack).limit(1)).first():
+                    return True
+        return False
+
+
+_PG_LOCK = 0x6D697272  # "mirr": the advisory lock key the journal's migrations take
 
 
 forecasts_t = forecasts

@@ -2,8 +2,11 @@
 
 One :class:`Driver` runs cycles for one stack. A cycle:
 
-1. loads the stack file and takes the stack's lease in the journal (another live driver on the
-   same stack makes this one skip the cycle);
+1. loads the stack file, checks the journal is still the one it opened (a deleted or replaced
+   journal stops the driver), takes the stack's lease (another live driver on the same stack
+   makes this one skip the cycle), and refuses a stack whose config names another journal;
+   a fresh journal rebuilds the active mirrors from the record the driver keeps in the stack
+   config (``mirrorcast:driver_record``);
 2. finishes an update a previous driver left ``applying`` (apply mode refreshes and reconciles;
    gitops re-pushes the same plan, which is idempotent);
 3. collects metric history, observes each pool in its clouds (:mod:`driver.observers`: instances,
@@ -13,6 +16,10 @@ One :class:`Driver` runs cycles for one stack. A cycle:
    outcome after, so a kill at any point leaves enough to resume without repeating an activation
    or losing a pending rollback;
 5. updates ``/metrics``.
+
+The lease is renewed by a heartbeat while a cycle runs and checked (fencing token, database
+clock) before every effect: the intent record, each config write, ``pulumi up``/``refresh``,
+each push. It is released on every way out (:meth:`Driver.close`).
 
 Plan mode journals plans for ``history`` but never stores planner memory, because nothing it
 planned happened.
@@ -27,6 +34,7 @@ import signal
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,9 +47,16 @@ from driver.collect import collect_history, recording_end
 from driver.config_memo import StackConfigMemo
 from driver.cycle import CycleResult, ForecastEngineLike, actuation_estimate, decide
 from driver.executor import ApplyOutcome, DriverError, Executor, PlanExecutor, value_at
-from driver.journal import Journal, PlanRecord
+from driver.journal import Journal, JournalLostError, LeaseLostError, PlanRecord
 from driver.observe import DriverMetrics, forecast_abs_error
 from driver.observers import StackObservation, StackObserver, not_observed
+from driver.record import (
+    StackRecordError,
+    journal_location,
+    rebuild_memory,
+    record_changes,
+    with_record_changes,
+)
 from driver.redact import redact_text
 from driver.stack_config import config_warnings
 from driver.state import state_path
@@ -127,18 +142,64 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _holder_is_dead(holder: str) -> bool:
-    """Whether a lease holder (``host:pid``) is a process on this host that no longer exists."""
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False  # another host's driver: only expiry can tell
+def _proc_start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="ascii").strip()
+    except OSError:
+        return "?"
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:
+        return "?"
+
+
+def process_origin() -> str:
+    """Where this process runs: host, boot, PID namespace, pid and start time.
+
+    Two containers can share a hostname and both be pid 1, so a pid alone proves nothing; with
+    the boot id and the PID namespace a driver can tell that a lease holder is a process it
+    can see, and with the start time that the pid was not reused.
+    """
+    pid = os.getpid()
+    return "|".join(
+        [
+            socket.gethostname(),
+            _read("/proc/sys/kernel/random/boot_id"),
+            _pid_namespace(),
+            str(pid),
+            _proc_start_time(pid) or "?",
+        ]
+    )
+
+
+def _holder_is_dead(origin: str | None) -> bool:
+    """Whether a lease holder's process is provably gone (same host, boot and PID namespace).
+
+    Anything else (another host or container, an unknown origin) can only be told by expiry.
+    """
+    if not origin:
         return False
-    return False
+    parts = origin.split("|")
+    if len(parts) != 5 or "?" in parts:
+        return False
+    host, boot, namespace, pid, started = parts
+    mine = process_origin().split("|")
+    if [host, boot, namespace] != mine[:3] or not pid.isdigit():
+        return False
+    return _proc_start_time(int(pid)) != started
 
 
 def _pause_point(name: str) -> None:
@@ -189,7 +250,12 @@ class Driver:
         stack's forecast settings with its cache in the state directory.
     :param metrics: default a fresh :class:`DriverMetrics`.
     :param clock: returns the current UTC time; default the wall clock.
-    :param holder: this driver's lease name; default ``host:pid``.
+    :param holder: this driver's lease holder id; default a new uuid per instance (tests pass
+        one to simulate a restart of the same driver).
+    :param lease_ttl: how long the lease lasts without renewal; default three intervals, at
+        least ``update_timeout`` plus an interval and at least 10 minutes.
+    :param adopt: take the stack over from the journal its config names (that journal is lost
+        for good): rebuild the memory from the stack; default ``False``.
     :param replay: with a file metrics source, decide at the recording's end instead of the wall
         clock when ``now`` is not given; default ``True``.
     :param observer: reads each pool's live state from its clouds; default a
@@ -210,6 +276,8 @@ class Driver:
         holder: str | None = None,
         replay: bool = True,
         observer: StackObserverLike | None = None,
+        lease_ttl: timedelta | None = None,
+        adopt: bool = False,
     ) -> None:
         self.stack = stack
         self.root = root
@@ -222,12 +290,22 @@ class Driver:
         self._engine = engine
         self.metrics = metrics or DriverMetrics()
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        self.holder = holder or uuid.uuid4().hex
+        self.origin = process_origin()
         self.replay = replay
         self.observer: StackObserverLike = observer or StackObserver()
         self.last_observation: StackObservation | None = None
+        self.lease_ttl = lease_ttl
+        self.adopt = adopt
         self.stop = threading.Event()
         self._forecast_errors: dict[tuple[str, str], float] = {}
+        self._token: int | None = None
+        self._ttl = timedelta(minutes=10)
+        self._lost: LeaseLostError | None = None
+        self._lease_lock = threading.Lock()
+        if hasattr(self.executor, "fence"):
+            # Executors call it before each effect (config write, up, refresh, push).
+            self.executor.fence = self.fence
         self._history: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ pieces
@@ -378,14 +456,15 @@ class Driver:
         config = self.load_config()
         at, notes = self.decision_time(config, now)
         notes = [*notes, *config_warnings(config)]
-        # Long enough to outlast a cycle that runs a full update, so the lease cannot lapse while
-        # this driver is still acting.
-        ttl = max(
+        # A journal deleted or replaced since it was opened: stop before anything else.
+        self.journal.verify()
+        # Long enough to outlast a cycle that runs a full update; the heartbeat renews it anyway.
+        self._ttl = self.lease_ttl or max(
             config.driver.interval * 3,
             config.driver.update_timeout + config.driver.interval,
             timedelta(minutes=10),
         )
-        if not self._take_lease(ttl):
+        if not self._take_lease(self._ttl):
             lease = self.journal.lease(stack=self.stack) or {}
             reason = (
                 f"another driver ({lease.get('holder', '?')}) holds the lease on stack "
@@ -395,13 +474,29 @@ class Driver:
             return CycleReport(
                 self.stack, self.mode, at, config, None, None, None, [], 0.0, skipped=reason
             )
+        with self._heartbeat():
+            return self._locked_cycle(config, at=at, notes=notes, started=started)
+
+    def _locked_cycle(
+        self, config: MirrorcastConfig, *, at: datetime, notes: list[str], started: float
+    ) -> CycleReport:
+        """The cycle while this driver holds the lease (the heartbeat renews it meanwhile)."""
+        first_cycle = not self.journal.knows_stack(stack=self.stack)
+        self._check_journal_marker(config, first_cycle=first_cycle)
         cycle_id = self.journal.start_cycle(stack=self.stack, mode=self.mode, at=at)
         self._forecast_errors = {}
         try:
+            interrupted = self.journal.mark_interrupted(
+                stack=self.stack, current=cycle_id, at=self.clock()
+            )
+            if interrupted:
+                notes.append(f"{interrupted} cycle(s) of a killed driver marked interrupted")
             _pause_point("cycle-start")
             recovered = self._recover(config)
             if recovered is not None:
                 config = self.load_config()
+            if first_cycle and self.mode != "plan":
+                notes.extend(self._rebuild(config, at=at, cycle_id=cycle_id))
             if self.mode == "gitops":
                 self._adopt_merged(config)
             pending = self.journal.pending_rollbacks(stack=self.stack)
@@ -516,20 +611,150 @@ class Driver:
         return [f"{d.notice.pool}: notification not delivered: {d.detail}" for d in failed]
 
     def _take_lease(self, ttl: timedelta) -> bool:
-        if self.journal.acquire_lease(
-            stack=self.stack, holder=self.holder, at=self.clock(), ttl=ttl
-        ):
-            return True
-        lease = self.journal.lease(stack=self.stack)
-        dead = lease["holder"] if lease is not None and _holder_is_dead(lease["holder"]) else None
-        if dead is None:
-            return False
-        # A driver on this host that was killed keeps its lease until expiry; its process is
-        # gone, so waiting would only delay the recovery of its interrupted update.
-        logger.warning("taking over the lease of %s, whose process is gone", dead)
-        return self.journal.acquire_lease(
-            stack=self.stack, holder=self.holder, at=self.clock(), ttl=ttl, take_over_from=dead
+        token = self.journal.acquire_lease(
+            stack=self.stack, holder=self.holder, ttl=ttl, origin=self.origin
         )
+        if token is None:
+            lease = self.journal.lease(stack=self.stack)
+            dead = (
+                lease["holder"] if lease is not None and _holder_is_dead(lease["origin"]) else None
+            )
+            if dead is None:
+                return False
+            # A driver on this machine that was killed keeps its lease until expiry; its process
+            # is gone, so waiting would only delay the recovery of its interrupted update.
+            logger.warning("taking over the lease of %s, whose process is gone", dead)
+            token = self.journal.acquire_lease(
+                stack=self.stack,
+                holder=self.holder,
+                ttl=ttl,
+                origin=self.origin,
+                take_over_from=dead,
+            )
+            if token is None:
+                return False
+        with self._lease_lock:
+            self._token, self._lost = token, None
+        return True
+
+    def fence(self) -> None:
+        """The check before every effect: same journal, and this driver still holds the lease.
+
+        Renews the lease (database clock) with this driver's fencing token; raises
+        :class:`~driver.journal.LeaseLostError` when another driver took it over or it
+        expired, and :class:`~driver.journal.JournalLostError` when the journal was replaced.
+        """
+        with self._lease_lock:
+            lost, token = self._lost, self._token
+        if lost is not None:
+            raise lost
+        if token is None:
+            raise LeaseLostError(f"this driver does not hold the lease on stack {self.stack}")
+        self.journal.verify()
+        self.journal.renew_lease(stack=self.stack, holder=self.holder, token=token, ttl=self._ttl)
+
+    @contextmanager
+    def _heartbeat(self) -> Iterator[None]:
+        """Renew the lease every third of its TTL while a cycle runs (slow refresh, slow ``up``)."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(self._ttl.total_seconds() / 3):
+                with self._lease_lock:
+                    token = self._token
+                if token is None:
+                    return
+                try:
+                    self.journal.renew_lease(
+                        stack=self.stack, holder=self.holder, token=token, ttl=self._ttl
+                    )
+                except LeaseLostError as exc:
+                    logger.error("%s", exc)
+                    with self._lease_lock:
+                        self._lost = exc
+                    return
+                except BaseException as exc:  # journal down: the next fence says so
+                    logger.warning("lease renewal failed: %s", redact_text(str(exc)))
+
+        thread = threading.Thread(target=beat, name="lease-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def close(self) -> None:
+        """Release the lease (every way out: the loop, ``--once --at``, ``rollback --now``)."""
+        with self._lease_lock:
+            held, self._token = self._token is not None, None
+        if held:
+            try:
+                self.journal.release_lease(stack=self.stack, holder=self.holder)
+            except Exception as exc:  # the journal is gone: expiry releases it instead
+                logger.warning("could not release the lease: %s", redact_text(str(exc)))
+
+    def __enter__(self) -> Driver:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the stack's record
+
+    def _with_record(self, plan: Plan) -> Plan:
+        changes = record_changes(
+            plan, journal_id=self.journal.id, location=journal_location(self.journal)
+        )
+        return with_record_changes(plan, changes)
+
+    def _check_journal_marker(self, config: MirrorcastConfig, *, first_cycle: bool) -> None:
+        """Refuse a stack driven through another journal (two journals would each grant a lease).
+
+        A journal that has never seen the stack may take it over when the marker names a
+        journal at the same location (the journal there was lost and recreated) or when
+        ``adopt`` says so; otherwise this is a second journal for the stack.
+        """
+        record = config.driver_record
+        if record.journal is None or record.journal == self.journal.id:
+            return
+        here = journal_location(self.journal)
+        if first_cycle and (self.adopt or record.journal_location == here):
+            logger.warning(
+                "stack %s was driven through journal %s at %s, which is gone; this journal (%s) "
+                "takes it over and rebuilds the active mirrors from the stack",
+                self.stack,
+                record.journal,
+                record.journal_location,
+                self.journal.id,
+            )
+            return
+        raise StackRecordError(
+            f"stack {self.stack} is driven through another journal ({record.journal} at "
+            f"{record.journal_location}); this driver's journal is {self.journal.id} at {here}. "
+            "Two journals for one stack would each grant a lease, so this driver does not act. "
+            "Point driver.journal_url at that journal or, if it is lost for good, run once with "
+            f"'mirrorcast run --stack {self.stack} --adopt' (the active mirrors and their "
+            "original config are rebuilt from the stack)."
+        )
+
+    def _rebuild(self, config: MirrorcastConfig, *, at: datetime, cycle_id: int) -> list[str]:
+        """A journal that has never seen this stack: rebuild the planner's essential memory."""
+        memory, lines = rebuild_memory(config, now=at)
+        if not lines:
+            return []
+        self.journal.save_memory(stack=self.stack, memory=memory, at=at, cycle_id=cycle_id)
+        summary = "memory rebuilt from the stack config: " + "; ".join(lines)
+        self.journal.record_update(
+            stack=self.stack,
+            plan_id=None,
+            kind="rebuild",
+            at=self.clock(),
+            ok=True,
+            summary=summary,
+        )
+        logger.warning("%s", summary)
+        return [summary]
 
     def _act(self, cycle_id: int, plan: Plan) -> tuple[str, ApplyOutcome]:
         if self.mode == "plan":
@@ -555,7 +780,12 @@ class Driver:
             return plan_id, ApplyOutcome(
                 status="applied" if self.mode == "apply" else "planned", summary="no changes"
             )
-        # Intent first: the plan and the memory it leaves, before anything changes.
+        # The stack keeps the journal's marker and each activation's original config, so a
+        # lost journal loses no rollback.
+        plan = self._with_record(plan)
+        # Intent first: the plan and the memory it leaves, before anything changes; written
+        # only while this driver still holds the lease (the fencing check).
+        self.fence()
         plan_id = self.journal.record_plan(
             stack=self.stack, cycle_id=cycle_id, plan=plan, status="applying"
         )
@@ -592,7 +822,13 @@ class Driver:
         wanted = [{"path": c.path, "new": _jsonable(c.new)} for c in plan.changes]
         open_plan = self.journal.latest_plan(stack=self.stack, status="proposed")
         if open_plan is not None:
-            proposed = [{"path": c["path"], "new": c["new"]} for c in open_plan.changes]
+            # The driver record's own keys (activation id and times) change with each re-plan
+            # of an unmerged proposal; the proposal is the same when the stack's keys are.
+            proposed = [
+                {"path": c["path"], "new": c["new"]}
+                for c in open_plan.changes
+                if not c["path"].startswith("driver_record.")
+            ]
             if proposed == wanted:
                 plan_id = self.journal.record_plan(
                     stack=self.stack, cycle_id=cycle_id, plan=plan, status="planned"
@@ -604,6 +840,8 @@ class Driver:
             self.journal.set_plan_status(
                 open_plan.id, status="superseded", at=self.clock(), outcome="a newer plan differs"
             )
+        plan = self._with_record(plan)
+        self.fence()
         plan_id = self.journal.record_plan(
             stack=self.stack, cycle_id=cycle_id, plan=plan, status="applying"
         )
@@ -725,7 +963,8 @@ class Driver:
                 while not self.stop.is_set():
                     try:
                         report = self.run_cycle()
-                    except DriverError:
+                    except (DriverError, JournalLostError, StackRecordError):
+                        # Acting on would be unsafe until a person (or a restart) steps in.
                         raise
                     except Exception as exc:
                         if once:
@@ -748,6 +987,6 @@ class Driver:
                     logger.info("next cycle at %s", wake.isoformat())
                     self.stop.wait(delay)
             finally:
-                self.journal.release_lease(stack=self.stack, holder=self.holder)
+                self.close()
         logger.info("stopped cleanly after %d failed cycle(s)", failures)
         return 0

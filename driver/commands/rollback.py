@@ -98,8 +98,9 @@ def register(app: typer.Typer) -> None:
                     )
                 return
             driver = Driver(stack=stack, root=root, mode=mode, journal=journal)
-            driver.executor.check_ready()
-            report = driver.run_cycle()
+            with driver:  # the lease is released however the cycle ends
+                driver.executor.check_ready()
+                report = driver.run_cycle()
         if json_output:
             print_json({"request_id": request_id, "cycle": cycle_json(report)})
         else:

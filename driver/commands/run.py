@@ -67,6 +67,14 @@ def register(app: typer.Typer) -> None:
                 help="host:port for /metrics, e.g. 0.0.0.0:9464 in a container; default the stack's driver.metrics_listen.",
             ),
         ] = None,
+        adopt: Annotated[
+            bool,
+            typer.Option(
+                "--adopt",
+                help="Take the stack over from the journal its config names, which is lost for "
+                "good (the active mirrors are rebuilt from the stack).",
+            ),
+        ] = False,
     ) -> None:
         """Forecast, decide and apply on a schedule aligned to the interval."""
         from driver.logs import setup_logging
@@ -94,7 +102,7 @@ def register(app: typer.Typer) -> None:
         with user_errors():
             root = project_root()
             config = load_driver_config(stack, root)
-            driver = Driver(stack=stack, root=root, mode=mode.value if mode else None)
+            driver = Driver(stack=stack, root=root, mode=mode.value if mode else None, adopt=adopt)
             # Fail at start, not in the middle of the first cycle (missing CLI, no remote).
             driver.executor.check_ready()
             if not once:
@@ -107,7 +115,8 @@ def register(app: typer.Typer) -> None:
                     render_cycle(out_console, report)
 
             if once and when is not None:
-                report = driver.run_cycle(now=when)
+                with driver:  # the lease is released however the cycle ends
+                    report = driver.run_cycle(now=when)
                 show(report)
                 code = 0 if report.outcome is None or report.outcome.ok else 1
             else:

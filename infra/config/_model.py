@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -39,6 +40,7 @@ __all__ = [
     "ActionLead",
     "ActionSpec",
     "ActivateMirrorAction",
+    "ActivationRecord",
     "AppSpec",
     "AzureMonitorSource",
     "AzureSettings",
@@ -51,6 +53,7 @@ __all__ = [
     "CostGuardrail",
     "DatabaseSpec",
     "DnsSpec",
+    "DriverRecord",
     "DriverSettings",
     "EventsSpec",
     "FileSource",
@@ -67,6 +70,7 @@ __all__ = [
     "NetworkSpec",
     "NotifyAction",
     "NotifySettings",
+    "OriginalKeys",
     "PausedSpec",
     "PolicySettings",
     "PoolSpec",
@@ -1151,6 +1155,52 @@ class AzureSettings(_Model):
     )
 
 
+# --------------------------------------------------------------------------- driver record
+
+
+class OriginalKeys(_Model):
+    """A pool's driver-managed keys as they were before an activation (what a rollback restores)."""
+
+    mirror_state: MirrorState
+    mirror_percent: float
+    weight_primary: int
+    weight_mirror: int
+    capacity_min: int
+    capacity_desired: int
+    autoscaler_target: float
+
+
+class ActivationRecord(_Model):
+    """One activation as the driver records it on the stack, so it survives a lost journal."""
+
+    id: str
+    active: bool = Field(default=True, description="False once its rollback completed.")
+    activated_at: datetime
+    rollback_deadline: datetime | None = Field(
+        default=None, description="The deadline set at activation (demand since may extend it)."
+    )
+    trigger_metric: str | None = None
+    trigger_threshold: float | None = None
+    original: OriginalKeys
+
+
+class DriverRecord(_Model):
+    """Written by the driver only (``mirrorcast:driver_record``), together with a plan's changes.
+
+    It holds what must outlive the driver's journal: which journal drives the stack (a second
+    journal for the same stack is refused) and, per pool, the activation in effect with the
+    original config to restore, from which a new journal rebuilds the planner's memory.
+    """
+
+    journal: str | None = Field(
+        default=None, description="The id of the journal that drives the stack."
+    )
+    journal_location: str | None = Field(
+        default=None, description="Where that journal is (host and file, or the database URL)."
+    )
+    activations: dict[str, ActivationRecord] = Field(default_factory=dict)
+
+
 class MirrorcastConfig(_Model):
     """Everything under the ``mirrorcast:`` namespace of one stack."""
 
@@ -1163,6 +1213,10 @@ class MirrorcastConfig(_Model):
     azure: AzureSettings = Field(default_factory=AzureSettings)
     tags: dict[str, str] = Field(
         default_factory=dict, description="Tags/labels applied to every resource."
+    )
+    driver_record: DriverRecord = Field(
+        default_factory=DriverRecord,
+        description="Kept by the driver: its journal's marker and the activations in effect.",
     )
 
     @field_validator("pools")

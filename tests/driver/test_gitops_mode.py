@@ -303,7 +303,8 @@ def test_a_proposal_is_made_once_and_its_memory_is_adopted_when_merged(
             engine=ScriptedEngine({"cpu": 95.0, "rps": 100.0}),
             clock=lambda: NOW + timedelta(minutes=minutes),
         )
-        return driver, driver.run_cycle(now=NOW + timedelta(minutes=minutes))
+        with driver:  # as `mirrorcast run --once` does: each run releases the stack's lease
+            return driver, driver.run_cycle(now=NOW + timedelta(minutes=minutes))
 
     driver, first = cycle(0)
     assert first.outcome.status == "proposed", first.outcome

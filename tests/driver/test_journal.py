@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,13 @@ import pytest
 import sqlalchemy as sa
 from driver_helpers import NOW, activation_plan
 
-from driver.journal import Journal, JournalError, forecast_from_json, forecast_to_json
+from driver.journal import (
+    Journal,
+    JournalError,
+    LeaseLostError,
+    forecast_from_json,
+    forecast_to_json,
+)
 from forecasting import Forecast
 from policies import PlannerMemory, PoolMemory, RampState
 
@@ -87,12 +94,12 @@ def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]
 
 
 def test_migrations_build_the_schema_from_empty_and_are_idempotent(journal: Journal) -> None:
-    assert journal.revision() == "0002"
+    assert journal.revision() == "0003"
     tables = set(sa.inspect(journal.engine).get_table_names())
     assert {"cycles", "plans", "config_changes", "updates", "memories", "forecasts"} <= tables
-    assert {"rollback_requests", "leases", "alembic_version"} <= tables
+    assert {"rollback_requests", "leases", "alembic_version", "journal_identity"} <= tables
     journal.upgrade()  # again: nothing to do, nothing breaks
-    assert journal.revision() == "0002"
+    assert journal.revision() == "0003"
 
 
 def test_a_journal_from_an_older_schema_is_upgraded_in_place(tmp_path: Path, project: Path) -> None:
@@ -112,7 +119,7 @@ def test_a_journal_from_an_older_schema_is_upgraded_in_place(tmp_path: Path, pro
 
     upgraded = Journal(url)
 
-    assert upgraded.revision() == "0002"
+    assert upgraded.revision() == "0003"
     (record,) = upgraded.plans(stack="demo")
     assert record.id == "p0" and record.memory is None
     plan_id = upgraded.record_plan(
@@ -213,21 +220,22 @@ def test_secrets_never_reach_the_journal(journal: Journal, monkeypatch: pytest.M
 
 
 def test_the_lease_lets_one_driver_act_until_it_expires(journal: Journal) -> None:
-    ttl = timedelta(minutes=10)
-    assert journal.acquire_lease(stack="demo", holder="a", at=NOW, ttl=ttl)
-    assert not journal.acquire_lease(
-        stack="demo", holder="b", at=NOW + timedelta(minutes=1), ttl=ttl
-    )
-    assert journal.acquire_lease(
-        stack="demo", holder="a", at=NOW + timedelta(minutes=5), ttl=ttl
-    )  # renewal
-    assert not journal.acquire_lease(
-        stack="demo", holder="b", at=NOW + timedelta(minutes=14), ttl=ttl
-    )
-    assert journal.acquire_lease(stack="demo", holder="b", at=NOW + timedelta(minutes=16), ttl=ttl)
-    assert journal.acquire_lease(stack="other", holder="a", at=NOW, ttl=ttl)  # per stack
+    # Lease times are the database's clock: expiry is waited out for real (short TTLs).
+    ttl = timedelta(seconds=1.5)
+    first = journal.acquire_lease(stack="demo", holder="a", ttl=ttl)
+    assert first == 1
+    assert journal.acquire_lease(stack="demo", holder="b", ttl=ttl) is None
+    assert journal.acquire_lease(stack="demo", holder="a", ttl=ttl) == first  # renewal
+    assert journal.acquire_lease(stack="other", holder="a", ttl=ttl) == 1  # per stack
+    time.sleep(1.7)
+    second = journal.acquire_lease(stack="demo", holder="b", ttl=timedelta(minutes=5))
+    assert second == first + 1  # a new holder, a higher fencing token
+    with pytest.raises(LeaseLostError, match="holds it now"):
+        journal.renew_lease(stack="demo", holder="a", token=first, ttl=ttl)
     journal.release_lease(stack="demo", holder="b")
     assert journal.lease(stack="demo") is None
+    # Released, not deleted: the next holder's token is still higher.
+    assert journal.acquire_lease(stack="demo", holder="c", ttl=ttl) == second + 1
 
 
 def test_rollback_requests_wait_until_honoured(journal: Journal) -> None:
@@ -274,7 +282,7 @@ def test_the_sqlite_journal_is_private_and_in_wal_mode(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_journal_is_one_clear_error() -> None:
-    with pytest.raises(JournalError, match="cannot open the journal at postgresql") as caught:
+    with pytest.raises(JournalError, match="cannot use the journal postgresql") as caught:
         Journal(f"postgresql+psycopg2://nobody:secretpw@127.0.0.1:{_free_port()}/x")
     assert "secretpw" not in str(caught.value)
 

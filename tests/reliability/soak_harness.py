@@ -259,19 +259,45 @@ class DyingJournal(Journal):
 class KillableCli(StandInPulumi):
     """The stand-in CLI, able to die between ``config set-all`` and ``up``, or right after ``up``.
 
-    It also keeps every observed paused->active transition of the stack's mirrors.
+    It also keeps every observed paused->active transition of the stack's mirrors, can hold
+    the next ``up`` until the test releases it (:meth:`hold_next_up`: an update that outlives
+    any timeout, whatever the machine's load), and can add ``latency`` seconds to every ``up``
+    (a loaded machine).
     """
 
-    def __init__(self, faults: Faults, **options: Any) -> None:
+    def __init__(self, faults: Faults, *, latency: float = 0.0, **options: Any) -> None:
         super().__init__(**options)
         self.faults = faults
         self.activations = 0
+        self.latency = latency
         self._lock = threading.Lock()
+        self._hold: tuple[threading.Event, threading.Event] | None = None
+
+    def hold_next_up(self) -> tuple[threading.Event, threading.Event]:
+        """Make the next ``up`` wait for ``release``; ``finished`` is set when it has run."""
+        release, finished = threading.Event(), threading.Event()
+        self._hold = (release, finished)
+        return release, finished
 
     def run(self, args: list[str], cwd: str, additional_env: Any, *rest: Any) -> Any:
         words = [a for a in args if a != "--non-interactive"]
+        hold = None
         if words[:1] == ["up"]:
             self.faults.maybe_kill("before-up")
+            hold, self._hold = self._hold, None
+            if self.latency:
+                time.sleep(self.latency)
+            if hold is not None:
+                hold[0].wait(timeout=120)
+        try:
+            return self._run(args, cwd, additional_env, words, *rest)
+        finally:
+            if hold is not None:
+                hold[1].set()
+
+    def _run(
+        self, args: list[str], cwd: str, additional_env: Any, words: list[str], *rest: Any
+    ) -> Any:
         with self._lock:
             before = _states(self.model.outputs)
             try:
@@ -453,7 +479,7 @@ def _set(data: dict[str, Any], path: str, value: Any) -> Any:
     node = data
     *parents, last = path.split(".")
     for part in parents:
-        node = node[part]
+        node = node.setdefault(part, {})  # the driver record's keys appear with their first write
     old = node.get(last)
     node[last] = value
     return old
@@ -462,6 +488,8 @@ def _set(data: dict[str, Any], path: str, value: Any) -> Any:
 def _get(data: Mapping[str, Any], path: str) -> Any:
     node: Any = data
     for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None  # a key not written yet (the driver record's)
         node = node[part]
     return node
 

@@ -28,6 +28,7 @@ from soak_harness import (
     pause_points,
 )
 
+from driver.automation import AutomationExecutor
 from driver.cycle import CycleResult
 from driver.journal import Journal
 from driver.observe import DriverMetrics
@@ -51,7 +52,8 @@ class Clock:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    return make_project(tmp_path / "project", TRACE, quantile=0.7)
+    # Updates get all the time they need; the one test of a stuck update shortens it itself.
+    return make_project(tmp_path / "project", TRACE, quantile=0.7, update_timeout=120)
 
 
 def _cycle(driver: Driver, clock: Clock, at: datetime) -> CycleReport:
@@ -144,19 +146,30 @@ def test_garbage_metric_values_are_cleaned_and_reported_not_fatal(project: Path)
 # ----------------------------------------------------------------------------- pulumi up
 
 
+@pytest.mark.parametrize("machine", ["idle", "loaded"])
 @pytest.mark.parametrize(
     ("fault", "first_status"),
     [("locked", "failed"), ("halfway", "failed"), ("hang", "applying")],
 )
 def test_a_failed_or_stuck_update_is_finished_next_cycle_without_a_second_activation(
-    project: Path, fault: str, first_status: str
+    project: Path, fault: str, first_status: str, machine: str
 ) -> None:
+    # Independent of the machine's load: every update has all the time it needs (a loaded
+    # machine adds half a second to each `up`, beyond the 0.4 s this test once allowed), and
+    # the stuck update is held until the test lets it go, so it outlives the short timeout
+    # used for that one cycle by construction, never by a race.
     clock = Clock(T0)
-    cli = KillableCli(Faults(), hang_seconds=0.8)
+    cli = KillableCli(Faults(), latency=0.5 if machine == "loaded" else 0.0)
     journal = open_journal(f"sqlite:///{project / 'journal.db'}")
     driver = make_driver(project, cli=cli, journal=journal, clock=clock)
+    assert isinstance(driver.executor, AutomationExecutor)
+    roomy = driver.executor.update_timeout = timedelta(seconds=120)
     initial = load_stack(STACK, project)
-    cli.fail("up", *([fault] * 2 if fault == "locked" else [fault]))
+    if fault == "hang":
+        release, finished = cli.hold_next_up()
+        driver.executor.update_timeout = timedelta(seconds=0.4)
+    else:
+        cli.fail("up", *([fault] * 2 if fault == "locked" else [fault]))
 
     first = _cycle(driver, clock, T0)
     assert first.outcome is not None and not first.outcome.ok
@@ -164,7 +177,9 @@ def test_a_failed_or_stuck_update_is_finished_next_cycle_without_a_second_activa
     if fault == "locked":
         assert "mirrorcast never cancels a lock itself" in first.outcome.summary
     if fault == "hang":
-        threading.Event().wait(1.0)  # the abandoned CLI finishes on its own
+        release.set()  # the abandoned CLI finishes on its own
+        assert finished.wait(timeout=60)
+        driver.executor.update_timeout = roomy
 
     second = _cycle(driver, clock, T0 + STEP)
     assert second.outcome is not None and second.outcome.ok, second.outcome
@@ -212,6 +227,9 @@ def test_a_kill_at_any_step_of_an_activation_is_reconciled_after_restart(
         assert after.recovered is not None and after.recovered.ok, after.recovered
     memory = journal.load_memory(stack=STACK).pools["web"]
     assert memory.activations, "the activation is remembered, so its rollback is not lost"
+    # The killed cycle is on record as interrupted, not left 'running' forever.
+    statuses = [c["status"] for c in journal.cycles(stack=STACK, limit=50)]
+    assert statuses[-1] == "interrupted" and "running" not in statuses, statuses
     report = SoakReport(seed=0, cycles=12)
     report.activations = cli.activations
     assert check_invariants(project, journal, cli, initial=initial, report=report) == []

@@ -7,12 +7,6 @@ stopped in the middle of a cycle, and started again.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,13 +16,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from cycle_support import TRACE, make_driver
+from pg_server import Postgres, running_postgres
 from soak_harness import STACK, DyingJournal, Faults, KillableCli, make_project
 
 from driver.journal import JournalError
 from driver.observers import StackObservation
 from infra.config import MirrorcastConfig, load_stack
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 T0 = datetime(2014, 4, 11, 0, 59, tzinfo=UTC)
 
 DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, JournalError)
@@ -37,66 +31,10 @@ DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, JournalError)
 pytestmark = pytest.mark.server
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Postgres:
-    """A throwaway PostgreSQL cluster that can be stopped and started again."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.data = directory / "data"
-        self.port = _free_port()
-        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *args: str) -> None:
-        command = [str(PG_BIN / args[0]), *args[1:]]
-        if os.geteuid() == 0:
-            command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, timeout=120)
-
-    def init(self) -> None:
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.data),
-            "-o",
-            options,
-            "-w",
-            "-l",
-            str(self.directory / "log"),
-            "start",
-        )
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
-
-
 @pytest.fixture
 def postgres() -> Iterator[Postgres]:
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL 15 binaries not found in {PG_BIN}")
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root needs runuser to start PostgreSQL as the postgres user")
-    directory = Path(tempfile.mkdtemp(prefix="mirrorcast-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(directory, "postgres", "postgres")
-    server = Postgres(directory)
-    server.init()
-    server.start()
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):  # already stopped
-            server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_the_driver_stops_acting_while_the_journal_is_down_and_resumes_after(
@@ -177,8 +115,9 @@ def test_a_full_journal_disk_never_lets_the_driver_act_without_a_record_and_it_r
         now[0] = T0 + timedelta(minutes=5 * step)
         try:
             driver.run_cycle(now=now[0])
-        except sa.exc.OperationalError as error:
-            assert "full" in str(error)
+        except JournalError as error:
+            # One sentence naming the file and SQLite's own "database or disk is full".
+            assert "full" in str(error) and "journal.db" in str(error)
             failures += 1
     assert failures >= 1, "the journal filled up"
     # Whatever was set on the stack was journaled as intent first: nothing acted without a record.
