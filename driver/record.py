@@ -35,7 +35,7 @@ from pydantic import TypeAdapter
 from driver.executor import DriverError
 from driver.journal import Journal
 from infra.config import ActivationRecord, MirrorcastConfig, MirrorState
-from policies._plan import ConfigChange, Plan, PlannerMemory, PoolMemory
+from policies import ConfigChange, Plan, PlannerMemory, PoolMemory
 
 __all__ = [
     "ORIGINAL_FIELDS",
