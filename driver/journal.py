@@ -634,6 +634,18 @@ class Journal:
             ).mappings()
             return [dict(row) for row in rows]
 
+    def has_update(self, *, stack: str, kind: str, summary: str) -> bool:
+        """Whether ``stack`` has an update row of ``kind`` with exactly ``summary``."""
+        with self._read() as c:
+            row = c.execute(
+                sa.select(updates.c.id)
+                .where(
+                    updates.c.stack == stack, updates.c.kind == kind, updates.c.summary == summary
+                )
+                .limit(1)
+            ).first()
+        return row is not None
+
     def actuation_times(self, *, stack: str, limit: int = 50) -> list[timedelta]:
         """Decision-to-effect times of ``stack``'s newest successful ``pulumi up`` runs, newest
         first: from the start of the cycle that made the plan to the update's finish."""

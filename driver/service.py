@@ -718,8 +718,21 @@ class Driver:
         record = config.driver_record
         if record.journal is None or record.journal == self.journal.id:
             return
+        adopted = f"took stack {self.stack} over from journal {record.journal}"
+        if not first_cycle and self.journal.has_update(
+            stack=self.stack, kind="adopt", summary=adopted
+        ):
+            return  # taken over earlier; the marker changes with this journal's next plan
         here = journal_location(self.journal)
         if first_cycle and (self.adopt or record.journal_location == here):
+            self.journal.record_update(
+                stack=self.stack,
+                plan_id=None,
+                kind="adopt",
+                at=self.clock(),
+                ok=True,
+                summary=adopted,
+            )
             logger.warning(
                 "stack %s was driven through journal %s at %s, which is gone; this journal (%s) "
                 "takes it over and rebuilds the active mirrors from the stack",

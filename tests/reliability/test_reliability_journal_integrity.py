@@ -144,6 +144,10 @@ def test_a_second_journal_for_the_stack_is_refused_unless_told_to_adopt(project:
     second.adopt = True
     report = _cycle(second, clock, T0 + 2 * STEP)
     assert report.outcome is not None and report.outcome.ok
+    second.adopt = False  # taken over once: later cycles (and restarts) need no flag
+    for i in (3, 4):
+        later = _cycle(second, clock, T0 + i * STEP)
+        assert later.outcome is not None and later.outcome.ok
     memory = second.journal.load_memory(stack=STACK).pools["web"]
     assert memory.activation_id == first.journal.load_memory(stack=STACK).pools["web"].activation_id
 

@@ -16,6 +16,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -169,17 +170,17 @@ def test_a_driver_that_lost_its_lease_before_acting_changes_nothing(project: Pat
     fresh = make_driver(
         project, cli=cli, journal=open_journal(_url(project)), clock=lambda: T0, holder="fresh"
     )
-    health = stale.executor.health
+    observe = stale.observer.observe
 
-    def stall_then_lose_the_lease(config: object) -> object:
+    def stall_then_lose_the_lease(config: Any, **kwargs: Any) -> Any:
         # A long pause (GC, a slow refresh, a suspended VM) past the lease's expiry, during
         # which another driver takes the stack over.
         with stale.journal.engine.begin() as c:
             c.execute(sa.text("UPDATE leases SET expires_at = '2000-01-01 00:00:00'"))
         assert fresh._take_lease(timedelta(minutes=15))
-        return health(config)  # type: ignore[arg-type]
+        return observe(config, **kwargs)
 
-    stale.executor.health = stall_then_lose_the_lease  # type: ignore[method-assign]
+    stale.observer.observe = stall_then_lose_the_lease  # type: ignore[method-assign]
     with pytest.raises(Exception, match="lost the lease"):
         stale.run_cycle(now=T0)
 
