@@ -94,3 +94,16 @@ class TestPrivateModulesContract:
             ("infra.aws", "infra.config._model", 7),
             ("policies._evaluate", "forecasting._result", 7),
         ]
+
+
+class TestTheBacktestAlone:
+    def test_importing_the_backtest_loads_no_service_journal_or_metrics(self) -> None:
+        # The import-linter contract covers driver.backtest's own imports; this covers the
+        # package it sits in (driver/__init__ loads its names lazily).
+        modules = _modules_after("import driver.backtest\n")
+        service = ("driver.service", "driver.journal", "driver.automation", "driver.cli")
+        assert sorted(m for m in modules if m in service) == []
+        assert (
+            sorted(m for m in modules if m.split(".")[0] in ("sqlalchemy", "prometheus_client"))
+            == []
+        )
