@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from config_strategies import SECRETS, stack_configs
+from hypothesis import HealthCheck, Phase, given, settings
 from pulumi_harness import (
     DB_SECRET,
     REPO,
@@ -23,6 +25,10 @@ from pulumi_harness import (
     run_program,
     stack_config,
 )
+from ruamel.yaml import YAML
+
+from infra._common import declarability_problems
+from infra.config import ConfigError, config_from_mapping
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("pulumi_policy") is None,
@@ -217,3 +223,26 @@ def test_the_pack_declares_its_own_virtualenv_for_pulumi_to_install() -> None:
     assert document["runtime"]["options"]["virtualenv"] == "venv"
     requirements = (REPO / "policies/crossguard/requirements.txt").read_text()
     assert "pulumi-policy" in requirements
+
+
+@settings(
+    max_examples=12,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(config=stack_configs())
+def test_every_config_the_program_declares_passes_the_pack(
+    tmp_path: Path, config: dict[str, Any]
+) -> None:
+    try:
+        model = config_from_mapping(config)
+    except ConfigError:
+        return
+    if declarability_problems(model):
+        return
+    stack_file = tmp_path / "Pulumi.generated.yaml"
+    with stack_file.open("w") as out:
+        YAML().dump({"config": config}, out)
+    run = run_program(config, secrets=SECRETS)
+    assert _judge(stack_file, run.resources) == []
