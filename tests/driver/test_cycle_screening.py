@@ -28,20 +28,20 @@ def test_a_1e12_sample_in_a_percent_metric_is_rejected_with_a_stated_repair(proj
     config = load_stack("demo", project)
     observed = history(level=40.0)
     cpu = observed["web"]["cpu"]
-    # The last 5 minutes: one absurd sample among ordinary ones.
-    cpu[
-        (cpu.index > pd.Timestamp(NOW) - pd.Timedelta(minutes=6)) & (cpu.index <= pd.Timestamp(NOW))
-    ] = [
-        1e12,
-        40.0,
-    ]
+    # The rule's last 5 minutes (two samples) hold only what a broken exporter sent.
+    window = (cpu.index >= pd.Timestamp(NOW) - pd.Timedelta(minutes=5)) & (
+        cpu.index <= pd.Timestamp(NOW)
+    )
+    cpu[window] = 1e12
     engine = ScriptedEngine({"cpu": 40.0, "rps": 100.0})
 
     result = decide(config=config, history=observed, engine=engine, now=NOW, memory=PlannerMemory())
 
+    # Before: current(cpu) > 90% for 5m fired and the mirror was activated.
     assert _rule(result, "cpu-now").status != "fired"  # type: ignore[attr-defined]
+    assert not [c for c in result.plan.changes if "mirror.state" in c.path]
     assert (
-        "web.cpu: 1 samples above 100 (the most a percent can be; largest 1e+12) rejected"
+        "web.cpu: 2 samples above 100 (the most a percent can be; largest 1e+12) rejected"
         in result.degraded
     ), result.degraded
     assert engine.seen["cpu"].max() <= 100  # the forecast never saw it either
