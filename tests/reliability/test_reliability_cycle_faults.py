@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -56,6 +57,12 @@ def project(tmp_path: Path) -> Path:
     return make_project(tmp_path / "project", TRACE, quantile=0.7, update_timeout=120)
 
 
+def _source_lines(report: Any) -> list[str]:
+    """A cycle's degraded lines about its metrics (the stand-in stack's AWS pools cannot be
+    observed here, which is one line of its own every cycle, not this test's subject)."""
+    return [line for line in report.degraded if "not observed" not in line]
+
+
 def _cycle(driver: Driver, clock: Clock, at: datetime) -> CycleReport:
     clock.at = at
     return driver.run_cycle(now=at)
@@ -87,7 +94,7 @@ def test_a_source_outage_falls_back_to_the_last_good_forecast_then_to_reactive_r
     saved = metrics_file.read_bytes()
 
     healthy = _cycle(driver, clock, T0)
-    assert healthy.degraded == []
+    assert _source_lines(healthy) == []
     metrics_file.unlink()
 
     # Within forecast.max_staleness (30m): the last good forecast is used, and said so.
@@ -108,9 +115,9 @@ def test_a_source_outage_falls_back_to_the_last_good_forecast_then_to_reactive_r
     # The source comes back: fresh data, fresh forecast, nothing degraded.
     metrics_file.write_bytes(saved)
     back = _cycle(driver, clock, T0 + 9 * STEP)
-    assert back.degraded == []
+    assert _source_lines(back) == []
     assert _decided(back).forecasts["web"]["demand"].issued_at == T0 + 9 * STEP
-    assert _metric(metrics, "mirrorcast_degraded_series", stack=STACK) == 0
+    assert _metric(metrics, "mirrorcast_degraded_series", stack=STACK) == len(back.degraded)
 
 
 def test_garbage_metric_values_are_cleaned_and_reported_not_fatal(project: Path) -> None:
