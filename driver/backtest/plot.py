@@ -1,8 +1,11 @@
 """A picture of a backtest: demand, each policy's serving capacity, and where it fell short.
 
 The top panel draws demand and, per policy, the most demand its serving instances handle within
-the SLO; the bottom panel marks each policy's under-provisioned minutes on its own row, so a
-person sees at a glance which policy ran short, when, and at what cost (in the legend).
+the SLO over the whole scored period; the middle panel zooms on the worst day (the 24 hours
+with the most under-provisioned minutes, summed over the policies) at full resolution, where a
+week of minute data is readable; the bottom panel marks each policy's under-provisioned minutes
+on its own row, so a person sees at a glance which policy ran short, when, and at what cost
+(in the legend).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import pandas as pd
 from driver.backtest.simulator import BacktestResult
 from driver.backtest.sweep import SweepResult
 
-__all__ = ["plot_backtest", "plot_frontiers"]
+__all__ = ["backtest_figure", "plot_backtest", "plot_frontiers", "worst_day"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ _COLOURS = {
 
 
 def plot_backtest(result: BacktestResult, path: str | Path, *, max_points: int = 4000) -> Path:
-    """Draw the backtest's scored part into a PNG.
+    """Draw the backtest's scored part into a PNG (:func:`backtest_figure`).
 
     :param result: the backtest to draw.
     :param path: the PNG file to write (parent directories must exist).
@@ -46,6 +49,38 @@ def plot_backtest(result: BacktestResult, path: str | Path, *, max_points: int =
     :returns: the path written.
     """
     path = Path(path)
+    figure = backtest_figure(result, max_points=max_points)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    logger.info("backtest plot written to %s", path)
+    return path
+
+
+def worst_day(result: BacktestResult, *, minutes: int = 1440) -> tuple[int, int]:
+    """``(first, last)`` scored-minute offsets of the ``minutes`` with the most shortfall.
+
+    Shortfall is summed over every policy but the oracle (which never runs short by
+    construction); a period shorter than a day is returned whole.
+    """
+    start = result.score_start
+    length = len(result.demand) - start
+    if length <= minutes:
+        return 0, length
+    total = np.zeros(length)
+    for name, run in result.runs.items():
+        if name != "oracle":
+            total += result.model.underprovisioned(result.demand, run.record)[start:]
+    if not total.any():
+        peak = int(np.nanargmax(np.nan_to_num(result.demand[start:], nan=-np.inf)))
+        first = min(max(0, peak - minutes // 2), length - minutes)
+        return first, first + minutes
+    window = np.convolve(total, np.ones(minutes), mode="valid")
+    first = int(np.argmax(window))
+    return first, first + minutes
+
+
+def backtest_figure(result: BacktestResult, *, max_points: int = 4000) -> plt.Figure:
+    """The figure :func:`plot_backtest` writes: whole period, worst-day zoom, shortfall lane."""
     start = result.score_start
     index = pd.DatetimeIndex(result.trace.demand.index[start:])
     demand = result.demand[start:]
@@ -63,13 +98,13 @@ def plot_backtest(result: BacktestResult, path: str | Path, *, max_points: int =
 
     times = index[: len(demand) // bucket * bucket : bucket] if bucket > 1 else index
     names = list(result.runs)
-    figure, (top, bottom) = plt.subplots(
-        2,
+    figure, (top, zoom, bottom) = plt.subplots(
+        3,
         1,
-        figsize=(14, 7.5),
-        sharex=True,
-        gridspec_kw={"height_ratios": [3, max(1.0, 0.35 * len(names))]},
+        figsize=(14, 11),
+        gridspec_kw={"height_ratios": [2.2, 2.2, max(1.0, 0.35 * len(names))]},
     )
+    bottom.sharex(top)
     if bucket > 1:
         top.fill_between(
             times,
@@ -108,6 +143,36 @@ def plot_backtest(result: BacktestResult, path: str | Path, *, max_points: int =
     top.legend(loc="upper left", fontsize=8, ncol=2)
     top.grid(alpha=0.3)
 
+    first, last = worst_day(result)
+    top.axvspan(index[first], index[last - 1], color="#ffd54f", alpha=0.25, label=None)
+    day = slice(first, last)
+    zoom.plot(index[day], demand[day], color="black", linewidth=0.9, label="demand")
+    for name in names:
+        run = result.runs[name]
+        servable = result.model.servable(run.record)[start:]
+        short = result.model.underprovisioned(result.demand, run.record)[start:]
+        zoom.plot(
+            index[day],
+            servable[day],
+            color=_COLOURS.get(name),
+            linewidth=1.0,
+            alpha=0.85,
+            drawstyle="steps-post",
+            label=f"{name}: {int(short[day].sum())} short min this day",
+        )
+    zoom.set_ylim(0, (np.nanmax(demand[day]) if np.isfinite(demand[day]).any() else 1.0) * 1.6)
+    zoom.set_ylabel(f"demand ({result.trace.value_column})")
+    zoom.set_title(
+        f"worst day: {index[first]:%Y-%m-%d %H:%M} to {index[last - 1]:%Y-%m-%d %H:%M} "
+        "(most under-provisioned minutes; shaded above), every minute",
+        fontsize=10,
+    )
+    zoom.legend(loc="upper left", fontsize=8, ncol=2)
+    zoom.grid(alpha=0.3)
+    zoom_locator = mdates.AutoDateLocator()
+    zoom.xaxis.set_major_locator(zoom_locator)
+    zoom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(zoom_locator))
+
     gaps = np.isnan(demand)
     for row, name in enumerate(names):
         run = result.runs[name]
@@ -139,10 +204,7 @@ def plot_backtest(result: BacktestResult, path: str | Path, *, max_points: int =
     bottom.xaxis.set_major_locator(locator)
     bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    logger.info("backtest plot written to %s", path)
-    return path
+    return figure
 
 
 def plot_frontiers(sweep: SweepResult, path: str | Path) -> Path:

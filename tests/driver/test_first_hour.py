@@ -257,3 +257,41 @@ def test_backtest_console_fits_80_columns_and_says_why_mirrorcast_equals_reactiv
     assert "mirrorcast: forecast untrusted in" in text
     assert "it did what reactive did" in text
     assert "no seasonality to learn" in text
+
+
+def test_the_backtest_plot_zooms_on_the_worst_day_above_the_shortfall_lane(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from driver.backtest import plot
+
+    figures: list[object] = []
+    real = plot.backtest_figure
+
+    def keep(*args: object, **kwargs: object) -> object:
+        figure = real(*args, **kwargs)  # type: ignore[arg-type]
+        figures.append(figure)
+        return figure
+
+    monkeypatch.setattr(plot, "backtest_figure", keep)
+    excerpt = Path(__file__).resolve().parents[1] / "data" / "backtest"
+    png = tmp_path / "backtest.png"
+
+    result = runner.invoke(
+        app,
+        [
+            "backtest",
+            str(excerpt / "elb_request_count_8c0756_4days.csv"),
+            *("--history", "3d", "--interval", "15m", "--plot", str(png)),
+        ],
+    )
+
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (figure,) = figures
+    _whole, zoom, lane = figure.axes  # type: ignore[attr-defined]
+    assert zoom.get_title().startswith("worst day:")
+    assert lane.get_title() == "under-provisioned minutes"
+    day = zoom.get_lines()[0].get_xdata()
+    assert len(day) == 1440  # one day, every minute
+    labels = zoom.get_legend_handles_labels()[1]
+    assert any(label.startswith("reactive:") and "short min this day" in label for label in labels)
