@@ -506,6 +506,11 @@ class Driver:
                 config, at, observation=observation, rollbacks=rollbacks
             )
             plan = result.plan
+            if plan.resync and self.mode != "apply":
+                notes.append(
+                    f"re-sync planned for {', '.join(plan.resync)}: only apply mode runs it "
+                    "(plan mode changes nothing; in gitops the pipeline's next deploy re-applies)"
+                )
             if self.stop.is_set():
                 notes.append("stop requested: the plan was journaled but not applied")
                 self.journal.record_plan(

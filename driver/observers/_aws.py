@@ -21,6 +21,8 @@ role; ``AWS_ENDPOINT_URL`` for a local endpoint such as moto).
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -100,11 +102,20 @@ class AwsObserver:
         self._clients: dict[tuple[str, str], Any] = {}
 
     def client(self, service: str, region: str) -> Any:
-        """A boto3 client for ``service`` in ``region`` (cached per cycle's observer)."""
+        """A boto3 client for ``service`` in ``region``.
+
+        Clients are cached for the process (building one loads the service model, which takes
+        seconds on a busy host), per endpoint and access key so a changed environment gets a
+        new one.
+        """
         key = (service, region)
         if key not in self._clients:
-            session = self._session or boto3.session.Session()
-            self._clients[key] = session.client(service, region_name=region, config=self._config)
+            if self._session is not None:
+                self._clients[key] = self._session.client(
+                    service, region_name=region, config=self._config
+                )
+            else:
+                self._clients[key] = _shared_client(service, region, self._config)
         return self._clients[key]
 
     # ------------------------------------------------------------------ one side
@@ -294,6 +305,28 @@ class AwsObserver:
                 where=where,
             )
         return BalancerObservation(weights=weights, healthy=healthy)
+
+
+_SHARED: dict[tuple[str, ...], Any] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared_client(service: str, region: str, config: Config) -> Any:
+    key = (
+        service,
+        region,
+        str(config.connect_timeout),
+        str(config.read_timeout),
+        os.environ.get("AWS_ENDPOINT_URL", ""),
+        os.environ.get("AWS_PROFILE", ""),
+        os.environ.get("AWS_ACCESS_KEY_ID", ""),
+    )
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = boto3.session.Session().client(
+                service, region_name=region, config=config
+            )
+        return _SHARED[key]
 
 
 def _int(value: Any) -> int | None:

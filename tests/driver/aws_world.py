@@ -69,13 +69,26 @@ class World:
         self.zone = ""
 
     def client(self, service: str, role: str) -> Any:
-        return boto3.client(service, region_name=REGIONS[role])
+        return _client(service, REGIONS[role])
 
     def instances(self, role: str) -> list[str]:
         group = self.client("autoscaling", role).describe_auto_scaling_groups(
             AutoScalingGroupNames=[self.groups[role]]
         )["AutoScalingGroups"][0]
         return [i["InstanceId"] for i in group["Instances"]]
+
+
+_CLIENTS: dict[tuple[str, str, str], Any] = {}
+
+
+def _client(service: str, region: str) -> Any:
+    """One boto3 client per service, region and endpoint (building one takes seconds)."""
+    import os
+
+    key = (service, region, os.environ.get("AWS_ENDPOINT_URL", ""))
+    if key not in _CLIENTS:
+        _CLIENTS[key] = boto3.client(service, region_name=region)
+    return _CLIENTS[key]
 
 
 def build_world(config: MirrorcastConfig, *, mirror_desired: int, tag: str = "a") -> World:
@@ -150,7 +163,7 @@ def build_world(config: MirrorcastConfig, *, mirror_desired: int, tag: str = "a"
         world.target_groups[role] = target_group
     # Route 53 weighted records as infra/dns.py declares them (one per side, set identifier =
     # role); the mirror's record carries a health check here so its status is read too.
-    r53 = boto3.client("route53", region_name="us-east-1")
+    r53 = _client("route53", "us-east-1")
     zone = r53.create_hosted_zone(Name="example.com", CallerReference=f"z-{tag}")
     world.zone = zone["HostedZone"]["Id"].rsplit("/", 1)[-1]
     check = r53.create_health_check(
