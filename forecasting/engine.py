@@ -311,11 +311,23 @@ class ForecastEngine:
         out: dict[tuple[str, str], Forecast | ForecastUnavailable] = {}
         prepared: list[_Prepared] = []
         for key, raw in histories.items():
-            spec = (specs or {}).get(key) or MetricSpec()
+            given = (specs or {}).get(key)
+            spec = given or MetricSpec()
             name = f"{key[0]}.{key[1]}"
             try:
                 prepared.append(
-                    self._prepare(raw, key=key, name=name, spec=spec, now=now, horizon=span)
+                    self._prepare(
+                        raw,
+                        key=key,
+                        name=name,
+                        spec=spec,
+                        # A unit bounds the values (percent: 100) only when the caller stated
+                        # it: MetricSpec's default unit is percent, and a series handed in
+                        # without its spec (requests per 5 minutes, say) is not a percentage.
+                        unit=given.unit if given is not None else None,
+                        now=now,
+                        horizon=span,
+                    )
                 )
             except UnusableSeriesError as exc:
                 logger.warning("%s", exc)
@@ -708,10 +720,11 @@ class ForecastEngine:
         key: tuple[str, str],
         name: str,
         spec: MetricSpec,
+        unit: str | None,
         now: datetime | None,
         horizon: timedelta,
     ) -> _Prepared:
-        cleaned = clean_series(raw, name=name, counter=spec.counter, end=now, unit=spec.unit)
+        cleaned = clean_series(raw, name=name, counter=spec.counter, end=now, unit=unit)
         repairs = list(cleaned.repairs)
         # Plain arrays until the end: this runs for every series every cycle.
         y = cleaned.values.to_numpy(dtype=float)

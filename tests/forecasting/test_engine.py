@@ -179,3 +179,26 @@ def test_decision_time_before_the_data_end_hides_the_future(seasonal_cpu: pd.Ser
     forecast = _engine().forecast(seasonal_cpu, pool="asg", metric="cpu", now=now)
     assert forecast.issued_at <= now
     assert forecast.issued_at == max(t for t in index if t <= now)
+
+
+class TestUnitBoundsApplyOnlyToStatedUnits:
+    def test_a_series_handed_in_without_its_spec_keeps_values_above_100(
+        self, seasonal_cpu: pd.Series
+    ) -> None:
+        """MetricSpec's default unit is percent; a bare series (requests, say) is not one."""
+        requests = seasonal_cpu * 40  # a request rate in the thousands
+        bare = _engine().forecast(requests, pool="web", metric="rps")
+        stated = _engine().forecast(requests, pool="web", metric="rps", spec=MetricSpec(unit="rps"))
+
+        assert not any(r.kind == "out_of_range" for r in bare.repairs)
+        assert float(np.max(bare.mean)) > 100
+        assert np.allclose(bare.mean, stated.mean)
+
+    def test_a_stated_percentage_above_100_is_still_rejected(self, seasonal_cpu: pd.Series) -> None:
+        broken = seasonal_cpu.copy()
+        broken.iloc[-5] = 1e12  # a broken exporter's sample
+        forecast = _engine().forecast(
+            broken, pool="web", metric="cpu", spec=MetricSpec(unit="percent")
+        )
+
+        assert float(np.max(forecast.mean)) < 1e6
