@@ -720,9 +720,9 @@ class ForecastEngine:
         key: tuple[str, str],
         name: str,
         spec: MetricSpec,
-        unit: str | None,
         now: datetime | None,
         horizon: timedelta,
+        unit: str | None = None,
     ) -> _Prepared:
         cleaned = clean_series(raw, name=name, counter=spec.counter, end=now, unit=unit)
         repairs = list(cleaned.repairs)
