@@ -79,12 +79,18 @@ class AzureObserver:
             from azure.mgmt.compute import ComputeManagementClient
             from azure.mgmt.standbypool import StandbyPoolMgmtClient
 
-            kwargs = {"connection_timeout": self.timeout, "read_timeout": self.timeout}
+            # azure-core's transport takes the timeouts as per-client keyword settings.
             self._compute = self._compute or ComputeManagementClient(
-                credential, subscription, **kwargs
+                credential,
+                subscription,
+                connection_timeout=self.timeout,
+                read_timeout=self.timeout,
             )
             self._standby = self._standby or StandbyPoolMgmtClient(
-                credential, subscription, **kwargs
+                credential,
+                subscription,
+                connection_timeout=self.timeout,
+                read_timeout=self.timeout,
             )
         return self._compute, self._standby
 
@@ -194,6 +200,8 @@ class AzureObserver:
             return None
         where = f"azure:trafficmanager {pool}/balancer"
         group = spec.primary.network.resource_group or spec.mirror_network.resource_group
+        if not group:
+            raise ObserveError("no resource_group holds the Traffic Manager profile", where=where)
         with _translated(where):
             if self._traffic is None:
                 credential, subscription = _credential(where)
