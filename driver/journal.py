@@ -486,7 +486,7 @@ class Journal:
             result = c.execute(
                 cycles.insert().values(stack=stack, mode=mode, started_at=at, status="running")
             )
-            return int(result.inserted_primary_key[0])
+            return _inserted_id(result)
 
     def finish_cycle(
         self,
@@ -751,7 +751,7 @@ class Journal:
                     reason=_json(reason),
                 )
             )
-            return int(result.inserted_primary_key[0])
+            return _inserted_id(result)
 
     def pending_rollbacks(self, *, stack: str) -> list[RollbackRequest]:
         """Requests not yet honoured, oldest first."""
@@ -968,6 +968,12 @@ class Journal:
                 if c.execute(sa.select(table.c.id).where(table.c.stack == stack).limit(1)).first():
                     return True
         return False
+
+
+def _inserted_id(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None, "an INSERT returns its row's key"
+    return int(key[0])
 
 
 _PG_LOCK = 0x6D697272  # "mirr": the advisory lock key the journal's migrations take
