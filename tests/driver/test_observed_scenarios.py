@@ -362,3 +362,20 @@ class TestObservedBesideIntended:
         assert "observed web: not observed (primary: aws:us-east-1 web/primary: no AWS" in (
             " ".join(status.stdout.split())
         )
+
+
+def test_plan_mode_metrics_show_the_deployed_mirror_not_the_planned_one(project: Path) -> None:
+    """Issue 14: in plan mode /metrics said one active mirror while status said paused."""
+    metrics = DriverMetrics()
+    report = make_driver(project, mode="plan", metrics=metrics).run_cycle(now=AT)
+
+    assert report.result is not None and "activate_mirror" in actions(report)  # planned only
+    active = metrics.registry.get_sample_value("mirrorcast_active_mirrors", {"stack": "demo"})
+    share = metrics.registry.get_sample_value(
+        "mirrorcast_weight_percent", {"stack": "demo", "pool": "web", "side": "mirror"}
+    )
+    assert (active, share) == (0, 0)
+    observed = metrics.registry.get_sample_value(
+        "mirrorcast_pool_observed", {"stack": "demo", "pool": "web"}
+    )
+    assert observed == 0  # no cloud account here: not observed, and the gauge says so
