@@ -312,6 +312,7 @@ class Journal:
                     os.close(fd)
                 if path.stat().st_mode & 0o777 != 0o600:
                     path.chmod(0o600)
+                self._check_writable()
             except OSError as exc:
                 raise JournalError(
                     f"cannot use the journal {path}: {exc.strerror or exc} (it must be a writable "
@@ -419,6 +420,25 @@ class Journal:
         assert self._id is not None
         return self._id
 
+    def _check_writable(self) -> None:
+        """Refuse a journal whose file, WAL or shared-memory index cannot be written.
+
+        SQLite maps the ``-shm`` index into memory: writing through the map to a file made
+        immutable (``chattr +i``) kills the process with SIGBUS, which no handler can turn into
+        a message. ``access(W_OK)`` sees the immutable flag (even for root), so checking first
+        turns it into one sentence. A change between this check and the next write is not
+        covered.
+        """
+        if self._file is None:
+            return
+        for path in (self._file, *(Path(f"{self._file}{suffix}") for suffix in ("-wal", "-shm"))):
+            if path.exists() and not os.access(path, os.W_OK):
+                raise JournalError(
+                    f"cannot use the journal {self._file}: {path.name} is not writable (read-only "
+                    "or immutable: check its owner, mode and 'lsattr'); nothing is acted on until "
+                    "it is"
+                )
+
     def verify(self) -> None:
         """Raise :class:`JournalLostError` when the journal is no longer the one opened.
 
@@ -440,6 +460,7 @@ class Journal:
                     f"the journal {self._file} was replaced by another file while the driver had "
                     "it open; this driver stops acting. Restart it to use the new file"
                 )
+        self._check_writable()
         if self._id is not None:
             current = self._read_id()
             if current != self._id:
