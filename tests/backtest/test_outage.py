@@ -126,3 +126,26 @@ def test_a_metric_marked_forecast_false_is_read_but_never_forecast() -> None:
     # ... and the failover rule read it: the primary's health checks fail, the mirror is asked for.
     assert any(o.rule == "region-failover" and o.fired for o in result.plan.rules)
     assert isinstance(now, datetime)
+
+
+def test_the_command_takes_an_outage_and_refuses_a_bad_one(
+    elb_excerpt: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from driver.cli import app
+
+    out = tmp_path / "r.json"
+    runner = CliRunner()
+    args = ["backtest", str(elb_excerpt), "--history", "3d", "--policies", "reactive"]
+    result = runner.invoke(app, [*args, "--outage", "12h,1h", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    entry = json.loads(out.read_text())["policies"]["reactive"]
+    assert entry["outage_minutes"] == 60
+    assert entry["outage_underprovisioned_minutes"] == 60
+    assert "reactive: short 60 of the 60 outage minutes" in result.stdout
+    bad = runner.invoke(app, [*args, "--outage", "soon,1h"])
+    assert bad.exit_code == 2
+    assert "--outage start 'soon' is neither a time" in " ".join(bad.output.split())
