@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel
+from pydantic.json_schema import JsonDict
 
 __all__ = [
     "NAMES_SECRET_ENV",
@@ -45,7 +46,7 @@ __all__ = [
     "register_secret_value",
 ]
 
-NAMES_SECRET_ENV: dict[str, object] = {"x-names-secret-env": True}
+NAMES_SECRET_ENV: JsonDict = {"x-names-secret-env": True}
 """``json_schema_extra`` of a config field whose value is the name of an environment variable
 holding a secret (for fields not named ``*_env``)."""
 
