@@ -15,6 +15,8 @@ summary below is the first paragraph of its command's own help.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -142,7 +144,28 @@ def _root() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        _leave_an_unwritable_journal_unclosed(exc.code)
+        raise
+    _leave_an_unwritable_journal_unclosed(0)
+
+
+def _leave_an_unwritable_journal_unclosed(code: object) -> None:
+    """Exit at once, past the interpreter's teardown, when this process met an unwritable journal.
+
+    Closing a SQLite connection in WAL mode writes its ``-shm`` index through a memory map; if
+    the file was made immutable (``chattr +i``) while the process had it open, that write is
+    SIGBUS, after the one-line error was printed. Nothing is written to such a journal anyway,
+    so the process leaves without closing it and keeps its exit code.
+    """
+    journal = sys.modules.get("driver.journal")
+    if journal is None or not journal.unwritable_journal_seen():
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
 
 
 if __name__ == "__main__":

@@ -288,14 +288,52 @@ def test_a_journal_made_immutable_mid_run_is_reported_before_the_next_write(
     assert "not writable" in result.stdout and "journal.db" in result.stdout, result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: SQLite still checkpoints into the immutable -shm when the process closes "
-    "its connections at exit, which is SIGBUS (exit -7) after the one-line error",
-)
-def test_a_journal_made_immutable_mid_run_exits_without_a_sigbus(tmp_path: Path) -> None:
-    result = _immutable_mid_run(tmp_path)
-    assert result.returncode == 0, f"exit {result.returncode} (SIGBUS is -7)"
+# The journal is open (its -shm index mapped) when it is made immutable; then a command of the
+# real CLI entry point (``driver.cli.main``) meets it. Closing the connections at exit would
+# write into the mapped -shm (SIGBUS, exit -7); the CLI leaves without closing them.
+_MID_RUN_CLI = """
+import subprocess, sys
+from datetime import UTC, datetime
+from driver.journal import Journal
+journal = Journal(sys.argv[1])
+journal.start_cycle(stack="x", mode="plan", at=datetime.now(UTC))
+for path in sys.argv[2:]:
+    subprocess.run(["chattr", "+i", path], check=True)
+sys.argv = ["mirrorcast", "status", "--stack", "demo", "--no-observe"]
+from driver.cli import main
+main()
+"""
+
+
+def test_a_journal_made_immutable_mid_run_is_one_line_and_exit_2_without_a_sigbus(
+    demo: Path,
+) -> None:
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not installed")
+    state = demo / "state"
+    state.mkdir(mode=0o700)
+    journal = state / "journal.db"
+    probe = demo / "probe"
+    probe.write_text("x")
+    if subprocess.run(["chattr", "+i", str(probe)], capture_output=True).returncode != 0:
+        pytest.skip("cannot make files immutable here (not root, or the filesystem has no flag)")
+    subprocess.run(["chattr", "-i", str(probe)], check=True)
+    files = [str(journal), f"{journal}-wal", f"{journal}-shm"]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", _MID_RUN_CLI, f"sqlite:///{journal}", *files],
+            cwd=demo,
+            env={**os.environ, "MIRRORCAST_STATE_DIR": str(state), "PYTHONPATH": str(REPO)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        subprocess.run(["chattr", "-i", *files], capture_output=True)
+    # Before: the one line, then SIGBUS while the interpreter closed the connections (-7).
+    assert result.returncode == 2, f"exit {result.returncode} (SIGBUS is -7): {result.stderr}"
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "not writable" in lines[0] and str(journal) in lines[0], lines
 
 
 # ----------------------------------------------------------------------------- migrations
