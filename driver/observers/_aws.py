@@ -47,6 +47,7 @@ from driver.observers._base import (
     ObserveUnavailable,
     Role,
     SideObservation,
+    TranslatedErrors,
 )
 from infra.config import BalancerKind, PoolSpec
 
@@ -333,19 +334,10 @@ def _int(value: Any) -> int | None:
     return int(value) if value is not None else None
 
 
-class _translated:
+class _translated(TranslatedErrors):
     """Turn botocore's exceptions into :class:`ObserveError` / :class:`ObserveUnavailable`."""
 
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None or isinstance(exc, ObserveError):
-            return None
-        where = self.where
+    def translate(self, exc: BaseException, *, where: str) -> None:
         if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError)):
             raise ObserveUnavailable("no answer in time", where=where) from exc
         if isinstance(exc, EndpointConnectionError):

@@ -37,6 +37,7 @@ from driver.observers._base import (
     ObserveUnavailable,
     Role,
     SideObservation,
+    TranslatedErrors,
 )
 from infra.config import BalancerKind, PoolSpec
 
@@ -240,18 +241,10 @@ def _credential(where: str) -> tuple[Any, str]:
     return DefaultAzureCredential(), subscription
 
 
-class _translated:
+class _translated(TranslatedErrors):
     """azure-core's exceptions as :class:`ObserveError` / :class:`ObserveUnavailable`."""
 
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None or isinstance(exc, ObserveError):
-            return None
+    def translate(self, exc: BaseException, *, where: str) -> None:
         from azure.core.exceptions import (
             ClientAuthenticationError,
             HttpResponseError,
@@ -259,7 +252,6 @@ class _translated:
             ServiceResponseError,
         )
 
-        where = self.where
         if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
             raise ObserveUnavailable(f"cannot reach Azure ({exc})", where=where) from exc
         if isinstance(exc, ClientAuthenticationError):

@@ -33,6 +33,7 @@ __all__ = [
     "PoolObservation",
     "Role",
     "SideObservation",
+    "TranslatedErrors",
     "rule_texts",
     "with_retries",
 ]
@@ -71,6 +72,35 @@ class ObserveUnavailable(ObserveError):
 
     def __init__(self, message: str, *, where: str, cloud_wide: bool = True) -> None:
         super().__init__(message, where=where, cloud_wide=cloud_wide)
+
+
+class TranslatedErrors:
+    """A ``with`` block that turns one cloud SDK's exceptions into :class:`ObserveError`.
+
+    Every observer wraps its SDK calls the same way: nothing raised, or an ``ObserveError``
+    already, passes through untouched; anything else goes to :meth:`translate`, which raises
+    the matching ``ObserveError`` / ``ObserveUnavailable`` or returns to let the exception
+    propagate as it is. Shared so the pass-through rule cannot drift between clouds; only
+    the per-SDK mapping lives in each observer.
+
+    :param where: which observer and resource, put on every error raised.
+    """
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or isinstance(exc, ObserveError):
+            return None
+        self.translate(exc, where=self.where)
+        return None
+
+    def translate(self, exc: BaseException, *, where: str) -> None:
+        """Raise the ``ObserveError`` for ``exc``, or return to leave it unchanged."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from driver.observers._base import (
     ObserveUnavailable,
     Role,
     SideObservation,
+    TranslatedErrors,
 )
 from infra.config import PoolSpec
 
@@ -226,22 +227,13 @@ def _default_project(where: str) -> str:
     return str(project)
 
 
-class _translated:
+class _translated(TranslatedErrors):
     """google-api-core's exceptions as :class:`ObserveError` / :class:`ObserveUnavailable`."""
 
-    def __init__(self, where: str) -> None:
-        self.where = where
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is None or isinstance(exc, ObserveError):
-            return None
+    def translate(self, exc: BaseException, *, where: str) -> None:
         from google.api_core import exceptions as gexc
         from google.auth.exceptions import DefaultCredentialsError
 
-        where = self.where
         if isinstance(exc, DefaultCredentialsError):
             raise ObserveError(
                 f"no Google Application Default Credentials ({exc})", where=where, cloud_wide=True
