@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import math
 
-from policies._guardrails import clip_capacity
 from policies._planner.ramps import ramp_interval, shift_cooldown
-from policies._planner.sizing import instances_for
+from policies._planner.sizing import instances_for, raise_primary
 from policies._planner.work import PoolWork
 
 logger = logging.getLogger(__name__)
@@ -17,7 +16,7 @@ DEFAULT_STEP = 10
 
 
 def escalate(work: PoolWork, realised: float, upper: float) -> None:
-    memory, keys, spec = work.memory, work.keys, work.spec
+    memory, keys = work.memory, work.keys
     first = not memory.escalated
     memory.escalated = True
     if memory.ramp is not None:
@@ -26,18 +25,7 @@ def escalate(work: PoolWork, realised: float, upper: float) -> None:
     original = work.original
     current = max(keys.capacity_min, keys.capacity_desired)
     wanted, how = escalation_need(work, realised=realised, upper=upper, current=current)
-    target, clips = clip_capacity(
-        wanted,
-        low=int(original.capacity_min),
-        high=spec.primary.capacity.max,
-        what="primary capacity",
-    )
-    old_min, old_desired = keys.capacity_min, keys.capacity_desired
-    if spec.primary.native_autoscaling:
-        keys.capacity_min = max(old_min, target)
-        keys.capacity_desired = max(old_desired, keys.capacity_min)
-    else:
-        keys.capacity_desired = max(old_desired, target)
+    old_min, old_desired, clips = raise_primary(work, wanted=wanted, original=original)
     changed = (keys.capacity_min, keys.capacity_desired) != (old_min, old_desired)
     if changed:
         memory.floor_raised_at = work.now

@@ -151,6 +151,34 @@ def current_need(
     )
 
 
+def raise_primary(
+    work: PoolWork, *, wanted: int, original: DriverKeys
+) -> tuple[int, int, list[Clip]]:
+    """Raise the primary to ``wanted`` instances (clipped to [original min, max]), never lower.
+
+    Scaling the primary up for a rule and escalating on demand above the forecast must move
+    the same keys the same way: with the cloud's own autoscaler the floor (``capacity.min``)
+    goes up and desired follows, as the autoscaler owns desired and raising the floor moves it
+    without a fight; without one, desired goes up. Shared so the two cannot drift apart.
+
+    :returns: min and desired as they were before, and the clips applied to ``wanted``.
+    """
+    keys, spec = work.keys, work.spec
+    target, clips = clip_capacity(
+        wanted,
+        low=int(original.capacity_min),
+        high=spec.primary.capacity.max,
+        what="primary capacity",
+    )
+    old_min, old_desired = keys.capacity_min, keys.capacity_desired
+    if spec.primary.native_autoscaling:
+        keys.capacity_min = max(old_min, target)
+        keys.capacity_desired = max(old_desired, keys.capacity_min)
+    else:
+        keys.capacity_desired = max(old_desired, target)
+    return old_min, old_desired, clips
+
+
 def scale_primary(
     work: PoolWork,
     evaluation: RuleEvaluation,
@@ -171,20 +199,10 @@ def scale_primary(
             work.decide("hold", how, rule=evaluation.rule.name)
             return
         wanted = need
-    target, clips = clip_capacity(
-        wanted,
-        low=int(original.capacity_min),
-        high=spec.primary.capacity.max,
-        what="primary capacity",
-    )
-    old_min, old_desired = keys.capacity_min, keys.capacity_desired
+    old_min, old_desired, clips = raise_primary(work, wanted=wanted, original=original)
     if spec.primary.native_autoscaling:
-        # The cloud autoscaler owns desired; raising the floor moves it without a fight.
-        keys.capacity_min = max(old_min, target)
-        keys.capacity_desired = max(old_desired, keys.capacity_min)
         what = f"capacity.min {old_min} -> {keys.capacity_min} (desired {old_desired} -> {keys.capacity_desired})"
     else:
-        keys.capacity_desired = max(old_desired, target)
         what = f"capacity.desired {old_desired} -> {keys.capacity_desired}"
     if action.to_forecast:
         # From now on this rule's sizing of the current forecast sets the floor every cycle
