@@ -404,6 +404,29 @@ def _point(
     )
 
 
+def _target_jobs(
+    name: str,
+    *,
+    policy: Callable[..., Policy],
+    targets: Sequence[int],
+    default_target: int,
+) -> list[tuple[str, dict[str, float], bool, Callable[[], Policy]]]:
+    """One sweep job per target utilisation (percent) for a policy whose knob is ``target``.
+
+    Reactive and scheduled-predictive are swept over the same grid (the asked targets plus
+    the default, which marks the operating point), so both build their jobs here.
+    """
+    return [
+        (
+            name,
+            {"target_utilisation": float(target)},
+            target == default_target,
+            functools.partial(policy, target=target / 100),
+        )
+        for target in sorted({*targets, default_target})
+    ]
+
+
 def run_sweep(
     trace: Trace,
     *,
@@ -450,27 +473,20 @@ def run_sweep(
     default_target = round(ReactivePolicy().target * 100)
     for name in wanted:
         if name == "reactive":
-            grid = sorted({*targets, default_target})
-            for target in grid:
-                jobs.append(
-                    (
-                        name,
-                        {"target_utilisation": float(target)},
-                        target == default_target,
-                        functools.partial(ReactivePolicy, target=target / 100),
-                    )
+            jobs.extend(
+                _target_jobs(
+                    name, policy=ReactivePolicy, targets=targets, default_target=default_target
                 )
+            )
         elif name == "scheduled-predictive":
-            grid = sorted({*targets, default_target})
-            for target in grid:
-                jobs.append(
-                    (
-                        name,
-                        {"target_utilisation": float(target)},
-                        target == default_target,
-                        functools.partial(ScheduledPredictivePolicy, target=target / 100),
-                    )
+            jobs.extend(
+                _target_jobs(
+                    name,
+                    policy=ScheduledPredictivePolicy,
+                    targets=targets,
+                    default_target=default_target,
                 )
+            )
         elif name == "mirrorcast":
             own = floor_knobs(stack.config, stack.pool)
             factory = engine_factory or default_engine
