@@ -170,15 +170,7 @@ def backtest(
                 console.print(f"plot written to {plot_out}")
             return
         built = build_policies(names, stack=stack)
-        with Progress(
-            TextColumn(f"backtest {loaded.name}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("cycles"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as bar:
+        with _progress_bar(title=f"backtest {loaded.name}", unit="cycles", console=console) as bar:
             task = bar.add_task("cycles", total=None)
 
             def progress(done: int, total: int) -> None:
@@ -246,14 +238,8 @@ def _run_sweep(
     """The sweep behind ``--sweep``: the knob policies swept, the others run once for reference."""
     swept = [name for name in names if name in SWEPT_POLICIES]
     others = [name for name in names if name not in SWEPT_POLICIES]
-    with Progress(
-        TextColumn(f"sweep {trace.name}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("runs: {task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
+    with _progress_bar(
+        title=f"sweep {trace.name}", unit="runs: {task.description}", console=console
     ) as bar:
         task = bar.add_task("", total=None)
 
@@ -392,3 +378,23 @@ def _trust_notes(result: BacktestResult) -> list[str]:
 def register(app: typer.Typer) -> None:
     """Add ``backtest`` to the ``mirrorcast`` command line."""
     app.command("backtest")(backtest)
+
+
+def _progress_bar(*, title: str, unit: str, console: Console) -> Progress:
+    """The transient progress bar a backtest or a sweep shows while it runs.
+
+    Both show the same columns (title, bar, done/total, what is counted, time elapsed) and
+    vanish when done so only the results table stays; one place keeps them alike.
+
+    :param title: what runs (``backtest web``, ``sweep web``).
+    :param unit: the column after the count (a rich template, e.g. ``runs: {task.description}``).
+    """
+    return Progress(
+        TextColumn(title),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(unit),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
