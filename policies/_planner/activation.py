@@ -12,7 +12,7 @@ from infra.config import (
 )
 from policies._evaluate import RuleEvaluation
 from policies._guardrails import Clip, activation_block, fit_cost
-from policies._planner.keys import number
+from policies._planner.keys import DriverKeys, number
 from policies._planner.ramps import set_ramp
 from policies._planner.sizing import scale_primary
 from policies._planner.work import PoolWork
@@ -103,15 +103,7 @@ def scale_up(work: PoolWork, resolution: Resolution, *, allow_mirror: bool, fres
     if resolution.scale is not None:
         scale_primary(work, *resolution.scale, original=original)
     # The cost cap may cut back what was raised this cycle, never below what is deployed.
-    fitted = fit_cost(
-        pool=spec,
-        primary_min=keys.capacity_min,
-        primary_desired=keys.capacity_desired,
-        floor_min=before.capacity_min,
-        floor_desired=before.capacity_desired,
-        mirror_active=keys.state == MirrorState.active,
-        percent=float(keys.percent),
-    )
+    fitted = _fit_cost(work, floor=before, mirror_active=keys.state == MirrorState.active)
     if fitted is None and keys.state == MirrorState.active and before.state != MirrorState.active:
         keys.state, keys.percent = before.state, before.percent
         memory.ramp = None
@@ -122,15 +114,7 @@ def scale_up(work: PoolWork, resolution: Resolution, *, allow_mirror: bool, fres
             "mirror activation refused: even the smallest mirror would exceed the cost cap",
             clips=[Clip("cost_cap", "the cost cap leaves no room for a mirror instance")],
         )
-        fitted = fit_cost(
-            pool=spec,
-            primary_min=keys.capacity_min,
-            primary_desired=keys.capacity_desired,
-            floor_min=before.capacity_min,
-            floor_desired=before.capacity_desired,
-            mirror_active=False,
-            percent=float(keys.percent),
-        )
+        fitted = _fit_cost(work, floor=before, mirror_active=False)
     if fitted is None:
         keys.capacity_min, keys.capacity_desired = before.capacity_min, before.capacity_desired
         work.clips.append(
@@ -145,3 +129,24 @@ def scale_up(work: PoolWork, resolution: Resolution, *, allow_mirror: bool, fres
             number(new_percent),
         )
         work.decide("hold", "scale-up cut back to fit the cost cap", clips=clips)
+
+
+def _fit_cost(
+    work: PoolWork, *, floor: DriverKeys, mirror_active: bool
+) -> tuple[int, int, float, list[Clip]] | None:
+    """:func:`fit_cost` for the keys as they stand now, cut back no lower than ``floor``.
+
+    The scale-up fits the cost cap with the mirror as planned and, when that is impossible,
+    again without the mirror; both ask about the same pool, keys and floor, so they are built
+    here once (``keys.percent`` is read at the call, after any reset).
+    """
+    keys = work.keys
+    return fit_cost(
+        pool=work.spec,
+        primary_min=keys.capacity_min,
+        primary_desired=keys.capacity_desired,
+        floor_min=floor.capacity_min,
+        floor_desired=floor.capacity_desired,
+        mirror_active=mirror_active,
+        percent=float(keys.percent),
+    )
