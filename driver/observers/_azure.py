@@ -14,7 +14,11 @@ A pool side is the Virtual Machine Scale Set in the side's ``network.resource_gr
 For an ``azure_traffic_manager`` balancer the profile's endpoints give each side's weight and
 ``endpoint_monitor_status``. Front Door reports origin health only as Azure Monitor metrics, so
 its split is not read here (each side's health still comes from its instance view).
-Network security rules are not read (``security_rules`` stays ``None``: not compared).
+Inbound security rules come from the network security group on the scale set's network
+interface configuration (``network_security_groups.get``; infra/azure.py puts one there): each
+Inbound rule as ``protocol from-to source`` in the words :func:`driver.observers._base.rule_texts`
+uses (a Deny rule is prefixed ``deny``, so it shows as drift too). A scale set with no NSG on its
+interfaces reports ``None`` (not compared) rather than a guess.
 
 Credentials come from ``azure-identity``'s ``DefaultAzureCredential`` (environment, workload or
 managed identity, Azure CLI); the subscription from ``AZURE_SUBSCRIPTION_ID``.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -57,6 +62,7 @@ class AzureObserver:
     :param compute: a ``ComputeManagementClient``; default built from the standard chain.
     :param standby: a ``StandbyPoolMgmtClient``; default built likewise.
     :param traffic: a ``TrafficManagerManagementClient``; default built likewise.
+    :param network: a ``NetworkManagementClient`` (NSG rules); default built likewise.
     """
 
     name = "azure"
@@ -68,11 +74,13 @@ class AzureObserver:
         compute: Any | None = None,
         standby: Any | None = None,
         traffic: Any | None = None,
+        network: Any | None = None,
     ) -> None:
         self.timeout = timeout.total_seconds()
         self._compute = compute
         self._standby = standby
         self._traffic = traffic
+        self._network = network
 
     def _clients(self, where: str) -> tuple[Any, Any]:
         if self._compute is None or self._standby is None:
@@ -176,6 +184,8 @@ class AzureObserver:
                 )
                 or None
             )
+        with _translated(where):
+            rules = self._rules(profile, where)
         return SideObservation(
             role=role,
             cloud="azure",
@@ -191,7 +201,55 @@ class AzureObserver:
             image=image,
             machine_type=vmss.sku.name if vmss.sku else None,
             app_version=(vmss.tags or {}).get(APP_VERSION_TAG),
+            security_rules=rules,
         )
+
+    def _rules(self, profile: Any, where: str) -> tuple[str, ...] | None:
+        """Inbound rules of the NSGs on the scale set's interfaces, or ``None`` when it has none."""
+        configs = (
+            profile.network_profile.network_interface_configurations
+            if profile is not None and profile.network_profile is not None
+            else None
+        ) or []
+        ids = sorted(
+            {c.network_security_group.id for c in configs if c.network_security_group is not None}
+            - {None}
+        )
+        if not ids:
+            return None
+        if self._network is None:
+            credential, subscription = _credential(where)
+            from azure.mgmt.network import NetworkManagementClient
+
+            self._network = NetworkManagementClient(
+                credential,
+                subscription,
+                connection_timeout=self.timeout,
+                read_timeout=self.timeout,
+            )
+        texts: set[str] = set()
+        for nsg_id in ids:
+            match = _NSG_ID.search(nsg_id)
+            if match is None:
+                raise ObserveError(f"cannot read the NSG id {nsg_id}", where=where)
+            nsg = self._network.network_security_groups.get(match["group"], match["name"])
+            for rule in nsg.security_rules or []:
+                if _text(rule.direction) != "Inbound":
+                    continue
+                protocol = _text(rule.protocol).lower()
+                protocol = "-1" if protocol in ("*", "") else protocol
+                prefix = "" if _text(rule.access) == "Allow" else "deny "
+                ports = list(rule.destination_port_ranges or []) or [
+                    rule.destination_port_range or "*"
+                ]
+                sources = list(rule.source_address_prefixes or []) or [
+                    rule.source_address_prefix or "*"
+                ]
+                for port in ports:
+                    low, high = _port_range(str(port), protocol)
+                    for source in sources:
+                        texts.add(f"{prefix}{protocol} {low}-{high} {source}")
+        return tuple(sorted(texts))
 
     def observe_balancer(self, *, pool: str, spec: PoolSpec) -> BalancerObservation | None:
         if (
@@ -221,6 +279,26 @@ class AzureObserver:
                 None if status in _TM_UNKNOWN or not status else status in _TM_HEALTHY
             )
         return BalancerObservation(weights=weights, healthy=healthy)
+
+
+_NSG_ID = re.compile(
+    r"/resourceGroups/(?P<group>[^/]+)/providers/Microsoft\.Network/networkSecurityGroups/(?P<name>[^/]+)",
+    re.IGNORECASE,
+)
+
+
+def _port_range(port: str, protocol: str) -> tuple[int, int]:
+    """An NSG port (``443``, ``8000-8100``, ``*``) as the ``from-to`` pair the config texts use.
+
+    ICMP and all-protocol rules carry no ports (``-1``, as AWS and :func:`rule_texts` say); ``*``
+    on TCP or UDP is every port.
+    """
+    if protocol in ("icmp", "-1") and port == "*":
+        return -1, -1
+    if port == "*":
+        return 0, 65535
+    low, _, high = port.partition("-")
+    return int(low), int(high or low)
 
 
 def _text(value: Any) -> str:

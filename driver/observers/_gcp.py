@@ -10,7 +10,11 @@ the pool and role (infra/gcp.py: ``gcp_name(f"{pool}-{role}", max_length=40)``).
 - health behind the balancer: every backend service (global for a URL map, regional for a
   passthrough front) with the group as a backend, ``get_health`` (``HEALTHY``/``UNHEALTHY``).
 
-Firewall rules are not read (``security_rules`` stays ``None``: not compared).
+- inbound security rules: the enabled INGRESS firewall rules of the template's network that
+  apply to its instances (target tags among the template's network tags, or no targets at all),
+  ``FirewallsClient.list``; each allowed protocol/port/source as ``protocol from-to source`` in the
+  words :func:`driver.observers._base.rule_texts` uses (a deny rule prefixed ``deny``).
+
 Credentials and project come from Google's Application Default Credentials.
 """
 
@@ -56,7 +60,7 @@ class GcpObserver:
 
     :param timeout: per-request timeout.
     :param project: the project; default the Application Default Credentials' project.
-    :param clients: ``{"migs", "templates", "backends", "region_backends"}`` clients to use
+    :param clients: ``{"migs", "templates", "backends", "region_backends", "firewalls"}`` clients to use
         instead of building them (tests, custom credentials).
     """
 
@@ -85,6 +89,7 @@ class GcpObserver:
                 "region_templates": compute_v1.RegionInstanceTemplatesClient,
                 "backends": compute_v1.BackendServicesClient,
                 "region_backends": compute_v1.RegionBackendServicesClient,
+                "firewalls": compute_v1.FirewallsClient,
             }[kind]
             self._clients[kind] = factory()
         return self._clients[kind]
@@ -119,7 +124,8 @@ class GcpObserver:
                     timeout=self.timeout,
                 )
             )
-            image, machine_type, version = self._template(mig.instance_template, where)
+            image, machine_type, version, props = self._template(mig.instance_template, where)
+            rules = self._rules(props, where) if props is not None else None
             targets = self._health(mig.instance_group, region, where)
         return SideObservation(
             role=role,
@@ -136,11 +142,14 @@ class GcpObserver:
             image=image,
             machine_type=machine_type,
             app_version=version,
+            security_rules=rules,
         )
 
-    def _template(self, url: str, where: str) -> tuple[str | None, str | None, str | None]:
+    def _template(
+        self, url: str, where: str
+    ) -> tuple[str | None, str | None, str | None, Any | None]:
         if not url:
-            return None, None, None
+            return None, None, None, None
         name = url.rstrip("/").rsplit("/", 1)[-1]
         match = re.search(r"/regions/([^/]+)/instanceTemplates/", url)
         if match:
@@ -160,7 +169,42 @@ class GcpObserver:
             if disk.boot and disk.initialize_params:
                 image = disk.initialize_params.source_image or None
         machine = props.machine_type.rsplit("/", 1)[-1] if props.machine_type else None
-        return image, machine, dict(props.labels).get(_APP_VERSION_LABEL)
+        return image, machine, dict(props.labels).get(_APP_VERSION_LABEL), props
+
+    def _rules(self, props: Any, where: str) -> tuple[str, ...] | None:
+        """The ingress firewall rules that reach the template's instances, as rule texts."""
+        networks = [n.network for n in props.network_interfaces if n.network]
+        if not networks:
+            return None
+        tags = set(props.tags.items) if props.tags else set()
+        # Firewalls belong to the network's project (a Shared VPC host may not be this project).
+        projects = sorted({_network_project(n) or self.project or "" for n in networks})
+        texts: set[str] = set()
+        found = [
+            rule
+            for project in projects
+            for rule in self._client("firewalls", where).list(project=project, timeout=self.timeout)
+        ]
+        for rule in found:
+            if rule.disabled or str(rule.direction or "INGRESS") != "INGRESS":
+                continue
+            if not any(_same(rule.network, n) for n in networks):
+                continue
+            targeted = bool(rule.target_tags) or bool(rule.target_service_accounts)
+            if targeted and not tags & set(rule.target_tags):
+                continue
+            sources = [
+                *rule.source_ranges,
+                *(f"tag:{t}" for t in rule.source_tags),
+                *(f"sa:{a}" for a in rule.source_service_accounts),
+            ]
+            for prefix, entries in (("", rule.allowed), ("deny ", rule.denied)):
+                for entry in entries:
+                    protocol = str(entry.I_p_protocol)
+                    for low, high in _port_ranges(list(entry.ports), protocol):
+                        for source in sources or ["0.0.0.0/0"]:
+                            texts.add(f"{prefix}{protocol} {low}-{high} {source}")
+        return tuple(sorted(texts))
 
     def _health(self, group_url: str, region: str, where: str) -> Counter[str] | None:
         from google.cloud import compute_v1
@@ -197,6 +241,22 @@ class GcpObserver:
         # A URL map's weights sit in its route rules and Cloud DNS's in its routing policy;
         # each side's serving health is read with the side (backend service get_health).
         return None
+
+
+def _network_project(url: str) -> str | None:
+    match = re.search(r"projects/([^/]+)/global/networks/", url)
+    return match.group(1) if match else None
+
+
+def _port_ranges(ports: list[str], protocol: str) -> list[tuple[int, int]]:
+    """A firewall entry's ports as ``from-to`` pairs; none means every port (ICMP: none, -1)."""
+    if not ports:
+        return [(-1, -1)] if protocol not in ("tcp", "udp") else [(0, 65535)]
+    out = []
+    for port in ports:
+        low, _, high = port.partition("-")
+        out.append((int(low), int(high or low)))
+    return out
 
 
 def _same(a: str, b: str) -> bool:

@@ -3,9 +3,10 @@
 There is no local Azure or GCP server, so the tests hand each observer clients whose methods
 answer with the SDKs' own model classes, built from the REST shapes the services document
 (azure-mgmt-compute ``VirtualMachineScaleSet``/``VirtualMachineScaleSetVM``, azure-mgmt-standbypool
-``StandbyVirtualMachinePoolRuntimeViewResource``, azure-mgmt-trafficmanager ``Profile``;
+``StandbyVirtualMachinePoolRuntimeViewResource``, azure-mgmt-trafficmanager ``Profile``, azure-mgmt-network
+``NetworkSecurityGroup``;
 google-cloud-compute ``InstanceGroupManager``, ``ManagedInstance``, ``InstanceTemplate``,
-``BackendService``, ``BackendServiceGroupHealth``). What is tested is the observer's reading of
+``BackendService``, ``BackendServiceGroupHealth``, ``Firewall``). What is tested is the observer's reading of
 those objects: states, health, image, instance type, and what it refuses to guess.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from driver.observers import StackObserver, mirror_health
+from driver.observers._base import rule_texts
 from infra.config import MirrorcastConfig, load_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +47,7 @@ class Answers:
 azure_compute = pytest.importorskip("azure.mgmt.compute.models")
 standby_models = pytest.importorskip("azure.mgmt.standbypool.models")
 tm_models = pytest.importorskip("azure.mgmt.trafficmanager.models")
+network_models = pytest.importorskip("azure.mgmt.network.models")
 
 VMSS_ID = (
     "/subscriptions/0000/resourceGroups/rg-api/providers/Microsoft.Compute/"
@@ -53,8 +56,24 @@ VMSS_ID = (
 
 
 def scale_set(
-    role: str, *, image: str, capacity: int, version: str, sku: str = "Standard_D2s_v5"
+    role: str,
+    *,
+    image: str,
+    capacity: int,
+    version: str,
+    sku: str = "Standard_D2s_v5",
+    nsg: str | None = None,
 ) -> Any:
+    profile: dict[str, Any] = {"storageProfile": {"imageReference": {"id": image}}}
+    if nsg is not None:
+        profile["networkProfile"] = {
+            "networkInterfaceConfigurations": [
+                {
+                    "name": "nic",
+                    "properties": {"primary": True, "networkSecurityGroup": {"id": nsg}},
+                }
+            ]
+        }
     return azure_compute.VirtualMachineScaleSet(
         {
             "location": "westeurope",
@@ -66,11 +85,42 @@ def scale_set(
                 "mirrorcast-app-version": version,
             },
             "sku": {"name": sku, "capacity": capacity},
+            "properties": {"virtualMachineProfile": profile},
+        }
+    )
+
+
+def nsg_id(group: str, role: str) -> str:
+    return (
+        f"/subscriptions/0000/resourceGroups/{group}/providers/Microsoft.Network/"
+        f"networkSecurityGroups/api-{role}-nsg"
+    )
+
+
+def nsg(rules: list[dict[str, Any]]) -> Any:
+    """An azure-mgmt-network ``NetworkSecurityGroup`` with the given rule properties."""
+    return network_models.NetworkSecurityGroup(
+        {
+            "location": "westeurope",
             "properties": {
-                "virtualMachineProfile": {"storageProfile": {"imageReference": {"id": image}}}
+                "securityRules": [
+                    {"name": f"r{i}", "properties": {"priority": 100 + 10 * i, **rule}}
+                    for i, rule in enumerate(rules)
+                ]
             },
         }
     )
+
+
+HTTPS_IN = {
+    "protocol": "Tcp",
+    "access": "Allow",
+    "direction": "Inbound",
+    "sourceAddressPrefixes": ["0.0.0.0/0"],
+    "sourcePortRange": "*",
+    "destinationAddressPrefix": "*",
+    "destinationPortRange": "443",
+}
 
 
 def vm(power: str, health: str | None) -> Any:
@@ -88,7 +138,13 @@ def azure_api(monkeypatch: pytest.MonkeyPatch) -> MirrorcastConfig:
     return load_stack("azure-api", ROOT)
 
 
-def azure_observer(config: MirrorcastConfig, *, vms: list[Any], mirror_image: str) -> Any:
+def azure_observer(
+    config: MirrorcastConfig,
+    *,
+    vms: list[Any],
+    mirror_image: str,
+    nsgs: dict[str, Any] | None = None,
+) -> Any:
     from driver.observers._azure import AzureObserver
 
     spec = config.pools["api"]
@@ -101,6 +157,7 @@ def azure_observer(config: MirrorcastConfig, *, vms: list[Any], mirror_image: st
                 capacity=spec.primary.capacity.desired,
                 version=spec.primary.app.version,
                 sku=spec.primary.machine_type,
+                nsg=nsg_id(spec.primary.network.resource_group or "", "primary") if nsgs else None,
             )
         ],
         spec.mirror_network.resource_group: [
@@ -110,6 +167,7 @@ def azure_observer(config: MirrorcastConfig, *, vms: list[Any], mirror_image: st
                 capacity=len(vms),
                 version=spec.primary.app.version,
                 sku=spec.mirror_machine_type,
+                nsg=nsg_id(spec.mirror_network.resource_group or "", "mirror") if nsgs else None,
             )
         ],
     }
@@ -165,7 +223,12 @@ def azure_observer(config: MirrorcastConfig, *, vms: list[Any], mirror_image: st
     )
     traffic = Answers()
     traffic.profiles = Answers(get=profile)  # type: ignore[attr-defined]
-    return AzureObserver(compute=compute, standby=standby, traffic=traffic)
+    network = Answers()
+    network.network_security_groups = Answers(  # type: ignore[attr-defined]
+        get=lambda group, name: (nsgs or {})[name.split("-")[1]]
+    )
+    extra = {"network": network} if nsgs else {}
+    return AzureObserver(compute=compute, standby=standby, traffic=traffic, **extra)
 
 
 class TestAzure:
@@ -211,6 +274,49 @@ class TestAzure:
             ("image", "mirror vs config")
         ]
 
+    def test_nsg_rules_are_read_and_compared(self, azure_api: MirrorcastConfig) -> None:
+        spec = azure_api.pools["api"]
+        healthy = [vm("PowerState/running", "HealthState/healthy")]
+        outbound = {**HTTPS_IN, "direction": "Outbound", "destinationPortRange": "*"}
+        same = {"primary": nsg([HTTPS_IN, outbound]), "mirror": nsg([HTTPS_IN])}
+        observer = azure_observer(azure_api, vms=healthy, mirror_image=spec.mirror_image, nsgs=same)
+        seen = StackObserver(observers={"azure": observer}).observe(azure_api, now=NOW)
+        pool = seen.pools["api"]
+        assert pool.problems == ()
+        wanted = rule_texts(spec.sync.security_rules)
+        assert pool.mirror is not None and pool.mirror.security_rules == wanted
+        assert pool.primary is not None and pool.primary.security_rules == wanted
+        assert seen.drift(azure_api) == []
+
+    def test_a_rule_added_by_hand_on_the_mirror_nsg_is_drift(
+        self, azure_api: MirrorcastConfig
+    ) -> None:
+        spec = azure_api.pools["api"]
+        ssh = {
+            **HTTPS_IN,
+            "sourceAddressPrefixes": [],
+            "sourceAddressPrefix": "*",
+            "destinationPortRanges": ["22", "3389-3390"],
+            "destinationPortRange": None,
+        }
+        observer = azure_observer(
+            azure_api,
+            vms=[vm("PowerState/running", "HealthState/healthy")],
+            mirror_image=spec.mirror_image,
+            nsgs={"primary": nsg([HTTPS_IN]), "mirror": nsg([HTTPS_IN, ssh])},
+        )
+        seen = StackObserver(observers={"azure": observer}).observe(azure_api, now=NOW)
+        mirror = seen.pools["api"].mirror
+        assert mirror is not None and mirror.security_rules == (
+            "tcp 22-22 *",
+            "tcp 3389-3390 *",
+            "tcp 443-443 0.0.0.0/0",
+        )
+        assert sorted((d.what, d.between) for d in seen.drift(azure_api)) == [
+            ("security_rules", "mirror vs config"),
+            ("security_rules", "mirror vs primary"),
+        ]
+
     def test_no_subscription_is_one_line_for_the_cloud(
         self, azure_api: MirrorcastConfig, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -225,8 +331,15 @@ class TestAzure:
 compute_v1 = pytest.importorskip("google.cloud.compute_v1")
 
 
-def gcp_observer(config: MirrorcastConfig, *, pool: str, mirror_states: list[str]) -> Any:
+def gcp_observer(
+    config: MirrorcastConfig,
+    *,
+    pool: str,
+    mirror_states: list[str],
+    firewalls: list[Any] | None = None,
+) -> Any:
     from driver.observers._gcp import GcpObserver, base_instance_name
+    from infra._common import network_tag
 
     spec = config.pools[pool]
     groups = {
@@ -252,6 +365,11 @@ def gcp_observer(config: MirrorcastConfig, *, pool: str, mirror_states: list[str
         states = mirror_states if "mirror" in instance_group_manager else ["RUNNING"] * 2
         return [compute_v1.ManagedInstance(instance_status=s) for s in states]
 
+    networks = {
+        "primary": spec.primary.network.network or "",
+        "mirror": spec.mirror_network.network or "",
+    }
+
     def template(project: str, instance_template: str, timeout: float) -> Any:
         role = instance_template.split("-", 1)[0]
         machine = spec.primary.machine_type if role == "primary" else spec.mirror_machine_type
@@ -259,6 +377,10 @@ def gcp_observer(config: MirrorcastConfig, *, pool: str, mirror_states: list[str
             properties=compute_v1.InstanceProperties(
                 machine_type=machine,
                 labels={"mirrorcast-app-version": spec.primary.app.version},
+                tags=compute_v1.Tags(items=[network_tag(pool, role)]),
+                network_interfaces=[compute_v1.NetworkInterface(network=networks[role])]
+                if firewalls is not None
+                else [],
                 disks=[
                     compute_v1.AttachedDisk(
                         boot=True,
@@ -300,6 +422,7 @@ def gcp_observer(config: MirrorcastConfig, *, pool: str, mirror_states: list[str
         "templates": Answers(get=template),
         "backends": Answers(list=[service], get_health=health),
         "region_backends": Answers(list=[]),
+        "firewalls": Answers(list=lambda project, timeout: firewalls or []),
     }
     return GcpObserver(project="p", clients=clients)
 
@@ -324,6 +447,88 @@ class TestGcp:
         assert seen.drift(config) == []
         health = mirror_health(observed)
         assert (health.running, health.healthy, health.ready) == (2, 1, False)
+
+    def firewalls(self, config: MirrorcastConfig, pool: str) -> list[Any]:
+        """The firewalls infra's SharedFirewall creates: each rule targets both sides' tags."""
+        from infra._common import gcp_firewall_rules, network_tag
+
+        spec = config.pools[pool]
+        url = "https://www.googleapis.com/compute/v1/" + (spec.primary.network.network or "")
+        return [
+            compute_v1.Firewall(
+                name=f"{pool}-{rule.name}",
+                network=url,
+                direction="INGRESS",
+                allowed=[compute_v1.Allowed(I_p_protocol=rule.protocol, ports=list(rule.ports))],
+                source_ranges=list(rule.source_ranges),
+                target_tags=sorted(network_tag(pool, r) for r in ("primary", "mirror")),
+            )
+            for rule in gcp_firewall_rules(spec.sync.security_rules)
+        ] + [
+            # Another network's rule and a disabled one reach neither side.
+            compute_v1.Firewall(
+                name="elsewhere",
+                network="https://www.googleapis.com/compute/v1/projects/x/global/networks/other",
+                direction="INGRESS",
+                allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=["22"])],
+                source_ranges=["0.0.0.0/0"],
+            ),
+            compute_v1.Firewall(
+                name="off",
+                network=url,
+                direction="INGRESS",
+                disabled=True,
+                allowed=[compute_v1.Allowed(I_p_protocol="tcp", ports=["22"])],
+                source_ranges=["0.0.0.0/0"],
+            ),
+        ]
+
+    def test_firewall_rules_are_read_and_compared(self) -> None:
+        config = load_stack("gcp-web", ROOT)
+        pool = next(iter(config.pools))
+        observer = gcp_observer(
+            config, pool=pool, mirror_states=["RUNNING"], firewalls=self.firewalls(config, pool)
+        )
+        seen = StackObserver(observers={"gcp": observer}).observe(config, now=NOW)
+        observed = seen.pools[pool]
+        assert observed.problems == ()
+        wanted = rule_texts(config.pools[pool].sync.security_rules)
+        assert observed.mirror is not None and observed.mirror.security_rules == wanted
+        assert observed.primary is not None and observed.primary.security_rules == wanted
+        assert seen.drift(config) == []
+        # The firewalls were listed in the network's project (a Shared VPC host), not "p".
+        listed = observer._clients["firewalls"].calls
+        assert {c[2]["project"] for c in listed} == {"acme-net"}
+
+    def test_a_firewall_rule_opened_on_the_mirror_only_is_drift(self) -> None:
+        from infra._common import network_tag
+
+        config = load_stack("gcp-web", ROOT)
+        pool = next(iter(config.pools))
+        rules = self.firewalls(config, pool)
+        rules.append(
+            compute_v1.Firewall(
+                name="debug-ssh",
+                network=rules[0].network,
+                direction="INGRESS",
+                allowed=[
+                    compute_v1.Allowed(I_p_protocol="tcp", ports=["22", "8000-8100"]),
+                    compute_v1.Allowed(I_p_protocol="icmp"),
+                ],
+                source_ranges=["0.0.0.0/0"],
+                target_tags=[network_tag(pool, "mirror")],
+            )
+        )
+        observer = gcp_observer(config, pool=pool, mirror_states=["RUNNING"], firewalls=rules)
+        seen = StackObserver(observers={"gcp": observer}).observe(config, now=NOW)
+        mirror = seen.pools[pool].mirror
+        assert mirror is not None and mirror.security_rules is not None
+        extra = set(mirror.security_rules) - set(rule_texts(config.pools[pool].sync.security_rules))
+        assert extra == {"tcp 22-22 0.0.0.0/0", "tcp 8000-8100 0.0.0.0/0", "icmp -1--1 0.0.0.0/0"}
+        assert sorted((d.what, d.between) for d in seen.drift(config)) == [
+            ("security_rules", "mirror vs config"),
+            ("security_rules", "mirror vs primary"),
+        ]
 
     def test_the_group_name_the_observer_looks_for_is_the_one_infra_gives(self) -> None:
         from driver.observers._gcp import base_instance_name
