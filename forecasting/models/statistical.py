@@ -38,6 +38,24 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
+def _theta_record(name: str, *, model: str) -> ModelRecord:
+    """The record of one Theta variant: statsforecast class ``model``, additive, on the season.
+
+    The three Theta models differ only in the statsforecast class; their tier, reusability and
+    arguments (additive decomposition over the daily season, aliased by name) must stay alike.
+    """
+    return ModelRecord(
+        name,
+        "statistical",
+        3,
+        lambda sf, c: getattr(sf, model)(
+            season_length=c.season, decomposition_type="additive", alias=name
+        ),
+        reusable=True,
+    )
+
+
 RECORDS: tuple[ModelRecord, ...] = (
     ModelRecord(
         "seasonal_naive",
@@ -112,35 +130,9 @@ RECORDS: tuple[ModelRecord, ...] = (
         reusable=True,
         needs_season=True,
     ),
-    ModelRecord(
-        "theta",
-        "statistical",
-        3,
-        lambda sf, c: sf.Theta(
-            season_length=c.season, decomposition_type="additive", alias="theta"
-        ),
-        reusable=True,
-    ),
-    ModelRecord(
-        "optimized_theta",
-        "statistical",
-        3,
-        lambda sf, c: sf.OptimizedTheta(
-            season_length=c.season, decomposition_type="additive", alias="optimized_theta"
-        ),
-        reusable=True,
-    ),
-    ModelRecord(
-        "dynamic_optimized_theta",
-        "statistical",
-        3,
-        lambda sf, c: sf.DynamicOptimizedTheta(
-            season_length=c.season,
-            decomposition_type="additive",
-            alias="dynamic_optimized_theta",
-        ),
-        reusable=True,
-    ),
+    _theta_record("theta", model="Theta"),
+    _theta_record("optimized_theta", model="OptimizedTheta"),
+    _theta_record("dynamic_optimized_theta", model="DynamicOptimizedTheta"),
 )
 """This family's models (forecasting.models.records): the conformal-interval models (``ses``,
 ``seasonal_window_average``) are not reusable: their intervals come from refitting on past
