@@ -43,6 +43,7 @@ from driver.observers._base import (
     Role,
     SideObservation,
     TranslatedErrors,
+    only_one,
 )
 from infra.config import BalancerKind, PoolSpec
 
@@ -117,14 +118,11 @@ class AzureObserver:
                 for s in compute.virtual_machine_scale_sets.list(group)
                 if (s.tags or {}).get(POOL_TAG) == pool and (s.tags or {}).get(ROLE_TAG) == role
             ]
-            if len(sets) != 1:
-                names = ", ".join(sorted(s.name for s in sets)) or "none"
-                raise ObserveError(
-                    f"expected one scale set tagged {POOL_TAG}={pool}, {ROLE_TAG}={role} in "
-                    f"{group}, found {len(sets)} ({names})",
-                    where=where,
-                )
-            vmss = sets[0]
+            vmss = only_one(
+                sets,
+                what=f"scale set tagged {POOL_TAG}={pool}, {ROLE_TAG}={role} in {group}",
+                where=where,
+            )
             states: Counter[str] = Counter()
             serving = starting = healthy = probed = 0
             for vm in compute.virtual_machine_scale_set_vms.list(

@@ -13,7 +13,7 @@ read: a field the cloud did not report stays ``None``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar
@@ -34,6 +34,7 @@ __all__ = [
     "Role",
     "SideObservation",
     "TranslatedErrors",
+    "only_one",
     "rule_texts",
     "with_retries",
 ]
@@ -101,6 +102,23 @@ class TranslatedErrors:
     def translate(self, exc: BaseException, *, where: str) -> None:
         """Raise the ``ObserveError`` for ``exc``, or return to leave it unchanged."""
         raise NotImplementedError
+
+
+def only_one(found: Sequence[Any], *, what: str, where: str) -> Any:
+    """The one group a side's lookup found, or an :class:`ObserveError` naming all of them.
+
+    A side is one scale set or managed instance group; finding none or several means the
+    tags or names do not single it out, and reading any one of them would report the wrong
+    side. Every observer words this the same way, so they share it.
+
+    :param found: what the lookup returned (each has a ``name``).
+    :param what: what was looked for and where (``scale set tagged ... in rg``).
+    :param where: which observer and resource, for the error.
+    """
+    if len(found) != 1:
+        names = ", ".join(sorted(item.name for item in found)) or "none"
+        raise ObserveError(f"expected one {what}, found {len(found)} ({names})", where=where)
+    return found[0]
 
 
 @dataclass(frozen=True)

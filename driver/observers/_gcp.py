@@ -33,6 +33,7 @@ from driver.observers._base import (
     Role,
     SideObservation,
     TranslatedErrors,
+    only_one,
 )
 from infra.config import PoolSpec
 
@@ -107,14 +108,12 @@ class GcpObserver:
                 for m in migs.list(project=self.project, region=region, timeout=self.timeout)
                 if m.base_instance_name == base
             ]
-            if len(found) != 1:
-                names = ", ".join(sorted(m.name for m in found)) or "none"
-                raise ObserveError(
-                    f"expected one managed instance group with baseInstanceName {base} in "
-                    f"{self.project}/{region}, found {len(found)} ({names})",
-                    where=where,
-                )
-            mig = found[0]
+            mig = only_one(
+                found,
+                what=f"managed instance group with baseInstanceName {base} in "
+                f"{self.project}/{region}",
+                where=where,
+            )
             states: Counter[str] = Counter(
                 str(i.instance_status or i.current_action or "UNKNOWN")
                 for i in migs.list_managed_instances(
