@@ -151,6 +151,20 @@ def current_need(
     )
 
 
+def clip_primary(work: PoolWork, *, wanted: int, original: DriverKeys) -> tuple[int, list[Clip]]:
+    """``wanted`` primary instances clipped to [the original config's min, the hard max].
+
+    Every sizing of the primary (a rule's scale-up, an escalation, the floor that follows the
+    forecast) is bounded by the same two limits; one place keeps them the same.
+    """
+    return clip_capacity(
+        wanted,
+        low=int(original.capacity_min),
+        high=work.spec.primary.capacity.max,
+        what="primary capacity",
+    )
+
+
 def raise_primary(
     work: PoolWork, *, wanted: int, original: DriverKeys
 ) -> tuple[int, int, list[Clip]]:
@@ -164,12 +178,7 @@ def raise_primary(
     :returns: min and desired as they were before, and the clips applied to ``wanted``.
     """
     keys, spec = work.keys, work.spec
-    target, clips = clip_capacity(
-        wanted,
-        low=int(original.capacity_min),
-        high=spec.primary.capacity.max,
-        what="primary capacity",
-    )
+    target, clips = clip_primary(work, wanted=wanted, original=original)
     old_min, old_desired = keys.capacity_min, keys.capacity_desired
     if spec.primary.native_autoscaling:
         keys.capacity_min = max(old_min, target)
@@ -263,12 +272,7 @@ def follow_forecast(
     if need is None:
         work.notes.append(f"floor holds at {keys.capacity_min}: {how.split(';')[0]}")
         return
-    target, clips = clip_capacity(
-        need,
-        low=int(original.capacity_min),
-        high=spec.primary.capacity.max,
-        what="primary capacity",
-    )
+    target, clips = clip_primary(work, wanted=need, original=original)
     old_min, old_desired = keys.capacity_min, keys.capacity_desired
     floor = old_min if spec.primary.native_autoscaling else old_desired
     if target > floor and allow_raise:
