@@ -8,7 +8,7 @@ last-good fallbacks as ``plan`` and ``run``), so the peak printed here is the pe
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,24 +50,16 @@ class Threshold:
 
 def rule_thresholds(pool: PoolSpec) -> list[Threshold]:
     """Every ``metric <op> number`` comparison in the pool's enabled rules (either side order)."""
-    from policies import And, Comparison, Current, Not, Or, Predicted, Quantity, parse_rule
+    from infra.config.rules import comparisons
+    from policies import Current, Predicted, Quantity, parse_rule
 
     flipped = {">": "<", ">=": "<=", "<": ">", "<=": ">="}
-
-    def walk(node: Any) -> Iterator[Comparison]:
-        if isinstance(node, Comparison):
-            yield node
-        elif isinstance(node, Not):
-            yield from walk(node.operand)
-        elif isinstance(node, And | Or):
-            for operand in node.operands:
-                yield from walk(operand)
 
     out: list[Threshold] = []
     for rule in pool.rules:
         if not rule.enabled:
             continue
-        for comparison in walk(parse_rule(rule.when)):
+        for comparison in comparisons(parse_rule(rule.when)):
             term, number = comparison.left, comparison.right
             op: str = comparison.op
             if isinstance(term, Quantity):
