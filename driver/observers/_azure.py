@@ -12,8 +12,13 @@ A pool side is the Virtual Machine Scale Set in the side's ``network.resource_gr
   (``standby_virtual_machine_pool_runtime_views.get(..., "latest")``: instances by state).
 
 For an ``azure_traffic_manager`` balancer the profile's endpoints give each side's weight and
-``endpoint_monitor_status``. Front Door reports origin health only as Azure Monitor metrics, so
-its split is not read here (each side's health still comes from its instance view).
+``endpoint_monitor_status``. For ``azure_front_door`` the profile infra tags
+``mirrorcast-pool``/``mirrorcast-role=balancer`` in the primary's resource group (azure-mgmt-cdn)
+gives each side's origin weight (``Disabled`` is weight 0), and Front Door's health, which it
+reports only as an Azure Monitor metric, comes from ``OriginHealthPercentage`` per ``Origin``
+(azure-monitor-query ``MetricsQueryClient``, last 15 minutes at 5-minute grain): a side is healthy
+when its latest average is above 50% (most probes succeed), unknown when the metric has no point.
+
 Inbound security rules come from the network security group on the scale set's network
 interface configuration (``network_security_groups.get``; infra/azure.py puts one there): each
 Inbound rule as ``protocol from-to source`` in the words :func:`driver.observers._base.rule_texts`
@@ -64,6 +69,8 @@ class AzureObserver:
     :param standby: a ``StandbyPoolMgmtClient``; default built likewise.
     :param traffic: a ``TrafficManagerManagementClient``; default built likewise.
     :param network: a ``NetworkManagementClient`` (NSG rules); default built likewise.
+    :param cdn: a ``CdnManagementClient`` (Front Door profile and origins); default built likewise.
+    :param metrics: an azure-monitor-query ``MetricsQueryClient``; default built likewise.
     """
 
     name = "azure"
@@ -76,12 +83,16 @@ class AzureObserver:
         standby: Any | None = None,
         traffic: Any | None = None,
         network: Any | None = None,
+        cdn: Any | None = None,
+        metrics: Any | None = None,
     ) -> None:
         self.timeout = timeout.total_seconds()
         self._compute = compute
         self._standby = standby
         self._traffic = traffic
         self._network = network
+        self._cdn = cdn
+        self._metrics = metrics
 
     def _clients(self, where: str) -> tuple[Any, Any]:
         if self._compute is None or self._standby is None:
@@ -250,6 +261,8 @@ class AzureObserver:
         return tuple(sorted(texts))
 
     def observe_balancer(self, *, pool: str, spec: PoolSpec) -> BalancerObservation | None:
+        if spec.balancer.kind is BalancerKind.azure_front_door:
+            return self._front_door(pool, spec)
         if (
             spec.balancer.kind is not BalancerKind.azure_traffic_manager
             or spec.balancer.dns is None
@@ -276,6 +289,83 @@ class AzureObserver:
             healthy[endpoint.name] = (
                 None if status in _TM_UNKNOWN or not status else status in _TM_HEALTHY
             )
+        return BalancerObservation(weights=weights, healthy=healthy)
+
+    def _front_door(self, pool: str, spec: PoolSpec) -> BalancerObservation:
+        where = f"azure:frontdoor {pool}/balancer"
+        group = spec.primary.network.resource_group
+        if not group:
+            raise ObserveError("no resource_group holds the Front Door profile", where=where)
+        with _translated(where):
+            if self._cdn is None or self._metrics is None:
+                credential, subscription = _credential(where)
+                from azure.mgmt.cdn import CdnManagementClient
+                from azure.monitor.query import MetricsQueryClient
+
+                self._cdn = self._cdn or CdnManagementClient(
+                    credential,
+                    subscription,
+                    connection_timeout=self.timeout,
+                    read_timeout=self.timeout,
+                )
+                self._metrics = self._metrics or MetricsQueryClient(
+                    credential, connection_timeout=self.timeout, read_timeout=self.timeout
+                )
+            # Typed as Any: the SDK models' optional fields are filled in by the service.
+            cdn: Any = self._cdn
+            monitor: Any = self._metrics
+            profile = only_one(
+                [
+                    p
+                    for p in cdn.profiles.list_by_resource_group(group)
+                    if (p.tags or {}).get(POOL_TAG) == pool
+                    and (p.tags or {}).get(ROLE_TAG) == "balancer"
+                ],
+                what=f"Front Door profile tagged {POOL_TAG}={pool}, {ROLE_TAG}=balancer in {group}",
+                where=where,
+            )
+            # infra/azure.py FrontDoorBalancer names each origin `<pool>-balancer-<role>` (plus
+            # Pulumi's random suffix).
+            side = re.compile(rf"{re.escape(pool)}-balancer-(primary|mirror)-?[0-9a-z]{{0,8}}")
+            hosts: dict[str, str] = {}
+            weights: dict[str, int] = {}
+            for origin_group in cdn.afd_origin_groups.list_by_profile(group, profile.name):
+                for origin in cdn.afd_origins.list_by_origin_group(
+                    group, profile.name, origin_group.name
+                ):
+                    match = side.fullmatch(origin.name or "")
+                    if match is None:
+                        continue
+                    role = match.group(1)
+                    enabled = _text(origin.enabled_state) != "Disabled"
+                    weights[role] = int(origin.weight or 0) if enabled else 0
+                    hosts[role] = (origin.host_name or "").lower()
+            if not weights:
+                raise ObserveError(
+                    f"Front Door profile {profile.name} has no origins {pool}-balancer-primary/mirror",
+                    where=where,
+                )
+            answer = monitor.query_resource(
+                profile.id,
+                metric_names=["OriginHealthPercentage"],
+                timespan=timedelta(minutes=15),
+                granularity=timedelta(minutes=5),
+                aggregations=["Average"],
+                filter="Origin eq '*'",
+            )
+        latest: dict[str, float] = {}
+        for metric in answer.metrics or []:
+            for series in metric.timeseries or []:
+                dims = {
+                    k.lower(): str(v).lower() for k, v in (series.metadata_values or {}).items()
+                }
+                points = [v.average for v in series.data or [] if v.average is not None]
+                if points:
+                    latest[dims.get("origin", "")] = float(points[-1])
+        healthy: dict[str, bool | None] = {}
+        for role, host in hosts.items():
+            value = latest.get(host)
+            healthy[role] = None if value is None else value > 50.0
         return BalancerObservation(weights=weights, healthy=healthy)
 
 

@@ -12,7 +12,7 @@ those objects: states, health, image, instance type, and what it refuses to gues
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +316,98 @@ class TestAzure:
             ("security_rules", "mirror vs config"),
             ("security_rules", "mirror vs primary"),
         ]
+
+    def test_front_door_weights_and_origin_health_metric_are_read(
+        self, azure_api: MirrorcastConfig
+    ) -> None:
+        from azure.mgmt.cdn import models as cdn_models
+        from azure.monitor.query import Metric, MetricsQueryResult, MetricValue, TimeSeriesElement
+
+        from driver.observers._azure import AzureObserver
+        from infra.config import BalancerKind
+
+        spec = azure_api.pools["api"]
+        balancer = spec.balancer.model_copy(
+            update={"kind": BalancerKind.azure_front_door, "dns": None}
+        )
+        spec = spec.model_copy(update={"balancer": balancer})
+        group = spec.primary.network.resource_group
+        profile_id = (
+            f"/subscriptions/0000/resourceGroups/{group}/providers/Microsoft.Cdn/profiles/"
+            "api-balancer-profile1a2b3c4d"
+        )
+        profiles = [
+            cdn_models.Profile(
+                {
+                    "location": "global",
+                    "name": name,
+                    "id": profile_id.replace("api-balancer-profile1a2b3c4d", name),
+                    "tags": {"mirrorcast-pool": pool, "mirrorcast-role": "balancer"},
+                    "sku": {"name": "Standard_AzureFrontDoor"},
+                }
+            )
+            for name, pool in (("api-balancer-profile1a2b3c4d", "api"), ("other", "web"))
+        ]
+
+        def origin(role: str, host: str, weight: int, state: str) -> Any:
+            return cdn_models.AFDOrigin(
+                {
+                    "name": f"api-balancer-{role}9f8e7d6c",
+                    "properties": {"hostName": host, "weight": weight, "enabledState": state},
+                }
+            )
+
+        origins = [
+            origin("primary", "api-primary.westeurope.cloudapp.azure.com", 1000, "Enabled"),
+            origin("mirror", "api-mirror.northeurope.cloudapp.azure.com", 1, "Disabled"),
+        ]
+        cdn = Answers()
+        cdn.profiles = Answers(list_by_resource_group=lambda rg: profiles if rg == group else [])  # type: ignore[attr-defined]
+        cdn.afd_origin_groups = Answers(  # type: ignore[attr-defined]
+            list_by_profile=lambda rg, name: [cdn_models.AFDOriginGroup({"name": "api-origins"})]
+        )
+        cdn.afd_origins = Answers(list_by_origin_group=lambda rg, name, og: origins)  # type: ignore[attr-defined]
+
+        def series(host: str, *values: float | None) -> Any:
+            return TimeSeriesElement(
+                metadata_values={"Origin": host},
+                data=[
+                    MetricValue(timestamp=NOW - timedelta(minutes=5 * (len(values) - i)), average=v)
+                    for i, v in enumerate(values)
+                ],
+            )
+
+        result = MetricsQueryResult(
+            timespan="PT15M",
+            metrics=[
+                Metric(
+                    id=f"{profile_id}/providers/Microsoft.Insights/metrics/OriginHealthPercentage",
+                    type="Microsoft.Insights/metrics",
+                    name="OriginHealthPercentage",
+                    unit="Percent",
+                    display_description="",
+                    timeseries=[
+                        series("api-primary.westeurope.cloudapp.azure.com", 20.0, 100.0, None),
+                        series("api-mirror.northeurope.cloudapp.azure.com", 100.0, 25.0),
+                    ],
+                )
+            ],
+        )
+        metrics = Answers(query_resource=result)
+        observer = AzureObserver(compute=Answers(), standby=Answers(), cdn=cdn, metrics=metrics)
+
+        seen = observer.observe_balancer(pool="api", spec=spec)
+        assert seen is not None
+        assert dict(seen.weights) == {"primary": 1000, "mirror": 0}
+        assert dict(seen.healthy) == {"primary": True, "mirror": False}
+        ((_name, args, kwargs),) = metrics.calls
+        assert args[0] == profile_id and kwargs["metric_names"] == ["OriginHealthPercentage"]
+
+        # No point for an origin in the window: its health is unknown, not guessed.
+        metrics.calls.clear()
+        result.metrics[0].timeseries = [series("api-primary.westeurope.cloudapp.azure.com", None)]
+        seen = observer.observe_balancer(pool="api", spec=spec)
+        assert seen is not None and dict(seen.healthy) == {"primary": None, "mirror": None}
 
     def test_no_subscription_is_one_line_for_the_cloud(
         self, azure_api: MirrorcastConfig, monkeypatch: pytest.MonkeyPatch
