@@ -13,6 +13,7 @@ read: a field the cloud did not report stays ``None``.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -75,7 +76,7 @@ class ObserveUnavailable(ObserveError):
         super().__init__(message, where=where, cloud_wide=cloud_wide)
 
 
-class TranslatedErrors:
+class TranslatedErrors(ABC):
     """A ``with`` block that turns one cloud SDK's exceptions into :class:`ObserveError`.
 
     Every observer wraps its SDK calls the same way: nothing raised, or an ``ObserveError``
@@ -99,9 +100,9 @@ class TranslatedErrors:
         self.translate(exc, where=self.where)
         return None
 
+    @abstractmethod
     def translate(self, exc: BaseException, *, where: str) -> None:
         """Raise the ``ObserveError`` for ``exc``, or return to leave it unchanged."""
-        raise NotImplementedError
 
 
 def only_one(found: Sequence[Any], *, what: str, where: str) -> Any:
