@@ -28,15 +28,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from driver.backtest import (
-    POLICY_NAMES,
+    STRATEGY_NAMES,
     BacktestResult,
     BacktestSettings,
     TraceError,
     load_trace,
     run_backtest,
 )
-from driver.backtest.policies import ReactivePolicy
-from driver.backtest.stack import BacktestStack, build_policies, load_backtest_stack
+from driver.backtest.stack import BacktestStack, build_strategies, load_backtest_stack
+from driver.backtest.strategies import ReactiveStrategy
 from driver.backtest.sweep import FrontierPoint, SameMoney, same_money
 from driver.backtest.trace import Trace
 from infra.config import ConfigError, MirrorcastConfig
@@ -68,8 +68,8 @@ def reactive_frontier(trace: Trace, settings: BacktestSettings) -> list[tuple[fl
     """``reactive`` at every target in :data:`FRONTIER_TARGETS`: (target, inst-h, short)."""
     points = []
     for target in FRONTIER_TARGETS:
-        policy = ReactivePolicy(target=target)
-        run = run_backtest(trace, [policy], settings=settings).runs[policy.name]
+        strategy = ReactiveStrategy(target=target)
+        run = run_backtest(trace, [strategy], settings=settings).runs[strategy.name]
         points.append((target, run.score.instance_hours, run.score.underprovisioned_minutes))
     return points
 
@@ -266,7 +266,7 @@ def render(
     }
     lines += [
         "",
-        "Same-money ratio = a policy's under-provisioned minutes / reactive's interpolated at "
+        "Same-money ratio = a strategy's under-provisioned minutes / reactive's interpolated at "
         'the same instance-hours along reactive\'s 30%-85% targets ("at most"/"at least": '
         "outside reactive's frontier, its nearest end stands in). Summed over the scored "
         f"traces: **mirrorcast {summed['mirrorcast']:.2f}**, scheduled-predictive "
@@ -274,7 +274,7 @@ def render(
         f"targets met on {met_all} of {counted} traces.",
         "",
         *outage,
-        "Speed (wall time of the mirrorcast policy, the rest of the run is negligible):",
+        "Speed (wall time of the mirrorcast strategy, the rest of the run is negligible):",
         "",
         *[f"- {line}" for line in speed],
         "",
@@ -295,7 +295,7 @@ def write_doc(section: str) -> None:
 def run_one(
     group: str, path: Path, max_days: float, config: Path | None = None
 ) -> tuple[Row, list[str]]:
-    """Backtest one trace with every policy (in a worker process).
+    """Backtest one trace with every strategy (in a worker process).
 
     :param config: a stack file to backtest instead of the built-in stack (a design variant).
     """
@@ -316,8 +316,8 @@ def run_one(
         return Row(
             group, path.stem, skipped=f"{full_days:.1f} days: shorter than the 7-day history"
         ), []
-    policies = build_policies(list(POLICY_NAMES), stack=stack)
-    result = run_backtest(trace, policies, settings=settings)
+    strategies = build_strategies(list(STRATEGY_NAMES), stack=stack)
+    result = run_backtest(trace, strategies, settings=settings)
     mc = result.runs["mirrorcast"]
     cycles = int(mc.extra.get("cycles", 0)) or 1
     per_cycle = mc.seconds / cycles
@@ -354,9 +354,11 @@ def outage_lines(trace: Trace, *, settings: BacktestSettings, stack: BacktestSta
     runs = {}
     for label, which in (("reactive", stack), ("mirrorcast without failover", bare)):
         name = "reactive" if label == "reactive" else "mirrorcast"
-        result = run_backtest(trace, build_policies([name], stack=which), settings=with_outage)
+        result = run_backtest(trace, build_strategies([name], stack=which), settings=with_outage)
         runs[label] = result.runs[name]
-    result = run_backtest(trace, build_policies(["mirrorcast"], stack=stack), settings=with_outage)
+    result = run_backtest(
+        trace, build_strategies(["mirrorcast"], stack=stack), settings=with_outage
+    )
     runs["mirrorcast with the failover rule"] = result.runs["mirrorcast"]
     lost = runs["reactive"].extra["outage_underprovisioned_minutes"]
     lines = [

@@ -5,13 +5,13 @@ Usage (from the project root)::
     .venv/bin/python benchmarks/backtest_bound.py ../shared/data/traces [--max-days 10]
         [--only nasa]
 
-Every policy that acts once per 5-minute cycle sizes each step from one number per step. This
-script gives such a policy the best number it could ever have, the step's true mean demand
+Every strategy that acts once per 5-minute cycle sizes each step from one number per step. This
+script gives such a strategy the best number it could ever have, the step's true mean demand
 (known in advance, in effect at once, no boot time), and sizes capacity at ``k`` times it for
 ``k`` from 1.0 to 2.0, scoring exactly as the backtest does (a minute is short when demand
 exceeds capacity at 80% utilisation; instance capacity = p95 of the 7-day history / 10). Next to
 it: the same with the step's true *peak* minute, and the backtest's ``reactive`` and ``oracle``
-(with the default stack's warm-mirror ready time, as in the benchmark) on the same minutes. Where even the perfect-mean policy cannot reach 20% of reactive's
+(with the default stack's warm-mirror ready time, as in the benchmark) on the same minutes. Where even the perfect-mean strategy cannot reach 20% of reactive's
 short minutes within 1.1x its instance-hours, no 5-minute forecaster can, and the misses in
 docs/backtest.md are the trace's minute-level noise, not the model.
 """
@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from driver.backtest import BacktestSettings, TraceError, load_trace, run_backtest
-from driver.backtest.policies import OraclePolicy, ReactivePolicy
 from driver.backtest.stack import load_backtest_stack
+from driver.backtest.strategies import OracleStrategy, ReactiveStrategy
 
 GROUPS = ("nab/realAWSCloudwatch", "nab/realKnownCause", "nab/realTweets", "nasa_http")
 HISTORY = timedelta(days=7)
@@ -46,8 +46,8 @@ def bound(path: Path, max_days: float) -> list[str]:
         return []
     settings = BacktestSettings(history=HISTORY, max_instances=1000)
     stack = load_backtest_stack()
-    oracle_policy = OraclePolicy(mirror_ready=stack.config.pools[stack.pool].mirror_ready_time)
-    result = run_backtest(trace, [ReactivePolicy(), oracle_policy], settings=settings)
+    oracle_strategy = OracleStrategy(mirror_ready=stack.config.pools[stack.pool].mirror_ready_time)
+    result = run_backtest(trace, [ReactiveStrategy(), oracle_strategy], settings=settings)
     per_instance = result.model.instance_capacity * SLO
     demand = np.asarray(result.demand, dtype=float)[history:]
     usable = len(demand) // 5 * 5

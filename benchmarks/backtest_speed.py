@@ -1,4 +1,4 @@
-"""Backtest speed benchmark: the NASA HTTP trace through the mirrorcast policy, now vs before.
+"""Backtest speed benchmark: the NASA HTTP trace through the mirrorcast strategy, now vs before.
 
 Usage (from the project root)::
 
@@ -8,10 +8,10 @@ Runs ``mirrorcast backtest``'s code with the built-in stack on
 ``nasa_http/nasa_http_july1995_requests_per_minute.csv`` (the 30-day trace of issue 6's speed
 target: under 2 minutes on a 2-core machine) and prints, in one run:
 
-* ``current``: all five policies as ``mirrorcast backtest TRACE.csv`` runs them (the engine's
-  defaults): wall seconds of the whole backtest, and the mirrorcast policy's seconds and
+* ``current``: all five strategies as ``mirrorcast backtest TRACE.csv`` runs them (the engine's
+  defaults): wall seconds of the whole backtest, and the mirrorcast strategy's seconds and
   milliseconds per cycle;
-* ``baseline``: the mirrorcast policy with the engine's model selection as it was before
+* ``baseline``: the mirrorcast strategy with the engine's model selection as it was before
   28 Nov 2026 (every candidate refitted at every cross-validation origin, MSTL's STL smoothing
   at every point), on the same trace in the same process, so machine load affects both alike.
   Everything else (cleaning, the planner) is the current code in both rows.
@@ -31,10 +31,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from driver.backtest import POLICY_NAMES, BacktestSettings, load_trace, run_backtest
+from driver.backtest import STRATEGY_NAMES, BacktestSettings, load_trace, run_backtest
 from driver.backtest.stack import (
     BacktestStack,
-    build_policies,
+    build_strategies,
     default_engine,
     load_backtest_stack,
 )
@@ -61,10 +61,10 @@ def _baseline_engine(config: MirrorcastConfig) -> Any:
 
 
 def _run(
-    label: str, *, trace: Trace, stack: BacktestStack, policies: list[str], baseline: bool
+    label: str, *, trace: Trace, stack: BacktestStack, strategies: list[str], baseline: bool
 ) -> str:
-    built = build_policies(
-        policies, stack=stack, engine_factory=_baseline_engine if baseline else None
+    built = build_strategies(
+        strategies, stack=stack, engine_factory=_baseline_engine if baseline else None
     )
     started = time.perf_counter()
     result = run_backtest(trace, built, settings=BacktestSettings())
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     span = "whole trace" if not args.days else f"first {args.days:g} days"
     print(f"trace: {TRACE} ({span}), built-in backtest stack, 5-minute cycles")
     print(
-        f"{'run':<10}{'wall s':>9}{'policy s':>12}{'ms/cycle':>10}{'cycles':>8}{'short':>8}"
+        f"{'run':<10}{'wall s':>9}{'strategy s':>12}{'ms/cycle':>10}{'cycles':>8}{'short':>8}"
         f"{'inst-h':>11}{'fits':>6}{'updates':>8}  models (cycles)"
     )
     # Both rows run the same trace and stack, loaded once.
@@ -113,17 +113,17 @@ def main(argv: list[str] | None = None) -> int:
         trace = trace.head(int(args.days * 1440))
     stack = load_backtest_stack()
     print(
-        _run("current", trace=trace, stack=stack, policies=list(POLICY_NAMES), baseline=False),
+        _run("current", trace=trace, stack=stack, strategies=list(STRATEGY_NAMES), baseline=False),
         flush=True,
     )
     if not args.no_baseline:
         print(
-            _run("baseline", trace=trace, stack=stack, policies=["mirrorcast"], baseline=True),
+            _run("baseline", trace=trace, stack=stack, strategies=["mirrorcast"], baseline=True),
             flush=True,
         )
     print(
-        "wall s: the whole backtest (current: all five policies; baseline: mirrorcast only); "
-        "policy s / ms/cycle: the mirrorcast policy; short: its under-provisioned minutes"
+        "wall s: the whole backtest (current: all five strategies; baseline: mirrorcast only); "
+        "strategy s / ms/cycle: the mirrorcast strategy; short: its under-provisioned minutes"
     )
     return 0
 

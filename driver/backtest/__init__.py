@@ -2,50 +2,50 @@
 
 Import from here::
 
-    from driver.backtest import load_trace, run_backtest, ReactivePolicy
+    from driver.backtest import load_trace, run_backtest, ReactiveStrategy
 """
 
 from driver.backtest.cloud import CloudRecord, CloudTiming, SimulatedCloud
-from driver.backtest.policies import (
-    POLICY_NAMES,
-    MirrorcastPolicy,
-    OraclePolicy,
-    PlanNote,
-    Policy,
-    ReactivePolicy,
-    ScheduledPredictivePolicy,
-    SimulationContext,
-    StaticPeakPolicy,
-    TargetTracker,
-)
-from driver.backtest.scoring import CapacityModel, PolicyScore, score_record
+from driver.backtest.scoring import CapacityModel, StrategyScore, score_record
 from driver.backtest.simulator import (
     BacktestResult,
     BacktestSettings,
-    PolicyRun,
+    StrategyRun,
     default_instance_capacity,
     run_backtest,
+)
+from driver.backtest.strategies import (
+    STRATEGY_NAMES,
+    MirrorcastStrategy,
+    OracleStrategy,
+    PlanNote,
+    ReactiveStrategy,
+    ScheduledPredictiveStrategy,
+    SimulationContext,
+    StaticPeakStrategy,
+    Strategy,
+    TargetTracker,
 )
 from driver.backtest.trace import Trace, TraceError, load_trace, trace_from_series
 
 __all__ = [
-    "POLICY_NAMES",
+    "STRATEGY_NAMES",
     "BacktestResult",
     "BacktestSettings",
     "CapacityModel",
     "CloudRecord",
     "CloudTiming",
-    "MirrorcastPolicy",
-    "OraclePolicy",
+    "MirrorcastStrategy",
+    "OracleStrategy",
     "PlanNote",
-    "Policy",
-    "PolicyRun",
-    "PolicyScore",
-    "ReactivePolicy",
-    "ScheduledPredictivePolicy",
+    "ReactiveStrategy",
+    "ScheduledPredictiveStrategy",
     "SimulatedCloud",
     "SimulationContext",
-    "StaticPeakPolicy",
+    "StaticPeakStrategy",
+    "Strategy",
+    "StrategyRun",
+    "StrategyScore",
     "TargetTracker",
     "Trace",
     "TraceError",

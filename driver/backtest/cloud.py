@@ -1,4 +1,4 @@
-"""A simulated cloud for one policy: a primary group and a mirror with ready-time queues.
+"""A simulated cloud for one strategy: a primary group and a mirror with ready-time queues.
 
 It plays what Pulumi and the cloud would do with a config change, minute by minute: new
 primary instances serve only after the primary's ready time, an activated mirror after its own
@@ -53,7 +53,7 @@ def _minutes(value: timedelta) -> int:
 
 @dataclass(frozen=True)
 class CloudRecord:
-    """What a policy's cloud did, one entry per trace minute.
+    """What a strategy's cloud did, one entry per trace minute.
 
     :param primary_ready: primary instances serving.
     :param primary_running: primary instances running (serving or booting), which cost.
@@ -82,7 +82,7 @@ class CloudRecord:
         running: npt.NDArray[np.float64],
         scaling_actions: int,
     ) -> CloudRecord:
-        """A record for a policy that never uses the mirror."""
+        """A record for a strategy that never uses the mirror."""
         zeros = np.zeros_like(ready, dtype=np.float64)
         return cls(
             primary_ready=ready.astype(np.float64),
@@ -133,7 +133,7 @@ class _Group:
 
 
 class SimulatedCloud:
-    """One policy's primary group, mirror and balancer, advanced minute by minute.
+    """One strategy's primary group, mirror and balancer, advanced minute by minute.
 
     Changes take effect from the minute they are made (``at``): instances start booting at once
     (and cost from then on) and serve from ``at + ready time``.
@@ -295,7 +295,7 @@ class SimulatedObserver:
     simulation has no images, instance types or security rules, so those stay ``None`` (not
     observed, not compared) rather than being filled in from the config.
 
-    :param cloud: the policy's simulated cloud.
+    :param cloud: the strategy's simulated cloud.
     """
 
     name = "simulated"

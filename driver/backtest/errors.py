@@ -8,7 +8,7 @@ __all__ = ["BacktestError"]
 
 
 class BacktestError(UserError, ValueError):
-    """A backtest cannot run as asked: a setting, the pool or metric, the policy names, the trace.
+    """A backtest cannot run as asked: a setting, the pool or metric, the strategy names, the trace.
 
     The CLI prints it as one line with exit code 2 (``driver.commands._common.user_errors``);
     it stays a ``ValueError`` for callers that caught that before the error family existed.

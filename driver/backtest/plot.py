@@ -1,10 +1,10 @@
-"""A picture of a backtest: demand, each policy's serving capacity, and where it fell short.
+"""A picture of a backtest: demand, each strategy's serving capacity, and where it fell short.
 
-The top panel draws demand and, per policy, the most demand its serving instances handle within
+The top panel draws demand and, per strategy, the most demand its serving instances handle within
 the SLO over the whole scored period; the middle panel zooms on the worst day (the 24 hours
-with the most under-provisioned minutes, summed over the policies) at full resolution, where a
-week of minute data is readable; the bottom panel marks each policy's under-provisioned minutes
-on its own row, so a person sees at a glance which policy ran short, when, and at what cost
+with the most under-provisioned minutes, summed over the strategies) at full resolution, where a
+week of minute data is readable; the bottom panel marks each strategy's under-provisioned minutes
+on its own row, so a person sees at a glance which strategy ran short, when, and at what cost
 (in the legend).
 """
 
@@ -59,7 +59,7 @@ def plot_backtest(result: BacktestResult, path: str | Path, *, max_points: int =
 def worst_day(result: BacktestResult, *, minutes: int = 1440) -> tuple[int, int]:
     """``(first, last)`` scored-minute offsets of the ``minutes`` with the most shortfall.
 
-    Shortfall is summed over every policy but the oracle (which never runs short by
+    Shortfall is summed over every strategy but the oracle (which never runs short by
     construction); a period shorter than a day is returned whole.
     """
     start = result.score_start
@@ -208,11 +208,11 @@ def backtest_figure(result: BacktestResult, *, max_points: int = 4000) -> plt.Fi
 
 
 def plot_frontiers(sweep: SweepResult, path: str | Path) -> Path:
-    """Draw each policy's cost/shortfall frontier (``backtest --sweep``) into a PNG.
+    """Draw each strategy's cost/shortfall frontier (``backtest --sweep``) into a PNG.
 
     Every setting is a dot (instance-hours, under-provisioned minutes); the efficient ones are
-    joined into the policy's frontier, its configured operating point is ringed, and the
-    reference policies (static-peak, oracle) are single crosses. Lower and further left is
+    joined into the strategy's frontier, its configured operating point is ringed, and the
+    reference strategies (static-peak, oracle) are single crosses. Lower and further left is
     better: the curve nearest the origin buys the fewest short minutes for the money.
 
     :returns: the path written.

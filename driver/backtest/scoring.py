@@ -18,7 +18,7 @@ import numpy.typing as npt
 from driver.backtest.cloud import CloudRecord
 from driver.backtest.errors import BacktestError
 
-__all__ = ["CapacityModel", "PolicyScore", "score_record"]
+__all__ = ["CapacityModel", "StrategyScore", "score_record"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ class CapacityModel:
 
 
 @dataclass(frozen=True)
-class PolicyScore:
-    """One policy's result over the scored minutes.
+class StrategyScore:
+    """One strategy's result over the scored minutes.
 
     :param underprovisioned_minutes: scored minutes with demand above served capacity.
     :param instance_hours: running instance-hours (primary and mirror, booting included).
@@ -115,10 +115,10 @@ def score_record(
     scored: npt.NDArray[np.bool_],
     model: CapacityModel,
     paused_cost_fraction: float = 0.0,
-) -> PolicyScore:
-    """Score a policy's cloud record over the scored minutes.
+) -> StrategyScore:
+    """Score a strategy's cloud record over the scored minutes.
 
-    :param record: what the policy's cloud did, per minute.
+    :param record: what the strategy's cloud did, per minute.
     :param demand: demand per minute (NaN in gaps).
     :param scored: per minute, whether it counts (after the history part, not in a gap).
     :param model: the capacity model.
@@ -130,7 +130,7 @@ def score_record(
     under = model.underprovisioned(demand, record) & scored
     running = (record.primary_running + record.mirror_running)[scored].sum() / 60.0
     paused = record.mirror_paused[scored].sum() / 60.0
-    return PolicyScore(
+    return StrategyScore(
         underprovisioned_minutes=int(under.sum()),
         instance_hours=float(running),
         mirror_instance_hours=float(record.mirror_running[scored].sum() / 60.0),

@@ -1,6 +1,6 @@
-"""The backtest loop: a simulated clock that runs every policy on one trace and scores them.
+"""The backtest loop: a simulated clock that runs every strategy on one trace and scores them.
 
-The clock advances in the driver's cycle interval. At each cycle a policy is shown the demand
+The clock advances in the driver's cycle interval. At each cycle a strategy is shown the demand
 of every minute before that cycle and nothing later; its cloud then plays the minutes up to the
 next cycle. The first ``history`` of the trace is never scored (the forecasters learn from it),
 and gap minutes are masked out of both the SLO count and the cost.
@@ -22,14 +22,14 @@ import pandas as pd
 
 from driver.backtest.cloud import CloudRecord, CloudTiming
 from driver.backtest.errors import BacktestError
-from driver.backtest.policies import PlanNote, Policy, SimulationContext
-from driver.backtest.scoring import CapacityModel, PolicyScore, score_record
+from driver.backtest.scoring import CapacityModel, StrategyScore, score_record
+from driver.backtest.strategies import PlanNote, SimulationContext, Strategy
 from driver.backtest.trace import Trace
 
 __all__ = [
     "BacktestResult",
     "BacktestSettings",
-    "PolicyRun",
+    "StrategyRun",
     "default_instance_capacity",
     "run_backtest",
 ]
@@ -46,14 +46,14 @@ class BacktestSettings:
 
     :param interval: time between cycles (default 5 min, the driver's default).
     :param history: the unscored start of the trace (default 7 days).
-    :param warmup: cycles run before scoring starts, so no policy starts cold (default 1 h).
+    :param warmup: cycles run before scoring starts, so no strategy starts cold (default 1 h).
     :param instance_capacity: demand one instance serves at 100%; default: the 95th percentile of
         the unscored history divided by 10, so a typical peak needs about ten instances.
     :param slo_utilisation: utilisation up to which an instance meets the SLO (default 0.8).
     :param paused_cost_fraction: cost of a stopped warm-pool instance relative to a running one
         (default 0.1: storage kept allocated).
     :param timing: the cloud's delays (primary 5 min, mirror from the pool, DNS TTL 60 s).
-    :param max_instances: a ceiling for every policy (default: the pool's ``capacity.max``, or
+    :param max_instances: a ceiling for every strategy (default: the pool's ``capacity.max``, or
         1000 without a pool).
     :param outage: ``(start, duration)``: the primary's region serves nothing for that long
         (``--outage``); the mirror, elsewhere, is unaffected. Default none.
@@ -71,11 +71,11 @@ class BacktestSettings:
 
 
 @dataclass(frozen=True)
-class PolicyRun:
-    """One policy's outcome: its score, its cloud's record, its plans and its run time."""
+class StrategyRun:
+    """One strategy's outcome: its score, its cloud's record, its plans and its run time."""
 
     name: str
-    score: PolicyScore
+    score: StrategyScore
     record: CloudRecord
     seconds: float
     notes: list[PlanNote]
@@ -91,7 +91,7 @@ class BacktestResult:
     :param scored: per minute, whether it was scored.
     :param score_start: the first scored minute.
     :param model: the capacity model used.
-    :param runs: policy name -> its run, in the order asked for.
+    :param runs: strategy name -> its run, in the order asked for.
     :param seconds: wall time of the whole backtest.
     """
 
@@ -101,7 +101,7 @@ class BacktestResult:
     score_start: int
     model: CapacityModel
     settings: BacktestSettings
-    runs: dict[str, PolicyRun]
+    runs: dict[str, StrategyRun]
     seconds: float
 
     @property
@@ -110,7 +110,7 @@ class BacktestResult:
 
     def to_json(self) -> dict[str, Any]:
         """The result as the ``--json`` document."""
-        policies: dict[str, Any] = {}
+        strategies: dict[str, Any] = {}
         for name, run in self.runs.items():
             entry: dict[str, Any] = dict(run.score.as_dict())
             entry["seconds"] = round(run.seconds, 3)
@@ -124,7 +124,7 @@ class BacktestResult:
                     for note in run.notes
                 ]
             entry.update(run.extra)
-            policies[name] = entry
+            strategies[name] = entry
         return {
             "trace": self.trace.name,
             "source": self.trace.source,
@@ -136,7 +136,10 @@ class BacktestResult:
             "slo_utilisation": self.model.slo_utilisation,
             "interval_minutes": _minutes(self.settings.interval),
             "seconds": round(self.seconds, 3),
-            "policies": policies,
+            "strategies": strategies,
+            # The same entries under the key's name before the baselines were called strategies,
+            # so readers of older documents keep working; deprecated (docs/backtest.md).
+            "policies": strategies,
         }
 
 
@@ -183,15 +186,15 @@ def default_instance_capacity(trace: Trace, *, history: timedelta) -> float:
 
 def run_backtest(
     trace: Trace,
-    policies: Sequence[Policy],
+    strategies: Sequence[Strategy],
     *,
     settings: BacktestSettings | None = None,
     progress: Progress | None = None,
 ) -> BacktestResult:
-    """Run every policy over the trace and score them.
+    """Run every strategy over the trace and score them.
 
     :param trace: per-minute demand.
-    :param policies: the policies, each a fresh instance.
+    :param strategies: the strategies, each a fresh instance.
     :param settings: how to run (default :class:`BacktestSettings`).
     :param progress: called after each cycle with (cycles done, cycles in all).
     :raises BacktestError: when the trace is too short to leave any scored minute.
@@ -237,29 +240,29 @@ def run_backtest(
         outage=outage,
     )
     elapsed: dict[str, float] = {}
-    for policy in policies:
+    for strategy in strategies:
         t0 = time.perf_counter()
-        policy.start(context, future=demand if policy.knows_future else None)
-        elapsed[policy.name] = time.perf_counter() - t0
+        strategy.start(context, future=demand if strategy.knows_future else None)
+        elapsed[strategy.name] = time.perf_counter() - t0
 
     cycles = list(range(first_cycle, minutes, interval))
-    # Policies get a read-only slice ending at ``now``: they cannot see later data or change it.
+    # Strategies get a read-only slice ending at ``now``: they cannot see later data or change it.
     frozen = demand.copy()
     frozen.flags.writeable = False
     for done, now in enumerate(cycles, start=1):
         observed = frozen[:now]
-        for policy in policies:
+        for strategy in strategies:
             t0 = time.perf_counter()
-            policy.cycle(now, observed)
-            elapsed[policy.name] += time.perf_counter() - t0
+            strategy.cycle(now, observed)
+            elapsed[strategy.name] += time.perf_counter() - t0
         if progress is not None:
             progress(done, len(cycles))
 
-    runs: dict[str, PolicyRun] = {}
-    for policy in policies:
+    runs: dict[str, StrategyRun] = {}
+    for strategy in strategies:
         t0 = time.perf_counter()
-        record = policy.finish()
-        elapsed[policy.name] += time.perf_counter() - t0
+        record = strategy.finish()
+        elapsed[strategy.name] += time.perf_counter() - t0
         score = score_record(
             record,
             demand=demand,
@@ -267,7 +270,7 @@ def run_backtest(
             model=model,
             paused_cost_fraction=settings.paused_cost_fraction,
         )
-        extra = policy.report()
+        extra = strategy.report()
         if outage is not None:
             # Shortfall while the primary's region is out: what a switchover to the mirror buys.
             window = np.zeros(minutes, dtype=bool)
@@ -279,12 +282,12 @@ def run_backtest(
                 "outage_minutes": int(window.sum()),
                 "outage_underprovisioned_minutes": int(short.sum()),
             }
-        runs[policy.name] = PolicyRun(
-            name=policy.name,
+        runs[strategy.name] = StrategyRun(
+            name=strategy.name,
             score=score,
             record=record,
-            seconds=elapsed[policy.name],
-            notes=list(policy.notes),
+            seconds=elapsed[strategy.name],
+            notes=list(strategy.notes),
             extra=extra,
         )
     return BacktestResult(

@@ -1,4 +1,4 @@
-"""Which stack, pool and metric a backtest simulates, and the policies it runs.
+"""Which stack, pool and metric a backtest simulates, and the strategies it runs.
 
 Without a stack file the backtest uses the packaged ``default_stack.yaml``: one pool whose
 ``rps`` metric is the trace, with rules written relative to current demand, so it fits any trace
@@ -14,23 +14,23 @@ from pathlib import Path
 from typing import Any
 
 from driver.backtest.errors import BacktestError
-from driver.backtest.policies import (
-    POLICY_NAMES,
-    MirrorcastPolicy,
-    OraclePolicy,
-    Policy,
-    ReactivePolicy,
-    ScheduledPredictivePolicy,
-    StaticPeakPolicy,
+from driver.backtest.strategies import (
+    STRATEGY_NAMES,
+    MirrorcastStrategy,
+    OracleStrategy,
+    ReactiveStrategy,
+    ScheduledPredictiveStrategy,
+    StaticPeakStrategy,
+    Strategy,
 )
 from infra.config import MirrorcastConfig, load_stack_file
 
 __all__ = [
     "DEFAULT_STACK",
     "BacktestStack",
-    "build_policies",
+    "build_strategies",
     "load_backtest_stack",
-    "parse_policy_names",
+    "parse_strategy_names",
 ]
 
 logger = logging.getLogger(__name__)
@@ -92,51 +92,51 @@ def load_backtest_stack(
     return BacktestStack(config=config, pool=pool, metric=metric, source=source)
 
 
-def parse_policy_names(text: str) -> list[str]:
+def parse_strategy_names(text: str) -> list[str]:
     """Split ``reactive,oracle`` into names, refusing unknown ones with the known list."""
     names = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [name for name in names if name not in POLICY_NAMES]
+    unknown = [name for name in names if name not in STRATEGY_NAMES]
     if unknown:
         raise BacktestError(
-            f"unknown polic{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
-            f"choose from {', '.join(POLICY_NAMES)}"
+            f"unknown strateg{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
+            f"choose from {', '.join(STRATEGY_NAMES)}"
         )
     if not names:
-        raise BacktestError(f"no policies given; choose from {', '.join(POLICY_NAMES)}")
+        raise BacktestError(f"no strategies given; choose from {', '.join(STRATEGY_NAMES)}")
     return list(dict.fromkeys(names))
 
 
-def build_policies(
+def build_strategies(
     names: Sequence[str],
     *,
     stack: BacktestStack,
     engine_factory: Callable[[MirrorcastConfig], Any] | None = None,
     events: Any = None,
-) -> list[Policy]:
-    """Fresh policy objects for one backtest run.
+) -> list[Strategy]:
+    """Fresh strategy objects for one backtest run.
 
-    :param names: policy names, from :data:`~driver.backtest.policies.POLICY_NAMES`.
-    :param stack: the stack under test (the mirrorcast policy runs it; the oracle takes the
+    :param names: strategy names, from :data:`~driver.backtest.strategies.STRATEGY_NAMES`.
+    :param stack: the stack under test (the mirrorcast strategy runs it; the oracle takes the
         mirror's ready time from it).
     :param engine_factory: builds the forecasting engine from the config; default:
         ``forecasting.ForecastEngine(config.forecast)``. Only called for ``mirrorcast``.
-    :param events: an event schedule for the mirrorcast policy; default none.
+    :param events: an event schedule for the mirrorcast strategy; default none.
     """
     pool = stack.config.pools[stack.pool]
-    policies: list[Policy] = []
+    strategies: list[Strategy] = []
     for name in names:
         if name == "reactive":
-            policies.append(ReactivePolicy())
+            strategies.append(ReactiveStrategy())
         elif name == "scheduled-predictive":
-            policies.append(ScheduledPredictivePolicy())
+            strategies.append(ScheduledPredictiveStrategy())
         elif name == "static-peak":
-            policies.append(StaticPeakPolicy())
+            strategies.append(StaticPeakStrategy())
         elif name == "oracle":
-            policies.append(OraclePolicy(mirror_ready=pool.mirror_ready_time))
+            strategies.append(OracleStrategy(mirror_ready=pool.mirror_ready_time))
         elif name == "mirrorcast":
             factory = engine_factory or default_engine
-            policies.append(
-                MirrorcastPolicy(
+            strategies.append(
+                MirrorcastStrategy(
                     config=stack.config,
                     pool=stack.pool,
                     metric=stack.metric,
@@ -145,8 +145,10 @@ def build_policies(
                 )
             )
         else:
-            raise BacktestError(f"unknown policy {name!r}; choose from {', '.join(POLICY_NAMES)}")
-    return policies
+            raise BacktestError(
+                f"unknown strategy {name!r}; choose from {', '.join(STRATEGY_NAMES)}"
+            )
+    return strategies
 
 
 def default_engine(config: MirrorcastConfig) -> Any:
@@ -156,8 +158,8 @@ def default_engine(config: MirrorcastConfig) -> Any:
         from forecasting.as_driven import driver_engine
     except ImportError as exc:
         raise BacktestError(
-            "the mirrorcast policy needs forecasting.ForecastEngine, which this installation "
-            f"does not provide ({exc}); run the baselines only with --policies"
+            "the mirrorcast strategy needs forecasting.ForecastEngine, which this installation "
+            f"does not provide ({exc}); run the baselines only with --strategies"
         ) from None
     # The very engine the driver service runs (one factory for both).
     return driver_engine(config.forecast)

@@ -1,7 +1,7 @@
-"""Frontiers, not points: every policy over its natural knob, and the same-money ratio.
+"""Frontiers, not points: every strategy over its natural knob, and the same-money ratio.
 
-One backtest point says what a policy did at one setting. A user choosing an operating point
-needs the whole trade: how many under-provisioned minutes each policy leaves at each level of
+One backtest point says what a strategy did at one setting. A user choosing an operating point
+needs the whole trade: how many under-provisioned minutes each strategy leaves at each level of
 spend. :func:`run_sweep` runs
 
 - ``reactive`` and ``scheduled-predictive`` at every target utilisation of
@@ -13,7 +13,7 @@ spend. :func:`run_sweep` runs
 and reads each point against reactive's frontier: the **same-money ratio** is a point's
 under-provisioned minutes divided by reactive's, interpolated at the same instance-hours.
 Reactive tuned to spend the same is what a team without forecasts gets by buying headroom, so a
-ratio below 1 is what the policy bought that headroom alone could not.
+ratio below 1 is what the strategy bought that headroom alone could not.
 
 The mirrorcast runs of one sweep share one forecast per cycle (:class:`ForecastReplay`): the
 forecast depends on the trace and the engine only, never on a knob, so it is computed once and
@@ -35,21 +35,21 @@ from typing import Any
 import pandas as pd
 
 from driver.backtest.errors import BacktestError
-from driver.backtest.policies import (
-    MirrorcastPolicy,
-    Policy,
-    ReactivePolicy,
-    ScheduledPredictivePolicy,
-)
 from driver.backtest.simulator import BacktestResult, BacktestSettings, run_backtest
 from driver.backtest.stack import BacktestStack, default_engine
+from driver.backtest.strategies import (
+    MirrorcastStrategy,
+    ReactiveStrategy,
+    ScheduledPredictiveStrategy,
+    Strategy,
+)
 from driver.backtest.trace import Trace
 from infra.config import MirrorcastConfig
 
 __all__ = [
     "FLOOR_QUANTILES",
     "FLOOR_UTILISATIONS",
-    "SWEPT_POLICIES",
+    "SWEPT_STRATEGIES",
     "TARGET_UTILISATIONS",
     "ForecastReplay",
     "Frontier",
@@ -73,8 +73,8 @@ FLOOR_QUANTILES: tuple[int, ...] = (50, 80, 90, 95)
 FLOOR_UTILISATIONS: tuple[int, ...] = (60, 70, 75, 80)
 """Utilisations (percent) the mirrorcast floor is sized for in a sweep."""
 
-SWEPT_POLICIES: tuple[str, ...] = ("reactive", "scheduled-predictive", "mirrorcast")
-"""The policies with a knob; the others (static-peak, oracle) are references, not frontiers."""
+SWEPT_STRATEGIES: tuple[str, ...] = ("reactive", "scheduled-predictive", "mirrorcast")
+"""The strategies with a knob; the others (static-peak, oracle) are references, not frontiers."""
 
 Progress = Callable[[str, int, int], None]
 """Called as ``progress(label, runs done, runs in all)`` before and after each run."""
@@ -108,13 +108,13 @@ class SameMoney:
 
 @dataclass(frozen=True)
 class FrontierPoint:
-    """One setting of one policy and what it did.
+    """One setting of one strategy and what it did.
 
     :param knobs: the setting, e.g. ``{"target_utilisation": 60}``.
     :param underprovisioned_minutes: scored minutes short.
     :param instance_hours: running instance-hours (the money).
     :param cost_instance_hours: instance-hours with paused mirror instances at their fraction.
-    :param default: whether this is the policy's configured operating point.
+    :param default: whether this is the strategy's configured operating point.
     :param same_money: the point read against reactive's frontier.
     """
 
@@ -151,9 +151,9 @@ class FrontierPoint:
 
 @dataclass(frozen=True)
 class Frontier:
-    """A policy's points over its knob, and which of them are on its cost/shortfall frontier."""
+    """A strategy's points over its knob, and which of them are on its cost/shortfall frontier."""
 
-    policy: str
+    strategy: str
     knob: str
     points: list[FrontierPoint]
 
@@ -189,7 +189,7 @@ class Frontier:
 
 @dataclass(frozen=True)
 class SweepResult:
-    """Every frontier of one trace, plus the reference policies' single points."""
+    """Every frontier of one trace, plus the reference strategies' single points."""
 
     trace: Trace
     scored_minutes: int
@@ -198,9 +198,9 @@ class SweepResult:
     references: dict[str, FrontierPoint] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def same_money_ratio(self, policy: str) -> SameMoney | None:
-        """The policy's same-money ratio at its configured operating point."""
-        frontier = self.frontiers.get(policy)
+    def same_money_ratio(self, strategy: str) -> SameMoney | None:
+        """The strategy's same-money ratio at its configured operating point."""
+        frontier = self.frontiers.get(strategy)
         default = frontier.default if frontier is not None else None
         return default.same_money if default is not None else None
 
@@ -273,7 +273,7 @@ def floor_knobs(config: MirrorcastConfig, pool: str) -> dict[str, float]:
         raise BacktestError(
             f"pool {pool!r} has no rule with a 'scale_primary' action with 'to_forecast: true', "
             "so --sweep has no mirrorcast knob to turn; add a forecast floor rule or sweep the "
-            "baselines only with --policies reactive,scheduled-predictive"
+            "baselines only with --strategies reactive,scheduled-predictive"
         )
     r, a = found[0]
     action = config.pools[pool].rules[r].actions[a]
@@ -407,11 +407,11 @@ def _point(
 def _target_jobs(
     name: str,
     *,
-    policy: Callable[..., Policy],
+    strategy: Callable[..., Strategy],
     targets: Sequence[int],
     default_target: int,
-) -> list[tuple[str, dict[str, float], bool, Callable[[], Policy]]]:
-    """One sweep job per target utilisation (percent) for a policy whose knob is ``target``.
+) -> list[tuple[str, dict[str, float], bool, Callable[[], Strategy]]]:
+    """One sweep job per target utilisation (percent) for a strategy whose knob is ``target``.
 
     Reactive and scheduled-predictive are swept over the same grid (the asked targets plus
     the default, which marks the operating point), so both build their jobs here.
@@ -421,7 +421,7 @@ def _target_jobs(
             name,
             {"target_utilisation": float(target)},
             target == default_target,
-            functools.partial(policy, target=target / 100),
+            functools.partial(strategy, target=target / 100),
         )
         for target in sorted({*targets, default_target})
     ]
@@ -432,57 +432,57 @@ def run_sweep(
     *,
     stack: BacktestStack,
     settings: BacktestSettings,
-    policies: Sequence[str] = SWEPT_POLICIES,
-    references: Sequence[Policy] = (),
+    strategies: Sequence[str] = SWEPT_STRATEGIES,
+    references: Sequence[Strategy] = (),
     targets: Sequence[int] = TARGET_UTILISATIONS,
     quantiles: Sequence[int] = FLOOR_QUANTILES,
     utilisations: Sequence[int] = FLOOR_UTILISATIONS,
     engine_factory: Callable[[MirrorcastConfig], Any] | None = None,
     progress: Progress | None = None,
 ) -> SweepResult:
-    """Run each policy over its knob and read every point against reactive's frontier.
+    """Run each strategy over its knob and read every point against reactive's frontier.
 
     :param trace: the demand trace.
     :param stack: the stack under test (mirrorcast's rules; its floor's own quantile and
         utilisation are its operating point and always part of the sweep).
     :param settings: how each run is simulated (the same for every run).
-    :param policies: which of :data:`SWEPT_POLICIES` to sweep; ``reactive`` is always run, since
+    :param strategies: which of :data:`SWEPT_STRATEGIES` to sweep; ``reactive`` is always run, since
         every ratio is read against it.
-    :param references: knob-less policies (static-peak, oracle) run once for reference.
+    :param references: knob-less strategies (static-peak, oracle) run once for reference.
     :param targets: baseline target utilisations, percent.
     :param quantiles: mirrorcast floor quantiles.
     :param utilisations: mirrorcast floor utilisations, percent.
     :param engine_factory: the forecasting engine for mirrorcast (default: the driver's).
     :param progress: told about each run.
-    :raises ValueError: an unknown policy, a knob out of range, a stack without a floor rule.
+    :raises ValueError: an unknown strategy, a knob out of range, a stack without a floor rule.
     """
     import time
 
     started = time.perf_counter()
-    unknown = [name for name in policies if name not in SWEPT_POLICIES]
+    unknown = [name for name in strategies if name not in SWEPT_STRATEGIES]
     if unknown:
         raise BacktestError(
-            f"--sweep turns the knobs of {', '.join(SWEPT_POLICIES)}; "
+            f"--sweep turns the knobs of {', '.join(SWEPT_STRATEGIES)}; "
             f"{', '.join(unknown)} has none (static-peak and oracle are run once for reference)"
         )
     for target in targets:
         if not 1 <= target <= 100:
             raise BacktestError(f"target utilisation {target} is not a percentage in 1-100")
-    wanted = list(dict.fromkeys(["reactive", *policies]))
-    jobs: list[tuple[str, dict[str, float], bool, Callable[[], Policy]]] = []
-    default_target = round(ReactivePolicy().target * 100)
+    wanted = list(dict.fromkeys(["reactive", *strategies]))
+    jobs: list[tuple[str, dict[str, float], bool, Callable[[], Strategy]]] = []
+    default_target = round(ReactiveStrategy().target * 100)
     for name in wanted:
         if name == "reactive":
             jobs.extend(
                 _target_jobs(
-                    name, policy=ReactivePolicy, targets=targets, default_target=default_target
+                    name, strategy=ReactiveStrategy, targets=targets, default_target=default_target
                 )
             )
         elif name == "scheduled-predictive":
             jobs.extend(
                 _target_jobs(
                     name,
-                    policy=ScheduledPredictivePolicy,
+                    strategy=ScheduledPredictiveStrategy,
                     targets=targets,
                     default_target=default_target,
                 )
@@ -512,7 +512,7 @@ def run_sweep(
                         (float(quantile), float(utilisation))
                         == (own["quantile"], own["target_utilisation"]),
                         functools.partial(
-                            MirrorcastPolicy,
+                            MirrorcastStrategy,
                             config=config,
                             pool=stack.pool,
                             metric=stack.metric,
@@ -536,8 +536,8 @@ def run_sweep(
         if progress is not None:
             progress("references", len(jobs), total)
         result = run_backtest(trace, list(references), settings=settings)
-        for policy in references:
-            refs[policy.name] = _point(result, policy.name, knobs={}, default=True)
+        for strategy in references:
+            refs[strategy.name] = _point(result, strategy.name, knobs={}, default=True)
     if progress is not None:
         progress("done", total, total)
 
@@ -558,7 +558,7 @@ def run_sweep(
 
     frontiers = {
         name: Frontier(
-            policy=name,
+            strategy=name,
             knob="quantile x target_utilisation" if name == "mirrorcast" else "target_utilisation",
             points=[read(point) for point in points[name]],
         )

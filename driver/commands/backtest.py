@@ -1,8 +1,8 @@
 """``mirrorcast backtest``: replay a demand trace through mirrorcast and the baselines.
 
 Reads any CSV trace (timestamp + value column), simulates a cloud and clock, runs the chosen
-policies, prints a table of under-provisioned minutes and instance-hours, and optionally writes
-JSON and a plot. User errors (a bad trace, a bad stack file, an unknown policy) end in one
+strategies, prints a table of under-provisioned minutes and instance-hours, and optionally writes
+JSON and a plot. User errors (a bad trace, a bad stack file, an unknown strategy) end in one
 sentence naming the input and position, with exit status 2.
 """
 
@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from driver.backtest import (
-    POLICY_NAMES,
+    STRATEGY_NAMES,
     BacktestResult,
     BacktestSettings,
     CloudTiming,
@@ -32,11 +32,11 @@ from driver.backtest import (
 from driver.backtest.errors import BacktestError
 from driver.backtest.stack import (
     BacktestStack,
-    build_policies,
+    build_strategies,
     load_backtest_stack,
-    parse_policy_names,
+    parse_strategy_names,
 )
-from driver.backtest.sweep import SWEPT_POLICIES, SameMoney, SweepResult, run_sweep
+from driver.backtest.sweep import SWEPT_STRATEGIES, SameMoney, SweepResult, run_sweep
 from driver.backtest.trace import Trace
 from driver.commands._common import user_errors
 from infra.config import parse_duration
@@ -53,6 +53,16 @@ def _duration(text: str | None, option: str) -> timedelta | None:
         return parse_duration(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
+def _strategies_asked(strategies: str | None, old_policies: str | None, *, console: Console) -> str:
+    """The ``--strategies`` text, taking the deprecated ``--policies`` spelling with a warning."""
+    if old_policies is None:
+        return strategies if strategies is not None else ",".join(STRATEGY_NAMES)
+    if strategies is not None:
+        raise BacktestError("give --strategies only (--policies is its deprecated old name)")
+    console.print("warning: --policies is deprecated; use --strategies (same values)")
+    return old_policies
 
 
 def backtest(
@@ -75,9 +85,15 @@ def backtest(
     metric: Annotated[
         str | None, typer.Option(help="Pool metric the trace stands for (default: rps).")
     ] = None,
-    policies: Annotated[str, typer.Option(help="Comma-separated policies to compare.")] = ",".join(
-        POLICY_NAMES
-    ),
+    strategies: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Comma-separated strategies to compare (default: {','.join(STRATEGY_NAMES)})."
+        ),
+    ] = None,
+    # The flag's name before the backtest's baselines were called strategies (the `policies`
+    # package is the rules and planner). Kept hidden so old scripts run, with a deprecation line.
+    old_policies: Annotated[str | None, typer.Option("--policies", hidden=True)] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the results as JSON here.")
     ] = None,
@@ -121,16 +137,16 @@ def backtest(
         bool,
         typer.Option(
             "--sweep",
-            help="Run each policy over its knob (baselines: target utilisation 30-85%; "
+            help="Run each strategy over its knob (baselines: target utilisation 30-85%; "
             "mirrorcast: the floor's quantile and utilisation) and report the cost/shortfall "
-            "frontiers and each policy's same-money ratio against reactive.",
+            "frontiers and each strategy's same-money ratio against reactive.",
         ),
     ] = False,
 ) -> None:
     """Backtest a demand trace: mirrorcast against reactive, scheduled-predictive, static-peak and oracle."""
     console = Console(stderr=True)
     with user_errors():
-        names = parse_policy_names(policies)
+        names = parse_strategy_names(_strategies_asked(strategies, old_policies, console=console))
         loaded = load_trace(trace, timestamp_column=timestamp_column, value_column=value_column)
         stack = load_backtest_stack(config, pool=pool, metric=metric)
         if not 0 < slo_utilisation <= 1:
@@ -169,7 +185,7 @@ def backtest(
                 plot_frontiers(result_sweep, plot_out)
                 console.print(f"plot written to {plot_out}")
             return
-        built = build_policies(names, stack=stack)
+        built = build_strategies(names, stack=stack)
         with _progress_bar(title=f"backtest {loaded.name}", unit="cycles", console=console) as bar:
             task = bar.add_task("cycles", total=None)
 
@@ -235,9 +251,9 @@ def _run_sweep(
     settings: BacktestSettings,
     console: Console,
 ) -> SweepResult:
-    """The sweep behind ``--sweep``: the knob policies swept, the others run once for reference."""
-    swept = [name for name in names if name in SWEPT_POLICIES]
-    others = [name for name in names if name not in SWEPT_POLICIES]
+    """The sweep behind ``--sweep``: the knob strategies swept, the others run once for reference."""
+    swept = [name for name in names if name in SWEPT_STRATEGIES]
+    others = [name for name in names if name not in SWEPT_STRATEGIES]
     with _progress_bar(
         title=f"sweep {trace.name}", unit="runs: {task.description}", console=console
     ) as bar:
@@ -250,8 +266,8 @@ def _run_sweep(
             trace,
             stack=stack,
             settings=settings,
-            policies=swept,
-            references=build_policies(others, stack=stack),
+            strategies=swept,
+            references=build_strategies(others, stack=stack),
             progress=progress,
         )
 
@@ -261,15 +277,15 @@ def _print_sweep(result: SweepResult, console: Console) -> None:
         caption=(
             "same-money ratio: short minutes / reactive's at the same instance-hours "
             "(interpolated along reactive's 30-85% targets); * = configured setting, "
-            "+ = on the policy's frontier"
+            "+ = on the strategy's frontier"
         ),
         title=(
             f"{result.trace.name}: {result.scored_minutes:,} scored minutes, "
             f"instance capacity {result.instance_capacity:.4g}"
         ),
     )
-    for column in ("policy", "setting", "short min", "inst-h", "same-money ratio"):
-        table.add_column(column, justify="left" if column in ("policy", "setting") else "right")
+    for column in ("strategy", "setting", "short min", "inst-h", "same-money ratio"):
+        table.add_column(column, justify="left" if column in ("strategy", "setting") else "right")
     for name, frontier in result.frontiers.items():
         efficient = {id(point) for point in frontier.efficient()}
         for point in sorted(frontier.points, key=lambda p: p.instance_hours):
@@ -318,12 +334,12 @@ def _print_table(result: BacktestResult, console: Console) -> None:
         ),
     )
     # Headers short enough that the table fits 80 columns whole (issue 17: they were cut).
-    for column in ("policy", "short min", "inst-h", "paused h", "actions", "mirror on", "s"):
+    for column in ("strategy", "short min", "inst-h", "paused h", "actions", "mirror on", "s"):
         table.add_column(
             column,
-            justify="left" if column == "policy" else "right",
+            justify="left" if column == "strategy" else "right",
             no_wrap=True,
-            min_width=len("scheduled-predictive") if column == "policy" else max(len(column), 5),
+            min_width=len("scheduled-predictive") if column == "strategy" else max(len(column), 5),
         )
     for name, run in result.runs.items():
         score = run.score
@@ -347,7 +363,7 @@ def _print_table(result: BacktestResult, console: Console) -> None:
 
 
 def _trust_notes(result: BacktestResult) -> list[str]:
-    """Why a forecasting policy scored as it did when its forecasts were untrusted (the JSON says
+    """Why a forecasting strategy scored as it did when its forecasts were untrusted (the JSON says
     it too): an untrusted forecast makes the rules fall back to their reactive terms."""
     notes = []
     reactive = result.runs.get("reactive")

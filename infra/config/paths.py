@@ -4,7 +4,7 @@ A plan's :class:`~policies.ConfigChange` names a key by such a path; the same pa
 Pulumi's ``set_config(..., path=True)`` takes. Two places write these paths into mappings: the
 gitops editor into the stack file's round-trip YAML (``driver.stack_yaml``), creating sections
 the file leaves to defaults, and the backtest into its simulated stack's config dump
-(``driver.backtest.policies``), where every path must already exist. Both use :func:`set_path`.
+(``driver.backtest.strategies``), where every path must already exist. Both use :func:`set_path`.
 """
 
 from __future__ import annotations

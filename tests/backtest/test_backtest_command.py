@@ -13,6 +13,8 @@ from driver import cli
 from driver.commands.backtest import register
 
 RUNNER = CliRunner()
+
+
 BASELINES = "reactive,scheduled-predictive,static-peak,oracle"
 
 
@@ -56,14 +58,14 @@ def test_backtest_on_a_real_excerpt_writes_json_and_a_plot(
     document = json.loads(out.read_text())
     assert document["trace"] == "elb_request_count_8c0756_4days"
     assert document["scored_minutes"] > 1400
-    assert list(document["policies"]) == [
+    assert list(document["strategies"]) == [
         "reactive",
         "scheduled-predictive",
         "static-peak",
         "mirrorcast",
         "oracle",
     ]
-    for entry in document["policies"].values():
+    for entry in document["strategies"].values():
         for key in (
             "underprovisioned_minutes",
             "instance_hours",
@@ -72,14 +74,14 @@ def test_backtest_on_a_real_excerpt_writes_json_and_a_plot(
             "mirror_activations",
         ):
             assert isinstance(entry[key], int | float), key
-    assert document["policies"]["static-peak"]["underprovisioned_minutes"] == 0
+    assert document["strategies"]["static-peak"]["underprovisioned_minutes"] == 0
     assert document["interval_minutes"] == 15
-    assert document["policies"]["mirrorcast"]["cycles"] > 95
+    assert document["strategies"]["mirrorcast"]["cycles"] > 95
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert png.stat().st_size > 20_000
 
 
-def test_only_the_chosen_policies_run(elb_excerpt: Path, tmp_path: Path) -> None:
+def test_only_the_chosen_strategies_run(elb_excerpt: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     result = RUNNER.invoke(
         app(),
@@ -88,14 +90,14 @@ def test_only_the_chosen_policies_run(elb_excerpt: Path, tmp_path: Path) -> None
             str(elb_excerpt),
             "--history",
             "3d",
-            "--policies",
+            "--strategies",
             "reactive,oracle",
             "--json",
             str(out),
         ],
     )
     assert result.exit_code == 0, result.output
-    assert list(json.loads(out.read_text())["policies"]) == ["reactive", "oracle"]
+    assert list(json.loads(out.read_text())["strategies"]) == ["reactive", "oracle"]
 
 
 def test_timing_and_capacity_options_change_the_simulation(
@@ -110,7 +112,7 @@ def test_timing_and_capacity_options_change_the_simulation(
                 str(elb_excerpt),
                 "--history",
                 "3d",
-                "--policies",
+                "--strategies",
                 "reactive",
                 "--primary-ready",
                 ready,
@@ -124,15 +126,15 @@ def test_timing_and_capacity_options_change_the_simulation(
     a, b = (json.loads(p.read_text()) for p in (fast, slow))
     assert a["instance_capacity"] == 20
     assert (
-        a["policies"]["reactive"]["underprovisioned_minutes"]
-        < b["policies"]["reactive"]["underprovisioned_minutes"]
+        a["strategies"]["reactive"]["underprovisioned_minutes"]
+        < b["strategies"]["reactive"]["underprovisioned_minutes"]
     )
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--policies", "reactive,magic"], "unknown policy magic; choose from reactive,"),
+        (["--strategies", "reactive,magic"], "unknown strategy magic; choose from reactive,"),
         (["--value-column", "rps"], "no column 'rps' for --value-column"),
         (["--pool", "web"], "has no pool 'web'; pools are app"),
         (["--history", "soon"], "expected a duration"),
@@ -164,3 +166,64 @@ def test_a_bad_stack_file_is_reported_not_raised(elb_excerpt: Path, tmp_path: Pa
     assert result.exit_code == 2
     assert "Pulumi.bad.yaml" in result.output
     assert "Traceback" not in result.output
+
+
+class TestTheOldPoliciesSpelling:
+    """The baselines were called "policies" before; old scripts and JSON readers keep working."""
+
+    def test_the_hidden_policies_flag_still_chooses_with_a_deprecation_line(
+        self, elb_excerpt: Path, tmp_path: Path
+    ) -> None:
+        out = tmp_path / "r.json"
+        result = RUNNER.invoke(
+            app(),
+            [
+                "backtest",
+                str(elb_excerpt),
+                "--history",
+                "3d",
+                "--policies",
+                "reactive",
+                "--json",
+                str(out),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert "--policies is deprecated; use --strategies" in result.output
+        assert list(json.loads(out.read_text())["strategies"]) == ["reactive"]
+
+    def test_giving_both_spellings_is_refused(self, elb_excerpt: Path) -> None:
+        result = RUNNER.invoke(
+            app(),
+            ["backtest", str(elb_excerpt), "--strategies", "reactive", "--policies", "oracle"],
+        )
+        assert result.exit_code == 2
+        assert "give --strategies only" in result.output
+
+    def test_the_json_document_keeps_the_old_key_with_the_same_entries(
+        self, elb_excerpt: Path, tmp_path: Path
+    ) -> None:
+        out = tmp_path / "r.json"
+        result = RUNNER.invoke(
+            app(),
+            [
+                *(
+                    "backtest",
+                    str(elb_excerpt),
+                    "--history",
+                    "3d",
+                    "--strategies",
+                    "reactive,oracle",
+                ),
+                "--json",
+                str(out),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        document = json.loads(out.read_text())
+        assert document["policies"] == document["strategies"]
+
+    def test_the_help_names_only_the_new_flag(self) -> None:
+        result = RUNNER.invoke(app(), ["backtest", "--help"])
+        assert "--strategies" in result.output
+        assert "--policies" not in result.output

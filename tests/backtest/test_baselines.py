@@ -10,10 +10,10 @@ import numpy as np
 from driver.backtest import (
     BacktestSettings,
     CapacityModel,
-    OraclePolicy,
-    ReactivePolicy,
-    ScheduledPredictivePolicy,
-    StaticPeakPolicy,
+    OracleStrategy,
+    ReactiveStrategy,
+    ScheduledPredictiveStrategy,
+    StaticPeakStrategy,
     TargetTracker,
     Trace,
     run_backtest,
@@ -48,7 +48,7 @@ def test_target_tracking_scales_out_at_once_and_in_after_fifteen_minutes() -> No
 
 def test_reactive_is_short_until_its_scale_out_is_ready(minute_trace: MinuteTrace) -> None:
     trace = minute_trace(daily_noon_peak(9))
-    result = run_backtest(trace, [ReactivePolicy()], settings=SETTINGS)
+    result = run_backtest(trace, [ReactiveStrategy()], settings=SETTINGS)
     # Each scored noon: the 12:05 cycle sees the surge, new instances serve from 12:10.
     assert result.runs["reactive"].score.underprovisioned_minutes == 2 * 10
 
@@ -57,7 +57,7 @@ def test_scheduled_predictive_launches_the_forecast_hour_ahead_with_its_buffer(
     minute_trace: MinuteTrace,
 ) -> None:
     trace = minute_trace(daily_noon_peak(9))
-    result = run_backtest(trace, [ScheduledPredictivePolicy()], settings=SETTINGS)
+    result = run_backtest(trace, [ScheduledPredictiveStrategy()], settings=SETTINGS)
     run = result.runs["scheduled-predictive"]
     assert run.score.underprovisioned_minutes == 0
     noon_day8 = 8 * 1440 + 12 * 60
@@ -70,7 +70,9 @@ def test_scheduled_predictive_launches_the_forecast_hour_ahead_with_its_buffer(
 def test_scheduled_predictive_never_drops_below_reactive(minute_trace: MinuteTrace) -> None:
     rng = np.random.default_rng(7)
     trace = minute_trace(daily_noon_peak(9) * rng.uniform(0.5, 1.5, 9 * 1440))
-    result = run_backtest(trace, [ReactivePolicy(), ScheduledPredictivePolicy()], settings=SETTINGS)
+    result = run_backtest(
+        trace, [ReactiveStrategy(), ScheduledPredictiveStrategy()], settings=SETTINGS
+    )
     reactive = result.runs["reactive"].record.primary_running
     scheduled = result.runs["scheduled-predictive"].record.primary_running
     assert (scheduled[result.score_start :] >= reactive[result.score_start :]).all()
@@ -80,7 +82,7 @@ def test_static_peak_holds_enough_for_the_scored_peak_all_the_time(
     minute_trace: MinuteTrace,
 ) -> None:
     trace = minute_trace(daily_noon_peak(9))
-    result = run_backtest(trace, [StaticPeakPolicy()], settings=SETTINGS)
+    result = run_backtest(trace, [StaticPeakStrategy()], settings=SETTINGS)
     run = result.runs["static-peak"]
     assert run.score.underprovisioned_minutes == 0
     assert set(run.record.primary_running[result.score_start :]) == {13.0}  # 100 / 8
@@ -95,7 +97,7 @@ def test_oracle_keeps_instances_through_gaps_shorter_than_a_relaunch(
     values[start + 10 : start + 12] = 16.0  # 2 instances for 2 minutes
     values[start + 15] = 8.0  # 1 instance, 3 minutes later (< 5-minute boot): kept running
     values[start + 30] = 8.0  # 14 minutes later: relaunched, booting from minute 25
-    result = run_backtest(minute_trace(values), [OraclePolicy()], settings=SETTINGS)
+    result = run_backtest(minute_trace(values), [OracleStrategy()], settings=SETTINGS)
     running = result.runs["oracle"].record.primary_running[start:]
     assert running[:5].tolist() == [0] * 5
     assert running[5:12].tolist() == [2] * 7  # both boot from minute 5
@@ -114,7 +116,12 @@ def test_oracle_is_a_lower_bound_on_the_cost_of_serving_every_minute(
         trace = minute_trace(values)
         result = run_backtest(
             trace,
-            [ReactivePolicy(), ScheduledPredictivePolicy(), StaticPeakPolicy(), OraclePolicy()],
+            [
+                ReactiveStrategy(),
+                ScheduledPredictiveStrategy(),
+                StaticPeakStrategy(),
+                OracleStrategy(),
+            ],
             settings=SETTINGS,
         )
         oracle = result.runs["oracle"].score

@@ -11,7 +11,7 @@ import pytest
 
 from driver.backtest import BacktestSettings, CloudTiming, SimulatedCloud, run_backtest
 from driver.backtest.errors import BacktestError
-from driver.backtest.stack import build_policies, load_backtest_stack
+from driver.backtest.stack import build_strategies, load_backtest_stack
 from driver.backtest.trace import trace_from_series
 
 
@@ -47,8 +47,8 @@ def outage_run():  # type: ignore[no-untyped-def]
         warmup=timedelta(minutes=30),
         outage=(start, timedelta(hours=1)),
     )
-    policies = build_policies(["reactive", "mirrorcast"], stack=load_backtest_stack())
-    return run_backtest(trace, policies, settings=settings)
+    strategies = build_strategies(["reactive", "mirrorcast"], stack=load_backtest_stack())
+    return run_backtest(trace, strategies, settings=settings)
 
 
 def test_a_single_region_pool_loses_the_whole_outage(outage_run) -> None:  # type: ignore[no-untyped-def]
@@ -74,7 +74,7 @@ def test_without_an_outage_the_failover_rule_never_fires() -> None:
     trace = trace_from_series(steady_day(3.2), name="steady-day")
     settings = BacktestSettings(history=timedelta(days=3), warmup=timedelta(minutes=30))
     result = run_backtest(
-        trace, build_policies(["mirrorcast"], stack=load_backtest_stack()), settings=settings
+        trace, build_strategies(["mirrorcast"], stack=load_backtest_stack()), settings=settings
     )
     assert result.runs["mirrorcast"].score.mirror_activations == 0
     assert "outage_minutes" not in result.runs["mirrorcast"].extra
@@ -87,7 +87,7 @@ def test_an_outage_outside_the_scored_part_is_refused(elb_excerpt: Path) -> None
     settings = BacktestSettings(history=timedelta(days=3), outage=(trace.start, timedelta(hours=1)))
     with pytest.raises(BacktestError, match=r"--outage starts at .* outside the scored part"):
         run_backtest(
-            trace, build_policies(["reactive"], stack=load_backtest_stack()), settings=settings
+            trace, build_strategies(["reactive"], stack=load_backtest_stack()), settings=settings
         )
 
 
@@ -139,10 +139,10 @@ def test_the_command_takes_an_outage_and_refuses_a_bad_one(
 
     out = tmp_path / "r.json"
     runner = CliRunner()
-    args = ["backtest", str(elb_excerpt), "--history", "3d", "--policies", "reactive"]
+    args = ["backtest", str(elb_excerpt), "--history", "3d", "--strategies", "reactive"]
     result = runner.invoke(app, [*args, "--outage", "12h,1h", "--json", str(out)])
     assert result.exit_code == 0, result.output
-    entry = json.loads(out.read_text())["policies"]["reactive"]
+    entry = json.loads(out.read_text())["strategies"]["reactive"]
     assert entry["outage_minutes"] == 60
     assert entry["outage_underprovisioned_minutes"] == 60
     assert "reactive: short 60 of the 60 outage minutes" in result.stdout

@@ -1,4 +1,4 @@
-"""The simulated clock: policies see only the past, history is not scored, gaps are masked."""
+"""The simulated clock: strategies see only the past, history is not scored, gaps are masked."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 
 from driver.backtest import (
     BacktestSettings,
-    Policy,
-    ReactivePolicy,
-    ScheduledPredictivePolicy,
-    StaticPeakPolicy,
+    ReactiveStrategy,
+    ScheduledPredictiveStrategy,
+    StaticPeakStrategy,
+    Strategy,
     Trace,
     run_backtest,
 )
@@ -29,7 +29,7 @@ def busy_week(days: int = 9, seed: int = 11) -> np.ndarray:
     return 40 + 30 * np.sin(hours / 24 * 2 * np.pi) + rng.gamma(2, 5, days * 1440)
 
 
-class Recorder(Policy):
+class Recorder(Strategy):
     """Remembers what it was shown each cycle."""
 
     name = "recorder"
@@ -42,7 +42,7 @@ class Recorder(Policy):
         self.seen.append((now, len(observed), observed.flags.writeable))
 
 
-def test_a_policy_is_shown_exactly_the_minutes_before_now_read_only(
+def test_a_strategy_is_shown_exactly_the_minutes_before_now_read_only(
     minute_trace: MinuteTrace,
 ) -> None:
     recorder = Recorder()
@@ -53,9 +53,9 @@ def test_a_policy_is_shown_exactly_the_minutes_before_now_read_only(
     assert gaps == {5}
 
 
-@pytest.mark.parametrize("make", [ReactivePolicy, ScheduledPredictivePolicy])
+@pytest.mark.parametrize("make", [ReactiveStrategy, ScheduledPredictiveStrategy])
 def test_a_poisoned_future_changes_nothing_before_it(
-    minute_trace: MinuteTrace, make: Callable[[], Policy]
+    minute_trace: MinuteTrace, make: Callable[[], Strategy]
 ) -> None:
     clean = busy_week()
     poisoned = clean.copy()
@@ -77,7 +77,7 @@ def test_a_poisoned_future_changes_nothing_before_it(
 def test_the_history_part_is_not_scored(minute_trace: MinuteTrace) -> None:
     values = busy_week()
     values[: 7 * 1440] *= 50  # a wild history nobody could serve with static-peak's fleet
-    result = run_backtest(minute_trace(values), [StaticPeakPolicy()], settings=SETTINGS)
+    result = run_backtest(minute_trace(values), [StaticPeakStrategy()], settings=SETTINGS)
     assert result.scored_minutes == 2 * 1440
     assert result.score_start == 7 * 1440
     assert result.runs["static-peak"].score.underprovisioned_minutes == 0
@@ -90,7 +90,7 @@ def test_gap_minutes_are_masked_not_scored(minute_trace: MinuteTrace) -> None:
     values = busy_week()
     gap = slice(8 * 1440, 8 * 1440 + 180)
     values[gap] = np.nan
-    result = run_backtest(minute_trace(values), [ReactivePolicy()], settings=SETTINGS)
+    result = run_backtest(minute_trace(values), [ReactiveStrategy()], settings=SETTINGS)
     assert result.scored_minutes == 2 * 1440 - 180
     assert not result.scored[gap].any()
     record = result.runs["reactive"].record
@@ -100,14 +100,14 @@ def test_gap_minutes_are_masked_not_scored(minute_trace: MinuteTrace) -> None:
 
 def test_a_trace_shorter_than_its_history_is_refused(minute_trace: MinuteTrace) -> None:
     with pytest.raises(ValueError, match="first 7 days are history only; nothing would be scored"):
-        run_backtest(minute_trace(busy_week(days=3)), [ReactivePolicy()], settings=SETTINGS)
+        run_backtest(minute_trace(busy_week(days=3)), [ReactiveStrategy()], settings=SETTINGS)
 
 
 def test_the_default_instance_capacity_is_a_tenth_of_the_history_p95(
     minute_trace: MinuteTrace,
 ) -> None:
     values = busy_week()
-    result = run_backtest(minute_trace(values), [ReactivePolicy()], settings=BacktestSettings())
+    result = run_backtest(minute_trace(values), [ReactiveStrategy()], settings=BacktestSettings())
     assert result.model.instance_capacity == pytest.approx(
         np.percentile(values[: 7 * 1440], 95) / 10
     )

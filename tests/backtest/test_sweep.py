@@ -1,4 +1,4 @@
-"""``backtest --sweep``: every policy over its knob, frontiers, and the same-money ratio."""
+"""``backtest --sweep``: every strategy over its knob, frontiers, and the same-money ratio."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 
 from driver.backtest import (
     BacktestSettings,
-    ReactivePolicy,
+    ReactiveStrategy,
     Trace,
     load_trace,
     run_backtest,
     trace_from_series,
 )
-from driver.backtest.stack import BacktestStack, build_policies, load_backtest_stack
+from driver.backtest.stack import BacktestStack, build_strategies, load_backtest_stack
 from driver.backtest.sweep import (
     ForecastReplay,
     FrontierPoint,
@@ -105,7 +105,7 @@ def surge_sweep() -> Surge:
 
 
 class TestASweep:
-    def test_runs_each_policy_over_its_knob_with_its_configured_point_marked(
+    def test_runs_each_strategy_over_its_knob_with_its_configured_point_marked(
         self, surge_sweep: Surge
     ) -> None:
         _, _, sweep = surge_sweep
@@ -135,13 +135,13 @@ class TestASweep:
         """The shared forecasts (ForecastReplay) change nothing: the sweep's points are real runs."""
         trace, stack, sweep = surge_sweep
         plain = run_backtest(
-            trace, build_policies(["mirrorcast"], stack=stack), settings=SURGE_SETTINGS
+            trace, build_strategies(["mirrorcast"], stack=stack), settings=SURGE_SETTINGS
         ).runs["mirrorcast"]
         default = sweep.frontiers["mirrorcast"].default
         assert default is not None
         assert default.underprovisioned_minutes == plain.score.underprovisioned_minutes
         assert default.instance_hours == pytest.approx(plain.score.instance_hours)
-        reactive = run_backtest(trace, [ReactivePolicy(target=0.4)], settings=SURGE_SETTINGS)
+        reactive = run_backtest(trace, [ReactiveStrategy(target=0.4)], settings=SURGE_SETTINGS)
         first = sweep.frontiers["reactive"].points[0]
         assert first.instance_hours == pytest.approx(reactive.runs["reactive"].score.instance_hours)
 
@@ -231,7 +231,7 @@ def test_the_command_writes_frontiers_and_a_frontier_plot(
             "--history",
             "3d",
             "--sweep",
-            "--policies",
+            "--strategies",
             "reactive,scheduled-predictive,oracle",
             "--json",
             str(out),
@@ -251,12 +251,12 @@ def test_the_command_writes_frontiers_and_a_frontier_plot(
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_sweeping_a_knobless_policy_alone_is_refused_with_the_reason(elb_excerpt: Path) -> None:
+def test_sweeping_a_knobless_strategy_alone_is_refused_with_the_reason(elb_excerpt: Path) -> None:
     stack = load_backtest_stack()
     with pytest.raises(ValueError, match="static-peak and oracle are run once for reference"):
         run_sweep(
             load_trace(elb_excerpt),
             stack=stack,
             settings=BacktestSettings(history=timedelta(days=3)),
-            policies=["oracle"],
+            strategies=["oracle"],
         )

@@ -250,7 +250,7 @@ def test_backtest_console_fits_80_columns_and_says_why_mirrorcast_equals_reactiv
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert all(len(line) <= 80 for line in lines)
-    header = next(line for line in lines if line.startswith("policy"))
+    header = next(line for line in lines if line.startswith("strategy"))
     for column in ("short min", "inst-h", "paused h", "actions", "mirror on"):
         assert column in header, header
     text = " ".join(result.output.split())

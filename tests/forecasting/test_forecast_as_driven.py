@@ -109,7 +109,7 @@ def test_the_evaluation_runs_the_engine_the_driver_builds(
     )
     assert len(built) == 1 and isinstance(built[0], CalibratedEngine)
     assert result.calibrated_origins > 0  # days of 5-minute cycles: the calibration took over
-    # The backtest's mirrorcast policy runs the same factory's engine.
+    # The backtest's mirrorcast strategy runs the same factory's engine.
     from driver.backtest.stack import default_engine, load_backtest_stack
 
     default_engine(load_backtest_stack().config)

@@ -1,4 +1,4 @@
-"""The mirrorcast policy is the driver's own cycle (forecasting engine, rules, planner) on a simulated cloud."""
+"""The mirrorcast strategy is the driver's own cycle (forecasting engine, rules, planner) on a simulated cloud."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from driver.backtest import (
     run_backtest,
     trace_from_series,
 )
-from driver.backtest.policies import MirrorcastPolicy
-from driver.backtest.stack import build_policies, load_backtest_stack
+from driver.backtest.stack import build_strategies, load_backtest_stack
+from driver.backtest.strategies import MirrorcastStrategy
 
 SETTINGS = BacktestSettings(history=timedelta(days=3), warmup=timedelta(hours=1))
 DAY3_NOON = 3 * 1440 + 12 * 60
@@ -39,7 +39,7 @@ def backtest(values: np.ndarray, names: list[str], *, start_hour: int = 11) -> B
         history=timedelta(days=3, hours=start_hour), warmup=timedelta(minutes=30)
     )
     return run_backtest(
-        trace, build_policies(names, stack=load_backtest_stack()), settings=settings
+        trace, build_strategies(names, stack=load_backtest_stack()), settings=settings
     )
 
 
@@ -86,7 +86,7 @@ def test_the_planners_explanations_are_in_the_result(
     assert first.at < result.trace.demand.index[DAY3_NOON]
     assert "forecast-floor" in first.explanation
     assert any("primary.capacity.min" in change for change in first.changes)
-    plans = result.to_json()["policies"]["mirrorcast"]["plans"]
+    plans = result.to_json()["strategies"]["mirrorcast"]["plans"]
     assert plans[0]["explanation"] == first.explanation
 
 
@@ -146,17 +146,17 @@ def test_the_simulated_autoscaler_tracks_the_target_the_plans_set() -> None:
     values = noon_surge(DAY3_NOON + 20)
     index = pd.date_range("2024-03-04", periods=len(values), freq="min", tz="UTC")
     trace = trace_from_series(pd.Series(values, index=index), name="noon-surge")
-    (policy,) = build_policies(["mirrorcast"], stack=load_backtest_stack())
-    assert isinstance(policy, MirrorcastPolicy)
+    (strategy,) = build_strategies(["mirrorcast"], stack=load_backtest_stack())
+    assert isinstance(strategy, MirrorcastStrategy)
     settings = BacktestSettings(history=timedelta(days=3, hours=11), warmup=timedelta(minutes=30))
-    result = run_backtest(trace, [policy], settings=settings)
+    result = run_backtest(trace, [strategy], settings=settings)
 
     changes = [c for note in result.runs["mirrorcast"].notes for c in note.changes]
     # The default stack's floor rule runs the autoscaler at 85% while it follows the forecast
     # (the stack configures 60%), and the simulated target-tracking policy follows the stack.
     assert "pools.app.primary.autoscaler_target: 60 -> 85" in changes
-    assert policy.config.pools["app"].primary.autoscaler_target == 85
-    assert policy._tracker is not None and policy._tracker.target == pytest.approx(0.85)
+    assert strategy.config.pools["app"].primary.autoscaler_target == 85
+    assert strategy._tracker is not None and strategy._tracker.target == pytest.approx(0.85)
 
 
 class TestActuationDelay:
@@ -173,7 +173,7 @@ class TestActuationDelay:
             timing=CloudTiming(actuation_delay=delay),
         )
         stack = load_backtest_stack()
-        return run_backtest(trace, build_policies(["mirrorcast"], stack=stack), settings=settings)
+        return run_backtest(trace, build_strategies(["mirrorcast"], stack=stack), settings=settings)
 
     def test_the_floor_starts_booting_only_after_the_delay(self) -> None:
         for delay in (0, 3):

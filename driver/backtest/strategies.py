@@ -1,11 +1,11 @@
-"""The policies a backtest compares: four baselines and mirrorcast itself.
+"""The strategies a backtest compares: four baselines and mirrorcast itself.
 
-Every online policy acts once per cycle and sees only the demand observed before ``now``; it
+Every online strategy acts once per cycle and sees only the demand observed before ``now``; it
 changes its own :class:`~driver.backtest.cloud.SimulatedCloud`, which carries the changes out
 with the cloud's delays. ``static-peak`` and ``oracle`` know the future by definition and say so
-(:attr:`Policy.knows_future`).
+(:attr:`Strategy.knows_future`).
 
-The mirrorcast policy runs :func:`driver.cycle.decide` (the forecasting engine, rule engine and
+The mirrorcast strategy runs :func:`driver.cycle.decide` (the forecasting engine, rule engine and
 planner the service runs) on the simulated history, then applies ``Plan.changes`` to a simulated
 stack config and the cloud follows that config: nothing of the decision is re-implemented here.
 Between plans the primary tracks demand as the cloud's own target-tracking autoscaler would; the
@@ -36,15 +36,15 @@ from infra.config import Cloud, ConfigPathError, MirrorcastConfig, MirrorState, 
 from policies import ConfigChange, PlannerMemory
 
 __all__ = [
-    "POLICY_NAMES",
-    "MirrorcastPolicy",
-    "OraclePolicy",
+    "STRATEGY_NAMES",
+    "MirrorcastStrategy",
+    "OracleStrategy",
     "PlanNote",
-    "Policy",
-    "ReactivePolicy",
-    "ScheduledPredictivePolicy",
+    "ReactiveStrategy",
+    "ScheduledPredictiveStrategy",
     "SimulationContext",
-    "StaticPeakPolicy",
+    "StaticPeakStrategy",
+    "Strategy",
     "TargetTracker",
 ]
 
@@ -53,19 +53,19 @@ logger = logging.getLogger(__name__)
 HEALTH_METRIC = "primary_healthy"
 """A pool metric of this name is fed the simulated primary's health checks (percent passing)."""
 
-POLICY_NAMES: tuple[str, ...] = (
+STRATEGY_NAMES: tuple[str, ...] = (
     "reactive",
     "scheduled-predictive",
     "static-peak",
     "mirrorcast",
     "oracle",
 )
-"""Every policy the backtest knows, in report order."""
+"""Every strategy the backtest knows, in report order."""
 
 
 @dataclass(frozen=True)
 class SimulationContext:
-    """What every policy is told before the first cycle.
+    """What every strategy is told before the first cycle.
 
     :param start: the wall-clock time of trace minute 0 (UTC).
     :param minutes: the trace's length in minutes.
@@ -75,7 +75,7 @@ class SimulationContext:
     :param model: the capacity model.
     :param timing: the cloud's delays.
     :param initial: primary instances serving at the first cycle.
-    :param max_instances: the capacity ceiling every online policy honours (static-peak and the
+    :param max_instances: the capacity ceiling every online strategy honours (static-peak and the
         oracle are references and ignore it).
     :param observation_step: minutes between the trace's own observations (5 for CloudWatch-style
         traces); a metric source would deliver points at this step.
@@ -102,19 +102,19 @@ class SimulationContext:
 
 @dataclass(frozen=True)
 class PlanNote:
-    """A non-empty plan the mirrorcast policy applied: when, what changed and why."""
+    """A non-empty plan the mirrorcast strategy applied: when, what changed and why."""
 
     at: datetime
     changes: list[str]
     explanation: str
 
 
-class Policy(ABC):
-    """A scaling policy under test."""
+class Strategy(ABC):
+    """A scaling strategy under test."""
 
     name: ClassVar[str]
     knows_future: ClassVar[bool] = False
-    """``True`` for policies that are given the whole trace (static-peak, oracle)."""
+    """``True`` for strategies that are given the whole trace (static-peak, oracle)."""
 
     def __init__(self) -> None:
         self.notes: list[PlanNote] = []
@@ -124,13 +124,13 @@ class Policy(ABC):
     @property
     def context(self) -> SimulationContext:
         if self._context is None:
-            raise RuntimeError(f"policy {self.name} has not been started")
+            raise RuntimeError(f"strategy {self.name} has not been started")
         return self._context
 
     @property
     def cloud(self) -> SimulatedCloud:
         if self._cloud is None:
-            raise RuntimeError(f"policy {self.name} has no simulated cloud")
+            raise RuntimeError(f"strategy {self.name} has no simulated cloud")
         return self._cloud
 
     def start(
@@ -139,7 +139,7 @@ class Policy(ABC):
         """Prepare for the first cycle.
 
         :param context: the simulation's parameters.
-        :param future: the whole trace, given only to policies that know the future.
+        :param future: the whole trace, given only to strategies that know the future.
         """
         self._context = context
         self._cloud = SimulatedCloud(
@@ -163,7 +163,7 @@ class Policy(ABC):
         """Decide at minute ``now`` from ``observed`` and change the cloud."""
 
     def report(self) -> dict[str, Any]:
-        """Policy-specific facts for the result (default: none)."""
+        """Strategy-specific facts for the result (default: none)."""
         return {}
 
     def finish(self) -> CloudRecord:
@@ -220,7 +220,7 @@ class TargetTracker:
         return self.desired
 
 
-class ReactivePolicy(Policy):
+class ReactiveStrategy(Strategy):
     """``reactive``: target tracking on the last cycle's demand.
 
     :param target: utilisation to track (default 0.6).
@@ -253,7 +253,7 @@ class ReactivePolicy(Policy):
         self.cloud.set_primary(min(want, self.context.max_instances), at=now)
 
 
-class ScheduledPredictivePolicy(Policy):
+class ScheduledPredictiveStrategy(Strategy):
     """``scheduled-predictive``: the mechanism of AWS predictive scaling, with ``reactive``.
 
     Every ``recompute_every`` it forecasts hourly mean demand for the next ``horizon`` from up to
@@ -369,7 +369,7 @@ class ScheduledPredictivePolicy(Policy):
         self.cloud.set_primary(min(max(tracked, scheduled), context.max_instances), at=now)
 
 
-class StaticPeakPolicy(Policy):
+class StaticPeakStrategy(Strategy):
     """``static-peak``: enough instances for the trace's scored peak, all the time."""
 
     name = "static-peak"
@@ -395,7 +395,7 @@ class StaticPeakPolicy(Policy):
         """Nothing to decide: the capacity never changes."""
 
 
-class OraclePolicy(Policy):
+class OracleStrategy(Strategy):
     """``oracle``: the least capacity that serves every minute, knowing the future.
 
     Each minute needs ``ceil(demand / per-instance SLO capacity)`` serving instances. An instance
@@ -404,7 +404,7 @@ class OraclePolicy(Policy):
     relaunch it. Since instance levels nest, the optimum runs ``max(need[t .. t + ready])``
     instances at minute ``t``. ``ready`` is the fastest way to get capacity the simulated cloud
     offers (the mirror's warm-pool time when shorter than the primary's), so the oracle is a lower
-    bound on the cost of every policy that serves every minute.
+    bound on the cost of every strategy that serves every minute.
     """
 
     name = "oracle"
@@ -452,7 +452,7 @@ class OraclePolicy(Policy):
         return self._record
 
 
-class MirrorcastPolicy(Policy):
+class MirrorcastStrategy(Strategy):
     """``mirrorcast``: the driver's own cycle (:func:`driver.cycle.decide`) on a simulated cloud.
 
     :param config: the stack config to backtest (one pool is simulated).
@@ -548,7 +548,7 @@ class MirrorcastPolicy(Policy):
         )
         self._history_minutes = int(self._config.forecast.history.total_seconds() // 60)
         index = pd.date_range(context.start, periods=context.minutes, freq="min", tz="UTC")
-        # Values are filled cycle by cycle from what the policy was shown, never ahead of now.
+        # Values are filled cycle by cycle from what the strategy was shown, never ahead of now.
         self._series = pd.Series(np.full(context.minutes, np.nan), index=index, name=self.metric)
         self._filled = 0
         self.memory = PlannerMemory()
