@@ -18,6 +18,7 @@ import pandas as pd
 
 from forecasting.models._imports import import_statsforecast
 from forecasting.models._options import ModelOptions
+from forecasting.models.profile import SeasonalProfile
 from forecasting.models.records import BuildContext, ModelRecord
 
 __all__ = [
@@ -91,6 +92,16 @@ RECORDS: tuple[ModelRecord, ...] = (
             alias="seasonal_window_average",
             prediction_intervals=c.conformal,
         ),
+    ),
+    ModelRecord(
+        "seasonal_profile",
+        "statistical",
+        1,
+        # What AWS predictive scaling forecasts from: the same step of the last 7 days, blended
+        # with the same step of the week once two weeks exist (forecasting/models/profile.py).
+        lambda sf, c: SeasonalProfile(c.season, alias="seasonal_profile"),
+        reusable=True,
+        parameter_free=True,
     ),
     ModelRecord(
         "auto_ets",

@@ -24,7 +24,7 @@ class TestTheRecords:
     def test_the_traits_are_what_the_engine_relies_on(self) -> None:
         assert {"auto_arima", "lightgbm"} == EXOGENOUS_MODELS
         assert {"mstl", "prophet_like"} == NEEDS_SEASON
-        assert {"seasonal_naive", "naive"} == statistical.PARAMETER_FREE
+        assert {"seasonal_naive", "naive", "seasonal_profile"} == statistical.PARAMETER_FREE
         # The conformal-interval models refit on past windows: nothing to reuse.
         assert {"ses", "seasonal_window_average"}.isdisjoint(statistical.REUSABLE)
 
@@ -34,7 +34,12 @@ class TestTheRecords:
     ) -> None:
         # statsforecast's model classes carry the alias the output columns are named after.
         model = statistical._build(name, season=24, h=12, weekly=True, options=ModelOptions())
-        assert type(model).__module__ == "statsforecast.models"
+        # The profile is mirrorcast's own class on statsforecast's model protocol
+        # (forecasting/models/profile.py); every other record builds a library class.
+        module = (
+            "forecasting.models.profile" if name == "seasonal_profile" else "statsforecast.models"
+        )
+        assert type(model).__module__ == module
         assert model.alias == name
 
 
