@@ -28,7 +28,7 @@ from forecasting import Forecast, ForecastUnavailable
 from forecasting.cleaning import UNIT_UPPER_BOUNDS, out_of_range
 from forecasting.errors import UnusableSeriesError
 from infra.config import MetricSpec, MirrorcastConfig, format_duration
-from policies import Decision, MirrorHealth, Plan, PlannerMemory, PlanningInput
+from policies import Decision, MirrorHealth, Plan, PlannerMemory, PlanningInput, PrimaryHealth
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -108,6 +108,7 @@ def decide(
     now: datetime,
     memory: PlannerMemory,
     health: Mapping[str, MirrorHealth] | None = None,
+    primary_health: Mapping[str, PrimaryHealth] | None = None,
     events: EventScheduleLike | None = None,
     last_good: Mapping[str, Mapping[str, Forecast]] | None = None,
     rollback_requested: frozenset[str] = frozenset(),
@@ -126,6 +127,8 @@ def decide(
     :param now: decision time, timezone-aware.
     :param memory: what the previous cycle's plan left (journaled by the driver).
     :param health: pool -> mirror health; default: nothing known (mirrors not ready).
+    :param primary_health: pool -> the primary's health as its balancer reports it; default:
+        not observed (a primary is then never taken to be failing).
     :param events: the event schedule, for forecasts and ``during(...)`` rules; default none.
     :param last_good: pool -> metric -> the newest forecast that worked; default none.
     :param rollback_requested: pools a person asked to roll back; the planner restores them this
@@ -196,6 +199,7 @@ def decide(
         forecasts=forecasts,
         active_events=active,
         health=dict(health or {}),
+        primary_health=dict(primary_health or {}),
         memory=memory,
         rollback_requested=rollback_requested,
         observed_desired=dict(observed_desired or {}),

@@ -416,6 +416,7 @@ class Driver:
             now=now,
             memory=self.journal.load_memory(stack=self.stack),
             health=observation.health(),
+            primary_health=observation.primary_health(),
             events=self.events(config, now),
             last_good=self.journal.last_forecasts(stack=self.stack),
             rollback_requested=rollbacks,

@@ -38,6 +38,7 @@ from policies._plan import (
     PlannerMemory,
     PlanningInput,
     PoolMemory,
+    PrimaryHealth,
     RampState,
     RuleOutcome,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "PoolReport",
     "PoolView",
     "Predicted",
+    "PrimaryHealth",
     "Quantity",
     "RampState",
     "Resolution",

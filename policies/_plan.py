@@ -26,6 +26,7 @@ __all__ = [
     "PlannerMemory",
     "PlanningInput",
     "PoolMemory",
+    "PrimaryHealth",
     "RampState",
     "RuleOutcome",
 ]
@@ -157,6 +158,25 @@ class MirrorHealth:
 
 
 @dataclass(frozen=True)
+class PrimaryHealth:
+    """How much of a pool's primary fleet its balancer reports healthy (the cloud's health checks).
+
+    :param fleet: primary instances the group holds (its desired size as observed).
+    :param healthy: primary targets the balancer reports healthy.
+    """
+
+    fleet: int
+    healthy: int
+
+    @property
+    def healthy_percent(self) -> float:
+        """Healthy targets as a percentage of the fleet (100 for an empty fleet: nothing fails)."""
+        if self.fleet <= 0:
+            return 100.0
+        return min(100.0, 100.0 * self.healthy / self.fleet)
+
+
+@dataclass(frozen=True)
 class PlanningInput:
     """Everything a plan depends on. Same input, same plan.
 
@@ -167,6 +187,9 @@ class PlanningInput:
     :param forecasts: pool -> metric -> forecast; a missing entry means no forecast at all.
     :param active_events: names of calendar events in effect now (for ``during(...)``).
     :param health: pool -> the mirror's health.
+    :param primary_health: pool -> the primary's health as its balancer reports it (absent: not
+        observed). A primary observed failing lets a weight step go ahead before the mirror is
+        healthy: the traffic it moves is not being served anyway.
     :param memory: what previous cycles left.
     :param rollback_requested: pools a person asked to roll back now (bypasses the cooldown).
     :param observed_desired: pool -> the primary's desired size as its cloud reports it (absent:
@@ -182,6 +205,7 @@ class PlanningInput:
     forecasts: dict[str, dict[str, Forecast]]
     active_events: frozenset[str] = frozenset()
     health: dict[str, MirrorHealth] = field(default_factory=dict)
+    primary_health: dict[str, PrimaryHealth] = field(default_factory=dict)
     memory: PlannerMemory = field(default_factory=PlannerMemory)
     rollback_requested: frozenset[str] = frozenset()
     observed_desired: dict[str, int] = field(default_factory=dict)

@@ -313,6 +313,11 @@ class SimulatedObserver:
             region, where = spec.mirror_region, spec.mirror_cloud.value
         booting = sum(n for _, n in group.booting) if active else 0
         serving = group.ready if active else 0
+        # The balancer's health checks of the last minute before the cycle (what the policy may
+        # see): a primary whose region is out runs its instances, but none of them passes.
+        healthy = serving
+        if role == "primary" and cloud.primary_down(cloud.clock - 1):
+            healthy = 0
         warm = cloud.mirror_size if role == "mirror" and not active and cloud.warm_pool else 0
         states = {"serving": serving, "booting": booting, "warm": warm}
         return SideObservation(
@@ -325,8 +330,8 @@ class SimulatedObserver:
             serving=serving,
             starting=booting,
             warm=warm,
-            targets={"healthy": serving, "initial": booting},
-            healthy_targets=serving,
+            targets={"healthy": healthy, "unhealthy": serving - healthy, "initial": booting},
+            healthy_targets=healthy,
         )
 
     def observe_balancer(self, *, pool: str, spec: PoolSpec) -> BalancerObservation | None:

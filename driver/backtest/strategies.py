@@ -604,6 +604,7 @@ class MirrorcastStrategy(Strategy):
             now=at,
             memory=self.memory,
             health=observation.health(),
+            primary_health=observation.primary_health(),
             observed_desired=observation.observed_desired(),
             events=self.events,
             last_good=self.last_good,

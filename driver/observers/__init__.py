@@ -9,6 +9,7 @@ that cannot be read into one degraded line and "not observed"::
 
     seen = StackObserver().observe(config, now=now)
     seen.health()           # pool -> MirrorHealth for the ramp gate
+    seen.primary_health()   # pool -> PrimaryHealth (a failing primary lets traffic go early)
     seen.observed_desired() # pool -> the primary's desired size as the cloud holds it
     seen.drift(config)      # differences between mirror, primary and config
     seen.degraded           # one line per side or balancer that could not be read
@@ -41,9 +42,10 @@ from driver.observers._compare import (
     observed_primary_desired,
     observed_text,
     observed_vs_intended,
+    primary_health,
 )
 from infra.config import Cloud, MirrorcastConfig, PoolSpec
-from policies import MirrorHealth
+from policies import MirrorHealth, PrimaryHealth
 
 __all__ = [
     "BalancerObservation",
@@ -60,6 +62,7 @@ __all__ = [
     "not_observed",
     "observed_text",
     "observed_vs_intended",
+    "primary_health",
 ]
 
 logger = logging.getLogger(__name__)
@@ -107,6 +110,15 @@ class StackObservation:
     def health(self) -> dict[str, MirrorHealth]:
         """Pool -> the mirror's health as observed (not observed: ``observed=False``)."""
         return {name: mirror_health(seen) for name, seen in self.pools.items()}
+
+    def primary_health(self) -> dict[str, PrimaryHealth]:
+        """Pool -> the primary's health as its balancer reports it (pools not read left out)."""
+        out: dict[str, PrimaryHealth] = {}
+        for name, seen in self.pools.items():
+            health = primary_health(seen)
+            if health is not None:
+                out[name] = health
+        return out
 
     def observed_desired(self) -> dict[str, int]:
         """Pool -> the primary's desired size as its cloud holds it (pools not observed left out)."""

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from driver.observers._base import PoolObservation, SideObservation, rule_texts
 from infra.config import MirrorcastConfig, PoolSpec
-from policies import MirrorHealth
+from policies import MirrorHealth, PrimaryHealth
 
 __all__ = [
     "Drift",
@@ -63,6 +63,20 @@ def mirror_health(observation: PoolObservation | None) -> MirrorHealth:
         observed=True,
         detail=f"{running} running, targets: {states}",
     )
+
+
+def primary_health(observation: PoolObservation | None) -> PrimaryHealth | None:
+    """The primary's health as its balancer reports it, or ``None`` when not read.
+
+    The fleet is the group's desired size (what should serve); the healthy count is the
+    balancer's healthy targets, the only evidence that the primary serves. A region that has
+    failed shows as a fleet with no healthy target.
+    """
+    primary = observation.primary if observation is not None else None
+    if primary is None or primary.healthy_targets is None:
+        return None
+    fleet = primary.desired if primary.desired is not None else primary.serving + primary.starting
+    return PrimaryHealth(fleet=fleet, healthy=primary.healthy_targets)
 
 
 def observed_primary_desired(observation: PoolObservation | None) -> int | None:

@@ -13,7 +13,7 @@ from infra.config import (
 from policies._evaluate import RuleEvaluation
 from policies._guardrails import Clip, activation_block, fit_cost
 from policies._planner.keys import DriverKeys, number
-from policies._planner.ramps import set_ramp
+from policies._planner.ramps import advance_ramp, set_ramp
 from policies._planner.sizing import scale_primary
 from policies._planner.work import PoolWork
 from policies._resolve import Resolution
@@ -53,6 +53,11 @@ def activate(work: PoolWork, resolution: Resolution) -> None:
     fired = [w[0] for w in (resolution.activate, resolution.shift, resolution.scale) if w]
     memory.original = before.as_paths()
     scale_up(work, resolution, allow_mirror=mirror_clip is None, fresh=True)
+    if memory.ramp is not None and work.primary_failing(memory.ramp.step_share) is not None:
+        # The primary serves nothing of what the first step moves: shifting in the plan that
+        # activates the mirror lets the DNS TTL run while the mirror starts, instead of after
+        # it (the next cycle, another `up`, then the TTL: minutes of an outage lost).
+        advance_ramp(work)
     if work.keys == before:
         memory.original = None
         return

@@ -72,8 +72,11 @@ def advance_ramp(work: PoolWork) -> None:
     share = min(ramp.target_mirror_share, keys.mirror_weight + step)
     why = work.health_gate(share)
     if why is not None:
-        wait_for_health(work, share, why)
-        return
+        failing = work.primary_failing(share)
+        if failing is None:
+            wait_for_health(work, share, why)
+            return
+        work.notes.append(f"{why}; {failing}")
     work.memory.health_wait_since = None
     # Weights just moved down (demand fell short): moving them up again inside the cooldown
     # would flap. Escalation (demand above the forecast) overrides it.

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from infra.config import MirrorState, PoolSpec
 from policies._guardrails import Clip
-from policies._plan import Decision, MirrorHealth, Notice, PlanningInput, PoolMemory
+from policies._plan import Decision, MirrorHealth, Notice, PlanningInput, PoolMemory, PrimaryHealth
 from policies._planner.keys import DriverKeys
 
 __all__ = ["PoolWork"]
@@ -64,6 +64,30 @@ class PoolWork:
     @property
     def health(self) -> MirrorHealth:
         return self.inputs.health.get(self.name, MirrorHealth())
+
+    @property
+    def primary_health(self) -> PrimaryHealth | None:
+        """The primary's health as its balancer reports it (``None``: not observed)."""
+        return self.inputs.primary_health.get(self.name)
+
+    def primary_failing(self, share: int) -> str | None:
+        """Why moving ``share`` percent of traffic to the mirror loses nothing now, else ``None``.
+
+        When the primary's healthy targets cover no more than the ``100 - share`` percent of
+        the traffic it would keep, the traffic the step moves is traffic the primary is not
+        serving: sending it to a mirror that is still starting loses nothing, and waiting for
+        the mirror's health costs a cycle, another ``pulumi up`` and the DNS TTL of an outage.
+        An unobserved primary is never taken to be failing.
+        """
+        health = self.primary_health
+        if health is None or health.fleet <= 0:
+            return None
+        if health.healthy_percent > 100 - share:
+            return None
+        return (
+            f"the primary is failing ({health.healthy} of {health.fleet} targets healthy): the "
+            f"{share}% moved is not being served, so it goes before the mirror is healthy"
+        )
 
     @property
     def ready(self) -> bool:

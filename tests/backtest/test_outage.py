@@ -70,6 +70,33 @@ def test_the_health_driven_switchover_serves_most_of_it_from_the_mirror(outage_r
     assert mirrorcast.record.mirror_share[-1] == 0
 
 
+def test_the_failover_plan_moves_the_traffic_in_the_plan_that_activates_the_mirror(
+    outage_run,
+) -> None:  # type: ignore[no-untyped-def]
+    # The simulated balancer sees no healthy primary target while the region is out, so the
+    # planner does not wait a cycle for the mirror's health (tests/policies/test_failover_switchover.py).
+    mirrorcast = outage_run.runs["mirrorcast"]
+    first = next(
+        note for note in mirrorcast.notes if any("mirror.state" in c for c in note.changes)
+    )
+    assert any("balancer.weights.mirror: 0 -> 100" in c for c in first.changes), first.changes
+
+
+def test_the_simulated_balancer_reports_no_healthy_primary_target_while_out() -> None:
+    from driver.backtest.cloud import SimulatedObserver
+
+    config = load_backtest_stack().config
+    spec = config.pools["app"]
+    cloud = SimulatedCloud(minutes=60, initial=4, timing=CloudTiming(), outage=(10, 20))
+    observer = SimulatedObserver(cloud)
+    cloud.advance(10)  # the cycle at minute 10 has seen minutes 0-9: all healthy
+    assert observer.observe_side(pool="app", spec=spec, role="primary").healthy_targets == 4
+    cloud.advance(11)
+    side = observer.observe_side(pool="app", spec=spec, role="primary")
+    assert side.healthy_targets == 0 and side.serving == 4
+    assert side.targets == {"healthy": 0, "unhealthy": 4, "initial": 0}
+
+
 def test_without_an_outage_the_failover_rule_never_fires() -> None:
     trace = trace_from_series(steady_day(3.2), name="steady-day")
     settings = BacktestSettings(history=timedelta(days=3), warmup=timedelta(minutes=30))

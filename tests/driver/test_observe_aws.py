@@ -31,6 +31,7 @@ from driver.observers import StackObserver, mirror_health
 from driver.observers._aws import AwsObserver
 from driver.observers._base import APP_VERSION_TAG, POOL_TAG, ROLE_TAG
 from infra.config import MirrorcastConfig, load_stack
+from policies import PrimaryHealth
 
 pytest.importorskip("moto.server")
 
@@ -137,6 +138,19 @@ class TestMirrorHealth:
         world.client("ec2", "mirror").start_instances(InstanceIds=[first])
         assert mirror_health(observe(world.config).pools["web"]).healthy == 2
         assert second
+
+    def test_a_primary_whose_targets_all_fail_is_read_as_failing(
+        self, aws: str, demo: MirrorcastConfig
+    ) -> None:
+        # What lets a failover shift traffic before the mirror is healthy (the planner's
+        # primary_failing): the primary's own target health, read like the mirror's.
+        world = build_world(demo, mirror_desired=2)
+        seen = observe(world.config)
+        fleet = demo.pools["web"].primary.capacity.desired
+        assert seen.primary_health()["web"] == PrimaryHealth(fleet=fleet, healthy=fleet)
+        world.client("ec2", "primary").stop_instances(InstanceIds=world.instances("primary"))
+        failing = observe(world.config).primary_health()["web"]
+        assert (failing.fleet, failing.healthy, failing.healthy_percent) == (fleet, 0, 0.0)
 
 
 class TestDrift:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from forecasting import Forecast
 from infra.config import MirrorcastConfig, config_from_mapping, load_stack_file
-from policies import MirrorHealth, Plan, PlannerMemory, PlanningInput, plan
+from policies import MirrorHealth, Plan, PlannerMemory, PlanningInput, PrimaryHealth, plan
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_STACK = ROOT / "stacks" / "Pulumi.demo.yaml"
@@ -93,6 +93,7 @@ def step_plan(
     extra_forecasts: dict[str, Forecast] | None = None,
     actuation_time: timedelta | None = None,
     health: MirrorHealth | None = None,
+    primary_health: PrimaryHealth | None = None,
 ) -> Plan:
     """One planning cycle for pool ``web``."""
     current = {"cpu": cpu if cpu is not None else flat(40, end=now)}
@@ -115,6 +116,7 @@ def step_plan(
                     ready=ready,
                 )
             },
+            primary_health={"web": primary_health} if primary_health is not None else {},
             memory=memory or PlannerMemory(),
             rollback_requested=rollback,
             actuation_time=actuation_time,

@@ -1,0 +1,122 @@
+"""Region failover: when the primary is observed failing, traffic moves without waiting for the
+mirror's health, because the traffic it moves is not being served anyway.
+
+The ramp gate (tests/policies/test_mirror_health_gate.py) holds every weight step until the
+mirror has enough healthy targets. During a primary outage that wait costs a cycle, another
+`pulumi up` and the DNS TTL (docs/backtest.md, "Outage"): the shift would only be planned on
+the cycle after the mirror became healthy. A primary with no healthy targets serves nothing, so
+the step goes ahead in the plan that activates the mirror and the TTL runs while it starts.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+from policy_builders import T0, demo_with, flat, step_plan
+
+from policies import MirrorHealth, Plan, PrimaryHealth
+
+FAILOVER = {
+    "name": "region-failover",
+    "when": "current(primary_healthy) < 50%",
+    "weight": 100,
+    "actions": [
+        {"type": "activate_mirror", "percent": 100},
+        {"type": "shift_weights", "mirror": 100, "ramp": {"mode": "immediate"}},
+    ],
+}
+HEALTH_METRIC = {"kind": "resource", "unit": "percent", "forecast": False}
+NOT_HEALTHY = MirrorHealth(running=0, healthy=0, ready=False, detail="paused")
+
+
+def failover_config():
+    base = demo_with()
+    web = base.pools["web"].model_dump(mode="json")
+    return demo_with(
+        metrics={**web["metrics"], "primary_healthy": HEALTH_METRIC},
+        rules=[*web["rules"], FAILOVER],
+    )
+
+
+def health_checks(percent: float, *, end=T0) -> pd.Series:
+    return flat(percent, end=end).rename("primary_healthy")
+
+
+def first_plan(primary: PrimaryHealth | None, *, checks: float = 0) -> Plan:
+    return step_plan(
+        failover_config(),
+        now=T0,
+        extra_current={"primary_healthy": health_checks(checks)},
+        health=NOT_HEALTHY,
+        primary_health=primary,
+    )
+
+
+def mirror_share(result: Plan) -> int:
+    return result.stack_config.pools["web"].balancer.weights.mirror
+
+
+class TestAFailingPrimaryDoesNotWaitForTheMirror:
+    def test_the_plan_that_activates_the_mirror_also_sends_it_the_traffic(self) -> None:
+        result = first_plan(PrimaryHealth(fleet=4, healthy=0))
+        web = result.stack_config.pools["web"]
+        assert web.mirror.state.value == "active"
+        assert mirror_share(result) == 100, result.explanation
+        assert "the primary is failing (0 of 4 targets healthy)" in result.explanation
+        assert any(d.action == "shift_weights" for d in result.decisions)
+
+    def test_a_later_step_goes_ahead_while_the_mirror_is_still_starting(self) -> None:
+        # The demo's cpu-now rule activates the mirror while the primary still serves: its step
+        # waits for the mirror's health. Once the primary is observed failing it goes ahead.
+        config = failover_config()
+        memory = None
+        result = None
+        for minutes, primary in ((0, PrimaryHealth(fleet=4, healthy=4)), (5, None)):
+            now = T0 + timedelta(minutes=minutes)
+            result = step_plan(
+                result.stack_config if result else config,
+                now=now,
+                cpu=flat(95, end=now),
+                extra_current={"primary_healthy": health_checks(100, end=now)},
+                memory=memory,
+                health=NOT_HEALTHY,
+                primary_health=primary,
+            )
+            memory = result.memory
+        assert result is not None and mirror_share(result) == 0
+        now = T0 + timedelta(minutes=10)
+        failing = step_plan(
+            result.stack_config,
+            now=now,
+            cpu=flat(95, end=now),
+            extra_current={"primary_healthy": health_checks(100, end=now)},
+            memory=memory,
+            health=NOT_HEALTHY,
+            primary_health=PrimaryHealth(fleet=4, healthy=0),
+        )
+        assert mirror_share(failing) > 0, failing.explanation
+        assert not any("mirror_not_ready" in d.clipped_by for d in failing.decisions)
+
+
+class TestAServingPrimaryKeepsTheGate:
+    def test_a_healthy_primary_waits_for_the_mirror(self) -> None:
+        # The rule fires on its metric, but the balancer sees every primary target healthy:
+        # traffic sent to a starting mirror now would be lost, so the gate holds.
+        result = first_plan(PrimaryHealth(fleet=4, healthy=4))
+        assert result.stack_config.pools["web"].mirror.state.value == "active"
+        assert mirror_share(result) == 0
+
+    def test_an_unobserved_primary_is_never_taken_to_be_failing(self) -> None:
+        assert mirror_share(first_plan(None)) == 0
+
+    def test_a_primary_still_serving_part_of_the_traffic_keeps_the_gate_for_that_part(
+        self,
+    ) -> None:
+        # Two of four targets healthy still serve half the traffic; moving all of it to a mirror
+        # that is not serving yet would lose that half.
+        assert mirror_share(first_plan(PrimaryHealth(fleet=4, healthy=2))) == 0
+
+    def test_an_empty_primary_fleet_is_not_a_failure(self) -> None:
+        assert PrimaryHealth(fleet=0, healthy=0).healthy_percent == 100.0
+        assert mirror_share(first_plan(PrimaryHealth(fleet=0, healthy=0))) == 0
