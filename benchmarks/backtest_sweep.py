@@ -1,0 +1,234 @@
+"""Sweep benchmark: every shared trace's cost/shortfall frontiers (``mirrorcast backtest --sweep``).
+
+Usage (from the project root)::
+
+    .venv/bin/python benchmarks/backtest_sweep.py ../shared/data/traces [--max-days 10] [--only NAME]
+
+Runs :func:`driver.backtest.sweep.run_sweep` (the code behind ``backtest --sweep``) with the
+built-in stack on every trace ``benchmarks/backtest_bench.py`` scores, truncated like it to the
+first ``--max-days`` days (7 of history, the rest scored). It prints, per trace, mirrorcast's
+same-money ratio at the stack's own floor setting and at its best setting, scheduled-predictive's
+at its configured 60% and its best, and whether mirrorcast's frontier lies on or below
+reactive's and scheduled-predictive's over the instance-hours both span; then, per floor
+setting (quantile x utilisation), the same-money ratio summed over the traces and the worst
+trace. That second table is how a floor setting is chosen for every trace at once: nothing is
+tuned per trace. It rewrites the section between the ``sweep:start`` / ``sweep:end`` markers
+of ``docs/backtest.md`` after every trace (not with ``--only`` or ``--no-doc``); ``--json-dir``
+keeps each trace's sweep JSON (the ``--sweep --json`` document).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from backtest_bench import GROUPS, HISTORY
+
+from driver.backtest import BacktestSettings, TraceError, load_trace
+from driver.backtest.stack import load_backtest_stack
+from driver.backtest.sweep import Frontier, FrontierPoint, SweepResult, run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "backtest.md"
+START, END = "<!-- sweep:start -->", "<!-- sweep:end -->"
+
+
+@dataclass
+class Row:
+    name: str
+    result: SweepResult | None = None
+    skipped: str | None = None
+
+
+def _ratio(point: FrontierPoint | None) -> float | None:
+    if point is None or point.same_money is None:
+        return None
+    return point.same_money.ratio
+
+
+def _best(frontier: Frontier) -> FrontierPoint | None:
+    """The point with the lowest same-money ratio (ties: the cheaper)."""
+    judged = [p for p in frontier.points if _ratio(p) is not None]
+    return min(judged, key=lambda p: (_ratio(p), p.instance_hours), default=None)
+
+
+def _short_along(frontier: Frontier, hours: float) -> float | None:
+    """Short minutes along ``frontier``'s efficient points at ``hours`` (None outside them)."""
+    points = sorted((p.instance_hours, p.underprovisioned_minutes) for p in frontier.efficient())
+    if not points or hours < points[0][0]:
+        return None
+    for (h0, s0), (h1, s1) in itertools.pairwise(points):
+        if h0 <= hours <= h1:
+            return s0 if h1 == h0 else s0 + (hours - h0) / (h1 - h0) * (s1 - s0)
+    # Dearer than the dearest efficient point: that point's shortfall is had for less.
+    return float(points[-1][1])
+
+
+def below(mirrorcast: Frontier, other: Frontier) -> tuple[int, int]:
+    """How many of ``other``'s points mirrorcast's frontier matches or beats at their cost.
+
+    Only points within the instance-hours mirrorcast's settings span (from its cheapest up)
+    count: outside them the comparison would be extrapolated.
+    """
+    counted = beaten = 0
+    for point in other.points:
+        short = _short_along(mirrorcast, point.instance_hours)
+        if short is None:
+            continue
+        counted += 1
+        beaten += short <= point.underprovisioned_minutes
+    return beaten, counted
+
+
+def _text(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def render(rows: Sequence[Row], *, command: str, seconds: float) -> str:
+    lines = [
+        START,
+        "",
+        f"Generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "Per trace: same-money ratios (short minutes / reactive's at the same instance-hours) of "
+        "mirrorcast at the stack's own floor setting and at its best, of scheduled-predictive "
+        "at 60% and at its best, and how many of reactive's and scheduled-predictive's points "
+        "mirrorcast's frontier matches or beats at their cost (within the instance-hours its "
+        "settings span).",
+        "",
+        "| trace | mirrorcast own | mirrorcast best (setting) | scheduled 60% | scheduled best "
+        "(setting) | reactive points beaten | scheduled points beaten | seconds |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    sums: dict[str, list[float]] = {}
+    worst: dict[str, tuple[float, str]] = {}
+    for row in rows:
+        if row.result is None:
+            lines.append(f"| {row.name} | - | - | - | - | - | - | skipped: {row.skipped} |")
+            continue
+        fronts = row.result.frontiers
+        mc, sp, re = fronts["mirrorcast"], fronts["scheduled-predictive"], fronts["reactive"]
+        best_mc, best_sp = _best(mc), _best(sp)
+        beat_re, of_re = below(mc, re)
+        beat_sp, of_sp = below(mc, sp)
+        lines.append(
+            f"| {row.name} | {_text(_ratio(mc.default))} | {_text(_ratio(best_mc))} "
+            f"({best_mc.setting if best_mc else '-'}) | {_text(_ratio(sp.default))} | "
+            f"{_text(_ratio(best_sp))} ({best_sp.setting if best_sp else '-'}) | "
+            f"{beat_re} of {of_re} | {beat_sp} of {of_sp} | {row.result.seconds:.0f} |"
+        )
+        for point in mc.points:
+            if point.same_money is None:
+                continue
+            key = point.setting
+            total = sums.setdefault(key, [0.0, 0.0])
+            total[0] += point.underprovisioned_minutes
+            total[1] += point.same_money.reactive_short
+            if point.same_money.ratio > worst.get(key, (-1.0, ""))[0]:
+                worst[key] = (point.same_money.ratio, row.name)
+    lines += [
+        "",
+        "Per floor setting, over the traces above (the built-in stack with only the floor's "
+        "quantile and utilisation changed; summed like the results table: short minutes / "
+        "reactive's at the same instance-hours):",
+        "",
+        "| floor setting | summed same-money | worst trace |",
+        "|---|---:|---|",
+    ]
+    for key in sorted(sums, key=lambda k: sums[k][0] / max(sums[k][1], 1e-9)):
+        short, reactive = sums[key]
+        ratio, name = worst[key]
+        lines.append(
+            f"| {key} | {short / reactive if reactive else float('nan'):.2f} | "
+            f"{ratio:.2f} ({name}) |"
+        )
+    lines += ["", f"Whole run: {seconds / 60:.1f} min.", "", END]
+    return "\n".join(lines)
+
+
+def write_doc(section: str) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        DOC.write_text(head + section + tail, encoding="utf-8")
+    else:
+        raise SystemExit(f"{DOC}: no {START} / {END} markers to write between")
+
+
+def sweep_one(path: Path, max_days: float, json_dir: Path | None) -> Row:
+    """One trace's sweep (run in a worker process)."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    warnings.simplefilter("ignore")
+    stack = load_backtest_stack(None)
+    settings = BacktestSettings(
+        history=HISTORY, max_instances=stack.config.pools[stack.pool].primary.capacity.max
+    )
+    try:
+        trace = load_trace(path)
+    except TraceError as exc:
+        return Row(path.stem, skipped=str(exc))
+    if max_days:
+        trace = trace.head(int(max_days * 1440))
+    if trace.minutes <= HISTORY.total_seconds() / 60 + 60:
+        return Row(path.stem, skipped="shorter than the 7-day history")
+    result = run_sweep(trace, stack=stack, settings=settings)
+    if json_dir is not None:
+        json_dir.mkdir(parents=True, exist_ok=True)
+        out = json_dir / f"{path.stem}.json"
+        out.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
+    return Row(path.stem, result=result)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("traces", type=Path, help="the shared traces folder")
+    parser.add_argument("--max-days", type=float, default=10.0, help="days per trace (default 10)")
+    parser.add_argument("--only", default="", help="run only traces whose name contains this")
+    parser.add_argument("--no-doc", action="store_true", help="print only; leave docs alone")
+    parser.add_argument("--jobs", type=int, default=1, help="traces swept in parallel (default 1)")
+    parser.add_argument("--json-dir", type=Path, default=None, help="keep each sweep's JSON here")
+    args = parser.parse_args(argv)
+    files = [
+        path
+        for group in GROUPS
+        for path in sorted((args.traces / group).glob("*.csv"))
+        if args.only in path.stem
+    ]
+    command = ".venv/bin/python benchmarks/backtest_sweep.py ../shared/data/traces" + (
+        f" --max-days {args.max_days:g}" if args.max_days != 10.0 else ""
+    )
+    write = not args.no_doc and not args.only
+    started = time.perf_counter()
+    done: dict[str, Row] = {}
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = [pool.submit(sweep_one, path, args.max_days, args.json_dir) for path in files]
+        for future in as_completed(futures):
+            row = future.result()
+            done[row.name] = row
+            rows = [done[p.stem] for p in files if p.stem in done]
+            section = render(rows, command=command, seconds=time.perf_counter() - started)
+            mine = next(line for line in section.splitlines() if line.startswith(f"| {row.name} |"))
+            print(mine, flush=True)
+            if write:
+                write_doc(section)
+    rows = [done[p.stem] for p in files]
+    print(render(rows, command=command, seconds=time.perf_counter() - started))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
