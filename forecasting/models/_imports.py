@@ -1,34 +1,136 @@
-"""Importing statsforecast without dask.dataframe.
+"""Importing statsforecast without dask.dataframe, and without statsmodels until a model needs it.
 
-utilsforecast (which statsforecast, mlforecast and neuralforecast import) tries
-``from dask.dataframe import DataFrame`` at import time, only to name the type in a ``TypeVar``;
-with dask installed (the ``ml`` extra, or a Dask fleet backend) that costs about 1.1 s of a
-one-shot cycle's start (measured with ``python -X importtime``). Unless dask.dataframe is
-already loaded (someone asked for a distributed frame), the first import of statsforecast runs
-with dask.dataframe marked absent, which utilsforecast's own ``except ModuleNotFoundError``
-handles; the mark is removed right after, so a later ``import dask.dataframe`` works as usual.
+Two costs of a one-shot cycle's start (CronJob, systemd timer), measured with
+``python -X importtime``, come from statsforecast's module-level imports, not from the work a
+warm cycle does:
+
+- utilsforecast (which statsforecast, mlforecast and neuralforecast import) tries
+  ``from dask.dataframe import DataFrame`` only to name the type in a ``TypeVar``; with dask
+  installed (the ``ml`` extra, or a Dask fleet backend) that costs about 1.1 s. Unless
+  dask.dataframe is already loaded (someone asked for a distributed frame), the first import of
+  statsforecast runs with dask.dataframe marked absent, which utilsforecast's own
+  ``except ModuleNotFoundError`` handles; the mark is removed right after, so a later
+  ``import dask.dataframe`` works as usual.
+- ``statsforecast.models`` imports every model's module, and those import ``statsmodels.api``
+  (arima, mstl) and ``statsmodels.tsa.seasonal``/``stattools`` (theta, ets, ces): 1-1.8 s here,
+  although a warm cycle that applies a kept fit (:mod:`forecasting.fits`) calls none of them
+  (they fit, decompose and test seasonality). SciPy is not deferred: every model's intervals
+  use ``scipy.stats`` (statsforecast's ``_quantiles``, Theta's ``sample_errors``). While
+  statsforecast's modules are first imported, those modules are *deferred*: the names
+  statsforecast's modules import from them are bound to stand-ins that import the real module
+  the first time they are called or read (:class:`_Deferred`), so a model that does use them
+  (a fit, a seasonal test, an ARIMA) pays the import then, and gets the very same objects.
+  Only statsforecast's own modules get stand-ins (checked by the importing module's name); any
+  other module importing one of these during that window gets the real thing. Python's
+  ``importlib.util.LazyLoader`` is not enough here: a ``from module import name`` reads the
+  attribute at once and so runs the module at once.
+
+``tests/forecasting/test_import_cost.py`` checks both in fresh interpreters, and that a fit
+that needs the deferred modules still gives the results it gave with them imported eagerly.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+import threading
+import types
+from typing import Any
 
-__all__ = ["import_statsforecast"]
+__all__ = ["DEFERRED", "import_statsforecast"]
 
 _SKIPPED = "dask.dataframe"
 
+DEFERRED: tuple[str, ...] = (
+    "statsmodels.api",
+    "statsmodels.tsa.seasonal",
+    "statsmodels.tsa.stattools",
+)
+"""Modules statsforecast imports at module level that a warm forecast does not need."""
+
+_lock = threading.RLock()
+_window_open = False
+
+
+def _real(name: str) -> types.ModuleType:
+    """The real module ``name``, imported now if only its stand-in is registered."""
+    with _lock:
+        if isinstance(sys.modules.get(name), _DeferredModule):
+            del sys.modules[name]
+        return importlib.import_module(name)
+
+
+class _Deferred:
+    """A name imported from a deferred module: the real object, fetched on first use."""
+
+    __slots__ = ("_module", "_name", "_target")
+
+    def __init__(self, module: str, name: str) -> None:
+        self._module = module
+        self._name = name
+        self._target: Any = None
+
+    def _resolve(self) -> Any:
+        if self._target is None:
+            self._target = getattr(_real(self._module), self._name)
+        return self._target
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._resolve()(*args, **kwargs)
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(self._resolve(), attribute)
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        # Pickled as what it stands for, so a kept fit never carries a stand-in.
+        return (_named, (self._module, self._name))
+
+    def __repr__(self) -> str:
+        return f"<deferred {self._module}.{self._name}>"
+
+
+def _named(module: str, name: str) -> Any:
+    return getattr(_real(module), name)
+
+
+class _DeferredModule(types.ModuleType):
+    """Stands in ``sys.modules`` for a deferred module while statsforecast is imported.
+
+    Afterwards it stays only where statsforecast bound it (``import statsmodels.api as sm``,
+    ``from scipy import stats``) and hands out the real module's attributes.
+    """
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if _window_open and caller.partition(".")[0] == "statsforecast":
+            # ``from <module> import <attribute>`` in statsforecast's module body.
+            return _Deferred(self.__name__, attribute)
+        return getattr(_real(self.__name__), attribute)
+
 
 def import_statsforecast() -> None:
-    """Import statsforecast (once) without pulling in dask.dataframe."""
+    """Import statsforecast (once) without dask.dataframe, and with :data:`DEFERRED` deferred."""
+    global _window_open
     if "statsforecast.models" in sys.modules:
         return
-    blocked = _SKIPPED not in sys.modules
-    if blocked:
-        # ``None`` in sys.modules makes ``import dask.dataframe`` raise ModuleNotFoundError.
-        sys.modules[_SKIPPED] = None  # type: ignore[assignment]
-    try:
-        importlib.import_module("statsforecast.models")
-    finally:
-        if blocked and sys.modules.get(_SKIPPED, 0) is None:
-            del sys.modules[_SKIPPED]
+    with _lock:
+        if "statsforecast.models" in sys.modules:
+            return
+        blocked = _SKIPPED not in sys.modules
+        if blocked:
+            # ``None`` in sys.modules makes ``import dask.dataframe`` raise ModuleNotFoundError.
+            sys.modules[_SKIPPED] = None  # type: ignore[assignment]
+        stand_ins = {name: _DeferredModule(name) for name in DEFERRED if name not in sys.modules}
+        sys.modules.update(stand_ins)
+        _window_open = True
+        try:
+            importlib.import_module("statsforecast.models")
+        finally:
+            _window_open = False
+            for name, stand_in in stand_ins.items():
+                if sys.modules.get(name) is stand_in:
+                    del sys.modules[name]
+            if blocked and sys.modules.get(_SKIPPED, 0) is None:
+                del sys.modules[_SKIPPED]

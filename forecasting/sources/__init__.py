@@ -12,14 +12,14 @@ of :class:`SourceError`::
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from forecasting.sources._azure_monitor import AzureMonitorMetricSource
 from forecasting.sources._base import (
     MetricSource,
     SourceDataError,
@@ -27,12 +27,45 @@ from forecasting.sources._base import (
     SourceTimeout,
     SourceUnavailable,
 )
-from forecasting.sources._cloudwatch import CloudWatchMetricSource
-from forecasting.sources._file import MAX_METRICS_FILE_BYTES, FileMetricSource
-from forecasting.sources._gcp_monitoring import GcpMonitoringMetricSource
-from forecasting.sources._http import AnswerTooLarge, DeadlineExceeded, bounded_request
-from forecasting.sources._prometheus import MAX_POINTS_PER_QUERY, PrometheusMetricSource
 from infra import config
+
+if TYPE_CHECKING:
+    from forecasting.sources._azure_monitor import AzureMonitorMetricSource
+    from forecasting.sources._cloudwatch import CloudWatchMetricSource
+    from forecasting.sources._file import MAX_METRICS_FILE_BYTES, FileMetricSource
+    from forecasting.sources._gcp_monitoring import GcpMonitoringMetricSource
+    from forecasting.sources._http import AnswerTooLarge, DeadlineExceeded, bounded_request
+    from forecasting.sources._prometheus import MAX_POINTS_PER_QUERY, PrometheusMetricSource
+
+# Each source's module is imported when the source is opened or its name first read (PEP 562):
+# a stack with a file source must not pay for boto3 (CloudWatch, about 0.2-0.3 s of a one-shot
+# cycle's start) or requests (Prometheus); tests/driver/test_cli_startup.py checks it.
+_EXPORTS: dict[str, str] = {
+    "AzureMonitorMetricSource": "forecasting.sources._azure_monitor",
+    "CloudWatchMetricSource": "forecasting.sources._cloudwatch",
+    "FileMetricSource": "forecasting.sources._file",
+    "MAX_METRICS_FILE_BYTES": "forecasting.sources._file",
+    "GcpMonitoringMetricSource": "forecasting.sources._gcp_monitoring",
+    "AnswerTooLarge": "forecasting.sources._http",
+    "DeadlineExceeded": "forecasting.sources._http",
+    "bounded_request": "forecasting.sources._http",
+    "MAX_POINTS_PER_QUERY": "forecasting.sources._prometheus",
+    "PrometheusMetricSource": "forecasting.sources._prometheus",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'forecasting.sources' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "MAX_METRICS_FILE_BYTES",
@@ -76,11 +109,22 @@ def register_source(spec_type: type[BaseModel], factory: SourceFactory) -> None:
     _FACTORIES[spec_type] = factory
 
 
-register_source(config.FileSource, lambda spec, root: FileMetricSource(spec, root=root))
-register_source(config.PrometheusSource, lambda spec, root: PrometheusMetricSource(spec))
-register_source(config.CloudWatchSource, lambda spec, root: CloudWatchMetricSource(spec))
-register_source(config.AzureMonitorSource, lambda spec, root: AzureMonitorMetricSource(spec))
-register_source(config.GcpMonitoringSource, lambda spec, root: GcpMonitoringMetricSource(spec))
+# The lambdas read the class through __getattr__, so its module is imported at open_source.
+register_source(
+    config.FileSource, lambda spec, root: __getattr__("FileMetricSource")(spec, root=root)
+)
+register_source(
+    config.PrometheusSource, lambda spec, root: __getattr__("PrometheusMetricSource")(spec)
+)
+register_source(
+    config.CloudWatchSource, lambda spec, root: __getattr__("CloudWatchMetricSource")(spec)
+)
+register_source(
+    config.AzureMonitorSource, lambda spec, root: __getattr__("AzureMonitorMetricSource")(spec)
+)
+register_source(
+    config.GcpMonitoringSource, lambda spec, root: __getattr__("GcpMonitoringMetricSource")(spec)
+)
 
 
 def open_source(spec: config.MetricSourceSpec, *, root: Path) -> MetricSource:

@@ -81,6 +81,47 @@ class TestStatusImportsNoForecasting:
         assert loaded(modules, ("forecasting.sources", "driver.cycle")) == []
 
 
+# statsforecast imports these at module level; a warm cycle applying kept fits needs none of them
+# (forecasting/models/_imports.py). ``statsmodels`` itself (a 0.3 ms package __init__) may load.
+STATSMODELS_HEAVY = ("statsmodels.api", "statsmodels.tsa", "statsmodels.base")
+CLOUD_SDKS = ("boto3", "botocore", "azure", "google.cloud", "google.auth")
+
+
+def kept_files(state: Path) -> dict[str, tuple[int, int]]:
+    """Each kept fit and model choice under ``state``: (inode, mtime) change when rewritten."""
+    models = state / "models"
+    return {
+        str(path.relative_to(models)): (path.stat().st_ino, path.stat().st_mtime_ns)
+        for path in sorted([*models.glob("fits/*.pkl"), *models.glob("selection/*.json")])
+    }
+
+
+class TestAWarmOneShotCycle:
+    def test_it_imports_no_statsmodels_and_neither_reselects_nor_refits(
+        self, project: Path, private_state: Path
+    ) -> None:
+        once = ["run", "--stack", "demo", "--once"]
+        modules_after(once, cwd=project)  # fills the caches: model choices and kept fits
+        before = kept_files(private_state)
+        modules = modules_after(once, cwd=project)
+
+        assert "statsforecast.models" in modules  # it did forecast, from the kept fits
+        assert loaded(modules, STATSMODELS_HEAVY) == []
+        # A selection or a refit rewrites its file (atomically: a new inode).
+        assert len(before) == 4 and kept_files(private_state) == before
+
+    def test_a_file_source_with_observation_off_loads_no_cloud_sdk(self, project: Path) -> None:
+        stack = project / "stacks" / "Pulumi.demo.yaml"
+        text = stack.read_text()
+        stack.write_text(
+            text.replace("config:\n", "config:\n  mirrorcast:driver:\n    observe: false\n", 1)
+        )
+        modules = modules_after(["run", "--stack", "demo", "--once"], cwd=project)
+
+        assert "forecasting.sources._file" in modules  # it did read the metrics file
+        assert loaded(modules, CLOUD_SDKS) == []
+
+
 class TestTheCommandTable:
     def test_every_listed_summary_is_the_first_paragraph_of_its_commands_help(self) -> None:
         for name, (module, summary) in cli.COMMANDS.items():

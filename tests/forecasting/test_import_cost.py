@@ -51,3 +51,51 @@ def test_a_forecast_does_not_import_dask_dataframe_and_it_stays_importable() -> 
 
     assert seen["after_forecast"] is False
     assert seen["later"] is True
+
+
+# Fits every statsforecast model of ours that calls statsmodels (MSTL's STL, Theta's seasonality
+# test and decomposition, ETS's and ARIMA's helpers) on a real series, in a fresh interpreter.
+FIT_PROBE = f"""
+import json, sys
+if sys.argv[1] == "eager":  # statsmodels loaded before statsforecast: nothing is deferred
+    import statsmodels.api, statsmodels.tsa.seasonal, statsmodels.tsa.stattools
+import pandas as pd
+from forecasting.models import ModelOptions
+from forecasting.models._imports import import_statsforecast
+from forecasting.models.statistical import fit
+
+import_statsforecast()
+
+frame = pd.read_csv({str(NAB)!r}, parse_dates=["timestamp"]).iloc[:360]
+df = pd.DataFrame({{"unique_id": "cpu", "ds": frame["timestamp"], "y": frame["value"]}})
+df["ds"] = pd.date_range(df["ds"].iloc[0], periods=len(df), freq="300s")
+out = {{}}
+before = "statsmodels.api" in sys.modules
+for model in ("auto_ets", "mstl", "theta", "auto_arima"):
+    result, _ = fit(df, model=model, h=12, freq="300s", season=12, levels=[80],
+                    options=ModelOptions())
+    out[model] = result.drop(columns=["unique_id", "ds"]).to_numpy().tolist()
+print(json.dumps({{"before": before, "after": "statsmodels.api" in sys.modules, "out": out}}))
+"""
+
+
+def _fit_in_fresh_interpreter(mode: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", FIT_PROBE, mode],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_statsmodels_is_imported_when_a_model_calls_it_and_the_fits_are_unchanged() -> None:
+    deferred = _fit_in_fresh_interpreter("deferred")
+    eager = _fit_in_fresh_interpreter("eager")
+
+    assert deferred["before"] is False  # importing statsforecast did not load statsmodels.api
+    assert deferred["after"] is True  # the first model that called it did
+    assert deferred["out"] == eager["out"]  # the very same numbers, model by model
