@@ -39,6 +39,9 @@ UNIT_UPPER_BOUNDS: dict[str, float] = {"percent": 100.0, "ratio": 1.0}
 above 100 (a 1e12 from a broken exporter) is not demand; left in, one such sample fired a
 ``current(cpu) > 90%`` rule. Unbounded units (rps, ms, count, bytes/s) have no upper limit."""
 
+_NAT = np.iinfo(np.int64).min
+"""``NaT`` among nanosecond timestamps (``DatetimeIndex.asi8``)."""
+
 _BOUND_TOLERANCE = 1e-6
 """Relative slack above a bound, so float rounding (100.0000001 %) is not rejected."""
 
@@ -84,13 +87,7 @@ def infer_step(index: pd.DatetimeIndex) -> timedelta:
 
     :param index: sorted timestamps with at least two distinct values.
     """
-    diffs = np.diff(index.asi8)
-    diffs = diffs[diffs > 0]
-    if len(diffs) == 0:
-        raise ValueError("fewer than two distinct timestamps")
-    nanos = int(np.median(diffs))
-    # Round to whole seconds: monitoring systems scrape on second boundaries.
-    return timedelta(seconds=max(1, round(nanos / 1e9)))
+    return _step_of(index.asi8)
 
 
 def _as_datetime_index(raw: pd.Series, name: str) -> pd.DatetimeIndex:
@@ -163,48 +160,55 @@ def clean_series(
     index = _as_datetime_index(raw, name)
     values = _as_numbers(raw, name)
 
+    # No index is converted: ``asi8`` below holds the UTC instants of a zoned index, and a
+    # naive one taken as UTC has the same numbers.
     if index.tz is None:
-        index = index.tz_localize("UTC")
         repairs.append(
             Repair("timezone", len(index), "timestamps carried no time zone and were taken as UTC")
         )
     elif str(index.tz) not in ("UTC", "utc", "UTC+00:00"):
         source_tz = str(index.tz)
-        index = index.tz_convert("UTC")
         repairs.append(
             Repair("timezone", len(index), f"timestamps were converted from {source_tz} to UTC")
         )
 
-    series = pd.Series(values, index=index)
-    if series.index.hasnans:
-        bad = int(series.index.isna().sum())
-        series = series[series.index.notna()]
+    # From here on plain arrays: a driver or a backtest cleans the same week of history every
+    # cycle, and the pandas operations this replaces (a Series, ``duplicated``'s hash of the
+    # whole index, boolean indexing) cost most of that.
+    stamps = index.as_unit("ns").asi8
+    undated = stamps == _NAT
+    if undated.any():
+        bad = int(undated.sum())
+        stamps, values = stamps[~undated], values[~undated]
         repairs.append(Repair("bad_timestamp", bad, f"{bad} points without a timestamp dropped"))
 
     if end is not None:
         limit = pd.Timestamp(end)
         limit = limit.tz_localize("UTC") if limit.tz is None else limit.tz_convert("UTC")
-        series = series[series.index <= limit]
+        before = stamps <= limit.value
+        stamps, values = stamps[before], values[before]
 
-    if not series.index.is_monotonic_increasing:
-        stamps = series.index.asi8
+    if len(stamps) > 1 and not bool(np.all(stamps[1:] >= stamps[:-1])):
         moved = int((stamps[1:] < np.maximum.accumulate(stamps)[:-1]).sum())
-        series = series.sort_index(kind="stable")
+        # Stable, as ``sort_index(kind="stable")``: duplicates keep their arrival order.
+        order = np.argsort(stamps, kind="stable")
+        stamps, values = stamps[order], values[order]
         repairs.append(
             Repair("reordered", moved, f"{moved} points arrived out of time order and were sorted")
         )
 
-    duplicated = series.index.duplicated(keep="first")
+    duplicated = stamps[1:] == stamps[:-1]  # sorted: a repeat follows its first occurrence
     if duplicated.any():
         count = int(duplicated.sum())
         # A counter's later sample at the same instant is the more complete one; a gauge's
-        # duplicate scrapes are equally valid, so they are averaged.
+        # duplicate scrapes are equally valid, so they are averaged (NaN skipped either way).
         how = "last"
-        if counter:
-            series = series.groupby(level=0).last()
-        else:
+        series = pd.Series(values, index=stamps)
+        merged = series.groupby(level=0).last() if counter else series.groupby(level=0).mean()
+        if not counter:
             how = "mean"
-            series = series.groupby(level=0).mean()
+        stamps = merged.index.to_numpy(dtype=np.int64)
+        values = merged.to_numpy(dtype=float)
         repairs.append(
             Repair(
                 "duplicates",
@@ -213,10 +217,7 @@ def clean_series(
             )
         )
 
-    # From here on plain arrays: a driver or a backtest cleans the same week of history every
-    # cycle, and the pandas operations this replaces cost most of that.
-    stamps = pd.DatetimeIndex(series.index).as_unit("ns").asi8
-    numbers = series.to_numpy(dtype=float)
+    numbers = values
     # The step comes from every timestamp the source reported, including those with a NaN value:
     # a scrape that returned nothing still shows the cadence.
     inferred = _step_of(stamps) if len(stamps) > 1 else None
@@ -320,12 +321,21 @@ def clean_series(
         )
     for repair in repairs:
         logger.debug("%s: %s", name, repair.detail)
-    return CleanedSeries(values=gridded.astype(float), step=grid_step, repairs=tuple(repairs))
+    return CleanedSeries(
+        values=gridded.astype(float, copy=False), step=grid_step, repairs=tuple(repairs)
+    )
 
 
 def _step_of(stamps: np.ndarray) -> timedelta:
     """:func:`infer_step` on nanosecond timestamps (sorted, at least two distinct)."""
-    return infer_step(pd.DatetimeIndex(stamps.view("datetime64[ns]")))
+    diffs = np.diff(stamps)
+    diffs = diffs[diffs > 0]
+    if len(diffs) == 0:
+        raise ValueError("fewer than two distinct timestamps")
+    # A scraped series is mostly one spacing: then that is the median, without sorting for it.
+    nanos = int(diffs[0]) if diffs.min() == diffs.max() else int(np.median(diffs))
+    # Round to whole seconds: monitoring systems scrape on second boundaries.
+    return timedelta(seconds=max(1, round(nanos / 1e9)))
 
 
 def _counter_to_rate(stamps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:

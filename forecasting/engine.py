@@ -42,8 +42,10 @@ from forecasting.models import (
     forecast_models,
     freq_of,
 )
+from forecasting.models.statistical import NAMES as STATISTICAL
 from forecasting.models.statistical import PARAMETER_FREE, REUSABLE, FittedSeries
 from forecasting.models.statistical import fit as fit_statistical
+from forecasting.models.statistical import forecast_each as forecast_statistical
 from forecasting.models.statistical import forward_columns as forward_statistical
 from forecasting.selection import (
     Selection,
@@ -435,9 +437,23 @@ class ForecastEngine:
         :returns: each series' forecast columns (``<model>``, ``<model>-lo-L``, ...) by name.
         """
         step = timedelta(seconds=step_seconds)
+        if model not in REUSABLE and model in STATISTICAL and items[0].future_x is None:
+            # Conformal-interval models refit on past windows anyway: each series' own
+            # statsforecast ``forecast`` on its array, as StatsForecast runs it inside, without
+            # the long frames around it (they cost twice the forecasts in a warm cycle).
+            self.fits += len(items)
+            return dict(
+                forecast_statistical(
+                    {it.name: it.filled.to_numpy(dtype=float) for it in items},
+                    model=model,
+                    h=h,
+                    season=season,
+                    levels=self.levels,
+                    options=self.options,
+                )
+            )
         if model not in REUSABLE:
-            # Conformal-interval models refit on past windows anyway, and the global models
-            # (LightGBM, LSTM) train across series: these go through one batched call.
+            # The global models (LightGBM, LSTM) train across series: one batched call.
             self.fits += len(items)
             batched = forecast_models(
                 self._long_frame(items),
@@ -729,6 +745,7 @@ class ForecastEngine:
         # Plain arrays until the end: this runs for every series every cycle.
         y = cleaned.values.to_numpy(dtype=float)
         stamps = pd.DatetimeIndex(cleaned.values.index).as_unit("ns").asi8
+        whole = len(y)
         # Only the configured history length is used: older data costs time and describes a
         # workload that may no longer exist.
         first = int(
@@ -756,9 +773,16 @@ class ForecastEngine:
             raise UnusableSeriesError(
                 name, "fewer than 3 observations remain in the history window"
             )
-        values = pd.Series(
-            y, index=pd.DatetimeIndex(stamps.view("datetime64[ns]")).tz_localize("UTC"), name=name
-        )
+        if first == 0 and last == whole and step == cleaned.step:
+            # The cleaned series is the window already (a source returning forecast.history
+            # of data on the grid, the usual case): no second index of the same times.
+            values = cleaned.values
+        else:
+            values = pd.Series(
+                y,
+                index=pd.DatetimeIndex(stamps.view("datetime64[ns]")).tz_localize("UTC"),
+                name=name,
+            )
         h = max(1, math.ceil(horizon / step))
         per_day = _DAY / step
         season = round(per_day) if per_day >= 2 and float(per_day).is_integer() else 1
@@ -975,11 +999,10 @@ class ForecastEngine:
         mean, quantiles = quantiles_from_frame(
             frame, model=selection.model, quantiles=self.quantiles
         )
-        issued = item.values.index[-1]
-        times_index = item.future_index()
+        issued = item.values.index[-1].to_pydatetime()
         notes: list[str] = []
         if events is not None and len(events) > 0:
-            factor, notes = self._event_factor(item, times_index, events)
+            factor, notes = self._event_factor(item, item.future_index(), events)
             if notes:
                 mean = mean * factor
                 quantiles = {q: v * factor for q, v in quantiles.items()}
@@ -998,9 +1021,11 @@ class ForecastEngine:
         return Forecast(
             pool=item.key[0],
             metric=item.key[1],
-            issued_at=issued.to_pydatetime(),
+            issued_at=issued,
             step=item.step,
-            times=[t.to_pydatetime() for t in times_index],
+            # What ``future_index`` holds, by datetime arithmetic: a DatetimeIndex of a dozen
+            # points and its conversion back cost more than the rest of the record.
+            times=[issued + item.step * (k + 1) for k in range(item.h)],
             mean=np.asarray(mean, dtype=float),
             quantiles={q: np.asarray(v, dtype=float) for q, v in quantiles.items()},
             model=selection.model,

@@ -167,7 +167,25 @@ def _points_hold(
     points: tuple[pd.DatetimeIndex, npt.NDArray[np.float64]], values: pd.Series
 ) -> bool:
     times, expected = points
-    if len(times) == 0 or not values.index.is_unique:
+    if len(times) == 0 or len(values) == 0:
+        return False
+    index = values.index
+    if isinstance(index, pd.DatetimeIndex) and index.tz is not None and times.tz is not None:
+        # The engine's case, every cycle for every series: a sorted UTC grid. Instants compared
+        # as nanoseconds by binary search; ``reindex`` and ``is_unique`` hashed the whole index
+        # (most of a warm series' selection check). Same answer (tests/forecasting/
+        # test_warm_path_equivalence.py).
+        stamps = index.as_unit("ns").asi8
+        steps = np.diff(stamps)
+        if bool(np.all(steps > 0)):
+            wanted = times.as_unit("ns").asi8
+            at = np.minimum(np.searchsorted(stamps, wanted), len(stamps) - 1)
+            found = stamps[at] == wanted
+            seen = np.where(found, values.to_numpy(dtype=float)[at], np.nan)
+            return bool(np.all(np.isclose(seen, expected, rtol=1e-9, atol=1e-12)))
+        if bool(np.all(steps >= 0)):
+            return False  # sorted with a repeated time: not unique
+    if not index.is_unique:
         return False
     seen = values.reindex(times).to_numpy(dtype=float)  # NaN where the series lacks a time
     return bool(np.all(np.isclose(seen, expected, rtol=1e-9, atol=1e-12)))
