@@ -411,7 +411,7 @@ class TestWholeWarmPath:
         rng = np.random.default_rng(7)
         full: dict[tuple[str, str], pd.Series] = {}
         for trace, series in traces.items():
-            for variant, raw, options in _messy(series, rng):
+            for variant, raw, _options in _messy(series, rng):
                 # The engine's input is a raw series (options are spec-level); four variants
                 # keep the test's two engines times four cycles within seconds.
                 if variant in ("as is", "Paris", "NaN", "duplicates"):
