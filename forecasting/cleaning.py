@@ -175,7 +175,7 @@ def clean_series(
     # From here on plain arrays: a driver or a backtest cleans the same week of history every
     # cycle, and the pandas operations this replaces (a Series, ``duplicated``'s hash of the
     # whole index, boolean indexing) cost most of that.
-    stamps = index.as_unit("ns").asi8
+    stamps = (index if index.unit == "ns" else index.as_unit("ns")).asi8
     undated = stamps == _NAT
     if undated.any():
         bad = int(undated.sum())
@@ -321,9 +321,9 @@ def clean_series(
         )
     for repair in repairs:
         logger.debug("%s: %s", name, repair.detail)
-    return CleanedSeries(
-        values=gridded.astype(float, copy=False), step=grid_step, repairs=tuple(repairs)
-    )
+    if gridded.dtype != np.float64:
+        gridded = gridded.astype(float)
+    return CleanedSeries(values=gridded, step=grid_step, repairs=tuple(repairs))
 
 
 def _step_of(stamps: np.ndarray) -> timedelta:
@@ -365,7 +365,7 @@ def fill_for_fit(values: pd.Series, *, season: int) -> tuple[pd.Series, Repair |
     :param season: season length in steps; ``1`` or less means no seasonal fill.
     :returns: the filled series and a repair saying how many points were filled (``None`` if none).
     """
-    gaps = int(values.isna().sum())
+    gaps = int(np.isnan(values.to_numpy(dtype=float)).sum())  # without a Series of flags
     if gaps == 0:
         return values, None
     filled = values.copy()

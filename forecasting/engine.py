@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,16 @@ class _Prepared:
     exogenous: tuple[str, ...] = ()
     past_x: np.ndarray | None = None
     future_x: np.ndarray | None = None
+
+    @cached_property
+    def issued(self) -> datetime:
+        """The time of the last observation (UTC): the series' own decision time.
+
+        Read many times a cycle (selection, fits, the result); a Timestamp boxed from the index
+        each time cost more than the check it served.
+        """
+        last: datetime = self.values.index[-1].to_pydatetime()
+        return last
 
     def future_index(self) -> pd.DatetimeIndex:
         """The forecast's timestamps: ``h`` steps after the last observation."""
@@ -712,7 +723,7 @@ class ForecastEngine:
     @staticmethod
     def _decided(item: _Prepared, now: datetime | None) -> datetime:
         """The decision time: ``now``, else the series' last observation."""
-        return _utc(now) if now is not None else item.values.index[-1].to_pydatetime()
+        return _utc(now) if now is not None else item.issued
 
     def _output_step(self, data_step: timedelta, horizon: timedelta) -> timedelta:
         wanted = self.settings.step
@@ -860,7 +871,7 @@ class ForecastEngine:
         stale: dict[tuple[float, int, int], list[_Prepared]] = defaultdict(list)
         previous: dict[tuple[str, str], Selection] = {}  # out of date, usable while waiting
         for item in prepared:
-            decided = _utc(now) if now is not None else item.values.index[-1].to_pydatetime()
+            decided = _utc(now) if now is not None else item.issued
             if item.reason is not None:
                 chosen[item.key] = Selection(
                     model=BASELINE,
@@ -910,7 +921,7 @@ class ForecastEngine:
             later = waiting[budget:]
             self.deferred_selections = len(later)
             for it in later:
-                decided = _utc(now) if now is not None else it.values.index[-1].to_pydatetime()
+                decided = _utc(now) if now is not None else it.issued
                 chosen[it.key] = previous.get(it.key) or self._fallback_selection(
                     it,
                     decided=decided,
@@ -927,11 +938,7 @@ class ForecastEngine:
                 "model selection: %d due, %d now, %d deferred", len(waiting), budget, len(later)
             )
         for (step_seconds, season, h), items in stale.items():
-            decided = (
-                _utc(now)
-                if now is not None
-                else max(i.values.index[-1] for i in items).to_pydatetime()
-            )
+            decided = _utc(now) if now is not None else max(i.issued for i in items)
 
             def df_of(chunk: list[_Prepared]) -> pd.DataFrame:
                 return pd.concat(
@@ -981,7 +988,7 @@ class ForecastEngine:
                 selection = replace(found[it.name], anchor=anchor_of(it.values))
                 if now is None:
                     # Each series' own clock: its last observation is its decision time.
-                    own = it.values.index[-1].to_pydatetime()
+                    own = it.issued
                     selection = replace(selection, selected_at=own)
                 if it.caveat is not None:
                     selection = replace(selection, trusted=False, reason=it.caveat)
@@ -999,7 +1006,7 @@ class ForecastEngine:
         mean, quantiles = quantiles_from_frame(
             frame, model=selection.model, quantiles=self.quantiles
         )
-        issued = item.values.index[-1].to_pydatetime()
+        issued = item.issued
         notes: list[str] = []
         if events is not None and len(events) > 0:
             factor, notes = self._event_factor(item, item.future_index(), events)

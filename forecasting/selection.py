@@ -175,10 +175,10 @@ def _points_hold(
         # as nanoseconds by binary search; ``reindex`` and ``is_unique`` hashed the whole index
         # (most of a warm series' selection check). Same answer (tests/forecasting/
         # test_warm_path_equivalence.py).
-        stamps = index.as_unit("ns").asi8
+        stamps = (index if index.unit == "ns" else index.as_unit("ns")).asi8
         steps = np.diff(stamps)
         if bool(np.all(steps > 0)):
-            wanted = times.as_unit("ns").asi8
+            wanted = (times if times.unit == "ns" else times.as_unit("ns")).asi8
             at = np.minimum(np.searchsorted(stamps, wanted), len(stamps) - 1)
             found = stamps[at] == wanted
             seen = np.where(found, values.to_numpy(dtype=float)[at], np.nan)
