@@ -24,6 +24,7 @@ import pulumi  # noqa: E402
 import pulumi.runtime  # noqa: E402
 
 from infra._common import declarability_problems  # noqa: E402
+from infra.clouds import CLOUDS, UnknownCloudError  # noqa: E402
 from infra.config import NAMESPACE, Cloud, ConfigError, MirrorcastConfig, config_from_mapping  # noqa: E402
 from infra.pool import Pool  # noqa: E402
 
@@ -70,6 +71,10 @@ def read_config() -> MirrorcastConfig:
         config = config_from_mapping(mapping, source=source)
     except ConfigError as err:
         raise pulumi.RunError(str(err)) from None
+    problems = _backend_problems(config)
+    if problems:
+        # The other checks assume every cloud the pools name can be declared.
+        raise pulumi.RunError("\n".join(f"{source}: {problem}" for problem in problems))
     problems = declarability_problems(config)
     if _database_password() is None:
         for name, pool in config.pools.items():
@@ -83,6 +88,26 @@ def read_config() -> MirrorcastConfig:
     if problems:
         raise pulumi.RunError("\n".join(f"{source}: {problem}" for problem in problems))
     return config
+
+
+def _backend_problems(config: MirrorcastConfig) -> list[str]:
+    """A cloud or balancer kind no registered backend declares, named at its key path."""
+    problems: list[str] = []
+    for name, pool in config.pools.items():
+        at = f"pools.{name}"
+        for path, cloud in (
+            (f"{at}.primary.cloud", pool.primary.cloud),
+            (f"{at}.mirror.location.cloud", pool.mirror_cloud),
+        ):
+            try:
+                CLOUDS.backend(cloud)
+            except UnknownCloudError as exc:
+                problems.append(f"{path}: {exc}")
+        try:
+            CLOUDS.for_balancer(pool.balancer.kind)
+        except UnknownCloudError as exc:
+            problems.append(f"{at}.balancer.kind: {exc}")
+    return list(dict.fromkeys(problems))
 
 
 def _database_password() -> pulumi.Output[str] | None:

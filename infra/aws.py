@@ -23,15 +23,26 @@ from infra._common import (
     aws_ingress,
     child_name,
     physical_name,
+    pool_weights,
+    resource_tags,
     type_token,
 )
-from infra.config import Cloud, DatabaseSpec, NetworkSpec, ProductWeight, SecurityRule
-from infra.dns import DnsEndpoint
+from infra.clouds import CLOUDS, PoolContext, Side, dns_endpoints, dns_section
+from infra.config import (
+    BalancerKind,
+    Cloud,
+    DatabaseSpec,
+    NetworkSpec,
+    ProductWeight,
+    SecurityRule,
+)
+from infra.dns import DnsEndpoint, Route53Weighted
 
 __all__ = [
     "AlbBalancer",
     "AuroraGlobalDatabase",
     "AutoScalingGroup",
+    "AwsBackend",
     "MirrorGroup",
     "NlbFront",
     "PrimaryGroup",
@@ -584,3 +595,124 @@ def _final_snapshot_identifier(subnet_group: str) -> str:
     if not cleaned or not cleaned[0].isalpha():
         cleaned = f"mc-{cleaned}"
     return f"{cleaned[:248].rstrip('-')}-final"
+
+
+# --------------------------------------------------------------------------- backend
+
+
+class AwsBackend:
+    """Declares one pool's AWS pieces (``infra.clouds.CloudBackend``).
+
+    A side outside the stack's ``aws:region`` gets an explicit provider, one per region and
+    pool, shared by the side, the balancer and the database there.
+    """
+
+    balancer_kinds = frozenset({BalancerKind.alb, BalancerKind.route53})
+
+    def __init__(self, *, pool: PoolContext) -> None:
+        self._pool = pool
+        self._providers: dict[str, aws.Provider] = {}
+
+    def _provider(self, region: str) -> aws.Provider | None:
+        if region == self._pool.default_aws_region:
+            return None
+        if region not in self._providers:
+            self._providers[region] = aws.Provider(
+                child_name(self._pool.name, f"aws-{region}"),
+                region=region,
+                opts=pulumi.ResourceOptions(parent=self._pool.parent),
+            )
+        return self._providers[region]
+
+    @staticmethod
+    def _side_provider(side: Side) -> aws.Provider | None:
+        """The AWS provider of a side on AWS; ``None`` for the default one or another cloud."""
+        provider = side.provider if side.cloud is Cloud.aws else None
+        assert provider is None or isinstance(provider, aws.Provider)
+        return provider
+
+    def _opts(self, provider: pulumi.ProviderResource | None) -> pulumi.ResourceOptions:
+        return pulumi.ResourceOptions(
+            parent=self._pool.parent, providers=[provider] if provider is not None else None
+        )
+
+    def side(self, *, plan: GroupPlan) -> Side:
+        pool = self._pool
+        side_name = child_name(pool.name, plan.role)
+        provider = self._provider(plan.region)
+        opts = self._opts(provider)
+        tags = resource_tags(pool.tags, pool=pool.name, role=plan.role)
+        group_type = PrimaryGroup if plan.role == "primary" else MirrorGroup
+        group = group_type(
+            side_name, plan=plan, rules=pool.spec.sync.security_rules, tags=tags, opts=opts
+        )
+        if not pool.spec.balancer.kind.dns_level:
+            return Side(plan.role, plan.cloud, group, group.endpoint, provider=provider)
+        nlb = NlbFront(
+            child_name(side_name, "front"),
+            group=group,
+            port=pool.spec.balancer.port,
+            tags=tags,
+            opts=opts,
+        )
+        return Side(
+            plan.role,
+            plan.cloud,
+            group,
+            nlb.load_balancer.dns_name,
+            nlb.dns_endpoint,
+            provider=provider,
+        )
+
+    def shared(self, *, sides: Sequence[Side]) -> None:
+        """AWS sides share nothing: each has its own security group."""
+
+    def balancer(self, *, kind: BalancerKind, sides: Mapping[Role, Side]) -> pulumi.Output[str]:
+        pool = self._pool
+        spec = pool.spec
+        name = child_name(pool.name, "balancer")
+        weights = pool_weights(spec)
+        if kind is BalancerKind.alb:
+            primary, mirror = sides["primary"].group, sides["mirror"].group
+            assert isinstance(primary, AutoScalingGroup) and isinstance(mirror, AutoScalingGroup)
+            return AlbBalancer(
+                name,
+                groups={"primary": primary, "mirror": mirror},
+                weights=weights,
+                network=spec.primary.network,
+                region=spec.primary.region,
+                port=spec.balancer.port,
+                health_check_path=spec.balancer.health_check_path,
+                certificate=spec.balancer.certificate,
+                tags=resource_tags(pool.tags, pool=pool.name, role="balancer"),
+                opts=self._opts(sides["primary"].provider),
+            ).endpoint
+        assert kind is BalancerKind.route53, f"{kind} is not an AWS balancer"
+        return Route53Weighted(
+            name,
+            dns=dns_section(spec),
+            endpoints=dns_endpoints(sides),
+            weights=weights,
+            opts=pulumi.ResourceOptions(parent=pool.parent),
+        ).endpoint
+
+    def database(self, *, sides: Mapping[Role, Side]) -> None:
+        pool = self._pool
+        spec = pool.spec
+        assert spec.sync.database is not None
+        assert pool.database_password is not None, "checked before declaring"
+        AuroraGlobalDatabase(
+            child_name(pool.name, "db"),
+            spec=spec.sync.database,
+            primary_network=spec.primary.network,
+            mirror_network=spec.mirror_network,
+            primary_region=spec.primary.region,
+            mirror_region=spec.mirror_region,
+            password=pool.database_password,
+            mirror_provider=self._side_provider(sides["mirror"]),
+            tags=resource_tags(pool.tags, pool=pool.name, role="database"),
+            opts=self._opts(sides["primary"].provider),
+        )
+
+
+CLOUDS.register(Cloud.aws, AwsBackend)

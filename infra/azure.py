@@ -26,13 +26,17 @@ from infra._common import (
     child_name,
     gcp_name,
     physical_name,
+    pool_weights,
+    resource_tags,
     type_token,
 )
-from infra.config import Cloud, DatabaseSpec, ProductWeight, SecurityRule
-from infra.dns import DnsEndpoint
+from infra.clouds import CLOUDS, PoolContext, Side, dns_endpoints, dns_section
+from infra.config import BalancerKind, Cloud, DatabaseSpec, ProductWeight, SecurityRule
+from infra.dns import DnsEndpoint, TrafficManagerWeighted
 
 __all__ = [
     "STANDBY_POOL_ROLES",
+    "AzureBackend",
     "FrontDoorBalancer",
     "LoadBalancerFront",
     "MirrorScaleSet",
@@ -638,3 +642,123 @@ def _target_rules(scale_set_id: pulumi.Input[str], target: float) -> list[monito
             "PT15M",
         ),
     ]
+
+
+# --------------------------------------------------------------------------- backend
+
+
+class AzureBackend:
+    """Declares one pool's Azure pieces (``infra.clouds.CloudBackend``).
+
+    Every Azure side stands behind its own load balancer front: Front Door takes it as an
+    origin and Traffic Manager as an endpoint.
+    """
+
+    balancer_kinds = frozenset({BalancerKind.azure_front_door, BalancerKind.azure_traffic_manager})
+
+    def __init__(self, *, pool: PoolContext) -> None:
+        self._pool = pool
+
+    def _os_profile(self) -> OsProfile | None:
+        settings = self._pool.azure
+        if settings.image_kind == "specialized":
+            return None
+        assert self._pool.ssh_public_key is not None, "checked before declaring (declarability)"
+        return OsProfile(
+            admin_username=settings.admin_username, ssh_public_key=self._pool.ssh_public_key
+        )
+
+    def side(self, *, plan: GroupPlan) -> Side:
+        pool = self._pool
+        side_name = child_name(pool.name, plan.role)
+        assert plan.network.resource_group is not None, "validated by the model"
+        tags = resource_tags(pool.tags, pool=pool.name, role=plan.role)
+        opts = pulumi.ResourceOptions(parent=pool.parent)
+        front = LoadBalancerFront(
+            child_name(side_name, "front"),
+            resource_group=plan.network.resource_group,
+            location=plan.region,
+            port=pool.spec.balancer.port,
+            tags=tags,
+            opts=opts,
+        )
+        scale_set_type = PrimaryScaleSet if plan.role == "primary" else MirrorScaleSet
+        scale_set = scale_set_type(
+            side_name,
+            plan=plan,
+            rules=pool.spec.sync.security_rules,
+            backend_pool_id=front.backend_pool_id,
+            os_profile=self._os_profile(),
+            standby_principal_id=pool.azure.standby_pool_principal_id,
+            tags=tags,
+            opts=opts,
+        )
+        return Side(plan.role, plan.cloud, scale_set, front.fqdn, front.dns_endpoint, front=front)
+
+    def shared(self, *, sides: Sequence[Side]) -> None:
+        """Azure sides share nothing: each scale set has its own network security group."""
+
+    def balancer(self, *, kind: BalancerKind, sides: Mapping[Role, Side]) -> pulumi.Output[str]:
+        pool = self._pool
+        spec = pool.spec
+        name = child_name(pool.name, "balancer")
+        opts = pulumi.ResourceOptions(parent=pool.parent)
+        tags = resource_tags(pool.tags, pool=pool.name, role="balancer")
+        if kind is BalancerKind.azure_front_door:
+            primary, mirror = sides["primary"].front, sides["mirror"].front
+            assert isinstance(primary, LoadBalancerFront) and isinstance(mirror, LoadBalancerFront)
+            resource_group = spec.primary.network.resource_group
+            assert resource_group is not None, "validated by the model"
+            return FrontDoorBalancer(
+                name,
+                resource_group=resource_group,
+                fronts={"primary": primary, "mirror": mirror},
+                weights=pool_weights(spec),
+                port=spec.balancer.port,
+                health_check_path=spec.balancer.health_check_path,
+                tags=tags,
+                opts=opts,
+            ).endpoint
+        assert kind is BalancerKind.azure_traffic_manager, f"{kind} is not an Azure balancer"
+        # The profile lives in the first Azure side's resource group (a cross-cloud side has none).
+        resource_group = next(
+            (
+                network.resource_group
+                for network in (spec.primary.network, spec.mirror_network)
+                if network.resource_group
+            ),
+            None,
+        )
+        assert resource_group is not None, "checked before declaring (declarability)"
+        return TrafficManagerWeighted(
+            name,
+            dns=dns_section(spec),
+            resource_group=resource_group,
+            endpoints=dns_endpoints(sides),
+            weights=pool_weights(spec),
+            port=spec.balancer.port,
+            tags=tags,
+            opts=opts,
+        ).endpoint
+
+    def database(self, *, sides: Mapping[Role, Side]) -> None:
+        pool = self._pool
+        spec = pool.spec
+        assert spec.sync.database is not None
+        assert pool.database_password is not None, "checked before declaring"
+        primary_rg = spec.primary.network.resource_group
+        # A cross-cloud mirror has no resource group; only a replica needs the mirror's.
+        mirror_rg = spec.mirror_network.resource_group or primary_rg
+        assert primary_rg is not None and mirror_rg is not None, "validated by the model"
+        SqlGeoReplica(
+            child_name(pool.name, "db"),
+            spec=spec.sync.database,
+            primary=(primary_rg, spec.primary.region),
+            mirror=(mirror_rg, spec.mirror_region),
+            password=pool.database_password,
+            tags=resource_tags(pool.tags, pool=pool.name, role="database"),
+            opts=pulumi.ResourceOptions(parent=pool.parent),
+        )
+
+
+CLOUDS.register(Cloud.azure, AzureBackend)

@@ -19,15 +19,19 @@ from infra._common import (
     Role,
     child_name,
     gcp_firewall_rules,
+    gcp_labels,
     gcp_name,
     network_tag,
+    pool_weights,
     type_token,
 )
-from infra.config import Cloud, DatabaseSpec, ProductWeight, SecurityRule
-from infra.dns import DnsEndpoint
+from infra.clouds import CLOUDS, PoolContext, Side, dns_endpoints, dns_section
+from infra.config import BalancerKind, Cloud, DatabaseSpec, ProductWeight, SecurityRule
+from infra.dns import CloudDnsWeighted, DnsEndpoint
 
 __all__ = [
     "CloudSqlReplica",
+    "GcpBackend",
     "InstanceGroup",
     "MirrorGroup",
     "PassthroughFront",
@@ -439,3 +443,93 @@ class CloudSqlReplica(pulumi.ComponentResource):
                 opts=child,
             )
         self.register_outputs({"primary": self.primary.connection_name})
+
+
+# --------------------------------------------------------------------------- backend
+
+
+class GcpBackend:
+    """Declares one pool's GCP pieces (``infra.clouds.CloudBackend``).
+
+    A pool's GCP sides share one firewall, which targets each side's network tag.
+    """
+
+    balancer_kinds = frozenset({BalancerKind.gcp_url_map, BalancerKind.gcp_cloud_dns})
+
+    def __init__(self, *, pool: PoolContext) -> None:
+        self._pool = pool
+
+    def side(self, *, plan: GroupPlan) -> Side:
+        pool = self._pool
+        side_name = child_name(pool.name, plan.role)
+        labels = gcp_labels(pool.tags, pool=pool.name, role=plan.role)
+        opts = pulumi.ResourceOptions(parent=pool.parent)
+        mig_type = PrimaryGroup if plan.role == "primary" else MirrorGroup
+        mig = mig_type(side_name, plan=plan, labels=labels, opts=opts)
+        if not pool.spec.balancer.kind.dns_level:
+            return Side(plan.role, plan.cloud, mig, mig.endpoint)
+        passthrough = PassthroughFront(
+            child_name(side_name, "front"),
+            group=mig,
+            port=pool.spec.balancer.port,
+            labels=labels,
+            opts=opts,
+        )
+        return Side(
+            plan.role, plan.cloud, mig, passthrough.address.address, passthrough.dns_endpoint
+        )
+
+    def shared(self, *, sides: Sequence[Side]) -> None:
+        rules = self._pool.spec.sync.security_rules
+        groups = [side.group for side in sides if isinstance(side.group, InstanceGroup)]
+        if not (groups and rules):
+            return
+        SharedFirewall(
+            child_name(self._pool.name, "firewall"),
+            rules=rules,
+            groups=groups,
+            opts=pulumi.ResourceOptions(parent=self._pool.parent),
+        )
+
+    def balancer(self, *, kind: BalancerKind, sides: Mapping[Role, Side]) -> pulumi.Output[str]:
+        pool = self._pool
+        spec = pool.spec
+        name = child_name(pool.name, "balancer")
+        opts = pulumi.ResourceOptions(parent=pool.parent)
+        if kind is BalancerKind.gcp_url_map:
+            primary, mirror = sides["primary"].group, sides["mirror"].group
+            assert isinstance(primary, InstanceGroup) and isinstance(mirror, InstanceGroup)
+            return UrlMapBalancer(
+                name,
+                groups={"primary": primary, "mirror": mirror},
+                weights=pool_weights(spec),
+                port=spec.balancer.port,
+                health_check_path=spec.balancer.health_check_path,
+                certificate=spec.balancer.certificate,
+                labels=gcp_labels(pool.tags, pool=pool.name, role="balancer"),
+                opts=opts,
+            ).endpoint
+        assert kind is BalancerKind.gcp_cloud_dns, f"{kind} is not a GCP balancer"
+        return CloudDnsWeighted(
+            name,
+            dns=dns_section(spec),
+            endpoints=dns_endpoints(sides),
+            weights=pool_weights(spec),
+            opts=opts,
+        ).endpoint
+
+    def database(self, *, sides: Mapping[Role, Side]) -> None:
+        pool = self._pool
+        spec = pool.spec
+        assert spec.sync.database is not None
+        CloudSqlReplica(
+            child_name(pool.name, "db"),
+            spec=spec.sync.database,
+            primary_region=spec.primary.region,
+            mirror_region=spec.mirror_region,
+            labels=gcp_labels(pool.tags, pool=pool.name, role="database"),
+            opts=pulumi.ResourceOptions(parent=pool.parent),
+        )
+
+
+CLOUDS.register(Cloud.gcp, GcpBackend)

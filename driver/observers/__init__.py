@@ -1,9 +1,10 @@
 """Observation: what the clouds report about each pool, behind one interface per cloud.
 
 The driver reads every pool's sides each cycle with :class:`StackObserver`, which picks the
-observer for each side's cloud (:class:`~driver.observers._aws.AwsObserver`, Azure, GCP, or
-the backtest's simulated cloud), retries transient failures with tenacity, and turns a side
-that cannot be read into one degraded line and "not observed"::
+observer for each side's cloud from :data:`OBSERVERS` (the registry keyed by ``Cloud``:
+:class:`~driver.observers._aws.AwsObserver`, Azure, GCP) or from the observers it is given (the
+backtest's simulated cloud), retries transient failures with tenacity, and turns a side that
+cannot be read into one degraded line and "not observed"::
 
     from driver.observers import StackObserver
 
@@ -20,8 +21,9 @@ a cloud.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,19 +46,22 @@ from driver.observers._compare import (
     observed_vs_intended,
     primary_health,
 )
-from infra.config import Cloud, MirrorcastConfig, PoolSpec
+from infra.config import Cloud, MirrorcastConfig, MirrorcastError, PoolSpec, UnknownCloudError
 from policies import MirrorHealth, PrimaryHealth
 
 __all__ = [
+    "OBSERVERS",
     "BalancerObservation",
     "CloudObserver",
     "Drift",
     "ObserveError",
     "ObserveUnavailable",
+    "ObserverRegistry",
     "PoolObservation",
     "SideObservation",
     "StackObservation",
     "StackObserver",
+    "UnknownCloudError",
     "drift",
     "mirror_health",
     "not_observed",
@@ -68,6 +73,60 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ObserverFactory = Callable[[MirrorcastConfig], CloudObserver]
+"""Builds a cloud's observer from the stack's config (its tags, ``driver.observe_timeout``)."""
+
+
+class ObserverRegistry:
+    """Cloud -> the factory of its observer; the driver observes through :data:`OBSERVERS`.
+
+    A factory imports its cloud's SDK when called, not when registered, so the CLI starts
+    without boto3 or the Azure and GCP SDKs.
+    """
+
+    def __init__(self) -> None:
+        self._factories: dict[Cloud, ObserverFactory] = {}
+
+    def register(self, cloud: Cloud, factory: ObserverFactory) -> None:
+        """Register ``cloud``'s observer; a second registration of one cloud is an error."""
+        if cloud in self._factories and self._factories[cloud] is not factory:
+            raise MirrorcastError(
+                f"cloud {cloud.value!r} already has an observer; use ObserverRegistry.replaced "
+                "to swap it for a while"
+            )
+        self._factories[cloud] = factory
+
+    def factory(self, cloud: Cloud) -> ObserverFactory:
+        """The factory of ``cloud``'s observer.
+
+        :raises UnknownCloudError: nothing registered ``cloud``; the sentence names the
+            registered clouds.
+        """
+        try:
+            return self._factories[cloud]
+        except KeyError:
+            name = getattr(cloud, "value", cloud)
+            raise UnknownCloudError(
+                f"no observer is registered for cloud {name!r} (registered: "
+                f"{', '.join(self.registered()) or 'none'}); register one with "
+                "driver.observers.OBSERVERS.register (docs/architecture.md, 'A cloud')"
+            ) from None
+
+    def registered(self) -> list[str]:
+        """The registered clouds' names, sorted."""
+        return sorted(cloud.value for cloud in self._factories)
+
+    @contextlib.contextmanager
+    def replaced(self, cloud: Cloud, factory: ObserverFactory) -> Iterator[None]:
+        """Use ``factory`` for ``cloud`` inside the block, then restore what was registered."""
+        before = self._factories.get(cloud)
+        self._factories[cloud] = factory
+        try:
+            yield
+        finally:
+            if before is None:
+                del self._factories[cloud]
+            else:
+                self._factories[cloud] = before
 
 
 def _aws(config: MirrorcastConfig) -> CloudObserver:
@@ -88,8 +147,11 @@ def _gcp(config: MirrorcastConfig) -> CloudObserver:
     return GcpObserver(timeout=config.driver.observe_timeout)
 
 
-DEFAULT_FACTORIES: dict[str, ObserverFactory] = {"aws": _aws, "azure": _azure, "gcp": _gcp}
-"""The observer built for each cloud when a :class:`StackObserver` is given none."""
+OBSERVERS = ObserverRegistry()
+"""The observers :class:`StackObserver` builds for clouds it is not given one for."""
+OBSERVERS.register(Cloud.aws, _aws)
+OBSERVERS.register(Cloud.azure, _azure)
+OBSERVERS.register(Cloud.gcp, _gcp)
 
 
 @dataclass(frozen=True)
@@ -167,7 +229,8 @@ class StackObserver:
     """Reads every pool's primary, mirror and balancer from their clouds.
 
     :param observers: cloud name -> observer to use; clouds not given are built from
-        :data:`DEFAULT_FACTORIES` on first use.
+        ``registry`` on first use.
+    :param registry: the observer factories (default :data:`OBSERVERS`).
     :param attempts: tries per side for transient failures (default 3).
     """
 
@@ -175,16 +238,23 @@ class StackObserver:
         self,
         *,
         observers: Mapping[str, CloudObserver] | None = None,
+        registry: ObserverRegistry = OBSERVERS,
         attempts: int = 3,
     ) -> None:
         self._given = dict(observers or {})
+        self._registry = registry
         self.attempts = attempts
 
     def _observer(self, cloud: Cloud, config: MirrorcastConfig) -> CloudObserver:
         if cloud.value in self._given:
             return self._given[cloud.value]
         try:
-            built = DEFAULT_FACTORIES[cloud.value](config)
+            factory = self._registry.factory(cloud)
+        except UnknownCloudError as exc:
+            # Every side on this cloud is unreadable for the same reason: one line for the cloud.
+            raise ObserveError(str(exc), where=cloud.value, cloud_wide=True) from exc
+        try:
+            built = factory(config)
         except ImportError as exc:
             raise ObserveError(
                 f"observing {cloud.value} needs the cloud SDK extras: pip install "

@@ -6,7 +6,13 @@ Import from here, not from the private modules::
 """
 
 from infra.config._durations import Duration, format_duration, parse_duration
-from infra.config._errors import ConfigError, ConfigIssue, MirrorcastError, UserError
+from infra.config._errors import (
+    ConfigError,
+    ConfigIssue,
+    MirrorcastError,
+    UnknownCloudError,
+    UserError,
+)
 from infra.config._loader import (
     MAX_STACK_FILE_BYTES,
     NAMESPACE,
@@ -57,6 +63,7 @@ __all__ = [
     "register_secret_value",
     "ConfigError",
     "ConfigIssue",
+    "UnknownCloudError",
     "ConfigPathError",
     "Duration",
     "MirrorcastError",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ConfigError", "ConfigIssue", "MirrorcastError", "UserError"]
+__all__ = ["ConfigError", "ConfigIssue", "MirrorcastError", "UnknownCloudError", "UserError"]
 
 
 class MirrorcastError(Exception):
@@ -24,6 +24,12 @@ class MirrorcastError(Exception):
 
 class UserError(MirrorcastError):
     """An error a person can act on: the message says what to fix; no traceback is needed."""
+
+
+class UnknownCloudError(MirrorcastError):
+    """A cloud (or a balancer kind) that no backend is registered for: the Pulumi program's
+    ``infra.clouds.CLOUDS`` or the driver's ``driver.observers.OBSERVERS``. The message names
+    the cloud and the registered ones; nothing falls back to another cloud."""
 
 
 @dataclass(frozen=True)
