@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "status": (
         "driver.commands.status",
-        "Show each pool's mirror, weights and capacity, pending ramps and rollbacks, and what the clouds report beside it.",
+        "Show each pool's mirror, weights and capacity, pending ramps and rollbacks, and what the clouds reported beside it.",
     ),
     "history": (
         "driver.commands.history",

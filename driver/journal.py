@@ -50,6 +50,7 @@ from policies import Plan, PlannerMemory
 __all__ = [
     "ACTIVE_PLAN_STATES",
     "CANCELLED",
+    "OBSERVE_KIND",
     "Journal",
     "JournalError",
     "JournalLostError",
@@ -227,6 +228,9 @@ journal_identity = sa.Table(
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
+
+OBSERVE_KIND = "observe"
+"""The ``updates`` kind of a cycle's observation (observed beside intended, as JSON)."""
 
 CANCELLED = "cancelled"
 """The ``plan_id`` of a rollback request a person withdrew (``mirrorcast rollback --cancel``)."""
@@ -695,6 +699,21 @@ class Journal:
         )
         with self.engine.connect() as c:
             return [row.at - row.started_at for row in c.execute(query)]
+
+    def latest_update(self, *, stack: str, kind: str) -> dict[str, Any] | None:
+        """The newest update row of ``stack`` of ``kind`` (e.g. the last cycle's observation)."""
+        with self._read() as c:
+            row = (
+                c.execute(
+                    sa.select(updates)
+                    .where(updates.c.stack == stack, updates.c.kind == kind)
+                    .order_by(updates.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        return dict(row) if row is not None else None
 
     def updates_of_plan(self, *, plan_id: str, kind: str) -> list[dict[str, Any]]:
         """Every update row of one plan and kind, oldest first (e.g. its notification deliveries)."""

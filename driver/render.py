@@ -214,6 +214,9 @@ def render_status(console: Console, stack: str, status: dict[str, Any]) -> None:
         )
     console.print(table)
     observed = status.get("observed") or {}
+    note = (status.get("observation") or {}).get("note")
+    if note:
+        console.print(f"observed: {note}", style="dim", highlight=False)
     for name, entry in (observed.get("pools") or {}).items():
         console.print(f"observed {name}: {_observed_text(entry)}", highlight=False)
         for difference in entry.get("differences", []):

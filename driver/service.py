@@ -47,7 +47,7 @@ from driver.collect import collect_history, recording_end
 from driver.config_memo import StackConfigMemo
 from driver.cycle import CycleResult, ForecastEngineLike, actuation_estimate, decide
 from driver.executor import ApplyOutcome, DriverError, Executor, PlanExecutor, value_at
-from driver.journal import Journal, JournalLostError, LeaseLostError, PlanRecord
+from driver.journal import OBSERVE_KIND, Journal, JournalLostError, LeaseLostError, PlanRecord
 from driver.observe import DriverMetrics, forecast_abs_error
 from driver.observers import StackObservation, StackObserver, not_observed
 from driver.record import (
@@ -78,9 +78,6 @@ logger = logging.getLogger(__name__)
 PAUSE_ENV = "MIRRORCAST_PAUSE_AT"
 """Crash-test hook: the name of a point in the cycle where the driver writes the file named by
 ``MIRRORCAST_PAUSE_MARKER`` and then waits to be killed. Unset in normal operation."""
-
-OBSERVE_KIND = "observe"
-"""The journal's ``updates`` kind of a cycle's observation (observed beside intended, as JSON)."""
 
 _RETRY_STATES = frozenset({"failed", "mismatch", "unfinished"})
 

@@ -53,7 +53,7 @@ def _observed(journal: Any, records: list[Any]) -> dict[str, dict[str, Any]]:
     """Plan id -> what the clouds reported in that plan's cycle, beside what was intended."""
     import json
 
-    from driver.service import OBSERVE_KIND
+    from driver.journal import OBSERVE_KIND
 
     out: dict[str, dict[str, Any]] = {}
     for record in records:

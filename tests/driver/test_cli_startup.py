@@ -77,8 +77,15 @@ class TestStatusImportsNoForecasting:
 
         assert "driver.journal" in modules  # it did run: the journal was opened
         assert loaded(modules, FORECASTING_STACK) == []
-        # (boto3 may load: status observes the pools' clouds; metric sources and the cycle not.)
         assert loaded(modules, ("forecasting.sources", "driver.cycle")) == []
+
+    def test_status_reads_no_cloud_unless_asked(self, project: Path) -> None:
+        # The demo's pools are on AWS: reading them means boto3 and botocore's client builds.
+        default = modules_after(["status", "--stack", "demo"], cwd=project)
+        asked = modules_after(["status", "--stack", "demo", "--observe"], cwd=project)
+
+        assert loaded(default, CLOUD_SDKS) == []
+        assert "boto3" in asked
 
 
 # statsforecast imports these at module level; a warm cycle applying kept fits needs none of them

@@ -343,10 +343,35 @@ class TestObservedBesideIntended:
         details = runner.invoke(app, ["history", "--stack", "demo", "--details"])
         assert "observed web: primary 7 desired (4 intended), 7 healthy" in details.stdout
 
-        status = runner.invoke(app, ["status", "--stack", "demo"])
+        status = runner.invoke(app, ["status", "--stack", "demo", "--observe"])
         assert status.exit_code == 0, status.output
         assert "observed web: primary 7 desired (4 intended)" in status.stdout
         assert "differs: primary desired 7 observed, 4 intended" in status.stdout
+
+    def test_status_by_default_shows_the_last_cycles_observation_and_says_it_is_not_live(
+        self, project: Path, aws: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from typer.testing import CliRunner
+
+        from driver.cli import app
+
+        world = world_for(project)
+        set_primary(world, desired=7)  # the config says 4
+        make_driver(project, mode="plan", cpu=40.0).run_cycle(now=AT)
+        set_primary(world, desired=9)  # after the cycle: only a live read sees it
+        monkeypatch.chdir(project)
+        runner = CliRunner()
+
+        journaled = runner.invoke(app, ["status", "--stack", "demo"])
+        live = runner.invoke(app, ["status", "--stack", "demo", "--observe"])
+
+        assert journaled.exit_code == 0 and live.exit_code == 0, journaled.output + live.output
+        said = " ".join(journaled.stdout.split())
+        assert "the clouds were not read now (mirrorcast status --observe reads them)" in said
+        assert f"as of the last cycle, {AT.isoformat()}" in said
+        assert "observed web: primary 7 desired (4 intended)" in said
+        assert "observed web: primary 9 desired (4 intended)" in " ".join(live.stdout.split())
+        assert "not read now" not in live.stdout
 
     def test_without_credentials_status_says_not_observed(
         self, project: Path, monkeypatch: pytest.MonkeyPatch
@@ -356,7 +381,7 @@ class TestObservedBesideIntended:
         from driver.cli import app
 
         monkeypatch.chdir(project)
-        status = CliRunner().invoke(app, ["status", "--stack", "demo"])
+        status = CliRunner().invoke(app, ["status", "--stack", "demo", "--observe"])
 
         assert status.exit_code == 0, status.output
         assert "observed web: not observed (primary: aws:us-east-1 web/primary: no AWS" in (
