@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -38,11 +38,13 @@ __all__ = [
     "ACTUATION_SAMPLES",
     "BatchForecastEngine",
     "CycleResult",
+    "CycleState",
     "DriftLike",
     "EventScheduleLike",
     "ForecastEngineLike",
     "actuation_estimate",
     "decide",
+    "good_forecasts",
 ]
 
 logger = logging.getLogger(__name__)
@@ -98,6 +100,53 @@ class CycleResult:
     plan: Plan
     forecasts: dict[str, dict[str, Forecast]]
     degraded: list[str]
+
+
+def good_forecasts(result: CycleResult) -> dict[str, dict[str, Forecast]]:
+    """The forecasts of a cycle worth falling back on later: every trusted one the planner saw.
+
+    The one last-good rule, for the service and the backtest alike. A fresh forecast counts
+    however old its last observation (a gap at the end of a series, or a coarse metric step,
+    leaves a fresh forecast issued more than one cycle ago: it is still the newest that
+    worked). A young last-good forecast passed through again is the one already kept; a stale
+    one went through :func:`_fallback` and is untrusted, so it is never kept again. (Nothing
+    here can be issued after the decision time: :func:`decide` cuts every series at ``now``.)
+    """
+    return {
+        pool: {metric: fc for metric, fc in by_metric.items() if fc.trusted}
+        for pool, by_metric in result.forecasts.items()
+    }
+
+
+@dataclass(frozen=True)
+class CycleState:
+    """What one cycle hands the next: the planner's memory and the last good forecasts.
+
+    The service keeps it in its journal (the memory with the plan it belongs to, the forecasts
+    after the cycle) and the backtest in memory; both advance it through :meth:`advanced`, so a
+    backtest falls back on the forecasts the service would have fallen back on.
+
+    :param memory: what the previous cycle's plan left (:attr:`policies.Plan.memory`).
+    :param last_good: pool -> metric -> the newest forecast that worked.
+    """
+
+    memory: PlannerMemory = field(default_factory=PlannerMemory)
+    last_good: Mapping[str, Mapping[str, Forecast]] = field(default_factory=dict)
+
+    def advanced(self, result: CycleResult) -> CycleState:
+        """The state after ``result``: its plan's memory, and its good forecasts kept.
+
+        Per pool metric the newest forecast stays (a later one replaces it, an older one does
+        not), as the journal keeps them (``Journal.save_forecasts``).
+        """
+        last_good = {pool: dict(by_metric) for pool, by_metric in self.last_good.items()}
+        for pool, by_metric in good_forecasts(result).items():
+            kept = last_good.setdefault(pool, {})
+            for metric, forecast in by_metric.items():
+                held = kept.get(metric)
+                if held is None or held.issued_at <= forecast.issued_at:
+                    kept[metric] = forecast
+        return CycleState(memory=result.plan.memory, last_good=last_good)
 
 
 def decide(

@@ -35,17 +35,24 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from driver.collect import collect_history, recording_end
 from driver.config_memo import StackConfigMemo
-from driver.cycle import CycleResult, ForecastEngineLike, actuation_estimate, decide
+from driver.cycle import (
+    CycleResult,
+    CycleState,
+    ForecastEngineLike,
+    actuation_estimate,
+    decide,
+    good_forecasts,
+)
 from driver.executor import ApplyOutcome, DriverError, Executor, PlanExecutor, value_at
 from driver.journal import OBSERVE_KIND, Journal, JournalLostError, LeaseLostError, PlanRecord
 from driver.observe import DriverMetrics, forecast_abs_error
@@ -62,6 +69,9 @@ from driver.stack_config import config_warnings
 from driver.state import state_path
 from infra.config import MirrorcastConfig
 from policies import ConfigChange, Decision, Plan, PlannerMemory
+
+if TYPE_CHECKING:
+    from forecasting import Forecast
 
 __all__ = [
     "OBSERVE_KIND",
@@ -406,16 +416,17 @@ class Driver:
         collected = collect_history(config, root=self.root, now=now)
         drift = observation.drift(config)
         engine = self.engine(config)
+        state = self.cycle_state()
         result = decide(
             config=config,
             history=collected.history,
             engine=engine,
             now=now,
-            memory=self.journal.load_memory(stack=self.stack),
+            memory=state.memory,
             health=observation.health(),
             primary_health=observation.primary_health(),
             events=self.events(config, now),
-            last_good=self.journal.last_forecasts(stack=self.stack),
+            last_good=state.last_good,
             rollback_requested=rollbacks,
             observed_desired=observation.observed_desired(),
             drift=drift,
@@ -426,7 +437,7 @@ class Driver:
                 percentile=config.driver.actuation_percentile,
             ),
         )
-        self._forecast_errors = self._errors(collected.history, now)
+        self._forecast_errors = self._errors(collected.history, now, last_good=state.last_good)
         self._history = collected.history
         observed = [*observation.degraded, *(str(d) for d in drift)]
         # The engine's own cycle-level lines: an unreachable Dask cluster, deferred selections.
@@ -434,11 +445,27 @@ class Driver:
         cut = [collected.summary] if collected.summary else []
         return result, [*cut, *collected.degraded, *observed, *result.degraded, *engine_notes]
 
+    def cycle_state(self) -> CycleState:
+        """The state the last cycle left, as this stack's journal keeps it.
+
+        The memory is the one the journal holds for the stack (saved with the plan it belongs
+        to, by mode: see :meth:`_act`); the last good forecasts are saved after every cycle,
+        as :meth:`CycleState.advanced` keeps them (:func:`driver.cycle.good_forecasts`).
+        """
+        return CycleState(
+            memory=self.journal.load_memory(stack=self.stack),
+            last_good=self.journal.last_forecasts(stack=self.stack),
+        )
+
     def _errors(
-        self, history: dict[str, dict[str, Any]], now: datetime
+        self,
+        history: dict[str, dict[str, Any]],
+        now: datetime,
+        *,
+        last_good: Mapping[str, Mapping[str, Forecast]],
     ) -> dict[tuple[str, str], float]:
         errors: dict[tuple[str, str], float] = {}
-        for pool, by_metric in self.journal.last_forecasts(stack=self.stack).items():
+        for pool, by_metric in last_good.items():
             for metric, previous in by_metric.items():
                 series = history.get(pool, {}).get(metric)
                 if series is None:
@@ -537,11 +564,8 @@ class Driver:
                 ok=all(p["observed"] and not p["differences"] for p in observed["pools"].values()),
                 summary=json.dumps(observed),
             )
-            fresh = {
-                pool: {m: fc for m, fc in by.items() if fc.issued_at <= at and fc.trusted}
-                for pool, by in result.forecasts.items()
-            }
-            self.journal.save_forecasts(stack=self.stack, forecasts=fresh)
+            # The journal keeps the newest per pool metric, as CycleState.advanced does.
+            self.journal.save_forecasts(stack=self.stack, forecasts=good_forecasts(result))
         except BaseException as exc:
             duration = time.monotonic() - started
             self.journal.finish_cycle(

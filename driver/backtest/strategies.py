@@ -30,10 +30,10 @@ import pandas as pd
 from driver.backtest.cloud import CloudRecord, CloudTiming, SimulatedCloud, SimulatedObserver
 from driver.backtest.errors import BacktestError
 from driver.backtest.scoring import CapacityModel
+from driver.cycle import CycleState
 from driver.observers import StackObserver
-from forecasting import Forecast
 from infra.config import Cloud, ConfigPathError, MirrorcastConfig, MirrorState, set_path
-from policies import ConfigChange, PlannerMemory
+from policies import ConfigChange
 
 __all__ = [
     "STRATEGY_NAMES",
@@ -493,8 +493,8 @@ class MirrorcastStrategy(Strategy):
         self.engine = engine
         self.events = events
         self.scale_in_after = scale_in_after
-        self.memory = PlannerMemory()
-        self.last_good: dict[str, dict[str, Forecast]] = {}
+        # What one cycle hands the next, advanced as the service advances it (driver.cycle).
+        self.state = CycleState()
         self.degraded: list[str] = []
         self.models: dict[str, int] = {}
         self.untrusted_cycles = 0
@@ -551,8 +551,7 @@ class MirrorcastStrategy(Strategy):
         # Values are filled cycle by cycle from what the strategy was shown, never ahead of now.
         self._series = pd.Series(np.full(context.minutes, np.nan), index=index, name=self.metric)
         self._filled = 0
-        self.memory = PlannerMemory()
-        self.last_good = {}
+        self.state = CycleState()
         self.notes = []
         self.degraded = []
         self.models = {}
@@ -577,7 +576,7 @@ class MirrorcastStrategy(Strategy):
             self._sync_cloud(at)
 
     def step(self, now: int, observed: npt.NDArray[np.float64]) -> None:
-        from driver.cycle import decide
+        from driver.cycle import decide  # read at call time, so a test may spy on it
 
         assert self._series is not None and self._tracker is not None
         context = self.context
@@ -602,24 +601,18 @@ class MirrorcastStrategy(Strategy):
             history={self.pool: metrics},
             engine=self.engine,
             now=at,
-            memory=self.memory,
+            memory=self.state.memory,
             health=observation.health(),
             primary_health=observation.primary_health(),
             observed_desired=observation.observed_desired(),
             events=self.events,
-            last_good=self.last_good,
+            last_good=self.state.last_good,
             # What the journal would measure: every `up` here takes the simulated delay.
             actuation_time=context.timing.actuation_delay,
         )
         self.cycles += 1
         plan = result.plan
-        self.memory = plan.memory
-        for pool_name, per_metric in result.forecasts.items():
-            for metric_name, forecast in per_metric.items():
-                if forecast.issued_at >= at - timedelta(minutes=context.interval) and (
-                    forecast.trusted
-                ):
-                    self.last_good.setdefault(pool_name, {})[metric_name] = forecast
+        self.state = self.state.advanced(result)
         self.degraded.extend(result.degraded)
         for per_metric in result.forecasts.values():
             for forecast in per_metric.values():

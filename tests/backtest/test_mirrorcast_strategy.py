@@ -19,6 +19,8 @@ from driver.backtest import (
 )
 from driver.backtest.stack import build_strategies, load_backtest_stack
 from driver.backtest.strategies import MirrorcastStrategy
+from forecasting import Forecast
+from forecasting.errors import UnusableSeriesError
 
 SETTINGS = BacktestSettings(history=timedelta(days=3), warmup=timedelta(hours=1))
 DAY3_NOON = 3 * 1440 + 12 * 60
@@ -199,3 +201,64 @@ class TestActuationDelay:
         assert result.runs["mirrorcast"].score.underprovisioned_minutes == 0
         explanations = " ".join(n.explanation for n in result.runs["mirrorcast"].notes)
         assert "time-to-ready 9m" in explanations
+
+
+class GapThenUnusable:
+    """An engine that forecasts once from whatever history it is given, then never again.
+
+    Its one forecast is issued at the last observation it was shown, as the real engine's is
+    (``Forecast.issued_at``); every later call fails as an unusable series does.
+    """
+
+    def __init__(self) -> None:
+        self.issued: list[pd.Timestamp] = []
+
+    def forecast(self, history: pd.Series, *, pool: str, metric: str, **_: Any) -> Forecast:
+        if self.issued:
+            raise UnusableSeriesError(f"{pool}.{metric}", "no points in the last hour")
+        issued = history.index[-1].to_pydatetime()
+        self.issued.append(history.index[-1])
+        step = timedelta(minutes=5)
+        level = np.full(48, float(history.iloc[-1]))
+        return Forecast(
+            pool=pool,
+            metric=metric,
+            issued_at=issued,
+            step=step,
+            times=[issued + step * i for i in range(1, 49)],
+            mean=level,
+            quantiles={q: level for q in (50, 80, 90, 95, 99)},
+            model="gap-then-unusable",
+        )
+
+
+class TestTheLastGoodForecastsAreTheServices:
+    """The backtest falls back on the forecasts the service would fall back on (CycleState)."""
+
+    def test_a_fresh_forecast_after_a_gap_is_kept_for_the_next_failing_cycle(self) -> None:
+        # Three days of history, then a 15-minute gap just before the first cycle (day 3,
+        # 23:00 with a one-hour warm-up): the first forecast is issued at the gap's start,
+        # 16 minutes before its cycle, more than one 5-minute cycle ago. The service keeps it
+        # (driver.cycle.good_forecasts: every trusted forecast); the backtest used to keep only
+        # forecasts issued within one interval, so the next cycle had nothing to fall back on.
+        values = np.full(3 * 1440 + 60, 20.0)
+        first_cycle = 3 * 1440 - 60
+        values[first_cycle - 15 : first_cycle] = np.nan
+        index = pd.date_range("2024-03-04", periods=len(values), freq="min", tz="UTC")
+        trace = trace_from_series(pd.Series(values, index=index), name="gap")
+        stack = load_backtest_stack()
+        engine = GapThenUnusable()
+        strategy = MirrorcastStrategy(
+            config=stack.config, pool=stack.pool, metric=stack.metric, engine=engine
+        )
+
+        run_backtest(trace, [strategy], settings=SETTINGS)
+
+        assert engine.issued == [index[first_cycle - 16]]
+        second = next(line for line in strategy.degraded if line.startswith("app.rps:"))
+        assert second == (
+            "app.rps: unusable series: no points in the last hour; "
+            "using the forecast issued 21m ago"
+        )
+        # Kept while younger than forecast.max_staleness (30m), then passed on untrusted.
+        assert strategy.state.last_good["app"]["rps"].issued_at == engine.issued[0]
