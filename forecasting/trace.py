@@ -11,7 +11,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -22,151 +21,12 @@ from forecasting.evaluation import mase_scale, score_cross_validation
 from forecasting.models import BASELINE, ModelOptions, cross_validate_models, freq_of
 from forecasting.models.statistical import PARAMETER_FREE, REUSABLE
 from forecasting.selection import choose_model, seasonal_strength
+from forecasting.trace_csv import count_per_interval, read_trace_csv
 from infra.config import ForecastSettings
 
 __all__ = ["TraceEvaluation", "count_per_interval", "evaluate_trace", "read_trace_csv"]
 
 logger = logging.getLogger(__name__)
-
-_TIME_HINTS = ("timestamp", "time", "ds", "date")
-
-
-def read_trace_csv(
-    path: Path,
-    *,
-    timestamp_column: str | None = None,
-    value_column: str | None = None,
-    count_per: timedelta | None = None,
-) -> pd.Series:
-    """Read one series from a CSV file; columns auto-detected when not given.
-
-    The timestamp column is the first whose name contains ``timestamp``/``time``/``date`` (else
-    the first column); the value column is the first other column that is mostly numbers. Empty
-    cells are gaps (NaN), not zeros. A column name ending in ``_minus0400`` (or ``_plusHHMM``)
-    gives the offset of local timestamps from UTC.
-
-    :param path: the CSV file.
-    :param timestamp_column: default ``None`` (auto-detect).
-    :param value_column: default ``None`` (auto-detect).
-    :param count_per: default ``None``; for a per-request log (one row per request), the
-        interval to count rows in: the series is then requests per interval (see
-        :func:`count_per_interval`) and no value column is read.
-    :raises UnusableSeriesError: naming the file and the column when they cannot be used.
-    """
-    label = str(path)
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise UnusableSeriesError(label, f"cannot be read as CSV: {exc}") from exc
-    columns = list(frame.columns)
-    if count_per is not None and value_column is not None:
-        raise UnusableSeriesError(
-            label, "--count-per counts rows, so it takes no --value-column; pass one or the other"
-        )
-    if len(columns) < (1 if count_per is not None else 2):
-        raise UnusableSeriesError(label, f"needs a timestamp and a value column, has {columns}")
-    if timestamp_column is None:
-        timestamp_column = next(
-            (c for c in columns if any(h in c.lower() for h in _TIME_HINTS)), columns[0]
-        )
-    if timestamp_column not in columns:
-        raise UnusableSeriesError(
-            label, f"has no column {timestamp_column!r} (columns: {', '.join(columns)})"
-        )
-    index = _timestamps(frame, timestamp_column, label)
-    if count_per is not None:
-        return count_per_interval(index, every=count_per, name=label)
-    if value_column is None:
-        for c in columns:
-            if c == timestamp_column:
-                continue
-            numbers = pd.to_numeric(frame[c], errors="coerce")
-            if numbers.notna().sum() >= 0.5 * frame[c].notna().sum() and numbers.notna().any():
-                value_column = c
-                break
-        if value_column is None:
-            raise UnusableSeriesError(
-                label,
-                f"has no numeric value column besides {timestamp_column!r}; pass --value-column",
-            )
-    if value_column not in columns:
-        raise UnusableSeriesError(
-            label, f"has no column {value_column!r} (columns: {', '.join(columns)})"
-        )
-    values = pd.to_numeric(frame[value_column], errors="coerce")
-    text = frame[value_column].notna() & values.isna()
-    if text.any():
-        row = int(text.to_numpy().argmax())
-        raise UnusableSeriesError(
-            label,
-            f"column {value_column!r} must hold numbers, row {row + 2} holds {frame[value_column].iloc[row]!r}",
-        )
-    return pd.Series(values.to_numpy(dtype=float), index=index, name=value_column)
-
-
-def _timestamps(frame: pd.DataFrame, column: str, label: str) -> pd.DatetimeIndex:
-    """Parse ``column`` of ``frame`` as timestamps (UTC when the name gives an offset)."""
-    stamps = pd.to_datetime(frame[column], errors="coerce", format="mixed")
-    bad = stamps.isna() & frame[column].notna()
-    if bad.any() or stamps.isna().all():
-        row = int(bad.to_numpy().argmax()) if bad.any() else 0
-        raise UnusableSeriesError(
-            label,
-            f"column {column!r} is not timestamps (row {row + 2} holds "
-            f"{frame[column].iloc[row]!r})",
-        )
-    index = pd.DatetimeIndex(stamps)
-    offset = _offset_from_name(column)
-    if index.tz is None and offset is not None:
-        index = (index - offset).tz_localize("UTC")
-    return index
-
-
-def count_per_interval(stamps: pd.DatetimeIndex, *, every: timedelta, name: str) -> pd.Series:
-    """Turn a per-request log (one timestamp per request) into requests per interval.
-
-    Every interval between the first and the last request counts, and one without requests is
-    a real zero (the log records every request in its span). The first and last intervals are
-    only partly covered by the log, so they are dropped rather than reported as a dip.
-
-    :param stamps: one timestamp per request, any order (missing ones are ignored).
-    :param every: the interval, e.g. one minute.
-    :param name: the log's name in errors.
-    :raises UnusableSeriesError: when fewer than three whole intervals remain.
-    """
-    if every <= timedelta(0):
-        raise UnusableSeriesError(name, f"--count-per must be a positive duration, got {every}")
-    known = stamps.dropna().sort_values()
-    if len(known) == 0:
-        raise UnusableSeriesError(name, "holds no request timestamps to count")
-    width = pd.Timedelta(every)
-    first = known[0].ceil(width)
-    last = known[-1].floor(width)  # the interval starting here is cut off by the log's end
-    whole = pd.date_range(first, last, freq=width, inclusive="left")
-    if len(whole) < 3:
-        raise UnusableSeriesError(
-            name,
-            f"spans {known[-1] - known[0]}: fewer than 3 whole intervals of {every} to count "
-            "requests in (pass a shorter --count-per)",
-        )
-    inside = known[(known >= first) & (known < last)]
-    counts = pd.Series(1.0, index=inside.floor(width)).groupby(level=0).sum()
-    series = counts.reindex(whole, fill_value=0.0)
-    series.name = "requests"
-    logger.info(
-        "%s: %d requests counted per %s into %d intervals", name, len(inside), every, len(whole)
-    )
-    return series
-
-
-def _offset_from_name(column: str) -> pd.Timedelta | None:
-    lower = column.lower()
-    for sign, word in ((-1, "_minus"), (1, "_plus")):
-        if word in lower:
-            digits = lower.split(word, 1)[1][:4]
-            if digits.isdigit():
-                return sign * pd.Timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return None
 
 
 @dataclass

@@ -9,7 +9,6 @@ NaN and is masked by the scorer, never read as zero demand.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -19,12 +18,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from driver.backtest.errors import BacktestError
+from forecasting.errors import UnusableSeriesError
+from forecasting.trace_csv import read_trace_csv
 
 __all__ = ["Trace", "TraceError", "load_trace", "trace_from_series"]
 
 logger = logging.getLogger(__name__)
-
-_TIME_HINTS = ("timestamp", "time", "date", "datetime", "ts", "when")
 
 
 class TraceError(BacktestError):
@@ -77,6 +76,10 @@ def load_trace(
 ) -> Trace:
     """Read a CSV trace into per-minute demand.
 
+    The file is read by the project's one trace reader (:func:`forecasting.trace_csv.read_trace_csv`:
+    the same columns found, gaps and time zones as ``mirrorcast evaluate-forecast`` reads);
+    demand must also not be negative.
+
     :param path: the CSV file.
     :param timestamp_column: the time column; default: the first column whose name looks like a
         time (``timestamp``, ``time``, ``date``...), else the first column.
@@ -85,51 +88,20 @@ def load_trace(
     :raises TraceError: naming the file, column and row of the first unusable value.
     """
     path = Path(path)
-    source = str(path)
-    if not path.is_file():
-        raise TraceError(f"{source}: no such file")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TraceError(f"{source}: not a readable CSV file ({first})") from None
-    if frame.empty:
-        raise TraceError(f"{source}: the file has a header but no rows")
-    columns = [str(c) for c in frame.columns]
-    time_col = _pick_time_column(frame, columns, timestamp_column, source)
-    value_col = _pick_value_column(frame, columns, time_col, value_column, source)
-
-    # Row numbers in messages are file lines: the header is line 1.
-    raw_times = frame[time_col].str.strip()
-    times = pd.to_datetime(raw_times, errors="coerce", utc=True, format="mixed")
-    bad_time = np.flatnonzero(times.isna().to_numpy())
-    if len(bad_time):
-        row = int(bad_time[0])
-        raise TraceError(
-            f"{source}: row {row + 2}, column {time_col!r}: cannot read {raw_times.iloc[row]!r} as a time"
-        )
-    raw_values = frame[value_col].str.strip()
-    empty = raw_values.eq("") | raw_values.str.lower().isin(["nan", "na", "null", "none"])
-    values = pd.to_numeric(raw_values.where(~empty, None), errors="coerce")
-    bad_value = np.flatnonzero((values.isna() & ~empty).to_numpy())
-    if len(bad_value):
-        row = int(bad_value[0])
-        raise TraceError(
-            f"{source}: row {row + 2}, column {value_col!r}: {raw_values.iloc[row]!r} is not a number"
-        )
-    finite = values.to_numpy(dtype=np.float64)
-    negative = np.flatnonzero(finite < 0)
+        series = read_trace_csv(path, timestamp_column=timestamp_column, value_column=value_column)
+    except UnusableSeriesError as exc:
+        raise TraceError(f"{exc.series}: {exc.reason}") from None
+    negative = np.flatnonzero(series.to_numpy() < 0)
     if len(negative):
-        row = int(negative[0])
+        row = int(negative[0])  # the reader keeps file order: row + 2 is the file's line
         raise TraceError(
-            f"{source}: row {row + 2}, column {value_col!r}: demand {finite[row]:g} is negative"
+            f"{path}: row {row + 2}, column {series.name!r}: "
+            f"demand {series.iloc[row]:g} is negative"
         )
-    infinite = np.flatnonzero(np.isinf(finite))
-    if len(infinite):
-        row = int(infinite[0])
-        raise TraceError(f"{source}: row {row + 2}, column {value_col!r}: value is infinite")
-    series = pd.Series(finite, index=pd.DatetimeIndex(times), name=value_col)
-    return trace_from_series(series, name=name or path.stem, source=source, value_column=value_col)
+    return trace_from_series(
+        series, name=name or path.stem, source=str(path), value_column=str(series.name)
+    )
 
 
 def trace_from_series(
@@ -193,61 +165,4 @@ def trace_from_series(
         step=timedelta(minutes=step_minutes),
         source=source,
         value_column=value_column,
-    )
-
-
-def _pick_time_column(
-    frame: pd.DataFrame, columns: list[str], wanted: str | None, source: str
-) -> str:
-    if wanted is not None:
-        if wanted not in columns:
-            raise TraceError(
-                f"{source}: no column {wanted!r} for --timestamp-column; columns are {', '.join(columns)}"
-            )
-        return wanted
-    for column in columns:
-        words = re.split(r"[^a-z0-9]+", column.lower())
-        if any(word.startswith(hint) for word in words for hint in _TIME_HINTS):
-            return column
-    # No telling name: the first column whose values read as times (and not as plain numbers).
-    for column in columns:
-        sample = frame[column].str.strip().head(20)
-        if pd.to_numeric(sample, errors="coerce").notna().any():
-            continue
-        parsed = pd.to_datetime(sample, errors="coerce", utc=True, format="mixed")
-        if len(sample) and parsed.notna().all():
-            return column
-    return columns[0]
-
-
-def _pick_value_column(
-    frame: pd.DataFrame,
-    columns: list[str],
-    time_col: str,
-    wanted: str | None,
-    source: str,
-) -> str:
-    if wanted is not None:
-        if wanted not in columns:
-            raise TraceError(
-                f"{source}: no column {wanted!r} for --value-column; columns are {', '.join(columns)}"
-            )
-        if wanted == time_col:
-            raise TraceError(f"{source}: column {wanted!r} is the timestamp column, not a value")
-        return wanted
-    for column in columns:
-        if column == time_col:
-            continue
-        sample = frame[column].str.strip()
-        sample = sample[sample != ""].head(50)
-        # Most, not all: a column with one typo is still the value column, and the typo then
-        # gets an error naming its row instead of the column being skipped.
-        if len(sample) and pd.to_numeric(sample, errors="coerce").notna().mean() >= 0.5:
-            return column
-    others = [c for c in columns if c != time_col]
-    raise TraceError(
-        f"{source}: no numeric value column found (columns: {', '.join(columns)}); "
-        "name one with --value-column"
-        if others
-        else f"{source}: only one column ({time_col!r}); a trace needs a timestamp and a value column"
     )
