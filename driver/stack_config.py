@@ -128,7 +128,7 @@ def _template_pool(pool: dict[str, Any], *, name: str, stack: str) -> dict[str, 
     """The pool ``mirrorcast init`` would write for ``pool``'s placement (its placeholders)."""
     from ruamel.yaml import YAML
 
-    from driver.commands.init import StackAnswers, default_balancer, stack_text
+    from driver.stack_template import CLOUDS, StackAnswers, default_balancer, stack_text
 
     def section(node: Any, key: str) -> dict[str, Any]:
         value = node.get(key) if isinstance(node, dict) else None
@@ -137,10 +137,10 @@ def _template_pool(pool: dict[str, Any], *, name: str, stack: str) -> dict[str, 
     primary = section(pool, "primary")
     location = section(section(pool, "mirror"), "location")
     cloud = str(primary.get("cloud") or "aws")
-    cloud = cloud if cloud in ("aws", "azure", "gcp") else "aws"
+    cloud = cloud if cloud in CLOUDS else "aws"
     region = str(primary.get("region") or "us-east-1")
     mirror_cloud = str(location.get("cloud") or cloud)
-    mirror_cloud = mirror_cloud if mirror_cloud in ("aws", "azure", "gcp") else cloud
+    mirror_cloud = mirror_cloud if mirror_cloud in CLOUDS else cloud
     mirror_region = str(location.get("region") or region)
     same = mirror_cloud == cloud and mirror_region == region
     kind = default_balancer(cloud=cloud, mirror_cloud=mirror_cloud, same_region=same)

@@ -42,6 +42,28 @@ class TestLoadingAStack:
         heavy = ("pandas", "statsforecast", "forecasting", "policies", "driver", "sqlalchemy")
         assert sorted(m for m in modules if m.split(".")[0] in heavy) == []
 
+    def test_a_half_written_stack_is_checked_without_loading_a_cli_command(self) -> None:
+        # The loader fills missing keys with `mirrorcast init`'s placeholders to report every
+        # problem at once (tests/driver/test_first_hour.py); the template lives in
+        # driver.stack_template, so the driver's loader depends on no command module.
+        modules = _modules_after(
+            "from pathlib import Path\n"
+            "from infra.config import ConfigError\n"
+            "from driver.stack_config import load_driver_config_text\n"
+            "text = ('config:\\n  mirrorcast:pools:\\n    web:\\n      primary:\\n'\n"
+            "        '        cloud: aws\\n        region: us-east-1\\n'\n"
+            "        '        network: {vpc_id: vpc-0123456789abcdef0}\\n'\n"
+            "        '      mirror:\\n        percent: 50\\n        location: {region: us-west-2}\\n'\n"
+            "        '      balancer:\\n        kind: alb\\n')\n"
+            "try:\n"
+            "    load_driver_config_text(text, source='half.yaml', stack='half', root=Path('.'))\n"
+            "except ConfigError as error:\n"
+            "    messages = [issue.message for issue in error.issues]\n"
+            "assert 'a aws network needs subnet_ids' in messages  # the placeholders were used\n"
+        )
+        assert "driver.stack_template" in modules
+        assert sorted(m for m in modules if m.startswith(("driver.commands", "typer"))) == []
+
 
 class _Graph:
     """The two questions the contract asks of grimp's import graph, over a fixed set of edges."""
