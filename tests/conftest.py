@@ -9,6 +9,8 @@ kept as an ``@example`` in the test before the fix lands.
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import settings
@@ -42,3 +44,33 @@ def no_real_cloud(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty / "credentials"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty / "config"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+# -- moto's server: the one fixture every AWS test starts from ---------------------------------
+# The driver's observation tests (tests/driver/aws_world.py), the Pulumi program's AWS tests
+# (tests/infra) and the CloudWatch source tests (tests/forecasting/sources) all talk to it.
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[str]:
+    """moto's server (AWS's API as moto implements it) on a free loopback port, per test module."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def moto_account(moto_server: str) -> str:
+    """An empty moto account for one test: moto keeps its state for the server's life."""
+    import requests
+
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    return moto_server

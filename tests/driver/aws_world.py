@@ -12,7 +12,6 @@ stop instances, publish a launch template version) and let the driver observe it
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -24,37 +23,16 @@ from infra.config import MirrorcastConfig
 REGIONS = {"primary": "us-east-1", "mirror": "us-west-2"}
 
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[str]:
-    """moto's server on a free loopback port, for one test module."""
-    import socket
-
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture()
-def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """boto3's standard chain pointed at moto: dummy keys and AWS_ENDPOINT_URL."""
+def aws(moto_account: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """boto3's standard chain pointed at an empty moto account (tests/conftest.py): dummy keys
+    and AWS_ENDPOINT_URL."""
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    # moto keeps state for the whole session; each test starts from an empty account.
-    import requests
-
-    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
-    return moto_server
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_account)
+    return moto_account
 
 
 class World:

@@ -31,7 +31,7 @@ def private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     yield state
 
 
-# moto's server and boto3 pointed at it (tests/driver/aws_world.py), for the observation tests.
-from aws_world import aws, moto_server  # noqa: E402
+# boto3 pointed at moto's server (tests/driver/aws_world.py; the server is tests/conftest.py's).
+from aws_world import aws  # noqa: E402
 
-__all__ = ["aws", "moto_server"]
+__all__ = ["aws"]

@@ -156,7 +156,7 @@ def test_moto_refuses_a_load_balancer_built_in_the_wrong_region_from_the_mirrors
 )
 @given(config=stack_configs())
 def test_every_accepted_configs_aws_side_builds_in_moto(
-    moto_endpoint: str, config: dict[str, Any]
+    moto_server: str, config: dict[str, Any]
 ) -> None:
     try:
         model = config_from_mapping(config)
@@ -166,6 +166,6 @@ def test_every_accepted_configs_aws_side_builds_in_moto(
         model.pools[name].primary.cloud.value for name in model.pools
     } | {model.pools[name].mirror_cloud.value for name in model.pools}:
         return
-    requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
     run = run_program(config, secrets=SECRETS)
-    assert _create(config, run, moto_endpoint)
+    assert _create(config, run, moto_server)

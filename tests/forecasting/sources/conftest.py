@@ -1,5 +1,6 @@
-"""Session fixtures for the source tests: real Prometheus and moto servers (see source_servers.py)."""
+"""Fixtures for the source tests: a real Prometheus (see source_servers.py); moto's server is
+tests/conftest.py's ``moto_server``."""
 
-from source_servers import aws_credentials, black_hole, moto_server, project_root, prometheus_server
+from source_servers import aws_credentials, black_hole, project_root, prometheus_server
 
-__all__ = ["aws_credentials", "black_hole", "moto_server", "project_root", "prometheus_server"]
+__all__ = ["aws_credentials", "black_hole", "project_root", "prometheus_server"]

@@ -149,19 +149,6 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom
         exporter_thread.join(timeout=5)
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture()
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials for the moto server (never real ones: keep them out of the environment)."""
