@@ -2,7 +2,7 @@
 
 AWS predictive scaling forecasts each hour from the same hour of the last days' load and
 schedules capacity ahead of it (the ``scheduled-predictive`` baseline of the backtest mirrors it:
-``driver.backtest.policies.ScheduledPredictivePolicy``). On strongly daily or weekly series that
+``driver.backtest.strategies.ScheduledPredictiveStrategy``). On strongly daily or weekly series that
 simple profile beat mirrorcast's candidates at the same money (issue 15), because averaging the
 same slot over several days removes the noise a one-day seasonal naive copies and does not
 chase the current level the way ETS, Theta or MSTL's trend do. :class:`SeasonalProfile` makes
