@@ -984,18 +984,71 @@ class Driver:
             for sig, old in previous.items():
                 signal.signal(sig, old)
 
+    def _watch(self) -> timedelta | None:
+        """The stack's ``driver.health_watch``; ``None`` when off or the stack cannot be read
+        (the next cycle reports why)."""
+        try:
+            return self.load_config().driver.health_watch
+        except Exception:
+            return None
+
+    def _sleep_watching(self, wake: datetime, *, watch: timedelta | None) -> None:
+        """Sleep until ``wake``; with a ``watch``, read the clouds that often meanwhile and
+        return at once when a pool's primary starts failing.
+
+        A region that fails just after a cycle would otherwise wait up to a whole interval for
+        the failover rule to see it, and every minute of that is traffic lost. The watch only
+        ends the sleep: the cycle that follows decides as always, from the rules' own metrics,
+        and the primary it then observes failing lets the traffic move in the same plan
+        (the planner's ``primary_failing``). A primary already failing at the last cycle does
+        not wake it again.
+        """
+        while not self.stop.is_set():
+            left = (wake - self.clock()).total_seconds()
+            if left <= 0:
+                return
+            if watch is None or watch <= timedelta(0):
+                self.stop.wait(left)
+                return
+            self.stop.wait(min(left, watch.total_seconds()))
+            if self.stop.is_set() or self.clock() >= wake:
+                return
+            newly = self._newly_failing()
+            if newly:
+                logger.warning(
+                    "primary failing in pool(s) %s: the next cycle starts now",
+                    ", ".join(sorted(newly)),
+                )
+                return
+
+    def _newly_failing(self) -> frozenset[str]:
+        """Pools whose primary is failing now and was not at the last observation."""
+        try:
+            config = self.load_config()
+            seen = self.observer.observe(config, now=self.clock())
+        except Exception as exc:
+            # A watch that cannot read the clouds changes nothing: the cycle reports it.
+            logger.info("health watch: %s", redact_text(f"{type(exc).__name__}: {exc}"))
+            return frozenset()
+        before = self.last_observation
+        was = before.failing_primaries() if before is not None else frozenset()
+        return seen.failing_primaries() - was
+
     def run_forever(
         self,
         *,
         every: timedelta,
         once: bool = False,
         on_report: Callable[[CycleReport], None] | None = None,
+        watch: timedelta | None = None,
     ) -> int:
         """Run cycles aligned to ``every`` until stopped; returns the process exit code.
 
         :param every: the interval between cycles.
         :param once: run a single cycle now and return; default ``False``.
         :param on_report: called with each cycle's report (the CLI prints it); default none.
+        :param watch: how often to read the clouds between cycles; default the stack's
+            ``driver.health_watch`` (off unless set). See :meth:`_sleep_watching`.
         """
         failures = 0
         with self._signals():
@@ -1023,9 +1076,8 @@ class Driver:
                         if once:
                             return 0 if report.outcome is None or report.outcome.ok else 1
                     wake = next_aligned(self.clock(), every)
-                    delay = max(0.0, (wake - self.clock()).total_seconds())
                     logger.info("next cycle at %s", wake.isoformat())
-                    self.stop.wait(delay)
+                    self._sleep_watching(wake, watch=watch if watch is not None else self._watch())
             finally:
                 self.close()
         logger.info("stopped cleanly after %d failed cycle(s)", failures)

@@ -249,8 +249,19 @@ def run_backtest(
     # Strategies get a read-only slice ending at ``now``: they cannot see later data or change it.
     frozen = demand.copy()
     frozen.flags.writeable = False
+    previous: int | None = None
     for done, now in enumerate(cycles, start=1):
         observed = frozen[:now]
+        if previous is not None:
+            # Watched strategies look at their cloud between cycles (driver.health_watch).
+            for strategy in strategies:
+                if strategy.watch_every is None:
+                    continue
+                t0 = time.perf_counter()
+                for minute in range(previous + strategy.watch_every, now, strategy.watch_every):
+                    strategy.watch(minute, frozen[:minute])
+                elapsed[strategy.name] += time.perf_counter() - t0
+        previous = now
         for strategy in strategies:
             t0 = time.perf_counter()
             strategy.cycle(now, observed)

@@ -120,6 +120,8 @@ class Strategy(ABC):
         self.notes: list[PlanNote] = []
         self._context: SimulationContext | None = None
         self._cloud: SimulatedCloud | None = None
+        self.watch_every: int | None = None
+        """Minutes between :meth:`watch` calls between cycles; ``None``: not watched."""
 
     @property
     def context(self) -> SimulationContext:
@@ -157,6 +159,14 @@ class Strategy(ABC):
         """
         self.cloud.advance(now)
         self.step(now, observed)
+
+    def watch(self, minute: int, observed: npt.NDArray[np.float64]) -> None:
+        """A look at the cloud between cycles (every :attr:`watch_every` minutes).
+
+        Only strategies that set :attr:`watch_every` are called; the baselines have their
+        autoscaler's schedule and nothing to watch.
+        """
+        raise NotImplementedError(f"strategy {self.name} sets watch_every but has no watch()")
 
     @abstractmethod
     def step(self, now: int, observed: npt.NDArray[np.float64]) -> None:
@@ -508,6 +518,9 @@ class MirrorcastStrategy(Strategy):
         self._delay = 0
         self._series: pd.Series | None = None
         self._history_minutes = 0
+        self.early_cycles = 0
+        self._early = False
+        self._failing: frozenset[str] = frozenset()
 
     @property
     def config(self) -> MirrorcastConfig:
@@ -557,11 +570,36 @@ class MirrorcastStrategy(Strategy):
         self.models = {}
         self.untrusted_cycles = 0
         self.cycles = 0
+        self.early_cycles = 0
+        self._failing = frozenset()
+        watch = self._config.driver.health_watch
+        self.watch_every = math.ceil(watch.total_seconds() / 60) if watch is not None else None
+        if self.watch_every is not None and self.watch_every >= context.interval:
+            self.watch_every = None  # a watch as long as the cycle adds nothing
 
     def cycle(self, now: int, observed: npt.NDArray[np.float64]) -> None:
         """Carry out the plans whose `pulumi up` finished since the last cycle, then decide."""
         self._take_effect(before=now)
         super().cycle(now, observed)
+
+    def watch(self, minute: int, observed: npt.NDArray[np.float64]) -> None:
+        """``driver.health_watch``: read the cloud between cycles as the driver does, and run a
+        cycle at once when a primary starts failing (:meth:`driver.service.Driver._sleep_watching`).
+        """
+        self._take_effect(before=minute)
+        self.cloud.advance(minute)
+        seen = self._observer().observe(
+            self._config, now=self.context.time_of(minute), enabled=True
+        )
+        newly = seen.failing_primaries() - self._failing
+        self._failing = seen.failing_primaries()
+        if newly:
+            self.early_cycles += 1
+            self._early = True
+            try:
+                self.cycle(minute, observed)
+            finally:
+                self._early = False
 
     def finish(self) -> CloudRecord:
         self._take_effect(before=self.context.minutes)
@@ -593,6 +631,7 @@ class MirrorcastStrategy(Strategy):
         at = context.time_of(now)
         # The simulated cloud read the way the driver reads a real one (driver.observers).
         observation = self._observer().observe(self._config, now=at, enabled=True)
+        self._failing = observation.failing_primaries()
         metrics = {self.metric: history}
         if HEALTH_METRIC in self._config.pools[self.pool].metrics:
             metrics[HEALTH_METRIC] = self._primary_health(now)
@@ -641,6 +680,7 @@ class MirrorcastStrategy(Strategy):
         common = sorted(reasons, key=lambda k: -reasons[k])[:3]
         return {
             "cycles": self.cycles,
+            "early_cycles": self.early_cycles,
             "untrusted_cycles": self.untrusted_cycles,
             "models": dict(sorted(self.models.items())),
             "degraded_examples": common,
@@ -674,7 +714,9 @@ class MirrorcastStrategy(Strategy):
         """The native autoscaler's evaluation at ``now``, under the config the cloud runs."""
         assert self._tracker is not None
         pool = self._effective.pools[self.pool]
-        if pool.primary.native_autoscaling:
+        # The cloud's autoscaler evaluates on its own schedule (the cycle's, here), not on the
+        # driver's: a cycle the health watch started early leaves it alone.
+        if pool.primary.native_autoscaling and not self._early:
             # The deployed target-tracking policy follows the deployed autoscaler_target (a
             # plan moves it once its `pulumi up` has finished).
             self._tracker.target = pool.primary.autoscaler_target / 100

@@ -72,6 +72,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+FAILING_BELOW = 50.0
+"""A primary with a smaller percentage of its fleet healthy is failing (a region or zone lost),
+not a few instances being replaced: worth a cycle now rather than at the next interval."""
+
 ObserverFactory = Callable[[MirrorcastConfig], CloudObserver]
 """Builds a cloud's observer from the stack's config (its tags, ``driver.observe_timeout``)."""
 
@@ -181,6 +185,18 @@ class StackObservation:
             if health is not None:
                 out[name] = health
         return out
+
+    def failing_primaries(self) -> frozenset[str]:
+        """Pools whose primary's balancer reports fewer than half its fleet healthy.
+
+        What wakes the driver between cycles (``driver.health_watch``); the cycle then decides
+        as always, from the rules' own metrics.
+        """
+        return frozenset(
+            name
+            for name, health in self.primary_health().items()
+            if health.healthy_percent < FAILING_BELOW
+        )
 
     def observed_desired(self) -> dict[str, int]:
         """Pool -> the primary's desired size as its cloud holds it (pools not observed left out)."""

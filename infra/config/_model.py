@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -30,7 +30,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from infra.config._durations import Duration, parse_duration
+from infra.config._durations import Duration, format_duration, parse_duration
 from infra.config._rule_checks import check_pool_rules, check_rule_quantiles
 from infra.config._secrets import NAMES_SECRET_ENV
 
@@ -1112,8 +1112,27 @@ class DriverSettings(_Model):
         description="Percentile of the recent measured decision-to-effect times added to every "
         "rule's lead (the last 50 successful updates; measured once 3 exist).",
     )
+    health_watch: Duration | None = Field(
+        default=None,
+        description="Between cycles, read every pool's live state this often and start the "
+        "next cycle at once when a pool's primary starts failing (its balancer reports fewer "
+        "than half its fleet healthy): a health-driven failover rule then acts within this "
+        "long of the failure instead of up to a whole interval later. Shorter than interval; "
+        "off by default (each watch is one observation of the stack's clouds).",
+    )
     gitops: GitOpsSettings = Field(default_factory=GitOpsSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+
+    @model_validator(mode="after")
+    def _watch_within_the_interval(self) -> Self:
+        watch = self.health_watch
+        if watch is not None and not timedelta(0) < watch < self.interval:
+            raise ValueError(
+                f"driver.health_watch {format_duration(watch)} must be positive and shorter "
+                f"than driver.interval {format_duration(self.interval)} (it reads the clouds "
+                "between cycles)"
+            )
+        return self
 
 
 class PolicySettings(_Model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from driver.backtest import BacktestSettings, CloudTiming, SimulatedCloud, run_b
 from driver.backtest.errors import BacktestError
 from driver.backtest.stack import build_strategies, load_backtest_stack
 from driver.backtest.trace import trace_from_series
+from infra.config import MirrorcastConfig
 
 
 class TestTheSimulatedRegion:
@@ -60,9 +62,12 @@ def test_a_single_region_pool_loses_the_whole_outage(outage_run) -> None:  # typ
 def test_the_health_driven_switchover_serves_most_of_it_from_the_mirror(outage_run) -> None:  # type: ignore[no-untyped-def]
     mirrorcast = outage_run.runs["mirrorcast"]
     lost = mirrorcast.extra["outage_underprovisioned_minutes"]
-    # Detection waits for a cycle (up to 5 min), then `up` (2 min), the warm mirror (2 min) and
-    # the DNS TTL (1 min): about ten minutes of the hour.
-    assert lost <= 15, lost
+    # The outage starts on a cycle: the health watch sees it a minute later (driver.health_watch
+    # 1m), and the plan of that early cycle activates the mirror and moves the traffic at once;
+    # then `up` (2 min) and the warm mirror (2 min), with the DNS TTL (1 min) running meanwhile:
+    # five minutes of the hour. Before the watch and the early shift: 14.
+    assert lost <= 6, lost
+    assert mirrorcast.extra["early_cycles"] == 1
     assert mirrorcast.score.mirror_activations == 1
     explanations = " ".join(note.explanation for note in mirrorcast.notes)
     assert "region-failover" in explanations
@@ -95,6 +100,24 @@ def test_the_simulated_balancer_reports_no_healthy_primary_target_while_out() ->
     side = observer.observe_side(pool="app", spec=spec, role="primary")
     assert side.healthy_targets == 0 and side.serving == 4
     assert side.targets == {"healthy": 0, "unhealthy": 4, "initial": 0}
+
+
+def test_without_the_health_watch_the_failure_waits_for_the_next_cycle(outage_run) -> None:  # type: ignore[no-untyped-def]
+    stack = load_backtest_stack()
+    data = stack.config.model_dump(mode="json", by_alias=True)
+    data["driver"]["health_watch"] = None
+    unwatched = replace(stack, config=MirrorcastConfig.model_validate(data))
+    result = run_backtest(
+        outage_run.trace,
+        build_strategies(["mirrorcast"], stack=unwatched),
+        settings=outage_run.settings,
+    )
+    mirrorcast = result.runs["mirrorcast"]
+    assert mirrorcast.extra["early_cycles"] == 0
+    # Seen at the next cycle (5 min), then `up` and the warm mirror: nine minutes or more.
+    assert mirrorcast.extra["outage_underprovisioned_minutes"] >= 9
+    watched = outage_run.runs["mirrorcast"].extra["outage_underprovisioned_minutes"]
+    assert watched < mirrorcast.extra["outage_underprovisioned_minutes"]
 
 
 def test_without_an_outage_the_failover_rule_never_fires() -> None:

@@ -76,6 +76,20 @@ class TestPreciseErrors:
         message = _error(text)
         assert "pools.web.primary.autoscaler_target: must be between 10 and 95, got 99" in message
 
+    def test_a_health_watch_not_shorter_than_the_interval_is_refused(self) -> None:
+        # The watch reads the clouds between cycles; one as long as the interval is a cycle.
+        text = DEMO.replace(
+            "  mirrorcast:pools:\n",
+            "  mirrorcast:driver:\n    interval: 5m\n    health_watch: 5m\n  mirrorcast:pools:\n",
+            1,
+        )
+        message = _error(text)
+        assert (
+            "driver.health_watch 5m must be positive and shorter than driver.interval 5m" in message
+        )
+        fine = text.replace("health_watch: 5m", "health_watch: 1m")
+        assert config_from_text(fine, source="t.yaml").driver.health_watch == parse_duration("1m")
+
     def test_unknown_key_is_rejected_with_a_suggestion(self) -> None:
         message = _error(DEMO.replace("state: paused", "stat: paused"))
         assert "pools.web.mirror.stat: unknown key 'stat' (did you mean 'state'?)" in message

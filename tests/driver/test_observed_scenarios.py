@@ -261,6 +261,58 @@ class TestDrift:
         assert not cli.commands("up")
 
 
+class TestThePrimaryFailsBetweenCycles:
+    """``driver.health_watch``: the clouds are read between cycles, and a primary whose targets
+    fail starts the next cycle at once instead of at the next interval."""
+
+    def test_the_next_cycle_starts_within_the_watch_not_the_interval(
+        self, project: Path, aws: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        import logging
+        import threading
+
+        world = world_for(project)
+        driver = make_driver(project, mode="plan", cpu=50.0)
+        reports: list[CycleReport] = []
+
+        def on_report(report: CycleReport) -> None:
+            reports.append(report)
+            if len(reports) == 1:
+                # The primary's region fails just after the first cycle: every target down.
+                world.client("ec2", "primary").stop_instances(
+                    InstanceIds=world.instances("primary")
+                )
+            else:
+                driver.stop.set()
+
+        # The driver's clock stands still, so the hourly interval never comes: only the watch
+        # can start the second cycle. The timer only keeps a broken watch from hanging the test.
+        guard = threading.Timer(60, driver.stop.set)
+        guard.start()
+        try:
+            with caplog.at_level(logging.WARNING, logger="driver.service"):
+                code = driver.run_forever(
+                    every=timedelta(hours=1), on_report=on_report, watch=timedelta(seconds=0.2)
+                )
+        finally:
+            guard.cancel()
+        assert code == 0 and len(reports) == 2
+        assert "primary failing in pool(s) web: the next cycle starts now" in caplog.text
+        assert driver.last_observation is not None
+        assert driver.last_observation.failing_primaries() == {"web"}
+
+    def test_a_primary_already_failing_at_the_cycle_does_not_wake_it_again(
+        self, project: Path, aws: str
+    ) -> None:
+        world = world_for(project)
+        world.client("ec2", "primary").stop_instances(InstanceIds=world.instances("primary"))
+        driver = make_driver(project, mode="plan", cpu=50.0)
+        driver.run_cycle(now=AT)
+        assert driver.last_observation is not None
+        assert driver.last_observation.failing_primaries() == {"web"}
+        assert driver._newly_failing() == frozenset()
+
+
 class TestTheCloudApiIsUnreachable:
     def test_one_degraded_line_no_invented_health_and_nothing_lost(
         self, project: Path, aws: str, black_hole: str, monkeypatch: pytest.MonkeyPatch
