@@ -23,20 +23,19 @@ from typing import Any  # noqa: E402
 import pulumi  # noqa: E402
 import pulumi.runtime  # noqa: E402
 
-from infra._common import declarability_problems  # noqa: E402
-from infra.clouds import CLOUDS, UnknownCloudError  # noqa: E402
-from infra.config import NAMESPACE, Cloud, ConfigError, MirrorcastConfig, config_from_mapping  # noqa: E402
+from infra.clouds import (  # noqa: E402
+    DATABASE_PASSWORD_KEY,
+    SECRETS_NAMESPACE,
+    SSH_PUBLIC_KEY_KEY,
+    StackSecrets,
+    declarability_problems,
+)
+from infra.config import NAMESPACE, ConfigError, MirrorcastConfig, config_from_mapping  # noqa: E402
 from infra.pool import Pool  # noqa: E402
 
 __all__ = ["SECRETS_NAMESPACE", "main", "read_config"]
 
 logger = logging.getLogger(__name__)
-
-SECRETS_NAMESPACE = "mirrorcast-secrets"
-"""Secrets live outside ``mirrorcast:*`` so the reviewable config never holds them."""
-
-DATABASE_PASSWORD_KEY = "databasePassword"
-SSH_PUBLIC_KEY_KEY = "azureSshPublicKey"
 
 
 def _namespace_fields() -> Iterable[str]:
@@ -71,43 +70,14 @@ def read_config() -> MirrorcastConfig:
         config = config_from_mapping(mapping, source=source)
     except ConfigError as err:
         raise pulumi.RunError(str(err)) from None
-    problems = _backend_problems(config)
-    if problems:
-        # The other checks assume every cloud the pools name can be declared.
-        raise pulumi.RunError("\n".join(f"{source}: {problem}" for problem in problems))
-    problems = declarability_problems(config)
-    if _database_password() is None:
-        for name, pool in config.pools.items():
-            if pool.sync.database is not None and pool.primary.cloud in (Cloud.aws, Cloud.azure):
-                problems.append(
-                    f"pools.{name}.sync.database: the {pool.primary.cloud.value} database needs "
-                    "an administrator password; set it with `pulumi config set --secret "
-                    f"{SECRETS_NAMESPACE}:{DATABASE_PASSWORD_KEY} <password>`"
-                )
-    problems.extend(_azure_problems(config))
+    secrets = StackSecrets(
+        database_password=_database_password() is not None,
+        ssh_public_key=_ssh_public_key() is not None,
+    )
+    problems = declarability_problems(config, secrets=secrets)
     if problems:
         raise pulumi.RunError("\n".join(f"{source}: {problem}" for problem in problems))
     return config
-
-
-def _backend_problems(config: MirrorcastConfig) -> list[str]:
-    """A cloud or balancer kind no registered backend declares, named at its key path."""
-    problems: list[str] = []
-    for name, pool in config.pools.items():
-        at = f"pools.{name}"
-        for path, cloud in (
-            (f"{at}.primary.cloud", pool.primary.cloud),
-            (f"{at}.mirror.location.cloud", pool.mirror_cloud),
-        ):
-            try:
-                CLOUDS.backend(cloud)
-            except UnknownCloudError as exc:
-                problems.append(f"{path}: {exc}")
-        try:
-            CLOUDS.for_balancer(pool.balancer.kind)
-        except UnknownCloudError as exc:
-            problems.append(f"{at}.balancer.kind: {exc}")
-    return list(dict.fromkeys(problems))
 
 
 def _database_password() -> pulumi.Output[str] | None:
@@ -116,36 +86,6 @@ def _database_password() -> pulumi.Output[str] | None:
 
 def _ssh_public_key() -> pulumi.Output[str] | None:
     return pulumi.Config(SECRETS_NAMESPACE).get_secret(SSH_PUBLIC_KEY_KEY)
-
-
-def _azure_problems(config: MirrorcastConfig) -> list[str]:
-    """What an Azure side needs that only the stack can give: an SSH key, the standby principal."""
-    problems: list[str] = []
-    for name, pool in config.pools.items():
-        sides = [
-            (role, cloud)
-            for role, cloud in (("primary", pool.primary.cloud), ("mirror", pool.mirror_cloud))
-            if cloud is Cloud.azure
-        ]
-        if not sides:
-            continue
-        if config.azure.image_kind == "generalized" and _ssh_public_key() is None:
-            problems.append(
-                f"pools.{name}: the Azure scale sets boot a generalized image, which needs an "
-                "admin SSH key: set it with `pulumi config set --secret "
-                f'{SECRETS_NAMESPACE}:{SSH_PUBLIC_KEY_KEY} "$(cat ~/.ssh/id_ed25519.pub)"` '
-                "(or set azure.image_kind: specialized)"
-            )
-        warm = pool.mirror.paused.strategy == "warm_pool" and pool.mirror_size > 0
-        if pool.mirror_cloud is Cloud.azure and warm and not config.azure.standby_pool_principal_id:
-            problems.append(
-                f"pools.{name}.mirror.paused: an Azure standby pool needs the Standby Pool "
-                "resource provider to hold roles on the resource group; set "
-                "azure.standby_pool_principal_id to its object id (az ad sp list --display-name "
-                "'Standby Pool Resource Provider' --query [0].id -o tsv) and register the "
-                "provider once (az provider register --namespace Microsoft.StandbyPool)"
-            )
-    return problems
 
 
 def main() -> pulumi.Output[dict[str, Any]]:

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from infra.config import (
-    BalancerKind,
     Cloud,
-    MirrorcastConfig,
     MirrorState,
     NetworkSpec,
     PoolSpec,
@@ -40,14 +38,16 @@ __all__ = [
     "Role",
     "aws_ingress",
     "azure_nsg_rules",
+    "certificate_problem",
     "child_name",
-    "declarability_problems",
     "gcp_firewall_rules",
     "gcp_labels",
     "gcp_name",
     "group_plans",
     "network_tag",
+    "password_problem",
     "physical_name",
+    "pool_problems",
     "pool_weights",
     "resource_tags",
     "type_token",
@@ -399,82 +399,48 @@ def pool_weights(pool: PoolSpec) -> dict[Role, ProductWeight]:
 # --------------------------------------------------------------------------- pre-flight
 
 
-def declarability_problems(config: MirrorcastConfig) -> list[str]:
-    """Reasons the program cannot declare a valid config, each naming the key path.
+def pool_problems(name: str, pool: PoolSpec) -> list[str]:
+    """Reasons no cloud can declare ``pool`` as configured, each naming the key path.
 
-    The model accepts some combinations the clouds cannot build (for example an HTTPS listener
-    without a certificate). Checking them before any resource is declared keeps a bad stack from
-    half-applying.
+    The model accepts some combinations no cloud can build. Checking them before any resource
+    is declared keeps a bad stack from half-applying; what one cloud cannot build is its
+    backend's ``problems`` (``infra.clouds.declarability_problems`` asks both).
     """
-    problems: list[str] = []
-    for name, pool in config.pools.items():
-        balancer = pool.balancer
-        kind = balancer.kind
-        at = f"pools.{name}.balancer"
-        if (
-            kind in (BalancerKind.alb, BalancerKind.gcp_url_map)
-            and balancer.port == 443
-            and not balancer.certificate
-        ):
-            problems.append(
-                f"{at}.certificate: a {kind.value} listener on port 443 terminates TLS and needs "
-                "a certificate (ACM ARN for alb, SSL certificate self-link for gcp_url_map)"
-            )
-        port = balancer.port
-        opened = [
-            rule
-            for rule in pool.sync.security_rules
-            if rule.protocol == "tcp" and rule.port_range()[0] <= port <= rule.port_range()[1]
-        ]
-        if not opened:
-            # Security groups, NSGs and GCP firewalls drop inbound traffic no rule allows, so
-            # every instance would fail its health check.
-            problems.append(
-                f"pools.{name}.sync.security_rules: the balancer sends traffic to port {port} "
-                "(balancer.port), but no tcp rule opens it on the instances; add a rule for "
-                f"port {port} or change balancer.port"
-            )
-        clouds = {pool.primary.cloud, pool.mirror_cloud}
-        if kind is BalancerKind.gcp_cloud_dns and Cloud.aws in clouds:
-            problems.append(
-                f"{at}.kind: gcp_cloud_dns weights A records, but an AWS side is reached through "
-                "a load balancer hostname; use route53 or azure_traffic_manager for this pool"
-            )
-        if Cloud.azure in clouds:
-            for role, cloud, region in (
-                ("primary", pool.primary.cloud, pool.primary.region),
-                ("mirror", pool.mirror_cloud, pool.mirror_region),
-            ):
-                image = pool.primary.app.image_for(cloud, region) or ""
-                if cloud is Cloud.azure and not image.startswith("/subscriptions/"):
-                    problems.append(
-                        f"pools.{name}.primary.app.images: the {role} side runs on Azure, which "
-                        "takes a gallery image version resource id (/subscriptions/...), got "
-                        f"{image!r}"
-                    )
-        database = pool.sync.database
-        if (
-            database is not None
-            and database.replica
-            and pool.primary.cloud is Cloud.aws
-            and pool.mirror_region == pool.primary.region
-        ):
-            problems.append(
-                f"pools.{name}.sync.database.replica: an Aurora global database needs its "
-                "secondary in another region, but the mirror shares the primary's region; "
-                "set replica: false (add readers to the writer cluster instead)"
-            )
-        if kind is BalancerKind.azure_traffic_manager:
-            assert balancer.dns is not None, "validated by the model"
-            if Cloud.azure not in clouds:
-                problems.append(
-                    f"{at}.kind: a Traffic Manager profile lives in an Azure resource group, but "
-                    "neither side of this pool runs on Azure; use route53 or gcp_cloud_dns"
-                )
-            if not balancer.dns.name.endswith(".trafficmanager.net"):
-                problems.append(
-                    f"{at}.dns.name: Traffic Manager serves <profile>.trafficmanager.net; set "
-                    f"the name to such a host (got {balancer.dns.name!r}) and CNAME your own "
-                    "domain to it"
-                )
-    return problems
+    port = pool.balancer.port
+    opened = [
+        rule
+        for rule in pool.sync.security_rules
+        if rule.protocol == "tcp" and rule.port_range()[0] <= port <= rule.port_range()[1]
+    ]
+    if opened:
+        return []
+    # Security groups, NSGs and GCP firewalls drop inbound traffic no rule allows, so every
+    # instance would fail its health check.
+    return [
+        f"pools.{name}.sync.security_rules: the balancer sends traffic to port {port} "
+        "(balancer.port), but no tcp rule opens it on the instances; add a rule for "
+        f"port {port} or change balancer.port"
+    ]
+
+
+def certificate_problem(name: str, pool: PoolSpec) -> list[str]:
+    """An HTTPS listener (``alb``, ``gcp_url_map`` on port 443) without its certificate."""
+    balancer = pool.balancer
+    if balancer.port != 443 or balancer.certificate:
+        return []
+    return [
+        f"pools.{name}.balancer.certificate: a {balancer.kind.value} listener on port 443 "
+        "terminates TLS and needs a certificate (ACM ARN for alb, SSL certificate self-link "
+        "for gcp_url_map)"
+    ]
+
+
+def password_problem(name: str, *, cloud: Cloud, secret: str) -> list[str]:
+    """A database on ``cloud`` that takes an administrator password the stack does not set.
+
+    :param secret: the secret's full key, ``mirrorcast-secrets:databasePassword``.
+    """
+    return [
+        f"pools.{name}.sync.database: the {cloud.value} database needs an administrator "
+        f"password; set it with `pulumi config set --secret {secret} <password>`"
+    ]

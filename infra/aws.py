@@ -21,18 +21,31 @@ from infra._common import (
     NameLimit,
     Role,
     aws_ingress,
+    certificate_problem,
     child_name,
+    password_problem,
     physical_name,
     pool_weights,
     resource_tags,
     type_token,
 )
-from infra.clouds import CLOUDS, PoolContext, Side, dns_endpoints, dns_section
+from infra.clouds import (
+    CLOUDS,
+    DATABASE_PASSWORD_KEY,
+    SECRETS_NAMESPACE,
+    PoolContext,
+    Side,
+    StackSecrets,
+    dns_endpoints,
+    dns_section,
+)
 from infra.config import (
     BalancerKind,
     Cloud,
     DatabaseSpec,
+    MirrorcastConfig,
     NetworkSpec,
+    PoolSpec,
     ProductWeight,
     SecurityRule,
 )
@@ -608,6 +621,32 @@ class AwsBackend:
     """
 
     balancer_kinds = frozenset({BalancerKind.alb, BalancerKind.route53})
+
+    @classmethod
+    def problems(
+        cls, *, name: str, pool: PoolSpec, config: MirrorcastConfig, secrets: StackSecrets
+    ) -> list[str]:
+        problems: list[str] = []
+        if pool.balancer.kind is BalancerKind.alb:
+            problems.extend(certificate_problem(name, pool))
+        database = pool.sync.database
+        if database is None or pool.primary.cloud is not Cloud.aws:
+            return problems
+        if not secrets.database_password:
+            problems.extend(
+                password_problem(
+                    name,
+                    cloud=Cloud.aws,
+                    secret=f"{SECRETS_NAMESPACE}:{DATABASE_PASSWORD_KEY}",
+                )
+            )
+        if database.replica and pool.mirror_region == pool.primary.region:
+            problems.append(
+                f"pools.{name}.sync.database.replica: an Aurora global database needs its "
+                "secondary in another region, but the mirror shares the primary's region; "
+                "set replica: false (add readers to the writer cluster instead)"
+            )
+        return problems
 
     def __init__(self, *, pool: PoolContext) -> None:
         self._pool = pool

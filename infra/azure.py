@@ -25,13 +25,32 @@ from infra._common import (
     azure_nsg_rules,
     child_name,
     gcp_name,
+    password_problem,
     physical_name,
     pool_weights,
     resource_tags,
     type_token,
 )
-from infra.clouds import CLOUDS, PoolContext, Side, dns_endpoints, dns_section
-from infra.config import BalancerKind, Cloud, DatabaseSpec, ProductWeight, SecurityRule
+from infra.clouds import (
+    CLOUDS,
+    DATABASE_PASSWORD_KEY,
+    SECRETS_NAMESPACE,
+    SSH_PUBLIC_KEY_KEY,
+    PoolContext,
+    Side,
+    StackSecrets,
+    dns_endpoints,
+    dns_section,
+)
+from infra.config import (
+    BalancerKind,
+    Cloud,
+    DatabaseSpec,
+    MirrorcastConfig,
+    PoolSpec,
+    ProductWeight,
+    SecurityRule,
+)
 from infra.dns import DnsEndpoint, TrafficManagerWeighted
 
 __all__ = [
@@ -655,6 +674,74 @@ class AzureBackend:
     """
 
     balancer_kinds = frozenset({BalancerKind.azure_front_door, BalancerKind.azure_traffic_manager})
+
+    @classmethod
+    def problems(
+        cls, *, name: str, pool: PoolSpec, config: MirrorcastConfig, secrets: StackSecrets
+    ) -> list[str]:
+        problems: list[str] = []
+        sides = [
+            (role, cloud, region)
+            for role, cloud, region in (
+                ("primary", pool.primary.cloud, pool.primary.region),
+                ("mirror", pool.mirror_cloud, pool.mirror_region),
+            )
+            if cloud is Cloud.azure
+        ]
+        for role, cloud, region in sides:
+            image = pool.primary.app.image_for(cloud, region) or ""
+            if not image.startswith("/subscriptions/"):
+                problems.append(
+                    f"pools.{name}.primary.app.images: the {role} side runs on Azure, which "
+                    "takes a gallery image version resource id (/subscriptions/...), got "
+                    f"{image!r}"
+                )
+        balancer = pool.balancer
+        if balancer.kind is BalancerKind.azure_traffic_manager:
+            at = f"pools.{name}.balancer"
+            assert balancer.dns is not None, "validated by the model"
+            if not sides:
+                problems.append(
+                    f"{at}.kind: a Traffic Manager profile lives in an Azure resource group, "
+                    "but neither side of this pool runs on Azure; use route53 or gcp_cloud_dns"
+                )
+            if not balancer.dns.name.endswith(".trafficmanager.net"):
+                problems.append(
+                    f"{at}.dns.name: Traffic Manager serves <profile>.trafficmanager.net; set "
+                    f"the name to such a host (got {balancer.dns.name!r}) and CNAME your own "
+                    "domain to it"
+                )
+        if (
+            pool.sync.database is not None
+            and pool.primary.cloud is Cloud.azure
+            and not secrets.database_password
+        ):
+            problems.extend(
+                password_problem(
+                    name,
+                    cloud=Cloud.azure,
+                    secret=f"{SECRETS_NAMESPACE}:{DATABASE_PASSWORD_KEY}",
+                )
+            )
+        if not sides:
+            return problems
+        if config.azure.image_kind == "generalized" and not secrets.ssh_public_key:
+            problems.append(
+                f"pools.{name}: the Azure scale sets boot a generalized image, which needs an "
+                "admin SSH key: set it with `pulumi config set --secret "
+                f'{SECRETS_NAMESPACE}:{SSH_PUBLIC_KEY_KEY} "$(cat ~/.ssh/id_ed25519.pub)"` '
+                "(or set azure.image_kind: specialized)"
+            )
+        warm = pool.mirror.paused.strategy == "warm_pool" and pool.mirror_size > 0
+        if pool.mirror_cloud is Cloud.azure and warm and not config.azure.standby_pool_principal_id:
+            problems.append(
+                f"pools.{name}.mirror.paused: an Azure standby pool needs the Standby Pool "
+                "resource provider to hold roles on the resource group; set "
+                "azure.standby_pool_principal_id to its object id (az ad sp list --display-name "
+                "'Standby Pool Resource Provider' --query [0].id -o tsv) and register the "
+                "provider once (az provider register --namespace Microsoft.StandbyPool)"
+            )
+        return problems
 
     def __init__(self, *, pool: PoolContext) -> None:
         self._pool = pool

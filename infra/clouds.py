@@ -3,7 +3,9 @@
 A backend declares one pool's pieces on its cloud: a side (primary or mirror, with the layer-4
 front DNS needs), the balancer kinds its cloud hosts, the synchronised database when the
 primary runs there, and anything that spans both of a pool's sides on it (GCP's shared
-firewall). ``infra/pool.py`` knows no cloud by name; it asks the registry::
+firewall). Before anything is declared, its class says what its cloud cannot build for a pool
+(``problems``, gathered by :func:`declarability_problems`). ``infra/pool.py`` and
+``infra/__main__.py`` know no cloud by name; they ask the registry::
 
     from infra.clouds import CLOUDS
 
@@ -26,16 +28,17 @@ import contextlib
 import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 import pulumi
 
-from infra._common import GroupPlan, Role
+from infra._common import GroupPlan, Role, pool_problems
 from infra.config import (
     AzureSettings,
     BalancerKind,
     Cloud,
     DnsSpec,
+    MirrorcastConfig,
     MirrorcastError,
     PoolSpec,
     UnknownCloudError,
@@ -45,18 +48,40 @@ from infra.dns import DnsEndpoint
 __all__ = [
     "BUILTIN_MODULES",
     "CLOUDS",
+    "DATABASE_PASSWORD_KEY",
+    "SECRETS_NAMESPACE",
+    "SSH_PUBLIC_KEY_KEY",
     "CloudBackend",
     "CloudBackendFactory",
     "CloudRegistry",
     "PoolContext",
     "Side",
+    "StackSecrets",
     "UnknownCloudError",
+    "declarability_problems",
     "dns_endpoints",
     "dns_section",
 ]
 
 BUILTIN_MODULES: tuple[str, ...] = ("infra.aws", "infra.azure", "infra.gcp")
 """The modules whose import registers the clouds mirrorcast ships (each registers itself)."""
+
+SECRETS_NAMESPACE = "mirrorcast-secrets"
+"""Secrets live outside ``mirrorcast:*`` so the reviewable config never holds them."""
+DATABASE_PASSWORD_KEY = "databasePassword"
+SSH_PUBLIC_KEY_KEY = "azureSshPublicKey"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackSecrets:
+    """Which of the stack's secrets are set (their values never reach the pre-flight checks).
+
+    :param database_password: ``mirrorcast-secrets:databasePassword`` is set.
+    :param ssh_public_key: ``mirrorcast-secrets:azureSshPublicKey`` is set.
+    """
+
+    database_password: bool = True
+    ssh_public_key: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,14 +148,12 @@ def dns_endpoints(sides: Mapping[Role, Side]) -> dict[Role, DnsEndpoint]:
 
 
 class CloudBackend(Protocol):
-    """Declares one pool's pieces on one cloud. Made per pool by a :data:`CloudBackendFactory`.
+    """Declares one pool's pieces on one cloud. Made per pool by a :class:`CloudBackendFactory`.
 
-    ``balancer_kinds`` are the balancer kinds this cloud hosts (``BalancerKind.cloud``); the
-    ``Pool`` asks the backend of the kind's cloud for the balancer, and the backend of the
+    The ``Pool`` asks the backend of each side's cloud for the side, the backend of the
+    balancer kind's cloud (``BalancerKind.cloud``) for the balancer, and the backend of the
     primary's cloud for the database.
     """
-
-    balancer_kinds: ClassVar[frozenset[BalancerKind]]
 
     def side(self, *, plan: GroupPlan) -> Side:
         """Declare the primary or the mirror (``plan.role``), with a front if DNS needs one."""
@@ -142,7 +165,8 @@ class CloudBackend(Protocol):
         ...
 
     def balancer(self, *, kind: BalancerKind, sides: Mapping[Role, Side]) -> pulumi.Output[str]:
-        """Declare the balancer of ``kind`` (one of :attr:`balancer_kinds`); its endpoint."""
+        """Declare the balancer of ``kind`` (one of its factory's ``balancer_kinds``); its
+        endpoint."""
         ...
 
     def database(self, *, sides: Mapping[Role, Side]) -> None:
@@ -151,9 +175,23 @@ class CloudBackend(Protocol):
 
 
 class CloudBackendFactory(Protocol):
-    """Makes the backend of one pool (a backend class is one)."""
+    """Makes the backend of one pool (a backend class is one), and says beforehand what its
+    cloud cannot declare.
+
+    ``balancer_kinds`` are the balancer kinds the cloud hosts; a kind whose cloud's backend
+    does not list it is refused before declaring.
+    """
+
+    balancer_kinds: frozenset[BalancerKind]
 
     def __call__(self, *, pool: PoolContext) -> CloudBackend: ...
+
+    def problems(
+        self, *, name: str, pool: PoolSpec, config: MirrorcastConfig, secrets: StackSecrets
+    ) -> list[str]:
+        """Why this cloud cannot declare pool ``name`` as configured, each naming the key path
+        (asked for every cloud a side or the balancer of the pool runs on)."""
+        ...
 
 
 class CloudRegistry:
@@ -196,7 +234,7 @@ class CloudRegistry:
     def for_balancer(self, kind: BalancerKind) -> CloudBackendFactory:
         """The factory of the backend that hosts balancer ``kind``."""
         factory = self.backend(kind.cloud)
-        if kind not in getattr(factory, "balancer_kinds", frozenset()):
+        if kind not in factory.balancer_kinds:
             raise UnknownCloudError(
                 f"balancer kind {kind.value!r} belongs to cloud {kind.cloud.value!r}, whose "
                 f"backend ({_named(factory)}) does not declare it"
@@ -233,6 +271,48 @@ class CloudRegistry:
         for module in self._builtin:
             importlib.import_module(module)
         self._loaded = True
+
+
+def declarability_problems(
+    config: MirrorcastConfig,
+    *,
+    secrets: StackSecrets | None = None,
+    clouds: CloudRegistry | None = None,
+) -> list[str]:
+    """Reasons the program cannot declare ``config``, each naming the key path.
+
+    The model accepts some combinations the clouds cannot build (an HTTPS listener without a
+    certificate, say). Checked before any resource is declared, so a bad stack does not
+    half-apply: a cloud or balancer kind no backend is registered for, what no cloud can build
+    (:func:`infra._common.pool_problems`), and what each cloud the pool uses cannot build (its
+    backend's ``problems``).
+
+    :param secrets: which secrets the stack sets (default: all of them).
+    :param clouds: the registry (default :data:`CLOUDS`).
+    """
+    registry = clouds or CLOUDS
+    given = secrets or StackSecrets()
+    problems: list[str] = []
+    for name, pool in config.pools.items():
+        at = f"pools.{name}"
+        backends: dict[Cloud, CloudBackendFactory] = {}
+        for path, cloud in (
+            (f"{at}.primary.cloud", pool.primary.cloud),
+            (f"{at}.mirror.location.cloud", pool.mirror_cloud),
+        ):
+            try:
+                backends[cloud] = registry.backend(cloud)
+            except UnknownCloudError as exc:
+                problems.append(f"{path}: {exc}")
+        kind = pool.balancer.kind
+        try:
+            backends[kind.cloud] = registry.for_balancer(kind)
+        except UnknownCloudError as exc:
+            problems.append(f"{at}.balancer.kind: {exc}")
+        problems.extend(pool_problems(name, pool))
+        for factory in backends.values():
+            problems.extend(factory.problems(name=name, pool=pool, config=config, secrets=given))
+    return list(dict.fromkeys(problems))
 
 
 def _named(factory: object) -> str:

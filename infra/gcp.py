@@ -17,6 +17,7 @@ import pulumi_gcp as gcp
 from infra._common import (
     GroupPlan,
     Role,
+    certificate_problem,
     child_name,
     gcp_firewall_rules,
     gcp_labels,
@@ -25,8 +26,16 @@ from infra._common import (
     pool_weights,
     type_token,
 )
-from infra.clouds import CLOUDS, PoolContext, Side, dns_endpoints, dns_section
-from infra.config import BalancerKind, Cloud, DatabaseSpec, ProductWeight, SecurityRule
+from infra.clouds import CLOUDS, PoolContext, Side, StackSecrets, dns_endpoints, dns_section
+from infra.config import (
+    BalancerKind,
+    Cloud,
+    DatabaseSpec,
+    MirrorcastConfig,
+    PoolSpec,
+    ProductWeight,
+    SecurityRule,
+)
 from infra.dns import CloudDnsWeighted, DnsEndpoint
 
 __all__ = [
@@ -455,6 +464,24 @@ class GcpBackend:
     """
 
     balancer_kinds = frozenset({BalancerKind.gcp_url_map, BalancerKind.gcp_cloud_dns})
+
+    @classmethod
+    def problems(
+        cls, *, name: str, pool: PoolSpec, config: MirrorcastConfig, secrets: StackSecrets
+    ) -> list[str]:
+        kind = pool.balancer.kind
+        if kind is BalancerKind.gcp_url_map:
+            return certificate_problem(name, pool)
+        if kind is BalancerKind.gcp_cloud_dns and Cloud.aws in {
+            pool.primary.cloud,
+            pool.mirror_cloud,
+        }:
+            return [
+                f"pools.{name}.balancer.kind: gcp_cloud_dns weights A records, but an AWS side "
+                "is reached through a load balancer hostname; use route53 or "
+                "azure_traffic_manager for this pool"
+            ]
+        return []
 
     def __init__(self, *, pool: PoolContext) -> None:
         self._pool = pool

@@ -27,7 +27,7 @@ from pulumi_harness import (
 )
 from ruamel.yaml import YAML
 
-from infra._common import declarability_problems
+from infra.clouds import declarability_problems
 from infra.config import ConfigError, config_from_mapping
 
 pytestmark = pytest.mark.skipif(

@@ -18,7 +18,7 @@ from config_strategies import SECRETS, stack_configs
 from hypothesis import HealthCheck, Phase, given, settings
 from pulumi_harness import DB_SECRET, ProgramRun, run_program, stack_config
 
-from infra._common import declarability_problems
+from infra.clouds import declarability_problems
 from infra.config import ConfigError, config_from_mapping
 
 pytestmark = pytest.mark.server  # moto's server on a loopback port

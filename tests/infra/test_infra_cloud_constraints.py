@@ -23,7 +23,7 @@ from pulumi_harness import (
     stack_config,
 )
 
-from infra._common import declarability_problems
+from infra.clouds import declarability_problems
 from infra.config import ConfigError, config_from_mapping
 
 

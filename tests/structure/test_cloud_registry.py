@@ -28,10 +28,11 @@ from driver.observers import (
     StackObserver,
 )
 from infra._common import GroupPlan, Role
-from infra.clouds import CLOUDS, CloudRegistry, PoolContext, Side
+from infra.clouds import CLOUDS, CloudRegistry, PoolContext, Side, StackSecrets
 from infra.config import (
     BalancerKind,
     Cloud,
+    MirrorcastConfig,
     MirrorcastError,
     PoolSpec,
     UnknownCloudError,
@@ -59,6 +60,13 @@ class ToyBackend:
 
     balancer_kinds = frozenset({BalancerKind.gcp_url_map, BalancerKind.gcp_cloud_dns})
     made: list[PoolContext] = []
+    refuse: str | None = None  # a pre-flight problem to report, for the refusal test
+
+    @classmethod
+    def problems(
+        cls, *, name: str, pool: PoolSpec, config: MirrorcastConfig, secrets: StackSecrets
+    ) -> list[str]:
+        return [f"pools.{name}.primary.cloud: {cls.refuse}"] if cls.refuse else []
 
     def __init__(self, *, pool: PoolContext) -> None:
         self._pool = pool
@@ -89,6 +97,10 @@ class ToyBackend:
 
 class NoBalancerBackend(ToyBackend):
     balancer_kinds = frozenset()
+
+
+class RefusingBackend(ToyBackend):
+    refuse = "the toy cloud has no region toy-0"
 
 
 class TestTheProgramDeclaresThroughTheRegistry:
@@ -146,6 +158,12 @@ class TestACloudWithoutABackendIsRefused:
             ".balancer.kind: balancer kind 'gcp_url_map' belongs to cloud 'gcp', whose backend "
             "(NoBalancerBackend) does not declare it"
         ) in str(error)
+
+    def test_a_backends_own_pre_flight_problem_stops_the_program_before_declaring(self) -> None:
+        with CLOUDS.replaced(Cloud.gcp, RefusingBackend):
+            error, declared = run_failing(stack_config(STACK), secrets=DB_SECRET)
+        assert ".primary.cloud: the toy cloud has no region toy-0" in str(error)
+        assert [r.type for r in declared if r.type.startswith("mirrorcast:")] == []
 
     def test_a_lookup_of_a_cloud_nothing_registered_fails_loudly(self) -> None:
         registry = CloudRegistry()
