@@ -35,7 +35,6 @@ and the backtest use the same calibration.
 
 from __future__ import annotations
 
-import bisect
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -74,36 +73,70 @@ class _Pending:
     done: npt.NDArray[np.bool_]
 
 
-@dataclass
 class _LeadErrors:
-    """Relative errors at one lead, oldest first, with the start of the step each scored."""
+    """Relative errors at one lead, oldest first, with the start of the step each scored.
 
-    starts: list[int] = field(default_factory=list)
-    errors: list[float] = field(default_factory=list)
-    # The forecast's level relative to the series' typical level when it was made: the key
-    # errors are grouped by when ``bins`` > 1.
-    levels: list[float] = field(default_factory=list)
+    Kept in numpy arrays, 24 bytes an error (int64 start, float64 error and level): a series
+    holds ``window / step`` errors at each of its leads (3 days at 5 minutes, 12 leads: 10,368),
+    and the Python lists of floats and ints this replaces took about 130 bytes an error, most
+    of a warm series' memory. Float64 kept: the quantiles are those the lists gave, bit for bit
+    (``tests/forecasting/test_calibration_storage.py``).
+    """
+
+    __slots__ = ("_errors", "_levels", "_size", "_starts")
+
+    def __init__(self) -> None:
+        self._starts = np.empty(0, dtype=np.int64)
+        self._errors = np.empty(0, dtype=np.float64)
+        # The forecast's level relative to the series' typical level when it was made: the key
+        # errors are grouped by when ``bins`` > 1.
+        self._levels = np.empty(0, dtype=np.float64)
+        self._size = 0
+
+    @property
+    def starts(self) -> npt.NDArray[np.int64]:
+        return self._starts[: self._size]
+
+    @property
+    def errors(self) -> npt.NDArray[np.float64]:
+        return self._errors[: self._size]
+
+    @property
+    def levels(self) -> npt.NDArray[np.float64]:
+        return self._levels[: self._size]
 
     def add(self, start: int, error: float, level: float) -> None:
-        self.starts.append(start)
-        self.errors.append(error)
-        self.levels.append(level)
+        if self._size == len(self._starts):
+            # Grown by a quarter: once the window is full, forget_before frees as much as a
+            # cycle adds, so the arrays stop growing near the window's size (a doubling would
+            # leave up to half of them unused for good).
+            capacity = self._size + max(32, self._size // 4)
+            self._starts = _grown(self._starts, capacity, self._size)
+            self._errors = _grown(self._errors, capacity, self._size)
+            self._levels = _grown(self._levels, capacity, self._size)
+        self._starts[self._size] = start
+        self._errors[self._size] = error
+        self._levels[self._size] = level
+        self._size += 1
 
     def forget_before(self, cutoff: int) -> None:
         # Steps are scored in time order at each lead, so the old ones are a prefix.
-        drop = bisect.bisect_left(self.starts, cutoff)
+        drop = int(np.searchsorted(self.starts, cutoff, side="left"))
         if drop:
-            del self.starts[:drop], self.errors[:drop], self.levels[:drop]
+            keep = self._size - drop
+            for array in (self._starts, self._errors, self._levels):
+                array[:keep] = array[drop : self._size]
+            self._size = keep
 
     def near(
         self, level: float, *, bins: int, at_least: int
     ) -> tuple[npt.NDArray[np.float64], bool]:
         """The errors of the equal-count level band ``level`` falls in, and whether they are
         the whole lead's instead (one band, or fewer than ``at_least`` errors in the band)."""
-        errors = np.asarray(self.errors, dtype=float)
+        errors = self.errors
         if bins <= 1:
             return errors, False
-        levels = np.asarray(self.levels, dtype=float)
+        levels = self.levels
         edges = np.quantile(levels, np.linspace(0.0, 1.0, bins + 1)[1:-1])
         band = np.searchsorted(edges, levels, side="right")
         own = errors[band == int(np.searchsorted(edges, level, side="right"))]
@@ -114,7 +147,13 @@ class _LeadErrors:
         return own, False
 
     def __len__(self) -> int:
-        return len(self.errors)
+        return self._size
+
+
+def _grown(array: npt.NDArray[Any], capacity: int, size: int) -> npt.NDArray[Any]:
+    out = np.empty(capacity, dtype=array.dtype)
+    out[:size] = array[:size]
+    return out
 
 
 @dataclass

@@ -1,0 +1,116 @@
+"""The calibrator keeps its errors in arrays and calibrates exactly as it did with lists.
+
+A warm series holds ``window / step`` errors at each lead (3 days at 5 minutes, 12 leads:
+10,368). Kept as Python lists of floats and ints (the implementation before issue 16, kept
+below as the reference) each error cost about 130 bytes; the arrays cost 24. The two are run
+side by side on the real NASA excerpt through the driver's calibrated engine, level bands and
+the window's forgetting included, and must give the same quantiles bit for bit.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pytest
+
+import forecasting.calibration as calibration
+from forecasting import CalibratedEngine, Forecast, ForecastEngine
+from infra.config import CalibrationSettings, ForecastSettings
+
+
+@dataclass
+class ListLeadErrors:
+    """``calibration._LeadErrors`` before issue 16: three Python lists."""
+
+    starts: list[int] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+    levels: list[float] = field(default_factory=list)
+
+    def add(self, start: int, error: float, level: float) -> None:
+        self.starts.append(start)
+        self.errors.append(error)
+        self.levels.append(level)
+
+    def forget_before(self, cutoff: int) -> None:
+        drop = bisect.bisect_left(self.starts, cutoff)
+        if drop:
+            del self.starts[:drop], self.errors[:drop], self.levels[:drop]
+
+    def near(
+        self, level: float, *, bins: int, at_least: int
+    ) -> tuple[npt.NDArray[np.float64], bool]:
+        errors = np.asarray(self.errors, dtype=float)
+        if bins <= 1:
+            return errors, False
+        levels = np.asarray(self.levels, dtype=float)
+        edges = np.quantile(levels, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+        band = np.searchsorted(edges, levels, side="right")
+        own = errors[band == int(np.searchsorted(edges, level, side="right"))]
+        if len(own) < at_least:
+            return errors, True
+        return own, False
+
+    def __len__(self) -> int:
+        return len(self.errors)
+
+
+def _nasa(data_dir: Path) -> pd.Series:
+    raw = pd.read_csv(data_dir / "nasa_http_5min_excerpt.csv")
+    return pd.Series(
+        raw.iloc[:, 1].to_numpy(dtype=float), index=pd.to_datetime(raw.iloc[:, 0], utc=True)
+    )
+
+
+def _replay(
+    series: pd.Series, *, bins: int, cycles: int
+) -> tuple[list[Forecast], CalibratedEngine]:
+    # A 2-hour window at 5 minutes: the forgetting runs from the 25th cycle on.
+    settings = ForecastSettings(
+        horizon=timedelta(hours=1),
+        history=timedelta(days=3),
+        models=["seasonal_naive", "naive"],
+        calibration=CalibrationSettings(min_samples=10, bins=bins, window=timedelta(hours=2)),
+    )
+    engine = CalibratedEngine(ForecastEngine(settings), settings=settings.calibration)
+    start = len(series) - cycles
+    out = []
+    for end in range(start, len(series)):
+        forecast = engine.forecast(series.iloc[:end], pool="web", metric="rps")
+        out.append(forecast)
+    return out, engine
+
+
+@pytest.mark.parametrize("bins", [1, 3])
+def test_arrays_calibrate_as_the_lists_did_on_a_real_trace(
+    bins: int, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    series = _nasa(data_dir)
+    new, engine = _replay(series, bins=bins, cycles=60)
+    with monkeypatch.context() as patched:
+        patched.setattr(calibration, "_LeadErrors", ListLeadErrors)
+        old, _ = _replay(series, bins=bins, cycles=60)
+    calibrated = 0
+    for cycle, (got, want) in enumerate(zip(new, old, strict=True)):
+        assert got.adjustments == want.adjustments, cycle
+        calibrated += any("quantiles calibrated" in note for note in got.adjustments)
+        for q, curve in want.quantiles.items():
+            np.testing.assert_array_equal(got.quantiles[q], curve, err_msg=f"cycle {cycle} p{q}")
+    # The comparison covered calibrated forecasts and a window that forgets.
+    assert calibrated >= 30
+    assert engine.calibrator.samples(("web", "rps"), 1) == 24  # 2 hours of 5-minute steps
+
+
+def test_a_kept_error_costs_24_bytes_and_the_growth_margin(data_dir: Path) -> None:
+    _, engine = _replay(_nasa(data_dir), bins=3, cycles=60)
+    leads = engine.calibrator._series[("web", "rps")].by_lead.values()
+    kept = sum(len(lead) for lead in leads)
+    held = sum(lead._starts.nbytes + lead._errors.nbytes + lead._levels.nbytes for lead in leads)
+    assert kept > 0
+    # int64 start, float64 error and level (24 bytes); the arrays grow by at least 32 slots.
+    assert held <= 24 * (kept + 32 * len(leads))
