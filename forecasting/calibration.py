@@ -137,7 +137,7 @@ class _LeadErrors:
         if bins <= 1:
             return errors, False
         levels = self.levels
-        edges = np.quantile(levels, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+        edges = _linear_quantiles(levels, np.linspace(0.0, 1.0, bins + 1)[1:-1])
         band = np.searchsorted(edges, levels, side="right")
         own = errors[band == int(np.searchsorted(edges, level, side="right"))]
         if len(own) < at_least:
@@ -148,6 +148,44 @@ class _LeadErrors:
 
     def __len__(self) -> int:
         return self._size
+
+
+def _linear_quantiles(
+    values: npt.NDArray[np.float64], q: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``np.quantile(values, q)`` (method "linear"), by numpy 2's own arithmetic, at a tenth of
+    its cost on the few hundred errors of a lead.
+
+    The calibrator asks for these twice per lead per series per cycle (the level bands' edges
+    and the quantiles): numpy's general path (axis handling, ``np.unique`` of the partition
+    indexes, a masked subtraction) cost about 0.2 ms a call, the calibrated driver's biggest
+    cost per warm series. Same steps as ``numpy.lib._function_base_impl._quantile`` and
+    ``_lerp``: virtual index ``(n - 1) * q``, its floor and the next index (the last value past
+    the end), ``gamma`` the distance from the floor, ``a + (b - a) * gamma`` below one half and
+    ``b - (b - a) * (1 - gamma)`` from it. Equal bit for bit
+    (``tests/forecasting/test_calibration_storage.py``).
+
+    :param values: one-dimensional, non-empty; a NaN makes every quantile NaN, as in numpy.
+    :param q: probabilities in [0, 1].
+    """
+    ordered = np.sort(values)
+    n = len(ordered)
+    virtual = (n - 1) * q
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1
+    previous[above] = -1
+    following[above] = -1
+    previous_at = previous.astype(np.intp)
+    gamma = virtual - previous_at
+    a = ordered[previous_at]
+    b = ordered[following.astype(np.intp)]
+    difference = b - a
+    out: npt.NDArray[np.float64] = a + difference * gamma
+    np.subtract(b, difference * (1 - gamma), out=out, where=gamma >= 0.5)
+    if n and np.isnan(ordered[-1]):
+        out[:] = np.nan
+    return out
 
 
 def _grown(array: npt.NDArray[Any], capacity: int, size: int) -> npt.NDArray[Any]:
@@ -251,6 +289,8 @@ class QuantileCalibrator:
         mean = np.asarray(forecast.mean, dtype=float)
         quantiles = {q: np.asarray(v, dtype=float).copy() for q, v in forecast.quantiles.items()}
         levels = sorted(quantiles)
+        # What np.percentile(near, levels) computes its quantiles from.
+        percents = np.true_divide(np.asarray(levels), 100)
         calibrated = 0
         pooled = 0
         fewest = None
@@ -265,9 +305,8 @@ class QuantileCalibrator:
             count = len(near)
             if count < self.settings.min_samples:
                 continue
-            # One percentile call per lead for every level (the errors stay a plain list
-            # between cycles: appending is what happens most).
-            relative = np.percentile(near, levels)
+            # One quantile call per lead for every level.
+            relative = _linear_quantiles(near, percents)
             for q, value in zip(levels, relative, strict=True):
                 quantiles[q][index] = mean[index] + scale * float(value)
             calibrated += 1
@@ -383,8 +422,12 @@ def _clean(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
     """Sorted UTC timestamps (ns) and finite values of a raw series, up to ``now``."""
     index = pd.DatetimeIndex(history.index)
-    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-    values = pd.to_numeric(pd.Series(history.to_numpy()), errors="coerce").to_numpy(dtype=float)
+    # ``asi8`` holds UTC instants for a zoned index, and a naive one is taken as UTC: the same
+    # numbers without converting the index (every series, every cycle).
+    if history.dtype.kind in "fiub":
+        values = history.to_numpy(dtype=float)  # what to_numeric gives numbers, without it
+    else:
+        values = pd.to_numeric(pd.Series(history.to_numpy()), errors="coerce").to_numpy(dtype=float)
     stamps = index.asi8
     keep = np.isfinite(values)
     if now is not None:

@@ -1,0 +1,216 @@
+"""Benchmark: what a warm series holds in the driver's forecasting engine, per series.
+
+    .venv/bin/python benchmarks/engine_memory.py /work/shared/data/traces --series 10
+
+Runs the engine the driver runs (``forecasting.as_driven.driver_engine``: cached model choice,
+kept fits, online quantile calibration with the default 3-day window) on ``--series`` real NAB
+series for as many 5-minute cycles as the calibration window and the horizon span (876), each
+cycle handed the last 14 days, as a metric source returns them. Every series then holds a full
+window of errors at every lead: the steady state of a driver that has run for three days.
+
+Measured twice in the same run, like for like: with the calibrator's error store as it is
+(numpy arrays) and with the store before issue 16 (Python lists, :class:`ListLeadErrors`
+below). For each it prints the memory the cycles left allocated (``tracemalloc``, after a
+garbage collection; the imports and the first cycle's one-off costs excluded) per series, and
+what the engine's state objects hold, walked object by object: the kept fits, the model
+choices, the calibration errors and the pending forecasts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import gc
+import sys
+import time
+import tracemalloc
+import types
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+import forecasting.calibration as calibration
+from forecasting.as_driven import driver_engine
+from infra.config import ForecastSettings
+
+STEP = pd.Timedelta("5min")
+HISTORY = 14 * 288
+HORIZON = 12
+MODELS = ["seasonal_naive", "naive", "ses", "seasonal_window_average", "auto_ets"]
+"""The fleet-affordable candidates of forecast_bench.py, plus AutoETS (a kept fit with state)."""
+
+
+@dataclass
+class ListLeadErrors:
+    """The calibrator's error store before issue 16 (three Python lists), the baseline."""
+
+    starts: list[int] = field(default_factory=list)
+    errors: list[float] = field(default_factory=list)
+    levels: list[float] = field(default_factory=list)
+
+    def add(self, start: int, error: float, level: float) -> None:
+        self.starts.append(start)
+        self.errors.append(error)
+        self.levels.append(level)
+
+    def forget_before(self, cutoff: int) -> None:
+        drop = bisect.bisect_left(self.starts, cutoff)
+        if drop:
+            del self.starts[:drop], self.errors[:drop], self.levels[:drop]
+
+    def near(
+        self, level: float, *, bins: int, at_least: int
+    ) -> tuple[npt.NDArray[np.float64], bool]:
+        errors = np.asarray(self.errors, dtype=float)
+        if bins <= 1:
+            return errors, False
+        levels = np.asarray(self.levels, dtype=float)
+        edges = np.quantile(levels, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+        band = np.searchsorted(edges, levels, side="right")
+        own = errors[band == int(np.searchsorted(edges, level, side="right"))]
+        if len(own) < at_least:
+            return errors, True
+        return own, False
+
+    def __len__(self) -> int:
+        return len(self.errors)
+
+
+def long_series(traces: Path, count: int, *, cycles: int) -> dict[tuple[str, str], pd.Series]:
+    """``count`` NAB series long enough for 14 days of history plus ``cycles`` steps."""
+    needed = HISTORY + cycles
+    pools: list[tuple[str, pd.Series]] = []
+    for path in sorted((traces / "nab").rglob("*.csv")):
+        frame = pd.read_csv(path, parse_dates=["timestamp"])
+        series = frame.set_index("timestamp")["value"].astype(float)
+        series = series[~series.index.duplicated()].resample(STEP).mean().interpolate()
+        if len(series) >= needed:
+            pools.append((path.stem, series))
+    if not pools:
+        raise SystemExit(f"no NAB series under {traces} spans {needed} steps of 5 minutes")
+    out: dict[tuple[str, str], pd.Series] = {}
+    offset = 0
+    while len(out) < count:
+        for name, series in pools:
+            end = len(series) - offset
+            if end >= needed and len(out) < count:
+                out[(f"{name}@{end}", "cpu")] = series.iloc[end - needed : end]
+        offset += 37  # co-prime with the daily period: windows start at varied times of day
+        if offset > len(pools[0][1]):
+            break
+    return out
+
+
+def deep_size(roots: Iterable[Any]) -> int:
+    """Bytes held by ``roots`` and everything they reach (each object once; shared code, types
+    and modules not counted). numpy arrays count their buffers."""
+    seen: set[int] = set()
+    total = 0
+    stack = list(roots)
+    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type(None))
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, skip):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        if isinstance(obj, np.ndarray):
+            if obj.base is not None:
+                stack.append(obj.base)
+            continue
+        stack.extend(gc.get_referents(obj))
+    return total
+
+
+def run(
+    histories: dict[tuple[str, str], pd.Series], *, cycles: int, store: type
+) -> dict[str, float]:
+    """The driver's engine over ``cycles`` cycles with the calibrator's store ``store``."""
+    saved = calibration._LeadErrors
+    calibration._LeadErrors = store  # type: ignore[misc]
+    try:
+        engine = driver_engine(ForecastSettings(models=MODELS, workers=1))
+        # The first cycle selects and fits: its one-off allocations (numba, imports) are not
+        # what a warm series holds.
+        engine.forecast_many({k: s.iloc[:HISTORY] for k, s in histories.items()})
+        gc.collect()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        t0 = time.perf_counter()
+        for end in range(HISTORY + 1, HISTORY + cycles + 1):
+            engine.forecast_many({k: s.iloc[end - HISTORY : end] for k, s in histories.items()})
+        seconds = time.perf_counter() - t0
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0] - before
+        tracemalloc.stop()
+    finally:
+        calibration._LeadErrors = saved  # type: ignore[misc]
+    inner = engine.engine
+    series = engine.calibrator._series.values()
+    errors = sum(len(lead) for s in series for lead in s.by_lead.values())
+    n = len(histories)
+    return {
+        "retained": retained / n,
+        "fits": deep_size(inner._kept.values()) / n,
+        "choices": deep_size([inner.store._memory, inner._strengths]) / n,
+        "errors": deep_size(lead for s in series for lead in s.by_lead.values()) / n,
+        "pending": deep_size(s.pending for s in series) / n,
+        "errors_per_series": errors / n,
+        "ms_per_cycle": 1000 * seconds / cycles / n,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("traces", type=Path, help="the shared traces folder")
+    parser.add_argument("--series", type=int, default=10, help="number of series (default 10)")
+    parser.add_argument(
+        "--cycles",
+        type=int,
+        default=876,
+        help="warm cycles (default 876: the 3-day calibration window and the 1-hour horizon)",
+    )
+    args = parser.parse_args()
+    histories = long_series(args.traces, args.series, cycles=args.cycles)
+    n = len(histories)
+    before = run(histories, cycles=args.cycles, store=ListLeadErrors)
+    after = run(histories, cycles=args.cycles, store=calibration._LeadErrors)
+
+    def mb(value: float) -> str:
+        return f"{value / 1e6:.3f}"
+
+    print(
+        f"{n} series, {args.cycles} warm cycles of the driver's engine (history 14d, "
+        f"calibration window 3d), candidates {', '.join(MODELS)}"
+    )
+    print(f"{'MB per series':<52}{'lists (before)':>16}{'arrays (now)':>14}")
+    rows = [
+        ("left allocated by the cycles (tracemalloc)", "retained"),
+        ("  calibration errors (walked)", "errors"),
+        ("  pending forecasts (walked)", "pending"),
+        ("  kept fits (walked)", "fits"),
+        ("  model choices and cycle strengths (walked)", "choices"),
+    ]
+    for label, key in rows:
+        print(f"{label:<52}{mb(before[key]):>16}{mb(after[key]):>14}")
+    print(
+        f"{'errors kept per series':<52}{before['errors_per_series']:>16,.0f}"
+        f"{after['errors_per_series']:>14,.0f}"
+    )
+    print(
+        f"{'warm cycle, ms per series':<52}{before['ms_per_cycle']:>16.2f}"
+        f"{after['ms_per_cycle']:>14.2f}"
+    )
+    print(
+        f"errors: {before['errors'] / after['errors']:.1f}x less memory; "
+        f"retained {before['retained'] / after['retained']:.1f}x less"
+    )
+
+
+if __name__ == "__main__":
+    main()
