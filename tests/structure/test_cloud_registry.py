@@ -11,6 +11,7 @@ never declared as another cloud (the old ``else`` branch declared it as GCP).
 
 from __future__ import annotations
 
+import ast
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -180,6 +181,22 @@ class TestACloudWithoutABackendIsRefused:
         registry.register(Cloud.aws, ToyBackend)  # the same registration again is harmless
         with pytest.raises(MirrorcastError, match=r"cloud 'aws' already has a backend"):
             registry.register(Cloud.aws, NoBalancerBackend)
+
+    @pytest.mark.parametrize(
+        "module", ["infra/pool.py", "infra/__main__.py", "infra/_common.py", "infra/clouds.py"]
+    )
+    def test_the_modules_every_cloud_goes_through_name_no_cloud(self, module: str) -> None:
+        # A Cloud.<member> there is a hand-written chain a new cloud would have to join.
+        tree = ast.parse((ROOT / module).read_text())
+        named = [
+            f"line {node.lineno}: Cloud.{node.attr}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "Cloud"
+            and node.attr in {cloud.name for cloud in Cloud}
+        ]
+        assert named == []
 
     def test_the_shipped_clouds_are_registered(self) -> None:
         assert CLOUDS.registered() == ["aws", "azure", "gcp"]
