@@ -510,7 +510,7 @@ class ForecastEngine:
                 "levels": self.levels,
                 "options": self.options,
             }
-            chunks = chunked(cold, parallelism=self._work_pool().parallelism)
+            chunks = chunked(cold, parallelism=self._parallelism(len(cold), selecting=False))
             tasks = [(self._long_frame(c), self._future_frame(c), arguments) for c in chunks]
             frames: list[pd.DataFrame] = []
             fits: dict[str, FittedSeries] = {}
@@ -551,6 +551,14 @@ class ForecastEngine:
         )
         self._pool_opened = time.monotonic()
         return self._pool
+
+    def _parallelism(self, series: int, *, selecting: bool) -> int:
+        """Workers for a batch of ``series`` selections (or refits): a local pool not yet
+        running is started only for a batch that pays for it (a cluster is already running)."""
+        pool = self._work_pool()
+        if isinstance(pool, LocalPool):
+            return pool.parallelism_for(series, selecting=selecting)
+        return pool.parallelism
 
     def _map(self, fn: Callable[[Any], Any], tasks: list[Any]) -> list[Any]:
         """``fn`` over ``tasks`` on the pool; a cluster lost mid-call means doing them here."""
@@ -971,14 +979,13 @@ class ForecastEngine:
                 "tolerance": self.tolerance,
                 "update_kept_fits": not self.cv_refit_every_origin,
             }
-            pool = self._work_pool()
-            chunks = chunked(items, parallelism=pool.parallelism)
+            chunks = chunked(items, parallelism=self._parallelism(len(items), selecting=True))
             logger.info(
                 "selecting models for %d series (step %s) in %d task(s) on %s",
                 len(items),
                 step,
                 len(chunks),
-                pool.name,
+                self._work_pool().name,
             )
             found: dict[str, Selection] = {}
             # Each chunk runs select_models exactly as one batch would: choices are per series.

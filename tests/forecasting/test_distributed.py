@@ -22,6 +22,7 @@ import pytest
 from forecasting import Forecast, ForecastEngine
 from forecasting.distributed import (
     MIN_SERIES_PER_TASK,
+    START_SELECTIONS,
     TASKS_PER_WORKER,
     LocalPool,
     chunked,
@@ -107,8 +108,11 @@ class TestTheClusterGivesTheLocalResults:
 
 class TestEveryLocalCore:
     def test_local_worker_processes_give_the_one_process_results(
-        self, fleet: dict[tuple[str, str], pd.Series]
+        self, seasonal_cpu: pd.Series
     ) -> None:
+        # Enough series to start local workers (fewer select in the driver: test_local_workers).
+        y = seasonal_cpu.iloc[-3 * 288 :]
+        fleet = {(f"pool{i}", "cpu"): y * (1 + i / 20) for i in range(START_SELECTIONS)}
         now = _now(fleet)
         one = _engine("local", workers=1).forecast_many(fleet, now=now)
         engine = _engine("local", workers=2)
@@ -194,7 +198,7 @@ from infra.config import ForecastSettings
 frame = pd.read_csv({path!r}, parse_dates=["timestamp"])
 y = pd.Series(frame["value"].to_numpy(float), index=pd.DatetimeIndex(frame["timestamp"]))
 y = y.iloc[-3 * 288 :]
-fleet = {{(f"pool{{i}}", "cpu"): y * (1 + i / 10) for i in range(8)}}
+fleet = {{(f"pool{{i}}", "cpu"): y * (1 + i / 20) for i in range({count})}}
 settings = ForecastSettings.model_validate(
     {{"models": ["seasonal_naive", "auto_ets"], "history": "3d", "workers": 2}}
 )
@@ -211,7 +215,8 @@ def test_a_program_without_a_main_guard_still_gets_its_forecasts_and_is_told_why
     """Spawned workers re-run an unguarded script file and die; the engine finishes here."""
     path = data_dir / "nab" / "cpu_utilization_asg_misconfiguration_excerpt.csv"
     script = tmp_path / "unguarded.py"
-    script.write_text(UNGUARDED.format(path=str(path)))
+    # START_SELECTIONS series: enough to start worker processes.
+    script.write_text(UNGUARDED.format(path=str(path), count=START_SELECTIONS))
     done = subprocess.run(
         [sys.executable, str(script)],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
