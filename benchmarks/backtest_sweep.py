@@ -200,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="run only traces whose name contains this")
     parser.add_argument("--no-doc", action="store_true", help="print only; leave docs alone")
     parser.add_argument("--jobs", type=int, default=1, help="traces swept in parallel (default 1)")
+    parser.add_argument(
+        "--first",
+        default="",
+        help="comma-separated name parts to sweep first (the order of the work, not the table)",
+    )
     parser.add_argument("--json-dir", type=Path, default=None, help="keep each sweep's JSON here")
     args = parser.parse_args(argv)
     files = [
@@ -215,7 +220,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     done: dict[str, Row] = {}
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(sweep_one, path, args.max_days, args.json_dir) for path in files]
+        first = [part for part in args.first.split(",") if part]
+        ordered = sorted(
+            files,
+            key=lambda p: next((i for i, part in enumerate(first) if part in p.stem), len(first)),
+        )
+        futures = [pool.submit(sweep_one, path, args.max_days, args.json_dir) for path in ordered]
         for future in as_completed(futures):
             row = future.result()
             done[row.name] = row

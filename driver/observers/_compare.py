@@ -68,15 +68,16 @@ def mirror_health(observation: PoolObservation | None) -> MirrorHealth:
 def primary_health(observation: PoolObservation | None) -> PrimaryHealth | None:
     """The primary's health as its balancer reports it, or ``None`` when not read.
 
-    The fleet is the group's desired size (what should serve); the healthy count is the
+    The fleet is what should be serving: the group's desired size less the instances still
+    starting (a scale-out's new instances are not failures); the healthy count is the
     balancer's healthy targets, the only evidence that the primary serves. A region that has
     failed shows as a fleet with no healthy target.
     """
     primary = observation.primary if observation is not None else None
     if primary is None or primary.healthy_targets is None:
         return None
-    fleet = primary.desired if primary.desired is not None else primary.serving + primary.starting
-    return PrimaryHealth(fleet=fleet, healthy=primary.healthy_targets)
+    desired = primary.desired if primary.desired is not None else primary.serving + primary.starting
+    return PrimaryHealth(fleet=max(0, desired - primary.starting), healthy=primary.healthy_targets)
 
 
 def observed_primary_desired(observation: PoolObservation | None) -> int | None:

@@ -102,6 +102,31 @@ def test_the_simulated_balancer_reports_no_healthy_primary_target_while_out() ->
     assert side.targets == {"healthy": 0, "unhealthy": 4, "initial": 0}
 
 
+def test_a_primary_scaling_out_is_not_failing() -> None:
+    # Three serving and five booting: the new instances are not failures, and a watch that took
+    # them for one would start a needless cycle at every scale-out.
+    from datetime import UTC, datetime
+
+    from driver.backtest.cloud import SimulatedObserver
+    from driver.observers import PoolObservation, primary_health
+
+    spec = load_backtest_stack().config.pools["app"]
+    cloud = SimulatedCloud(minutes=60, initial=3, timing=CloudTiming(), outage=(30, 40))
+    observer = SimulatedObserver(cloud)
+    cloud.advance(10)
+    cloud.set_primary(8, at=10)
+    side = observer.observe_side(pool="app", spec=spec, role="primary")
+    seen = PoolObservation(pool="app", at=datetime(2024, 3, 4, tzinfo=UTC), primary=side)
+    health = primary_health(seen)
+    assert health is not None and (health.fleet, health.healthy) == (3, 3)
+    cloud.advance(31)  # minute 30 is out: the eight now run, none passes
+    side = observer.observe_side(pool="app", spec=spec, role="primary")
+    out = primary_health(
+        PoolObservation(pool="app", at=datetime(2024, 3, 4, tzinfo=UTC), primary=side)
+    )
+    assert out is not None and (out.fleet, out.healthy) == (8, 0)
+
+
 def test_without_the_health_watch_the_failure_waits_for_the_next_cycle(outage_run) -> None:  # type: ignore[no-untyped-def]
     stack = load_backtest_stack()
     data = stack.config.model_dump(mode="json", by_alias=True)
@@ -127,6 +152,7 @@ def test_without_an_outage_the_failover_rule_never_fires() -> None:
         trace, build_strategies(["mirrorcast"], stack=load_backtest_stack()), settings=settings
     )
     assert result.runs["mirrorcast"].score.mirror_activations == 0
+    assert result.runs["mirrorcast"].extra["early_cycles"] == 0  # the watch woke nothing
     assert "outage_minutes" not in result.runs["mirrorcast"].extra
 
 
