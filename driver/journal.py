@@ -27,6 +27,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
@@ -396,16 +397,32 @@ class Journal:
         runs under a lock (SQLite: :meth:`_file_lock`; PostgreSQL: a transaction-scoped
         advisory lock), so the second waits, then finds the schema at head and does nothing.
         """
+        if revision == "head" and self._at(_shipped_head()):
+            # Every open of a journal already at head (every cycle of a one-shot driver) would
+            # otherwise import alembic and run its upgrade machinery to do nothing: about 0.3 s
+            # of a one-shot cycle's start on a quiet 2-core machine.
+            return
         from alembic import command
         from alembic.config import Config
 
         config = Config()
-        config.set_main_option("script_location", str(Path(__file__).parent / "journal_migrations"))
+        config.set_main_option("script_location", str(_MIGRATIONS))
         with self._guarded(), self._file_lock(), self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+
+    def _at(self, revision: str | None) -> bool:
+        """Whether the database's schema is at ``revision`` (``None``: unknown, so no)."""
+        if revision is None:
+            return False
+        try:
+            with self.engine.connect() as connection:
+                rows = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+        except sa.exc.DBAPIError:  # no version table yet (a new journal), or unreadable
+            return False
+        return [row[0] for row in rows] == [revision]
 
     def revision(self) -> str | None:
         """The schema revision the database is at (``None`` before the first migration)."""
@@ -1026,6 +1043,35 @@ def _inserted_id(result: sa.CursorResult[Any]) -> int:
     key = result.inserted_primary_key
     assert key is not None, "an INSERT returns its row's key"
     return int(key[0])
+
+
+_MIGRATIONS = Path(__file__).parent / "journal_migrations"
+_REVISION_LINE = re.compile(
+    r"""^(revision|down_revision)\s*=\s*(?:"([^"]*)"|'([^']*)'|None)\s*$""", re.M
+)
+
+
+def _shipped_head() -> str | None:
+    """The newest shipped migration, from the version files' own ``revision`` lines.
+
+    Read without alembic (which costs a one-shot cycle its import). The head is the revision no
+    other file names as its ``down_revision``; anything this does not read plainly (a merge's
+    tuple, two heads) gives ``None``, and alembic decides. ``tests/driver/test_journal.py``
+    checks it against alembic's own ``ScriptDirectory.get_current_head``.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (_MIGRATIONS / "versions").glob("[0-9]*.py"):
+        found = {
+            m.group(1): m.group(2) or m.group(3) for m in _REVISION_LINE.finditer(path.read_text())
+        }
+        if "revision" not in found or "down_revision" not in found or not found["revision"]:
+            return None
+        revisions.add(found["revision"])
+        if found["down_revision"]:
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
 
 
 _PG_LOCK = 0x6D697272  # "mirr": the advisory lock key the journal's migrations take
