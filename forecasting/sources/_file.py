@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -100,7 +101,13 @@ class FileMetricSource:
                 )
             found = table.series[column]
         index = found.index
-        selected = found[(index >= lo) & (index <= hi)]
+        if index.is_monotonic_increasing:
+            # The usual file (rows in time order): two binary searches instead of two
+            # comparisons over the whole column. A driver cycle fetches every series of the
+            # file, and the masks cost about 1 ms a series (10 s a cycle at 10,000 series).
+            selected = found.iloc[index.searchsorted(lo, "left") : index.searchsorted(hi, "right")]
+        else:  # raw data stays raw: disorder is kept, so select by mask
+            selected = found[(index >= lo) & (index <= hi)]
         return selected.rename(metric).copy()
 
     def _table(self) -> _Table:
@@ -118,14 +125,22 @@ class FileMetricSource:
                 "source instead)",
                 source=self.name,
             )
-        return _read_table(
-            str(self.path),
-            stat.st_mtime_ns,
-            stat.st_size,
-            self.spec.timestamp_column,
-            self.spec.format,
-            self.name,
-        )
+        # One parse per file even when a cycle's collection threads (driver.collect_concurrency)
+        # all ask at once: lru_cache does not make concurrent misses wait, so each thread parsed
+        # the whole file itself (16 parses of a 300-pool file took the first cycle past
+        # driver.collect_timeout, collecting 0 series). Hits take the lock only for a lookup.
+        with _PARSE_LOCK:
+            return _read_table(
+                str(self.path),
+                stat.st_mtime_ns,
+                stat.st_size,
+                self.spec.timestamp_column,
+                self.spec.format,
+                self.name,
+            )
+
+
+_PARSE_LOCK = threading.Lock()
 
 
 def _long_key(pool: str, metric: str) -> str:

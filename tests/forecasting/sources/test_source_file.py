@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -232,3 +234,44 @@ def test_a_file_is_parsed_once_until_it_changes(tmp_path: Path) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
     assert source.fetch(pool="web", metric="cpu", spec=MetricSpec(), **EVER).tolist() == [7.0, 9.0]
     assert _read_table.cache_info().misses == 2
+
+
+def test_concurrent_fetches_of_a_new_file_parse_it_once(tmp_path: Path) -> None:
+    # A driver cycle fetches every series on driver.collect_concurrency threads (16 by default)
+    # at once; each thread parsing the file itself took a 300-pool cycle past collect_timeout.
+    columns = [f"p{i}.cpu" for i in range(16)]
+    stamps = pd.date_range("2026-11-20", periods=2000, freq="5min", tz="UTC")
+    frame = pd.DataFrame(np.arange(2000 * 16).reshape(2000, 16) % 97, columns=columns)
+    frame.insert(0, "timestamp", [t.isoformat() for t in stamps])
+    path = tmp_path / "metrics.csv"
+    frame.to_csv(path, index=False)
+    source = file_source(path)
+    _read_table.cache_clear()
+    start = threading.Barrier(16, timeout=30)  # one fetch per thread, all released together
+
+    def fetch(column: str) -> pd.Series:
+        start.wait()
+        return source.fetch(pool=column.split(".")[0], metric="cpu", spec=MetricSpec(), **EVER)
+
+    with ThreadPoolExecutor(16) as pool:
+        fetched = list(pool.map(fetch, columns))
+    assert _read_table.cache_info().misses == 1
+    assert [s.iloc[0] for s in fetched] == [float(i % 97) for i in range(16)]
+
+
+def test_a_window_of_an_ordered_file_is_the_same_as_of_a_disordered_one(tmp_path: Path) -> None:
+    # Rows in time order are sliced by binary search, others by mask: same rows either way,
+    # both ends inclusive, duplicates kept.
+    rows = ["2026-11-20T00:00:00Z,1", "2026-11-20T00:05:00Z,2", "2026-11-20T00:05:00Z,3",
+            "2026-11-20T00:10:00Z,4", "2026-11-20T00:15:00Z,5"]  # fmt: skip
+    window = {
+        "start": datetime(2026, 11, 20, 0, 5, tzinfo=UTC),
+        "end": datetime(2026, 11, 20, 0, 10, tzinfo=UTC),
+    }
+    ordered = write(tmp_path, "timestamp,cpu\n" + "\n".join(rows) + "\n", "ordered.csv")
+    shuffled = write(tmp_path, "timestamp,cpu\n" + "\n".join(rows[::-1]) + "\n", "shuffled.csv")
+    got = file_source(ordered).fetch(pool="web", metric="cpu", spec=MetricSpec(), **window)
+    other = file_source(shuffled).fetch(pool="web", metric="cpu", spec=MetricSpec(), **window)
+    assert got.tolist() == [2.0, 3.0, 4.0]
+    assert sorted(other.tolist()) == got.tolist()
+    assert list(got.index) == sorted(other.index)
