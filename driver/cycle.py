@@ -379,6 +379,10 @@ def _until(series: pd.Series | None, stamp: pd.Timestamp) -> pd.Series | None:
     index = pd.DatetimeIndex(series.index)
     if index.tz is None:
         raise ValueError("metric history must have a timezone-aware (UTC) index")
+    if index.is_monotonic_increasing:
+        # A source's series is in time order: one binary search, not a mask over the history
+        # (every series, every cycle).
+        return series.iloc[: index.searchsorted(stamp, side="right")]
     return series[index <= stamp]
 
 

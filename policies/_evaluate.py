@@ -411,7 +411,9 @@ class _Context:
             )
         if not index.is_monotonic_increasing:
             series = series.sort_index()
-        series = series[series.index <= self.view.now].dropna()
+        # In time order now, so "up to now" is one binary search: a boolean mask over two weeks
+        # of 5-minute points cost about a millisecond per term, per pool, per cycle.
+        series = series.iloc[: series.index.searchsorted(self.view.now, side="right")].dropna()
         if len(series) == 0:
             raise _NoData(f"no observations of {metric} up to now")
         age = self.view.now - series.index[-1]
@@ -461,15 +463,19 @@ class _Context:
             if window is None:
                 return float(series.iloc[-1])
             start = self.view.now - window
+            # The median step between observations (pandas' Series.diff().median() of the
+            # index, computed on its nanoseconds without building a Series).
             spacing = (
-                series.index.to_series().diff().median() if len(series) > 1 else pd.Timedelta(0)
+                pd.Timedelta(float(np.median(np.diff(series.index.asi8))), unit="ns")
+                if len(series) > 1
+                else pd.Timedelta(0)
             )
             if series.index[0] > start + spacing:
                 covered = format_duration(self.view.now - series.index[0])
                 raise _NoData(
                     f"observations of {value.metric} cover only {covered} of the {format_duration(window)} window"
                 )
-            recent = series[series.index >= start]
+            recent = series.iloc[series.index.searchsorted(start, side="left") :]  # in time order
             if len(recent) == 0:
                 # A source that still answers but stopped updating (a dead exporter): the
                 # condition cannot be said to have held over the window.

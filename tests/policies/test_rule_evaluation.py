@@ -212,3 +212,26 @@ def test_observations_without_a_timezone_are_refused_loudly() -> None:
     naive = pd.Series([95.0] * 6, index=pd.date_range("2026-11-28 11:55", periods=6, freq="1min"))
     with pytest.raises(ValueError, match="timezone-aware"):
         _eval("cpu-now", _view(naive))
+
+
+def test_the_reactive_window_includes_its_start_and_ignores_what_comes_after_now() -> None:
+    # Observations are cut by binary search on the time-ordered index (issue 16: masks over two
+    # weeks of points cost milliseconds per pool): the edges must stay where they were.
+    after_now = series([92, 93, 94, 95, 96, 97, 50, 50], end=T0 + 2 * timedelta(minutes=1))
+    assert _eval("cpu-now", _view(after_now)).fired  # the two 50s lie after now
+
+    dip_at_start = series([50, 93, 94, 95, 96, 97])  # T0-5m .. T0: the window's first point
+    result = _eval("cpu-now", _view(dip_at_start))
+    assert not result.fired and "lowest over 5m 50" in result.detail
+
+    dip_before_start = series([50, 92, 93, 94, 95, 96, 97])  # the 50 is at T0-6m
+    assert _eval("cpu-now", _view(dip_before_start)).fired
+
+
+def test_disordered_observations_evaluate_as_the_same_points_in_time_order() -> None:
+    ordered = series([92, 93, 85, 91, 94, 96, 97, 98], end=T0 + timedelta(minutes=2))
+    shuffled = ordered.iloc[[5, 0, 7, 2, 6, 1, 4, 3]]
+    assert not shuffled.index.is_monotonic_increasing
+    first, second = _eval("cpu-now", _view(ordered)), _eval("cpu-now", _view(shuffled))
+    assert (first.fired, first.detail) == (second.fired, second.detail)
+    assert not first.fired and "lowest over 5m 85" in first.detail
