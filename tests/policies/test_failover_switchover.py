@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pandas as pd
+import pytest
 from policy_builders import T0, demo_with, flat, step_plan
 
 from policies import MirrorHealth, Plan, PrimaryHealth
@@ -120,3 +121,54 @@ class TestAServingPrimaryKeepsTheGate:
     def test_an_empty_primary_fleet_is_not_a_failure(self) -> None:
         assert PrimaryHealth(fleet=0, healthy=0).healthy_percent == 100.0
         assert mirror_share(first_plan(PrimaryHealth(fleet=0, healthy=0))) == 0
+
+
+# The example stacks that keep their mirror in another region or cloud, and what their failover
+# rule reads when the primary's region has failed and when it serves (stacks/*.yaml).
+EXAMPLES = {
+    "multicloud": ({"healthy_hosts": 0.0, "unhealthy_hosts": 8.0}, {"healthy_hosts": 8.0}),
+    "azure-api": ({"available": 0.0}, {"available": 1.0}),
+}
+
+
+def example_plan(stack: str, readings: dict[str, float], *, healthy: bool) -> Plan:
+    from policy_builders import ROOT
+
+    from infra.config import load_stack_file
+    from policies import PlanningInput, plan
+
+    config = load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml")
+    (name,) = config.pools
+    fleet = config.pools[name].primary.capacity.desired
+    current = {metric: flat(value).rename(metric) for metric, value in readings.items()}
+    if "unhealthy_hosts" in config.pools[name].metrics and "unhealthy_hosts" not in current:
+        current["unhealthy_hosts"] = flat(0.0).rename("unhealthy_hosts")
+    return plan(
+        PlanningInput(
+            config=config,
+            now=T0,
+            current={name: current},
+            forecasts={name: {}},
+            primary_health={name: PrimaryHealth(fleet=fleet, healthy=fleet if healthy else 0)},
+        )
+    )
+
+
+class TestTheExampleStacksFailOver:
+    @pytest.mark.parametrize("stack", sorted(EXAMPLES))
+    def test_a_failed_primary_sends_all_traffic_to_a_full_size_mirror_in_one_plan(
+        self, stack: str
+    ) -> None:
+        result = example_plan(stack, EXAMPLES[stack][0], healthy=False)
+        (pool,) = result.stack_config.pools.values()
+        assert pool.mirror.state.value == "active", result.explanation
+        assert pool.mirror.percent == 100
+        assert pool.balancer.weights.mirror == 100
+        assert any(o.rule == "region-failover" and o.fired for o in result.rules)
+
+    @pytest.mark.parametrize("stack", sorted(EXAMPLES))
+    def test_a_serving_primary_keeps_its_traffic(self, stack: str) -> None:
+        result = example_plan(stack, EXAMPLES[stack][1], healthy=True)
+        (pool,) = result.stack_config.pools.values()
+        assert pool.balancer.weights.mirror == 0
+        assert not any(o.rule == "region-failover" and o.fired for o in result.rules)
