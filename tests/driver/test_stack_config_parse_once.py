@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from driver.service import Driver
 from infra.config import ConfigError
@@ -39,6 +40,29 @@ class TestUnchangedConfigIsNotParsedAgain:
 
         assert second is first
         assert driver.stack_config.parses == 1  # the constructor's parse, reused since
+
+    def test_a_one_shot_run_parses_the_stack_once(
+        self, project: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # The command used to parse the stack for its own settings, then the driver again.
+        import driver.stack_config
+        import infra.config._loader
+        from driver.cli import app
+
+        real = infra.config._loader.config_from_text
+        parsed: list[str | None] = []
+
+        def counting(text: str, *, source: str | None = None) -> object:
+            parsed.append(source)
+            return real(text, source=source)
+
+        monkeypatch.setattr(infra.config._loader, "config_from_text", counting)
+        monkeypatch.setattr(driver.stack_config, "config_from_text", counting)
+        monkeypatch.chdir(project)
+        done = CliRunner().invoke(app, ["run", "--stack", "demo", "--once", "--json"])
+
+        assert done.exit_code == 0, done.output
+        assert len(parsed) == 1, parsed
 
 
 class TestEveryChangeIsSeen:
