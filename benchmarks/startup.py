@@ -1,20 +1,26 @@
 """Start-up cost of the ``mirrorcast`` command, this checkout side by side with an older commit.
 
-    .venv/bin/python benchmarks/startup.py [--baseline 9a7340d] [--repeat 5] [--run-once]
+    .venv/bin/python benchmarks/startup.py [--baseline 607cfa3] [--repeat 5] [--run-once]
 
 Extracts ``--baseline`` (``git archive``) into a temp dir and runs each command ``--repeat``
 times in fresh interpreters, alternating old and new so machine load hits both alike, and prints
 the median wall time of each. ``mirrorcast --help`` and ``mirrorcast status --stack demo``
-always; ``--run-once`` adds ``mirrorcast run --stack demo --once`` (seconds each: off by
+(default, and ``--no-observe`` on both sides: like for like when the baseline's default reads the
+clouds) always; ``--run-once`` adds ``mirrorcast run --stack demo --once`` (seconds each: off by
 default), run in a copy of the demo project with its own state directory, twice per side: the
 first run fills the caches (model choices, kept fits, numba kernels), the second is the warm
 one that is timed.
+
+Two reference rows, timed in the same alternation, say how fast the machine was during the run:
+``python -c pass`` (the interpreter's own start) and ``python -c "import pandas"``. On a shared
+machine the absolute figures move with its load; the ratios to these rows move much less.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -46,26 +52,39 @@ def project_copy(code: Path, into: Path) -> Path:
     return into
 
 
-def timed(code: Path, args: list[str], *, cwd: Path, state: Path) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_python(args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of ``python ARGS`` in a fresh interpreter (a reference row)."""
+    cpu, start = _children_cpu(), time.perf_counter()
+    subprocess.run([sys.executable, *args], check=True, capture_output=True)
+    return time.perf_counter() - start, _children_cpu() - cpu
+
+
+def timed(code: Path, args: list[str], *, cwd: Path, state: Path) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the command's process and its children)."""
     env = {
         **os.environ,
         "PYTHONPATH": str(code),
         "MIRRORCAST_STATE_DIR": str(state),
         "PYTHONDONTWRITEBYTECODE": "",
     }
-    start = time.perf_counter()
+    cpu, start = _children_cpu(), time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", ENTRY, *args], cwd=cwd, env=env, capture_output=True, text=True
     )
-    elapsed = time.perf_counter() - start
+    elapsed, used = time.perf_counter() - start, _children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"{code}: mirrorcast {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-    return elapsed
+    return elapsed, used
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", default="9a7340d", help="commit to compare with")
+    parser.add_argument("--baseline", default="607cfa3", help="commit to compare with")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--run-once", action="store_true", help="also time run --once (warm)")
     args = parser.parse_args()
@@ -78,24 +97,43 @@ def main() -> None:
             for i, (name, code) in enumerate(sides.items())
         }
         states = {name: root / f"state-{i}" for i, name in enumerate(sides)}
-        commands = [["--help"], ["status", "--stack", "demo"]]
+        commands = [
+            ["--help"],
+            ["status", "--stack", "demo"],
+            ["status", "--stack", "demo", "--no-observe"],
+        ]
         if args.run_once:
             commands.append(["run", "--stack", "demo", "--once"])
-        print(f"baseline {args.baseline}, median of {args.repeat} runs (s)")
-        print(f"{'command':38} {'baseline':>9} {'this':>9} {'ratio':>7}")
+        references = {
+            "python -c pass": ["-c", "pass"],
+            "python -c 'import pandas'": ["-c", "import pandas"],
+        }
+        print(f"baseline {args.baseline}, median of {args.repeat} runs (s); CPU: user + system")
+        print(
+            f"{'command':44} {'baseline':>9} {'this':>9} {'ratio':>6}"
+            f" {'CPU base':>9} {'CPU this':>9} {'ratio':>6}"
+        )
+        for label, python_args in references.items():
+            runs = [timed_python(python_args) for _ in range(args.repeat)]
+            wall, cpu = (statistics.median(r[i] for r in runs) for i in (0, 1))
+            print(f"{label:44} {wall:9.3f} {'':>9} {'':>6} {cpu:9.3f}")
         for command in commands:
             repeat = args.repeat
             if command[0] == "run":
                 repeat = min(args.repeat, 3)
                 for name, code in sides.items():  # fill the caches
                     timed(code, command, cwd=projects[name], state=states[name])
-            times: dict[str, list[float]] = {name: [] for name in sides}
+            times: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
             for _ in range(repeat):
                 for name, code in sides.items():
                     times[name].append(timed(code, command, cwd=projects[name], state=states[name]))
-            old, new = (statistics.median(times[name]) for name in sides)
+            old, new = (statistics.median(t[0] for t in times[name]) for name in sides)
+            old_cpu, new_cpu = (statistics.median(t[1] for t in times[name]) for name in sides)
             label = "mirrorcast " + " ".join(command)
-            print(f"{label:38} {old:9.3f} {new:9.3f} {old / new:6.1f}x")
+            print(
+                f"{label:44} {old:9.3f} {new:9.3f} {old / new:5.1f}x"
+                f" {old_cpu:9.3f} {new_cpu:9.3f} {old_cpu / new_cpu:5.1f}x"
+            )
 
 
 if __name__ == "__main__":
