@@ -14,8 +14,9 @@ warm cycle does:
 - ``statsforecast.models`` imports every model's module, and those import ``statsmodels.api``
   (arima, mstl) and ``statsmodels.tsa.seasonal``/``stattools`` (theta, ets, ces): 1-1.8 s here,
   although a warm cycle that applies a kept fit (:mod:`forecasting.fits`) calls none of them
-  (they fit, decompose and test seasonality). SciPy is not deferred: every model's intervals
-  use ``scipy.stats`` (statsforecast's ``_quantiles``, Theta's ``sample_errors``). While
+  (they fit, decompose and test seasonality); likewise ``scipy.signal`` (ARIMA's differencing,
+  0.05-0.25 s). The rest of SciPy is not deferred: every model's intervals use ``scipy.stats``
+  (statsforecast's ``_quantiles``, Theta's ``sample_errors``), which imports the rest. While
   statsforecast's modules are first imported, those modules are *deferred*: the names
   statsforecast's modules import from them are bound to stand-ins that import the real module
   the first time they are called or read (:class:`_Deferred`), so a model that does use them
@@ -45,6 +46,7 @@ DEFERRED: tuple[str, ...] = (
     "statsmodels.api",
     "statsmodels.tsa.seasonal",
     "statsmodels.tsa.stattools",
+    "scipy.signal",
 )
 """Modules statsforecast imports at module level that a warm forecast does not need."""
 

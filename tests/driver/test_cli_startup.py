@@ -114,6 +114,7 @@ class TestAWarmOneShotCycle:
 
         assert "statsforecast.models" in modules  # it did forecast, from the kept fits
         assert loaded(modules, STATSMODELS_HEAVY) == []
+        assert "scipy.signal" not in modules  # ARIMA's differencing: deferred too
         # A selection or a refit rewrites its file (atomically: a new inode).
         assert len(before) == 4 and kept_files(private_state) == before
 
