@@ -61,7 +61,8 @@ select; smaller batches select in the driver. Starting costs each spawned worker
 interpreter and the forecasting stack's imports (about 4-6 s for two workers on the loaded 2-core
 machine, about three selections' worth), and a one-shot cycle (CronJob, systemd timer) pays it
 every run. Measured in fresh processes, default candidates, 2 workers vs 1 (load 9-12): 8 series
-11.6 s vs 10.3 s, 24 series 30.4 s vs 37.2 s (docs/forecasting.md, "Start fast")."""
+11.6 s vs 10.3 s, 24 series 30.4 s vs 37.2 s (docs/forecasting.md, "Every core, or a Dask
+cluster")."""
 
 START_REFITS = 64
 """The same for a batch of refits only (no selection): a refit costs about a seventh of a
