@@ -1,6 +1,7 @@
 """Scale: one driver process handling a 200-pool stack, and a fleet of 50 stacks, per cycle interval.
 
     .venv/bin/python benchmarks/scale.py /work/shared/data/traces [--pools 200] [--stacks 50]
+        [--selections-per-cycle N] [--warm N] [--only stack|fleet]
 
 Builds, in a temp dir, (a) one stack with ``--pools`` pools and (b) ``--stacks`` stacks of
 ``--pools-per-stack`` pools each, every pool with a CPU series of 14 days at 5 minutes cut from
@@ -13,7 +14,11 @@ YAML round trip of the stack file is most of that cost, and not mirrorcast's; a 
 ``pulumi up`` is the cloud's). Prints the wall time of a cold cycle (model selection for every
 series, once a day by default) and of warm cycles (cached model choices and kept fits) next to
 the 5-minute interval, the process's peak RSS per series, and how often each stack file was
-parsed.
+parsed. Each cycle's line says how many series the collection returned (a cut-off collection
+is what once made the first warm cycle 7x the second: the series it missed were selected
+then) and how many were forecast on the flagged fallback because ``--selections-per-cycle``
+(``forecast.selections_per_cycle``) deferred their selection: with a budget, the cold cycle is
+the cold start's first decision for every pool.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -60,7 +66,7 @@ config:
   aws:region: us-east-1
   mirrorcast:tags: {{cost-center: scale}}
   mirrorcast:metrics: {{type: file, path: metrics.csv}}
-  mirrorcast:forecast: {{horizon: 1h, history: 14d, models: [{models}]}}
+  mirrorcast:forecast: {{horizon: 1h, history: 14d, models: [{models}]{budgets}}}
   mirrorcast:driver: {{mode: apply, interval: 5m}}
   mirrorcast:pools:
 """
@@ -117,14 +123,20 @@ def _metrics(names: list[str], series: list[np.ndarray]) -> pd.DataFrame:
 
 
 def _project(
-    root: Path, stacks: dict[str, list[str]], series: list[np.ndarray], models: list[str]
+    root: Path,
+    stacks: dict[str, list[str]],
+    series: list[np.ndarray],
+    models: list[str],
+    *,
+    budgets: dict[str, int] | None = None,
 ) -> Path:
     (root / "stacks").mkdir(parents=True)
     shutil.copy(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
     every = [name for names in stacks.values() for name in names]
     _metrics(every, series).to_csv(root / "metrics.csv", index=False)
     for stack, names in stacks.items():
-        text = _HEAD.format(models=", ".join(models)) + "".join(
+        extra = "".join(f", {key}: {value}" for key, value in (budgets or {}).items())
+        text = _HEAD.format(models=", ".join(models), budgets=extra) + "".join(
             _POOL.format(name=name) for name in names
         )
         (root / "stacks" / f"Pulumi.{stack}.yaml").write_text(text)
@@ -160,13 +172,36 @@ def _driver(
     )
 
 
-def _timed_pass(drivers: list[Driver], at: datetime) -> tuple[float, int]:
+@dataclass
+class _Pass:
+    """One cycle of every driver: wall time and what it decided on."""
+
+    seconds: float
+    changes: int
+    collected: int
+    """Series the collection returned (all of them unless ``driver.collect_timeout`` cut it)."""
+    deferred: int
+    """Series forecast on the flagged seasonal-naive fallback: selection not yet their turn."""
+
+    def line(self, series: int) -> str:
+        return (
+            f"{self.seconds:.1f} s = {self.seconds / INTERVAL_S:.0%} of the interval; "
+            f"{self.collected}/{series} series collected, {self.deferred} on the flagged "
+            f"fallback; {self.changes} config changes planned"
+        )
+
+
+def _timed_pass(drivers: list[Driver], engine: ForecastEngine, at: datetime) -> _Pass:
     started = time.perf_counter()
-    changes = 0
+    changes = collected = deferred = 0
     for driver in drivers:
         report = driver.run_cycle(now=at)
         changes += len(report.result.plan.changes) if report.result is not None else 0
-    return time.perf_counter() - started, changes
+        series = sum(len(pool.metrics) for pool in report.config.pools.values())
+        # driver.collect: one degraded line per series the source did not give in time or at all.
+        collected += series - sum(": metric source " in line for line in report.degraded)
+        deferred += engine.deferred_selections
+    return _Pass(time.perf_counter() - started, changes, collected, deferred)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +220,14 @@ def main(argv: list[str] | None = None) -> int:
         default=PRODUCTION_MODELS,
         help="forecast.models of every stack, comma-separated (default: "
         f"{','.join(PRODUCTION_MODELS)}; the stack default adds mstl, theta and auto_ets)",
+    )
+    parser.add_argument(
+        "--selections-per-cycle",
+        type=int,
+        default=None,
+        help="forecast.selections_per_cycle of every stack (default: none, all at once): the "
+        "cold cycle then decides every pool, most on the flagged fallback, and the choices "
+        "arrive over the warm cycles",
     )
     parser.add_argument(
         "--only", choices=("stack", "fleet"), default=None, help="run one scenario only"
@@ -215,24 +258,31 @@ def main(argv: list[str] | None = None) -> int:
             scenarios = dict([list(scenarios.items())[keep]])
         print(f"forecast.models: {', '.join(args.models)}")
         for number, (title, stacks) in enumerate(scenarios.items()):
-            root = _project(Path(scratch) / f"project{number}", stacks, series, args.models)
+            budgets = (
+                {"selections_per_cycle": args.selections_per_cycle}
+                if args.selections_per_cycle is not None
+                else {}
+            )
+            root = _project(
+                Path(scratch) / f"project{number}", stacks, series, args.models, budgets=budgets
+            )
             journal = Journal(f"sqlite:///{root / 'journal.db'}")
             settings = load_stack(next(iter(stacks)), root).forecast
             engine = ForecastEngine(settings, cache_dir=root / "models", seed=0)
             drivers = [_driver(root, stack, journal, engine, mode=args.mode) for stack in stacks]
             series_count = sum(map(len, stacks.values()))
-            cold, changes = _timed_pass(drivers, END)
-            print(
-                f"{title}: cold cycle (model selection for {sum(map(len, stacks.values()))} "
-                f"series) {cold:.1f} s = {cold / INTERVAL_S:.0%} of the interval; "
-                f"{changes} config changes planned"
-            )
+            cold = _timed_pass(drivers, engine, END)
+            print(f"{title}: cold cycle (first decision for every pool) {cold.line(series_count)}")
+            warm: list[float] = []
             for step in range(1, args.warm + 1):
                 at = END + timedelta(minutes=5 * step)
-                warm, changes = _timed_pass(drivers, at)
+                done = _timed_pass(drivers, engine, at)
+                warm.append(done.seconds)
+                print(f"{title}: warm cycle {step} {done.line(series_count)}")
+            if warm:
                 print(
-                    f"{title}: warm cycle {step} {warm:.1f} s = {warm / INTERVAL_S:.0%} of the "
-                    f"interval; {changes} config changes planned"
+                    f"{title}: warm cycles {min(warm):.1f}-{max(warm):.1f} s, "
+                    f"{max(warm) / series_count * 1000:.1f} ms per series at the slowest"
                 )
             rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(
