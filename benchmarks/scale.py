@@ -290,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(whole process, baseline imports included); stack parses "
                 f"{sum(d.stack_config.parses for d in drivers)} for {len(drivers)} stack(s)"
             )
+            engine.close()  # its worker processes, before the scratch directory goes
             journal.close()
     return 0
 
