@@ -160,3 +160,23 @@ def test_a_kept_fit_forwards_new_data_and_pickles_without_its_history() -> None:
     # Parameter-free: the newer history alone decides the forecast.
     assert model.forward(np.roll(y, 1), h=1)["mean"].tolist() == [23.0]
     assert len(pickle.dumps(model)) < 1_000
+
+
+def test_the_engine_keeps_the_choice_and_forwards_the_newest_history(
+    weekly_tweets: pd.Series,
+) -> None:
+    from datetime import UTC
+
+    engine = ForecastEngine(
+        ForecastSettings(horizon="1d", step="1h", history="21d", models=CANDIDATES),
+        cv_windows=CV_WINDOWS,
+    )
+    at = [weekly_tweets.index[i].to_pydatetime().replace(tzinfo=UTC) for i in (479, 480)]
+    first = engine.forecast(weekly_tweets, pool="web", metric="tweets", now=at[0])
+    assert first.model == "seasonal_profile"
+    fits = engine.fits
+    later = engine.forecast(weekly_tweets, pool="web", metric="tweets", now=at[1])
+    assert engine.fits == fits and engine.updates == 1
+    # Parameter-free: the update is the profile of the history up to the later cycle.
+    expected = profile_forecast(weekly_tweets.to_numpy()[:481], h=24, season=24)
+    assert later.mean == pytest.approx(expected["mean"])
