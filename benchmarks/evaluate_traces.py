@@ -27,7 +27,7 @@ from forecasting.cleaning import infer_step
 from forecasting.errors import ForecastingError
 from forecasting.trace import evaluate_trace, read_trace_csv
 
-MODELS = ("seasonal_naive", "mstl", "auto_ets", "ses", "theta")
+MODELS = ("seasonal_naive", "mstl", "auto_ets", "ses", "theta", "seasonal_profile")
 BEGIN, END = "<!-- traces:begin -->", "<!-- traces:end -->"
 
 
@@ -75,7 +75,7 @@ def main() -> None:
         try:
             series = read_trace_csv(path)
         except ForecastingError as exc:
-            rows.append(f"| {label} | | | | | | error: {exc} |")
+            rows.append(f"| {label} |{' |' * len(MODELS)} error: {exc} |")
             continue
         spans = anomalies.get(path.name, [])
         # MSTL and Theta cost grows with points x season: 14 days of 1-minute data (season
@@ -114,17 +114,15 @@ def main() -> None:
                     per_model[model]["mase_clean"].append(result.models_excluding[model]["mase"])
                     totals[model]["mase_clean"].append(result.models_excluding[model]["mase"])
         if not per_model:
-            rows.append(f"| {label} | | | | | | error: {error} |")
+            rows.append(f"| {label} |{' |' * len(MODELS)} error: {error} |")
             continue
 
         def cell(model: str, key: str, per: dict[str, dict[str, list[float]]] = per_model) -> str:
             values = per[model].get(key, [])
             return f"{np.mean(values):.2f}" if values else "-"
 
-        rows.append(
-            f"| {label} | {cell('seasonal_naive', 'mase')} | {cell('mstl', 'mase')} | {cell('auto_ets', 'mase')} "
-            f"| {cell('ses', 'mase')} | {cell('theta', 'mase')} | {'; '.join(dict.fromkeys(verdicts))} |"
-        )
+        cells = " | ".join(cell(model, "mase") for model in MODELS)
+        rows.append(f"| {label} | {cells} | {'; '.join(dict.fromkeys(verdicts))} |")
         print(rows[-1], flush=True)
 
     summary = [
@@ -150,8 +148,8 @@ def main() -> None:
             "MASE per trace (mean over cutoffs; < 1 beats the in-sample seasonal-naive error); "
             "the last column is what the engine would choose at each cutoff.",
             "",
-            "| trace | seasonal_naive | mstl | auto_ets | ses | theta | engine's choice |",
-            "|---|---|---|---|---|---|---|",
+            f"| trace | {' | '.join(MODELS)} | engine's choice |",
+            "|---" * (len(MODELS) + 2) + "|",
             *rows,
             "",
             f"Choices over all cutoffs: {dict(sorted(chosen_count.items()))}.",
