@@ -35,7 +35,14 @@ from backtest_bench import GROUPS, HISTORY
 
 from driver.backtest import BacktestSettings, TraceError, load_trace
 from driver.backtest.stack import load_backtest_stack
-from driver.backtest.sweep import Frontier, FrontierPoint, SweepResult, run_sweep
+from driver.backtest.sweep import (
+    FLOOR_QUANTILES,
+    FLOOR_UTILISATIONS,
+    Frontier,
+    FrontierPoint,
+    SweepResult,
+    run_sweep,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "backtest.md"
@@ -169,7 +176,13 @@ def write_doc(section: str) -> None:
         raise SystemExit(f"{DOC}: no {START} / {END} markers to write between")
 
 
-def sweep_one(path: Path, max_days: float, json_dir: Path | None) -> Row:
+def sweep_one(
+    path: Path,
+    max_days: float,
+    json_dir: Path | None,
+    quantiles: tuple[int, ...] = FLOOR_QUANTILES,
+    utilisations: tuple[int, ...] = FLOOR_UTILISATIONS,
+) -> Row:
     """One trace's sweep (run in a worker process)."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     warnings.simplefilter("ignore")
@@ -185,7 +198,9 @@ def sweep_one(path: Path, max_days: float, json_dir: Path | None) -> Row:
         trace = trace.head(int(max_days * 1440))
     if trace.minutes <= HISTORY.total_seconds() / 60 + 60:
         return Row(path.stem, skipped="shorter than the 7-day history")
-    result = run_sweep(trace, stack=stack, settings=settings)
+    result = run_sweep(
+        trace, stack=stack, settings=settings, quantiles=quantiles, utilisations=utilisations
+    )
     if json_dir is not None:
         json_dir.mkdir(parents=True, exist_ok=True)
         out = json_dir / f"{path.stem}.json"
@@ -205,6 +220,13 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma-separated name parts to sweep first (the order of the work, not the table)",
     )
+    parser.add_argument(
+        "--floors",
+        default="",
+        help="sweep only the quantiles and utilisations named here, crossed, besides the "
+        "stack's own floor, e.g. 50:60,80:80 "
+        "(quantile:utilisation; default the whole grid); the doc is then left alone",
+    )
     parser.add_argument("--json-dir", type=Path, default=None, help="keep each sweep's JSON here")
     args = parser.parse_args(argv)
     files = [
@@ -216,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     command = ".venv/bin/python benchmarks/backtest_sweep.py ../shared/data/traces" + (
         f" --max-days {args.max_days:g}" if args.max_days != 10.0 else ""
     )
-    write = not args.no_doc and not args.only
+    write = not args.no_doc and not args.only and not args.floors
+    pairs = [tuple(int(v) for v in item.split(":")) for item in args.floors.split(",") if item]
+    quantiles = tuple(sorted({q for q, _ in pairs})) or FLOOR_QUANTILES
+    utilisations = tuple(sorted({u for _, u in pairs})) or FLOOR_UTILISATIONS
     started = time.perf_counter()
     done: dict[str, Row] = {}
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
@@ -225,7 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             files,
             key=lambda p: next((i for i, part in enumerate(first) if part in p.stem), len(first)),
         )
-        futures = [pool.submit(sweep_one, path, args.max_days, args.json_dir) for path in ordered]
+        futures = [
+            pool.submit(sweep_one, path, args.max_days, args.json_dir, quantiles, utilisations)
+            for path in ordered
+        ]
         for future in as_completed(futures):
             row = future.result()
             done[row.name] = row
