@@ -104,7 +104,13 @@ def make_series(
     :param values: one value per timestamp; ``None`` becomes NaN.
     :param metric: the series name (the metric's name in stack config).
     """
-    index = pd.DatetimeIndex(pd.to_datetime(times, utc=True), name="timestamp")
+    if isinstance(times, pd.DatetimeIndex) and times.tz is not None:
+        # Already aware (a parsed file's shared time column): converting it again went through
+        # pandas' datetime inference, element by element, once per series (half of parsing a
+        # wide metrics file: 2.4 of 4.6 s for 300 columns of two weeks at 5 minutes).
+        index = times.tz_convert("UTC").rename("timestamp")
+    else:
+        index = pd.DatetimeIndex(pd.to_datetime(times, utc=True), name="timestamp")
     data = (
         np.asarray([np.nan if v is None else v for v in values], dtype=float)
         if not isinstance(values, np.ndarray)
