@@ -8,9 +8,11 @@ series for as many 5-minute cycles as the calibration window and the horizon spa
 cycle handed the last 14 days, as a metric source returns them. Every series then holds a full
 window of errors at every lead: the steady state of a driver that has run for three days.
 
-Measured twice in the same run, like for like: with the calibrator's error store as it is
-(numpy arrays) and with the store before issue 16 (Python lists, :class:`ListLeadErrors`
-below). For each it prints the memory the cycles left allocated (``tracemalloc``, after a
+Measured twice in the same run, like for like: with the calibrator as it is (errors in numpy
+arrays, quantiles by ``calibration._linear_quantiles``, the raw history read as arrays) and as
+it was before issue 16 (Python lists, :class:`ListLeadErrors` below; ``np.quantile``; the
+history through ``pd.to_numeric`` and a converted index, :func:`list_clean`). For each it
+prints the memory the cycles left allocated (``tracemalloc``, after a
 garbage collection; the imports and the first cycle's one-off costs excluded) per series, and
 what the engine's state objects hold, walked object by object: the kept fits, the model
 choices, the calibration errors and the pending forecasts.
@@ -27,6 +29,7 @@ import tracemalloc
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +84,29 @@ class ListLeadErrors:
         return len(self.errors)
 
 
+def list_clean(
+    history: pd.Series, *, now: datetime | None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The calibrator's reading of a raw history before issue 16, the baseline."""
+    index = pd.DatetimeIndex(history.index)
+    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
+    values = pd.to_numeric(pd.Series(history.to_numpy()), errors="coerce").to_numpy(dtype=float)
+    stamps = index.asi8
+    keep = np.isfinite(values)
+    if now is not None:
+        keep &= stamps <= pd.Timestamp(now).value
+    stamps, values = stamps[keep], values[keep]
+    if len(stamps) > 1 and not bool(np.all(np.diff(stamps) >= 0)):
+        order = np.argsort(stamps, kind="stable")
+        stamps, values = stamps[order], values[order]
+    return stamps, values
+
+
+def numpy_quantiles(values: npt.NDArray[np.float64], q: npt.NDArray[np.float64]) -> Any:
+    """The calibrator's quantiles before issue 16: numpy's own."""
+    return np.quantile(values, q)
+
+
 def long_series(traces: Path, count: int, *, cycles: int) -> dict[tuple[str, str], pd.Series]:
     """``count`` NAB series long enough for 14 days of history plus ``cycles`` steps."""
     needed = HISTORY + cycles
@@ -128,11 +154,14 @@ def deep_size(roots: Iterable[Any]) -> int:
 
 
 def run(
-    histories: dict[tuple[str, str], pd.Series], *, cycles: int, store: type
+    histories: dict[tuple[str, str], pd.Series], *, cycles: int, before: bool
 ) -> dict[str, float]:
-    """The driver's engine over ``cycles`` cycles with the calibrator's store ``store``."""
-    saved = calibration._LeadErrors
-    calibration._LeadErrors = store  # type: ignore[misc]
+    """The driver's engine over ``cycles`` cycles; ``before``: with the calibrator of before."""
+    saved = (calibration._LeadErrors, calibration._linear_quantiles, calibration._clean)
+    if before:
+        calibration._LeadErrors = ListLeadErrors  # type: ignore[misc,assignment]
+        calibration._linear_quantiles = numpy_quantiles
+        calibration._clean = list_clean
     try:
         engine = driver_engine(ForecastSettings(models=MODELS, workers=1))
         # The first cycle selects and fits: its one-off allocations (numba, imports) are not
@@ -149,7 +178,7 @@ def run(
         retained = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
     finally:
-        calibration._LeadErrors = saved  # type: ignore[misc]
+        calibration._LeadErrors, calibration._linear_quantiles, calibration._clean = saved
     inner = engine.engine
     series = engine.calibrator._series.values()
     errors = sum(len(lead) for s in series for lead in s.by_lead.values())
@@ -178,8 +207,8 @@ def main() -> None:
     args = parser.parse_args()
     histories = long_series(args.traces, args.series, cycles=args.cycles)
     n = len(histories)
-    before = run(histories, cycles=args.cycles, store=ListLeadErrors)
-    after = run(histories, cycles=args.cycles, store=calibration._LeadErrors)
+    before = run(histories, cycles=args.cycles, before=True)
+    after = run(histories, cycles=args.cycles, before=False)
 
     def mb(value: float) -> str:
         return f"{value / 1e6:.3f}"
@@ -188,7 +217,7 @@ def main() -> None:
         f"{n} series, {args.cycles} warm cycles of the driver's engine (history 14d, "
         f"calibration window 3d), candidates {', '.join(MODELS)}"
     )
-    print(f"{'MB per series':<52}{'lists (before)':>16}{'arrays (now)':>14}")
+    print(f"{'MB per series':<52}{'before':>16}{'now':>14}")
     rows = [
         ("left allocated by the cycles (tracemalloc)", "retained"),
         ("  calibration errors (walked)", "errors"),
@@ -203,7 +232,7 @@ def main() -> None:
         f"{after['errors_per_series']:>14,.0f}"
     )
     print(
-        f"{'warm cycle, ms per series':<52}{before['ms_per_cycle']:>16.2f}"
+        f"{'warm cycle, ms per series (tracemalloc on)':<52}{before['ms_per_cycle']:>16.2f}"
         f"{after['ms_per_cycle']:>14.2f}"
     )
     print(
