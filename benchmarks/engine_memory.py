@@ -7,6 +7,7 @@ kept fits, online quantile calibration with the default 3-day window) on ``--ser
 series for as many 5-minute cycles as the calibration window and the horizon span (876), each
 cycle handed the last 14 days, as a metric source returns them. Every series then holds a full
 window of errors at every lead: the steady state of a driver that has run for three days.
+``--timed`` more cycles are then timed without tracing.
 
 Measured twice in the same run, like for like: with the calibrator as it is (errors in numpy
 arrays, quantiles by ``calibration._linear_quantiles``, the raw history read as arrays) and as
@@ -154,7 +155,7 @@ def deep_size(roots: Iterable[Any]) -> int:
 
 
 def run(
-    histories: dict[tuple[str, str], pd.Series], *, cycles: int, before: bool
+    histories: dict[tuple[str, str], pd.Series], *, cycles: int, timed: int, before: bool
 ) -> dict[str, float]:
     """The driver's engine over ``cycles`` cycles; ``before``: with the calibrator of before."""
     saved = (calibration._LeadErrors, calibration._linear_quantiles, calibration._clean)
@@ -177,6 +178,11 @@ def run(
         gc.collect()
         retained = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
+        # Then the steady state's cost, untraced: every lead's window is full.
+        t0 = time.perf_counter()
+        for end in range(HISTORY + cycles + 1, HISTORY + cycles + timed + 1):
+            engine.forecast_many({k: s.iloc[end - HISTORY : end] for k, s in histories.items()})
+        steady = time.perf_counter() - t0
     finally:
         calibration._LeadErrors, calibration._linear_quantiles, calibration._clean = saved
     inner = engine.engine
@@ -191,6 +197,7 @@ def run(
         "pending": deep_size(s.pending for s in series) / n,
         "errors_per_series": errors / n,
         "ms_per_cycle": 1000 * seconds / cycles / n,
+        "steady_ms": 1000 * steady / max(timed, 1) / n,
     }
 
 
@@ -204,11 +211,17 @@ def main() -> None:
         default=876,
         help="warm cycles (default 876: the 3-day calibration window and the 1-hour horizon)",
     )
+    parser.add_argument(
+        "--timed",
+        type=int,
+        default=50,
+        help="cycles timed after the traced ones, untraced, with full windows (default 50)",
+    )
     args = parser.parse_args()
-    histories = long_series(args.traces, args.series, cycles=args.cycles)
+    histories = long_series(args.traces, args.series, cycles=args.cycles + args.timed)
     n = len(histories)
-    before = run(histories, cycles=args.cycles, before=True)
-    after = run(histories, cycles=args.cycles, before=False)
+    before = run(histories, cycles=args.cycles, timed=args.timed, before=True)
+    after = run(histories, cycles=args.cycles, timed=args.timed, before=False)
 
     def mb(value: float) -> str:
         return f"{value / 1e6:.3f}"
@@ -234,6 +247,10 @@ def main() -> None:
     print(
         f"{'warm cycle, ms per series (tracemalloc on)':<52}{before['ms_per_cycle']:>16.2f}"
         f"{after['ms_per_cycle']:>14.2f}"
+    )
+    print(
+        f"{f'steady warm cycle, ms per series ({args.timed} cycles)':<52}"
+        f"{before['steady_ms']:>16.2f}{after['steady_ms']:>14.2f}"
     )
     print(
         f"errors: {before['errors'] / after['errors']:.1f}x less memory; "
