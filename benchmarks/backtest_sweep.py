@@ -23,6 +23,7 @@ import argparse
 import itertools
 import json
 import logging
+import math
 import sys
 import time
 import warnings
@@ -30,6 +31,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from backtest_bench import GROUPS, HISTORY
 
@@ -40,6 +42,7 @@ from driver.backtest.sweep import (
     FLOOR_UTILISATIONS,
     Frontier,
     FrontierPoint,
+    SameMoney,
     SweepResult,
     run_sweep,
 )
@@ -52,8 +55,39 @@ START, END = "<!-- sweep:start -->", "<!-- sweep:end -->"
 @dataclass
 class Row:
     name: str
-    result: SweepResult | None = None
+    frontiers: dict[str, Frontier] | None = None
+    seconds: float = 0.0
     skipped: str | None = None
+
+    @classmethod
+    def of(cls, name: str, result: SweepResult) -> Row:
+        return cls(name, frontiers=result.frontiers, seconds=result.seconds)
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> Row:
+        """A row from a sweep's ``--sweep --json`` document (``--from-json``)."""
+
+        def point(data: dict[str, Any]) -> FrontierPoint:
+            judged = data.get("same_money")
+            ratio = judged["ratio"] if judged and judged["ratio"] is not None else math.inf
+            return FrontierPoint(
+                knobs=data["knobs"],
+                underprovisioned_minutes=data["underprovisioned_minutes"],
+                instance_hours=data["instance_hours"],
+                cost_instance_hours=data["cost_instance_hours"],
+                default=data["default"],
+                same_money=SameMoney(judged["reactive_short"], ratio, judged["bound"])
+                if judged
+                else None,
+            )
+
+        frontiers = {
+            name: Frontier(
+                strategy=name, knob=data["knob"], points=[point(p) for p in data["points"]]
+            )
+            for name, data in document["frontiers"].items()
+        }
+        return cls(document["trace"], frontiers=frontiers, seconds=document["seconds"])
 
 
 def _ratio(point: FrontierPoint | None) -> float | None:
@@ -122,11 +156,12 @@ def render(rows: Sequence[Row], *, command: str, seconds: float) -> str:
     ]
     sums: dict[str, list[float]] = {}
     worst: dict[str, tuple[float, str]] = {}
+    seen: dict[str, int] = {}
     for row in rows:
-        if row.result is None:
+        if row.frontiers is None:
             lines.append(f"| {row.name} | - | - | - | - | - | - | skipped: {row.skipped} |")
             continue
-        fronts = row.result.frontiers
+        fronts = row.frontiers
         mc, sp, re = fronts["mirrorcast"], fronts["scheduled-predictive"], fronts["reactive"]
         best_mc, best_sp = _best(mc), _best(sp)
         beat_re, of_re = below(mc, re)
@@ -135,12 +170,13 @@ def render(rows: Sequence[Row], *, command: str, seconds: float) -> str:
             f"| {row.name} | {_text(_ratio(mc.default))} | {_text(_ratio(best_mc))} "
             f"({best_mc.setting if best_mc else '-'}) | {_text(_ratio(sp.default))} | "
             f"{_text(_ratio(best_sp))} ({best_sp.setting if best_sp else '-'}) | "
-            f"{beat_re} of {of_re} | {beat_sp} of {of_sp} | {row.result.seconds:.0f} |"
+            f"{beat_re} of {of_re} | {beat_sp} of {of_sp} | {row.seconds:.0f} |"
         )
         for point in mc.points:
             if point.same_money is None:
                 continue
             key = point.setting
+            seen[key] = seen.get(key, 0) + 1
             total = sums.setdefault(key, [0.0, 0.0])
             total[0] += point.underprovisioned_minutes
             total[1] += point.same_money.reactive_short
@@ -155,13 +191,22 @@ def render(rows: Sequence[Row], *, command: str, seconds: float) -> str:
         "| floor setting | summed same-money | worst trace |",
         "|---|---:|---|",
     ]
-    for key in sorted(sums, key=lambda k: sums[k][0] / max(sums[k][1], 1e-9)):
+    swept = sum(row.frontiers is not None for row in rows)
+    everywhere = [key for key in sums if seen[key] == swept]
+    for key in sorted(everywhere, key=lambda k: sums[k][0] / max(sums[k][1], 1e-9)):
         short, reactive = sums[key]
         ratio, name = worst[key]
         lines.append(
             f"| {key} | {short / reactive if reactive else float('nan'):.2f} | "
             f"{ratio:.2f} ({name}) |"
         )
+    partial = sorted(key for key in sums if key not in everywhere)
+    if partial:
+        lines += [
+            "",
+            "Swept on only some of the traces (not summed: the sums would not be like for "
+            "like): " + ", ".join(f"{key} ({seen[key]} of {swept})" for key in partial) + ".",
+        ]
     lines += ["", f"Whole run: {seconds / 60:.1f} min.", "", END]
     return "\n".join(lines)
 
@@ -205,7 +250,7 @@ def sweep_one(
         json_dir.mkdir(parents=True, exist_ok=True)
         out = json_dir / f"{path.stem}.json"
         out.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
-    return Row(path.stem, result=result)
+    return Row.of(path.stem, result)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,7 +273,31 @@ def main(argv: list[str] | None = None) -> int:
         "(quantile:utilisation; default the whole grid); the doc is then left alone",
     )
     parser.add_argument("--json-dir", type=Path, default=None, help="keep each sweep's JSON here")
+    parser.add_argument(
+        "--from-json",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="render the section from sweeps already run (their --json-dir; a later folder's "
+        "trace replaces an earlier one's) instead of running them",
+    )
     args = parser.parse_args(argv)
+    if args.from_json:
+        documents: dict[str, dict[str, Any]] = {}
+        for folder in args.from_json:
+            for path in sorted(folder.glob("*.json")):
+                document = json.loads(path.read_text(encoding="utf-8"))
+                documents[document["trace"]] = document
+        rows = [Row.from_json(document) for document in documents.values()]
+        command = ".venv/bin/python benchmarks/backtest_sweep.py ../shared/data/traces (" + (
+            f"{len(rows)} traces: --from-json of the runs listed below)"
+        )
+        section = render(rows, command=command, seconds=sum(row.seconds for row in rows))
+        print(section)
+        if not args.no_doc:
+            write_doc(section)
+        return 0
     files = [
         path
         for group in GROUPS

@@ -576,6 +576,12 @@ class MirrorcastStrategy(Strategy):
         self.watch_every = math.ceil(watch.total_seconds() / 60) if watch is not None else None
         if self.watch_every is not None and self.watch_every >= context.interval:
             self.watch_every = None  # a watch as long as the cycle adds nothing
+        if context.outage is None:
+            # Without an outage the simulated balancer reports every instance that should serve
+            # as healthy (serving = desired less booting), so the watch could only ever read
+            # 100% and never start a cycle: skipping it gives the same result, and saves the
+            # four observations per cycle it costs (about 7% of mirrorcast's time on NASA).
+            self.watch_every = None
 
     def cycle(self, now: int, observed: npt.NDArray[np.float64]) -> None:
         """Carry out the plans whose `pulumi up` finished since the last cycle, then decide."""
