@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from forecasting.sources import FileMetricSource, SourceDataError, SourceError, open_source
+from forecasting.sources._base import make_series
 from forecasting.sources._file import _read_table
 from infra.config import FileSource, MetricSpec, load_stack
 
@@ -275,3 +276,17 @@ def test_a_window_of_an_ordered_file_is_the_same_as_of_a_disordered_one(tmp_path
     assert got.tolist() == [2.0, 3.0, 4.0]
     assert sorted(other.tolist()) == got.tolist()
     assert list(got.index) == sorted(other.index)
+
+
+def test_an_aware_time_index_is_kept_as_the_same_instants_in_utc() -> None:
+    # make_series takes an already-aware index as it is (no per-series re-inference), still UTC.
+    paris = pd.DatetimeIndex(["2026-11-20T01:00:00", "2026-11-20T01:05:00"]).tz_localize(
+        "Europe/Paris"
+    )
+    series = make_series(paris, np.array([1.0, 2.0]), metric="cpu")
+    assert str(series.index.tz) == "UTC" and series.index.name == "timestamp"
+    assert list(series.index) == [
+        pd.Timestamp("2026-11-20T00:00Z"),
+        pd.Timestamp("2026-11-20T00:05Z"),
+    ]
+    assert series.name == "cpu" and series.tolist() == [1.0, 2.0]
