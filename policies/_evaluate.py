@@ -413,7 +413,9 @@ class _Context:
             series = series.sort_index()
         # In time order now, so "up to now" is one binary search: a boolean mask over two weeks
         # of 5-minute points cost about a millisecond per term, per pool, per cycle.
-        series = series.iloc[: series.index.searchsorted(self.view.now, side="right")].dropna()
+        series = series.iloc[: series.index.searchsorted(self.view.now, side="right")]
+        if series.hasnans:  # dropna copies the whole history even when nothing is missing
+            series = series.dropna()
         if len(series) == 0:
             raise _NoData(f"no observations of {metric} up to now")
         age = self.view.now - series.index[-1]
@@ -421,7 +423,8 @@ class _Context:
             raise _NoData(
                 f"the latest observation of {metric} is {format_duration(age)} old (stale)"
             )
-        return series.astype(float)
+        # Read only (sliced, compared, aligned into new series): a float series needs no copy.
+        return series if series.dtype == np.float64 else series.astype(float)
 
     def _latest(self, metric: str) -> float:
         return float(self._observations(metric).iloc[-1])
