@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="sweep only the quantiles and utilisations named here, crossed, besides the "
         "stack's own floor, e.g. 50:60,80:80 "
-        "(quantile:utilisation; default the whole grid); the doc is then left alone",
+        "(quantile:utilisation; default the whole grid)",
     )
     parser.add_argument("--json-dir", type=Path, default=None, help="keep each sweep's JSON here")
     parser.add_argument(
@@ -304,10 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         for path in sorted((args.traces / group).glob("*.csv"))
         if args.only in path.stem
     ]
-    command = ".venv/bin/python benchmarks/backtest_sweep.py ../shared/data/traces" + (
-        f" --max-days {args.max_days:g}" if args.max_days != 10.0 else ""
+    command = (
+        ".venv/bin/python benchmarks/backtest_sweep.py ../shared/data/traces"
+        + (f" --max-days {args.max_days:g}" if args.max_days != 10.0 else "")
+        + (f" --floors {args.floors}" if args.floors else "")
     )
-    write = not args.no_doc and not args.only and not args.floors
+    write = not args.no_doc and not args.only
     pairs = [tuple(int(v) for v in item.split(":")) for item in args.floors.split(",") if item]
     quantiles = tuple(sorted({q for q, _ in pairs})) or FLOOR_QUANTILES
     utilisations = tuple(sorted({u for _, u in pairs})) or FLOOR_UTILISATIONS
