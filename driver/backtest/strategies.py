@@ -211,6 +211,19 @@ class TargetTracker:
         self.desired = max(1, initial)
         self._wants: deque[tuple[int, int]] = deque()
 
+    @classmethod
+    def for_run(
+        cls, context: SimulationContext, *, target: float, scale_in_after: int
+    ) -> TargetTracker:
+        """A tracker for one simulated run, starting from the run's initial count."""
+        return cls(
+            model=context.model,
+            interval=context.interval,
+            target=target,
+            scale_in_after=scale_in_after,
+            initial=context.initial,
+        )
+
     def update(self, now: int, observed: npt.NDArray[np.float64]) -> int:
         """The desired count after this cycle's evaluation."""
         window = observed[max(0, now - self.interval) : now]
@@ -249,12 +262,8 @@ class ReactiveStrategy(Strategy):
         self, context: SimulationContext, *, future: npt.NDArray[np.float64] | None = None
     ) -> None:
         super().start(context)
-        self._tracker = TargetTracker(
-            model=context.model,
-            interval=context.interval,
-            target=self.target,
-            scale_in_after=self.scale_in_after,
-            initial=context.initial,
+        self._tracker = TargetTracker.for_run(
+            context, target=self.target, scale_in_after=self.scale_in_after
         )
 
     def step(self, now: int, observed: npt.NDArray[np.float64]) -> None:
@@ -309,12 +318,8 @@ class ScheduledPredictiveStrategy(Strategy):
         self, context: SimulationContext, *, future: npt.NDArray[np.float64] | None = None
     ) -> None:
         super().start(context)
-        self._tracker = TargetTracker(
-            model=context.model,
-            interval=context.interval,
-            target=self.target,
-            scale_in_after=self.scale_in_after,
-            initial=context.initial,
+        self._tracker = TargetTracker.for_run(
+            context, target=self.target, scale_in_after=self.scale_in_after
         )
         start_ns = int(context.start.value)
         # Minute 0 lies ``offset`` minutes into its clock hour; hours are wall-clock hours.
