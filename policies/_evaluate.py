@@ -414,7 +414,14 @@ class _Context:
         # In time order now, so "up to now" is one binary search: a boolean mask over two weeks
         # of 5-minute points cost about a millisecond per term, per pool, per cycle.
         series = series.iloc[: series.index.searchsorted(self.view.now, side="right")]
-        if series.hasnans:  # dropna copies the whole history even when nothing is missing
+        # dropna copies the whole history even when nothing is missing. For float64 (what every
+        # source returns) numpy's isnan is pandas' isna, without hasnans' Series machinery
+        # (about a tenth of a millisecond per pool per cycle on two weeks of points).
+        if series.dtype == np.float64:
+            missing = bool(np.isnan(series.to_numpy()).any())
+        else:
+            missing = series.hasnans
+        if missing:
             series = series.dropna()
         if len(series) == 0:
             raise _NoData(f"no observations of {metric} up to now")

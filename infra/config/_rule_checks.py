@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -58,15 +59,15 @@ def rule_problems(
     :param first_index: index of ``rules[0]`` in the pool's rule list (for rules files).
     """
     problems: list[tuple[tuple[str | int, ...], str, Any]] = []
+    # What check_rule reads of the pool's metrics: their names and units.
+    units = tuple(sorted((name, spec.unit) for name, spec in pool.metrics.items()))
+    wanted = None if quantiles is None else frozenset(quantiles)
     for offset, rule in enumerate(rules):
         index = first_index + offset
-        try:
-            condition = parse_rule(rule.when)
-            check_rule(condition, metrics=pool.metrics, quantiles=quantiles)
-        except RuleError as error:
-            problems.append(((index, "when"), str(error), rule.when))
+        problem, rule_metrics = _checked_when(rule.when, units, wanted)
+        if problem is not None:
+            problems.append(((index, "when"), problem, rule.when))
             continue
-        rule_metrics = [t.metric for c in comparisons(condition) for t in metric_terms(c)]
         for position, action in enumerate(rule.actions):
             if action.type != "scale_primary" or not action.to_forecast:
                 continue
@@ -111,6 +112,37 @@ def rule_problems(
                     )
                 )
     return problems
+
+
+@lru_cache(maxsize=4096)
+def _checked_when(
+    when: str, units: tuple[tuple[str, str], ...], quantiles: frozenset[int] | None
+) -> tuple[str | None, tuple[str, ...]]:
+    """A rule text's problem (or None) for metrics of these units, and the metrics it names.
+
+    Cached: every plan validates its stack config again, which checked each rule of each pool
+    (parse, walk, units) once per cycle; the answer depends only on these three arguments.
+    """
+    try:
+        condition = parse_rule(when)
+        check_rule(condition, metrics=_UnitsOnly(units), quantiles=quantiles)
+    except RuleError as error:
+        return str(error), ()
+    return None, tuple(t.metric for c in comparisons(condition) for t in metric_terms(c))
+
+
+class _UnitsOnly(dict[str, Any]):
+    """metric name -> an object with ``unit``: the part of a pool's metrics check_rule reads."""
+
+    def __init__(self, units: tuple[tuple[str, str], ...]) -> None:
+        super().__init__((name, _Unit(unit)) for name, unit in units)
+
+
+class _Unit:
+    __slots__ = ("unit",)
+
+    def __init__(self, unit: str) -> None:
+        self.unit = unit
 
 
 def check_pool_rules(pool: PoolSpec) -> None:

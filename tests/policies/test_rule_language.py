@@ -193,6 +193,25 @@ def test_a_bad_rule_is_rejected_when_the_stack_is_loaded_with_its_key_path_and_p
     assert "Traceback" not in rendered
 
 
+def test_a_rule_already_accepted_is_checked_again_against_another_pools_units_and_quantiles() -> (
+    None
+):
+    # Rule checks are cached per (rule text, metric units, forecast quantiles), because every
+    # plan validates its stack again; a text accepted once must still fail where it does not fit.
+    config_from_text(DEMO_TEXT, source="Pulumi.demo.yaml")
+    other_unit = DEMO_TEXT.replace(
+        "          unit: percent\n", "          unit: rps\n          per_instance_capacity: 1\n", 1
+    )
+    with pytest.raises(ConfigError, match="'80%' does not fit cpu"):
+        config_from_text(other_unit, source="Pulumi.demo.yaml")
+    fewer_quantiles = DEMO_TEXT.replace(
+        "    history: 14d\n", "    history: 14d\n    quantiles: [50, 80]\n", 1
+    )
+    with pytest.raises(ConfigError, match="forecasts do not produce p90"):
+        config_from_text(fewer_quantiles, source="Pulumi.demo.yaml")
+    config_from_text(DEMO_TEXT, source="Pulumi.demo.yaml")
+
+
 def test_scale_to_forecast_on_an_rps_metric_needs_per_instance_capacity() -> None:
     text = re.sub(r"\n *per_instance_capacity: [0-9.]+", "", DEMO_TEXT).replace(
         "              metric: cpu\n", "              metric: rps\n"
