@@ -356,9 +356,8 @@ def screen_observations(
             f"a {spec.unit} can be; largest {float(values[above].max()):g}) rejected"
         )
         series = series[~above]
-    valid = series.dropna()
-    if len(valid):
-        newest = pd.Timestamp(pd.DatetimeIndex(valid.index).max())
+    newest = _newest_valid(series)
+    if newest is not None:
         age = (now - newest).to_pytimedelta()
         if age > spec.max_age:
             age = timedelta(minutes=round(age.total_seconds() / 60)) or age
@@ -368,6 +367,18 @@ def screen_observations(
             )
             return None, problems
     return series, problems
+
+
+def _newest_valid(series: pd.Series) -> pd.Timestamp | None:
+    """The time of the newest observation that is not missing; None when all are."""
+    index = pd.DatetimeIndex(series.index)
+    if series.dtype == np.float64 and index.is_monotonic_increasing:
+        # A source's float series in time order: the last non-NaN position, without dropna's
+        # copy of two weeks of points per series per cycle.
+        present = np.flatnonzero(~np.isnan(series.to_numpy()))
+        return pd.Timestamp(index[present[-1]]) if len(present) else None
+    valid = series.dropna()
+    return pd.Timestamp(pd.DatetimeIndex(valid.index).max()) if len(valid) else None
 
 
 def _until(series: pd.Series | None, stamp: pd.Timestamp) -> pd.Series | None:

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from driver_helpers import NOW, ScriptedEngine, history
 
-from driver.cycle import decide
+from driver.cycle import decide, screen_observations
 from forecasting.cleaning import clean_series
-from infra.config import load_stack
+from infra.config import MetricSpec, load_stack
 from policies import PlannerMemory
 
 
@@ -102,3 +102,30 @@ def test_the_staleness_limit_is_per_metric(project: Path) -> None:
     assert [line for line in result.degraded if "not acted on" in line] == [
         "web.rps: newest observation is 3h old (2026-11-22T15:00:00+00:00), older than its max_age 30m; not acted on"
     ]
+
+
+def _screened(values: list[float], *, ordered: bool = True) -> tuple[pd.Series | None, list[str]]:
+    spec = MetricSpec(unit="percent")
+    index = pd.date_range(end=pd.Timestamp(NOW), periods=len(values), freq="5min")
+    series = pd.Series(values, index=index, dtype=float)
+    if not ordered:
+        series = series.iloc[::-1]
+    return screen_observations(series, spec=spec, now=pd.Timestamp(NOW), name="web.cpu")
+
+
+def test_the_newest_present_observation_decides_staleness_when_the_latest_are_missing() -> None:
+    # The exporter stopped three hours ago and the source still returns NaN rows up to now:
+    # the newest real observation is what counts, whether or not the rows are in time order.
+    values = [40.0] * 12 + [float("nan")] * 36
+    for ordered in (True, False):
+        series, problems = _screened(values, ordered=ordered)
+        assert series is None
+        assert problems == [
+            "web.cpu: newest observation is 3h old (2026-11-22T15:00:00+00:00), older than its "
+            "max_age 30m; not acted on"
+        ]
+
+
+def test_a_series_with_every_value_missing_is_passed_on_for_the_rules_to_refuse() -> None:
+    series, problems = _screened([float("nan")] * 6)
+    assert series is not None and problems == []
