@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -621,6 +622,8 @@ class AwsBackend:
     """
 
     balancer_kinds = frozenset({BalancerKind.alb, BalancerKind.route53})
+    # An NLB has no address of its own to publish: DNS reaches it by name (a Route 53 alias).
+    dns_front: Literal["ip", "hostname"] = "hostname"
 
     @classmethod
     def problems(

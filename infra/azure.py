@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import pulumi
 from pulumi_azure_native import authorization, cdn, compute, monitor, network, sql, standbypool
@@ -674,6 +675,8 @@ class AzureBackend:
     """
 
     balancer_kinds = frozenset({BalancerKind.azure_front_door, BalancerKind.azure_traffic_manager})
+    # The load balancer front has a static public IP (LoadBalancerFront.dns_endpoint).
+    dns_front: Literal["ip", "hostname"] = "ip"
 
     @classmethod
     def problems(

@@ -28,7 +28,7 @@ import contextlib
 import importlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import pulumi
 
@@ -179,10 +179,15 @@ class CloudBackendFactory(Protocol):
     cloud cannot declare.
 
     ``balancer_kinds`` are the balancer kinds the cloud hosts; a kind whose cloud's backend
-    does not list it is refused before declaring.
+    does not list it is refused before declaring. ``dns_front`` is what a DNS-level balancer
+    points at for a side on this cloud (its front's ``DnsEndpoint.kind``): ``ip`` (a static
+    address, which any DNS balancer takes) or ``hostname`` (a load balancer's name, which only
+    a balancer that can alias or CNAME takes). Another cloud's balancer asks it instead of
+    naming clouds.
     """
 
     balancer_kinds: frozenset[BalancerKind]
+    dns_front: Literal["ip", "hostname"]
 
     def __call__(self, *, pool: PoolContext) -> CloudBackend: ...
 

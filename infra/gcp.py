@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import pulumi
 import pulumi_gcp as gcp
@@ -35,6 +36,7 @@ from infra.config import (
     PoolSpec,
     ProductWeight,
     SecurityRule,
+    UnknownCloudError,
 )
 from infra.dns import CloudDnsWeighted, DnsEndpoint
 
@@ -457,6 +459,33 @@ class CloudSqlReplica(pulumi.ComponentResource):
 # --------------------------------------------------------------------------- backend
 
 
+def _cloud_dns_problems(name: str, pool: PoolSpec) -> list[str]:
+    """A side whose cloud fronts it by hostname cannot be a Cloud DNS answer.
+
+    Cloud DNS's weighted round robin answers with the rrdatas of an ``A`` record set, which are
+    IPv4 addresses (https://cloud.google.com/dns/docs/zones/manage-routing-policies), and a
+    record set cannot alias another name. Each side's cloud says how its front is reached
+    (``dns_front`` of its backend), so no cloud is named here.
+    """
+    problems: list[str] = []
+    for role, cloud, path in (
+        ("primary", pool.primary.cloud, f"pools.{name}.primary.cloud"),
+        ("mirror", pool.mirror_cloud, f"pools.{name}.mirror.location.cloud"),
+    ):
+        try:
+            front = CLOUDS.backend(cloud).dns_front
+        except UnknownCloudError:
+            continue  # declarability_problems reports the missing backend itself
+        if front == "hostname":
+            problems.append(
+                f"pools.{name}.balancer.kind: gcp_cloud_dns answers with IP addresses (weighted "
+                f"A records), but the {role} side ({path}: {cloud.value}) is reached through a "
+                "load balancer hostname, which an A record cannot hold; use a balancer that "
+                "takes hostnames (route53 or azure_traffic_manager) for this pool"
+            )
+    return problems
+
+
 class GcpBackend:
     """Declares one pool's GCP pieces (``infra.clouds.CloudBackend``).
 
@@ -464,6 +493,8 @@ class GcpBackend:
     """
 
     balancer_kinds = frozenset({BalancerKind.gcp_url_map, BalancerKind.gcp_cloud_dns})
+    # The passthrough front has a static regional address (PassthroughFront.dns_endpoint).
+    dns_front: Literal["ip", "hostname"] = "ip"
 
     @classmethod
     def problems(
@@ -472,15 +503,8 @@ class GcpBackend:
         kind = pool.balancer.kind
         if kind is BalancerKind.gcp_url_map:
             return certificate_problem(name, pool)
-        if kind is BalancerKind.gcp_cloud_dns and Cloud.aws in {
-            pool.primary.cloud,
-            pool.mirror_cloud,
-        }:
-            return [
-                f"pools.{name}.balancer.kind: gcp_cloud_dns weights A records, but an AWS side "
-                "is reached through a load balancer hostname; use route53 or "
-                "azure_traffic_manager for this pool"
-            ]
+        if kind is BalancerKind.gcp_cloud_dns:
+            return _cloud_dns_problems(name, pool)
         return []
 
     def __init__(self, *, pool: PoolContext) -> None:

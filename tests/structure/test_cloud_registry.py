@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pulumi
 import pytest
@@ -29,7 +29,14 @@ from driver.observers import (
     StackObserver,
 )
 from infra._common import GroupPlan, Role
-from infra.clouds import CLOUDS, CloudRegistry, PoolContext, Side, StackSecrets
+from infra.clouds import (
+    CLOUDS,
+    CloudRegistry,
+    PoolContext,
+    Side,
+    StackSecrets,
+    declarability_problems,
+)
 from infra.config import (
     BalancerKind,
     Cloud,
@@ -60,6 +67,7 @@ class ToyBackend:
     """A cloud backend written the way docs/architecture.md tells: one class, one registration."""
 
     balancer_kinds = frozenset({BalancerKind.gcp_url_map, BalancerKind.gcp_cloud_dns})
+    dns_front: Literal["ip", "hostname"] = "hostname"
     made: list[PoolContext] = []
     refuse: str | None = None  # a pre-flight problem to report, for the refusal test
 
@@ -201,6 +209,48 @@ class TestACloudWithoutABackendIsRefused:
     def test_the_shipped_clouds_are_registered(self) -> None:
         assert CLOUDS.registered() == ["aws", "azure", "gcp"]
         assert OBSERVERS.registered() == ["aws", "azure", "gcp"]
+
+
+class IpFrontBackend(ToyBackend):
+    """A cloud whose fronts have static addresses, like GCP's and Azure's."""
+
+    dns_front = "ip"
+
+
+def _cloud_dns_over(stack: str) -> MirrorcastConfig:
+    """``stack`` with its balancer swapped for Cloud DNS (same zone, name and weights)."""
+    dumped = load_stack_file(ROOT / "stacks" / f"Pulumi.{stack}.yaml").model_dump(mode="json")
+    for pool in dumped["pools"].values():
+        pool["balancer"]["kind"] = "gcp_cloud_dns"
+    return MirrorcastConfig.model_validate(dumped)
+
+
+class TestCloudDnsAsksEachSidesCloudHowItsFrontIsReached:
+    """Cloud DNS answers with A records (IP addresses) only; whether a side can be one is its
+    cloud backend's ``dns_front``, not a cloud named in infra/gcp.py."""
+
+    def test_a_side_fronted_by_a_hostname_is_refused_naming_the_side_and_its_key(self) -> None:
+        config = _cloud_dns_over("multicloud")  # an AWS primary (NLB hostname), a GCP mirror
+        problems = declarability_problems(config)
+        assert problems == [
+            "pools.checkout.balancer.kind: gcp_cloud_dns answers with IP addresses (weighted A "
+            "records), but the primary side (pools.checkout.primary.cloud: aws) is reached "
+            "through a load balancer hostname, which an A record cannot hold; use a balancer "
+            "that takes hostnames (route53 or azure_traffic_manager) for this pool"
+        ]
+
+    def test_the_same_pool_is_declarable_when_that_cloud_fronts_by_ip(self) -> None:
+        # Fails on the old check, which refused any pool with an AWS side whatever AWS's
+        # backend said about its fronts.
+        config = _cloud_dns_over("multicloud")
+        with CLOUDS.replaced(Cloud.aws, IpFrontBackend):
+            assert declarability_problems(config) == []
+
+    def test_every_shipped_backend_says_how_its_fronts_are_reached(self) -> None:
+        fronts = {name: CLOUDS.backend(Cloud(name)).dns_front for name in CLOUDS.registered()}
+        # AWS's NlbFront publishes the NLB's DNS name; Azure's LoadBalancerFront and GCP's
+        # PassthroughFront a static public IP (infra/dns.py DnsEndpoint.kind of each).
+        assert fronts == {"aws": "hostname", "azure": "ip", "gcp": "ip"}
 
 
 # ----------------------------------------------------------------------------- observation
