@@ -3,30 +3,57 @@
 A source that fails or hangs for one series costs only that series (reported in the cycle's
 ``degraded`` list); the cycle goes on with the rest and the forecasts fall back as
 :func:`driver.cycle.decide` describes.
+
+A long-running driver reads a remote source incrementally: what the last cycle read is kept
+(:class:`Kept`, the history the driver holds anyway), and the next cycle asks only for the
+recent end, from :data:`REFETCH` before the newest kept point. Re-reading all of
+``forecast.history`` every cycle was 4,032 points a series at 5 minutes over 14 days: at
+20,000 series that is about 80 million points a cycle, far over ``driver.collect_timeout``
+from a local Prometheus (``benchmarks/prometheus_scale.py``, docs/forecasting.md).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from infra.config import FileSource, MirrorcastConfig
+from infra.config import FileSource, MetricSpec, MirrorcastConfig
 
-__all__ = ["Collected", "collect_history", "recording_end"]
+__all__ = ["REFETCH", "Collected", "Kept", "collect_history", "recording_end"]
 
 logger = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+REFETCH = timedelta(minutes=30)
+"""How far before the newest kept point a cycle reads a series again. Points that recent may
+still change: a scrape or a datapoint that arrived after the last cycle read (CloudWatch
+publishes some metrics minutes late; a Prometheus rate over a window that was still
+filling). Rounded up to whole steps of the source (Prometheus ``step``, CloudWatch
+``period``, Azure ``interval``), so a read continues the kept points' time grid."""
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What a cycle read, for the next cycle to extend: per series, the metric's definition
+    it was read with and the raw observations. Only for the same metrics section: another
+    source, URL or step reads everything again, and so does a metric whose definition changed."""
+
+    source: str
+    """The stack's ``metrics`` section the series were read from, as JSON."""
+    series: dict[tuple[str, str], tuple[MetricSpec, pd.Series]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -37,10 +64,20 @@ class Collected:
     degraded: list[str]
     summary: str | None = None
     """One line for a cut-off collection (how many series of how many came in), or ``None``."""
+    kept: Kept | None = None
+    """For the next cycle's ``kept``: every series this cycle has, read now or kept (``None``
+    for a metrics file, which is read whole and parsed once anyway)."""
+    incremental: int = 0
+    """Series read only from their recent end, extending what the last cycle read."""
 
 
 def collect_history(
-    config: MirrorcastConfig, *, root: Path, now: datetime, timeout: float | None = None
+    config: MirrorcastConfig,
+    *,
+    root: Path,
+    now: datetime,
+    timeout: float | None = None,
+    kept: Kept | None = None,
 ) -> Collected:
     """Fetch ``forecast.history`` of every pool metric up to ``now``.
 
@@ -48,6 +85,9 @@ def collect_history(
     :param root: the project root, for relative file paths.
     :param now: end of the window (tz-aware).
     :param timeout: seconds to wait for all series together; default ``driver.collect_timeout``.
+    :param kept: the last cycle's :attr:`Collected.kept`: a series kept from the same source
+        and definition, whose newest point is inside this cycle's window, is read only from
+        :data:`REFETCH` before that point and joined to its kept older points.
     """
     from forecasting.sources import SourceError, open_source
 
@@ -62,18 +102,33 @@ def collect_history(
         for pool_name, pool in config.pools.items()
         for metric, spec in pool.metrics.items()
     ]
+    remote = not isinstance(config.metrics, FileSource)
+    source_key = config.metrics.model_dump_json() if remote else ""
+    usable = kept.series if kept is not None and remote and kept.source == source_key else {}
+    refetch = _refetch(config)
+    # Per series: (where this cycle's read starts, the kept points before it, if any).
+    reads: list[tuple[datetime, pd.Series | None]] = []
+    for pool_name, metric, spec in series:
+        older = _kept_before(usable.get((pool_name, metric)), spec, start, now, refetch)
+        reads.append(older if older is not None else (start, None))
     results = _run_bounded(
         [
             functools.partial(
-                source.fetch, pool=pool_name, metric=metric, spec=spec, start=start, end=now
+                source.fetch, pool=pool_name, metric=metric, spec=spec, start=since, end=now
             )
-            for pool_name, metric, spec in series
+            for (pool_name, metric, spec), (since, _older) in zip(series, reads, strict=True)
         ],
         workers=config.driver.collect_concurrency,
         timeout=timeout,
     )
-    late = 0
-    for (pool_name, metric, _spec), outcome in zip(series, results, strict=True):
+    late = incremental = 0
+    for index, ((pool_name, metric, _spec), outcome) in enumerate(
+        zip(series, results, strict=True)
+    ):
+        older = reads[index][1]
+        if older is not None and isinstance(outcome, pd.Series):
+            outcome = _joined(older, outcome)
+            incremental += 1
         if outcome is None:
             late += 1
             degraded.append(
@@ -94,7 +149,75 @@ def collect_history(
             f"(driver.collect_timeout, {config.driver.collect_concurrency} requests at once: "
             "driver.collect_concurrency); the cycle goes on with those"
         )
-    return Collected(history=history, degraded=degraded, summary=summary)
+    next_kept = None
+    if remote:
+        next_kept = Kept(source=source_key)
+        for pool_name, metric, spec in series:
+            got = history[pool_name].get(metric)
+            if got is not None:
+                next_kept.series[(pool_name, metric)] = (spec, got)
+            elif (pool_name, metric) in usable:
+                # Not read this cycle (late or failed): the next cycle extends the older read.
+                next_kept.series[(pool_name, metric)] = usable[(pool_name, metric)]
+    return Collected(
+        history=history,
+        degraded=degraded,
+        summary=summary,
+        kept=next_kept,
+        incremental=incremental,
+    )
+
+
+def _refetch(config: MirrorcastConfig) -> timedelta:
+    """:data:`REFETCH` in whole steps of the source, when it has a step."""
+    step = next(
+        (
+            value
+            for name in ("step", "period", "interval")
+            if isinstance(value := getattr(config.metrics, name, None), timedelta)
+            and value > timedelta(0)
+        ),
+        None,
+    )
+    if step is None:
+        return REFETCH
+    return step * math.ceil(REFETCH / step)
+
+
+def _kept_before(
+    entry: tuple[MetricSpec, pd.Series] | None,
+    spec: MetricSpec,
+    start: datetime,
+    now: datetime,
+    refetch: timedelta,
+) -> tuple[datetime, pd.Series] | None:
+    """Where to read a kept series from, and its kept points before that (inside the window);
+    ``None`` to read the whole window (nothing kept, another definition, or kept points that
+    do not reach into this window or lie after ``now``)."""
+    if entry is None or entry[0] != spec or not len(entry[1]):
+        return None
+    series = entry[1]
+    index = pd.DatetimeIndex(series.index)
+    if not index.is_monotonic_increasing:
+        return None  # a source that answers out of order: read it whole, as before
+    newest = index[-1].to_pydatetime()
+    since = newest - refetch
+    if since <= start or newest > now:
+        return None
+    times = index.asi8
+    # Kept points in [start, since): binary search on the time-ordered index (nanoseconds).
+    lo = int(np.searchsorted(times, pd.Timestamp(start).value, side="left"))
+    hi = int(np.searchsorted(times, pd.Timestamp(since).value, side="left"))
+    return since, series.iloc[lo:hi]
+
+
+def _joined(older: pd.Series, recent: pd.Series) -> pd.Series:
+    """The kept points before the read, then the read (which starts at or after them)."""
+    if not len(older):
+        return recent
+    if not len(recent):
+        return older.copy()
+    return pd.concat([older, recent.astype(float)]).rename(recent.name)
 
 
 def recording_end(config: MirrorcastConfig, *, root: Path, now: datetime) -> datetime | None:

@@ -43,7 +43,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from driver.collect import collect_history, recording_end
+from driver.collect import Kept, collect_history, recording_end
 from driver.config_memo import StackConfigMemo
 from driver.cycle import (
     CycleResult,
@@ -314,6 +314,9 @@ class Driver:
             # Executors call it before each effect (config write, up, refresh, push).
             self.executor.fence = self.fence
         self._history: dict[str, dict[str, Any]] = {}
+        # The last cycle's reads from a remote metrics source, which the next cycle extends
+        # from their recent end (driver.collect.REFETCH) instead of reading all history again.
+        self._kept: Kept | None = None
 
     # ------------------------------------------------------------------ pieces
 
@@ -413,7 +416,8 @@ class Driver:
         observation: StackObservation,
         rollbacks: frozenset[str] = frozenset(),
     ) -> tuple[CycleResult, list[str]]:
-        collected = collect_history(config, root=self.root, now=now)
+        collected = collect_history(config, root=self.root, now=now, kept=self._kept)
+        self._kept = collected.kept
         drift = observation.drift(config)
         engine = self.engine(config)
         state = self.cycle_state()
