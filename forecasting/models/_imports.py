@@ -14,15 +14,23 @@ warm cycle does:
 - ``statsforecast.models`` imports every model's module, and those import ``statsmodels.api``
   (arima, mstl) and ``statsmodels.tsa.seasonal``/``stattools`` (theta, ets, ces): 1-1.8 s here,
   although a warm cycle that applies a kept fit (:mod:`forecasting.fits`) calls none of them
-  (they fit, decompose and test seasonality); likewise ``scipy.signal`` (ARIMA's differencing,
-  0.05-0.25 s). The rest of SciPy is not deferred: every model's intervals use ``scipy.stats``
-  (statsforecast's ``_quantiles``, Theta's ``sample_errors``), which imports the rest. While
+  (they fit, decompose and test seasonality); likewise SciPy's ``signal`` (ARIMA's
+  differencing), ``optimize`` (ARIMA's, TBATS' and GARCH's fits), ``linalg`` (TBATS' fit),
+  ``special`` (ARIMA's Box-Cox inverse) and ``stats`` (0.45-0.6 s with its docstring processing:
+  ARIMA's and Theta's fits, the ``norm.ppf`` of ETS's, ARIMA's and CES's normal intervals, and
+  the non-normal error distributions). Theta's intervals with normal errors sample with numpy's
+  generator (``statsforecast.simulation.sample_errors``) and so call none of SciPy: the demo's
+  warm cycle, whose two series run Theta, imports no ``scipy.stats`` at all; one that applies a
+  kept ETS or ARIMA fit imports it at its first interval. While
   statsforecast's modules are first imported, those modules are *deferred*: the names
   statsforecast's modules import from them are bound to stand-ins that import the real module
   the first time they are called or read (:class:`_Deferred`), so a model that does use them
   (a fit, a seasonal test, an ARIMA) pays the import then, and gets the very same objects.
   Only statsforecast's own modules get stand-ins (checked by the importing module's name); any
-  other module importing one of these during that window gets the real thing. Python's
+  other module importing one of these during that window gets the real thing. statsforecast
+  imports two of its own modules inside functions (``simulation`` and ``distributions``, at a
+  model's first interval), after the window: they are imported inside it (:data:`_LATE`), or
+  their ``from scipy import stats`` would import the real module then. Python's
   ``importlib.util.LazyLoader`` is not enough here: a ``from module import name`` reads the
   attribute at once and so runs the module at once.
 
@@ -47,8 +55,16 @@ DEFERRED: tuple[str, ...] = (
     "statsmodels.tsa.seasonal",
     "statsmodels.tsa.stattools",
     "scipy.signal",
+    "scipy.stats",
+    "scipy.optimize",
+    "scipy.special",
+    "scipy.linalg",
 )
 """Modules statsforecast imports at module level that a warm forecast does not need."""
+
+_LATE: tuple[str, ...] = ("statsforecast.simulation", "statsforecast.distributions")
+"""statsforecast's modules that its functions import on first call (``from statsforecast.simulation
+import sample_errors`` in every model's interval code), imported in the window with the rest."""
 
 _lock = threading.RLock()
 _window_open = False
@@ -129,6 +145,8 @@ def import_statsforecast() -> None:
         _window_open = True
         try:
             importlib.import_module("statsforecast.models")
+            for late in _LATE:
+                importlib.import_module(late)
         finally:
             _window_open = False
             for name, stand_in in stand_ins.items():
