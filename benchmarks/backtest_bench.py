@@ -166,8 +166,14 @@ def _why(result: BacktestResult, frontier: list[tuple[float, float, int]] | None
     mirrorcast = result.runs["mirrorcast"].score
     if reactive.underprovisioned_minutes == 0:
         return "reactive is never short here: nothing to improve on"
+    trusted = f"forecasts trusted in {(cycles - untrusted) / cycles:.0%} of cycles"
+    profiled = int(extra.get("models", {}).get("seasonal_profile", 0))
+    if profiled:
+        # forecast.untrusted_profile: cycles where the models were untrusted and the same-hour
+        # profile, having beaten reactive at the same cost on the history, was the forecast.
+        trusted += f" ({profiled / cycles:.0%} by the same-hour profile, the models untrusted)"
     parts = [
-        f"forecasts trusted in {(cycles - untrusted) / cycles:.0%} of cycles",
+        trusted,
         f"{mirrorcast.underprovisioned_minutes / reactive.underprovisioned_minutes:.0%} of "
         f"reactive's short minutes at {mirrorcast.instance_hours / reactive.instance_hours:.2f}x "
         "its instance-hours",

@@ -43,6 +43,7 @@ from forecasting.models import (
     forecast_models,
     freq_of,
 )
+from forecasting.models.profile import ProfileReplay, profile_forecast, replay_profile_floor
 from forecasting.models.statistical import NAMES as STATISTICAL
 from forecasting.models.statistical import PARAMETER_FREE, REUSABLE, FittedSeries
 from forecasting.models.statistical import fit as fit_statistical
@@ -62,6 +63,11 @@ __all__ = ["ForecastEngine"]
 logger = logging.getLogger(__name__)
 
 _DAY = timedelta(days=1)
+PROFILE = "seasonal_profile"
+"""The model name a forecast by the same-hour profile carries (forecast.untrusted_profile)."""
+_PROFILE_LAG = timedelta(minutes=10)
+"""Level-to-capacity time in the profile's replay: a decision reads the last step's level and
+what it buys is ready a primary ready time (5 minutes by default) and a ``pulumi up`` later."""
 _MAX_POINTS = 288
 """Most forecast points per horizon; longer horizons get a coarser step (1w at 5m -> 1h)."""
 _RECONNECT_AFTER = 300.0
@@ -252,6 +258,9 @@ class ForecastEngine:
         self._kept: dict[tuple[str, str], _Kept] = {}
         # Daily-cycle strength per (pool, metric): (measured at, season, strength).
         self._strengths: dict[tuple[str, str], tuple[datetime, int, float]] = {}
+        # The same-hour profile's replay per (pool, metric) of an untrusted series: (judged at,
+        # verdict), judged again on the selection's schedule (forecast.untrusted_profile).
+        self._profile_verdicts: dict[tuple[str, str], tuple[datetime, ProfileReplay]] = {}
         self.fits = 0
         """Series fits done so far (a refit counts one per series)."""
         self.updates = 0
@@ -351,9 +360,17 @@ class ForecastEngine:
             if events is not None and len(events) > 0 and selection.model in EXOGENOUS_MODELS:
                 self._attach_regressors(item, events)
         self._budget_refits(prepared, selections, now=now)
+        profiled = self._profiled(prepared, selections, now=now)
+        for item in prepared:
+            if item.key in profiled:
+                frame_of, chosen, note = profiled[item.key]
+                result = self._result(item, frame_of, chosen, events)
+                out[item.key] = replace(result, adjustments=(*result.adjustments, note))
         groups: dict[tuple[str, float, int, int, tuple[str, ...]], list[_Prepared]]
         groups = defaultdict(list)
         for item in prepared:
+            if item.key in profiled:
+                continue
             selection = selections[item.key]
             season = self._fallback_season(item)
             group = (selection.model, item.step.total_seconds(), season, item.h, item.exogenous)
@@ -865,6 +882,74 @@ class ForecastEngine:
         self._strengths[key] = (decided, season, strength)
         return strength
 
+    def _profiled(
+        self,
+        prepared: list[_Prepared],
+        selections: dict[tuple[str, str], Selection],
+        *,
+        now: datetime | None,
+    ) -> dict[tuple[str, str], tuple[dict[str, np.ndarray], Selection, str]]:
+        """Untrusted series whose same-hour profile earned trust: its forecast columns instead.
+
+        ``forecast.untrusted_profile``: where no model is trusted, the profile of the same step
+        over the last days (AWS's scheduled predictive mechanism, ``seasonal_profile``) becomes
+        the forecast when a floor at it beat reactive at the same cost on the series' own
+        history (:func:`replay_profile_floor`); otherwise the series stays untrusted and the
+        rules react, and its entry in ``selections`` is replaced by one whose reason also says
+        why the profile was not used. The forecast says which was used and why.
+        """
+        settings = self.settings.untrusted_profile
+        if not settings.enabled:
+            return {}
+        found: dict[tuple[str, str], tuple[dict[str, np.ndarray], Selection, str]] = {}
+        for item in prepared:
+            selection = selections[item.key]
+            season = _daily_season(item.step)
+            if selection.trusted or season < 2 or len(item.filled) < 3 * season:
+                continue
+            y = item.filled.to_numpy(dtype=float)
+            verdict = self._profile_verdict(item, y, season=season, now=now)
+            if not verdict.earns_trust(max_ratio=settings.max_ratio, min_short=settings.min_short):
+                # The explanation says the profile was weighed too, and why it was not used.
+                selections[item.key] = replace(
+                    selection,
+                    reason=f"{selection.reason or 'untrusted'}; the same-hour profile was not "
+                    f"used either: {verdict.describe()} (needs a ratio <= "
+                    f"{settings.max_ratio:g} on >= {settings.min_short} reactive short steps)",
+                )
+                continue
+            columns = profile_forecast(y, h=item.h, season=season, levels=self.levels)
+            frame = {PROFILE if k == "mean" else f"{PROFILE}-{k}": v for k, v in columns.items()}
+            note = (
+                f"models untrusted ({selection.reason or 'no model beat the baseline'}); "
+                f"forecast by the same-hour profile, which earned trust on this series' history: "
+                f"{verdict.describe()} (ratio {verdict.ratio:.2f} <= "
+                f"forecast.untrusted_profile.max_ratio {settings.max_ratio:g})"
+            )
+            found[item.key] = (
+                frame,
+                replace(selection, model=PROFILE, trusted=True, reason=None),
+                note,
+            )
+        return found
+
+    def _profile_verdict(
+        self, item: _Prepared, y: np.ndarray, *, season: int, now: datetime | None
+    ) -> ProfileReplay:
+        """The profile's replay on ``item``'s history, judged again once per ``reselect_every``.
+
+        Like the choice of a model, whether the profile pays is a property of days of history,
+        not of the newest step.
+        """
+        decided = _utc(now) if now is not None else item.issued
+        known = self._profile_verdicts.get(item.key)
+        if known is not None and known[0] <= decided < known[0] + self.settings.reselect_every:
+            return known[1]
+        lag = max(1, round(_PROFILE_LAG / item.step))
+        verdict = replay_profile_floor(y, season=season, lag=lag)
+        self._profile_verdicts[item.key] = (decided, verdict)
+        return verdict
+
     @staticmethod
     def _fallback_season(item: _Prepared) -> int:
         # A series without a learnable cycle (or too short for one) falls back to the last value
@@ -1097,6 +1182,12 @@ class ForecastEngine:
                     f"event {kind}: configured uplift x{float(np.max(configured[active])):.2f} (no past occurrence)"
                 )
         return factor, notes
+
+
+def _daily_season(step: timedelta) -> int:
+    """Steps per day on a grid of ``step`` (1 when a day is not a whole number of steps)."""
+    per_day = _DAY / step
+    return round(per_day) if per_day >= 2 and float(per_day).is_integer() else 1
 
 
 def _words(value: timedelta) -> str:

@@ -85,6 +85,7 @@ __all__ = [
     "SecurityRule",
     "ShiftWeightsAction",
     "SyncSpec",
+    "UntrustedProfileSettings",
     "Weights",
     "product_weight",
 ]
@@ -965,6 +966,39 @@ class CalibrationSettings(_Model):
     )
 
 
+class UntrustedProfileSettings(_Model):
+    """The same-hour profile as the forecast of a series whose models are untrusted.
+
+    On a series where no candidate beats the seasonal-naive baseline (or the daily cycle is too
+    weak to measure) the forecast is untrusted and the rules react. AWS's scheduled predictive
+    scaling (the same hour over the last days, max with tracking) still pays on some such
+    series and costs on others, so the profile has to earn its place on each series: the
+    engine replays, on the series' own history, a floor at the profile against reactive
+    capacity spending the same (forecasting.models.profile.replay_profile_floor), once per
+    reselect_every; when the profile was short in at most max_ratio of reactive's short
+    steps, the forecast is the profile's, trusted, and says so (docs/forecasting.md).
+    """
+
+    enabled: bool = Field(
+        default=False,
+        description="Judge the same-hour profile where the models are untrusted, and forecast "
+        "with it where it earns trust.",
+    )
+    max_ratio: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Most short steps of the replayed profile floor, as a share of reactive's "
+        "at the same cost, for the profile to be trusted.",
+    )
+    min_short: int = Field(
+        default=10,
+        ge=1,
+        description="Fewest short steps reactive must have had in the replay: with fewer there "
+        "is nothing a profile could be shown to buy, and the series stays reactive.",
+    )
+
+
 class ForecastSettings(_Model):
     horizon: Duration = Field(default=parse_duration("1h"))
     step: Duration | None = Field(
@@ -1011,6 +1045,7 @@ class ForecastSettings(_Model):
         description="Local worker processes for selection and refits; empty: one per CPU.",
     )
     calibration: CalibrationSettings = Field(default_factory=CalibrationSettings)
+    untrusted_profile: UntrustedProfileSettings = Field(default_factory=UntrustedProfileSettings)
 
     @field_validator("quantiles")
     @classmethod
