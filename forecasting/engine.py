@@ -49,6 +49,7 @@ from forecasting.models.statistical import PARAMETER_FREE, REUSABLE, FittedSerie
 from forecasting.models.statistical import fit as fit_statistical
 from forecasting.models.statistical import forecast_each as forecast_statistical
 from forecasting.models.statistical import forward_columns as forward_statistical
+from forecasting.models.statistical import lean as lean_fit
 from forecasting.selection import (
     Selection,
     SelectionStore,
@@ -741,6 +742,8 @@ class ForecastEngine:
         kept = self.fit_store.load(*item.key, values=item.values)
         if not isinstance(kept, _Kept):
             return None
+        # A fit written before fits were kept lean still carries its in-sample arrays.
+        lean_fit(kept.fit)
         self._kept[item.key] = kept
         self.restored += 1
         return kept

@@ -35,6 +35,7 @@ __all__ = [
     "forecast_each",
     "forward",
     "forward_columns",
+    "lean",
     "stl_jumps",
 ]
 
@@ -351,6 +352,44 @@ class FittedSeries:
     exogenous: tuple[str, ...] = ()
 
 
+_IN_SAMPLE_KEYS = frozenset({"fitted", "residuals", "actual_residuals", "states", "x"})
+"""Entries of a fitted statsforecast model's ``model_`` that hold one value per observation
+it was fitted on (in-sample fits and residuals, ETS's state matrix, ARIMA's copy of the data),
+none of which ``forward`` reads: it runs the kept parameters over the newer history it is
+handed (``SeasonalNaive.forward`` and ``Naive.forward`` call ``forecast(y)``,
+``AutoETS.forward`` calls ``forward_ets(model_, y)``, ``ARIMA.forward`` ``Arima(x=y,
+model=model_)``, statsforecast 2.x). Kept, they were most of a warm series' kept fit (two
+weeks at 5 minutes: 32 KB each, up to 128 KB for AutoETS);
+``tests/forecasting/test_lean_fits.py`` shows every reusable model's ``forward`` unchanged,
+bit for bit, without them."""
+
+
+def lean(fitted: FittedSeries) -> FittedSeries:
+    """``fitted`` without the per-observation arrays its later forecasts never read.
+
+    What the engine keeps between cycles (in memory, and pickled per series on disk) is the
+    model's parameters; a fit also carries in-sample arrays as long as its history
+    (:data:`_IN_SAMPLE_KEYS`; an MSTL fit its whole decomposition, a frame of four series, of
+    which :func:`fit` has already taken the seasonal cycle :func:`forward` uses; the seasonal
+    profile the history it was fitted on). Changes the estimator in place and returns it.
+    """
+    _drop_in_sample(fitted.estimator)
+    if fitted.model in ("mstl", "prophet_like"):
+        # forward_columns runs the trend model on the deseasonalised history and adds the kept
+        # cycle (fitted.seasonal): the decomposition frame is never read after fit().
+        fitted.estimator.model_ = None
+        _drop_in_sample(fitted.estimator.trend_forecaster)
+    if isinstance(fitted.estimator, SeasonalProfile):
+        fitted.estimator.y_ = None  # forward() is handed the newest history every time
+    return fitted
+
+
+def _drop_in_sample(estimator: Any) -> None:
+    model = getattr(estimator, "model_", None)
+    if isinstance(model, dict):
+        estimator.model_ = {k: v for k, v in model.items() if k not in _IN_SAMPLE_KEYS}
+
+
 def _as_columns(result: Mapping[str, np.ndarray], model: str) -> dict[str, np.ndarray]:
     # statsforecast's per-model dict ("mean", "lo-80", ...) -> the frame columns of `forecast`.
     return {
@@ -487,7 +526,8 @@ def fit(
             period = max(np.atleast_1d(estimator.season_length))
             components = estimator.model_.filter(regex="^seasonal")
             seasonal = components.sum(axis=1).to_numpy(dtype=float)[-int(period) :]
-        fits[str(uid)] = FittedSeries(model, estimator, end, step, seasonal, exogenous)
+        # Only what later forecasts read is kept (lean): the forecast above is made already.
+        fits[str(uid)] = lean(FittedSeries(model, estimator, end, step, seasonal, exogenous))
         frames.append(_frame(str(uid), end, step, _as_columns(result, model)))
     return pd.concat(frames, ignore_index=True), fits
 
