@@ -313,7 +313,6 @@ class Driver:
         if hasattr(self.executor, "fence"):
             # Executors call it before each effect (config write, up, refresh, push).
             self.executor.fence = self.fence
-        self._history: dict[str, dict[str, Any]] = {}
         # The last cycle's reads from a remote metrics source, which the next cycle extends
         # from their recent end (driver.collect.REFETCH) instead of reading all history again.
         self._kept: Kept | None = None
@@ -378,7 +377,7 @@ class Driver:
         at, notes = self.decision_time(config, now)
         notes = [*notes, *config_warnings(config)]
         observation = self._observe(config, at)
-        result, degraded = self._decide(config, at, observation=observation)
+        result, degraded, history = self._decide(config, at, observation=observation)
         return CycleReport(
             stack=self.stack,
             mode="plan",
@@ -390,7 +389,7 @@ class Driver:
             degraded=degraded,
             duration_s=time.monotonic() - started,
             notes=notes,
-            history=self._history,
+            history=history,
             observed=observation.summary(config),
         )
 
@@ -415,7 +414,14 @@ class Driver:
         *,
         observation: StackObservation,
         rollbacks: frozenset[str] = frozenset(),
-    ) -> tuple[CycleResult, list[str]]:
+    ) -> tuple[CycleResult, list[str], dict[str, dict[str, Any]]]:
+        """The cycle's plan, its degraded lines and the history it was decided on.
+
+        The history goes back to the caller, never onto the driver: kept between cycles it
+        held every series' two weeks of observations (about 32 KB a series at 5 minutes) while
+        the next cycle collected them again. What a remote source's next read extends is
+        ``self._kept`` (:class:`driver.collect.Kept`), not this.
+        """
         collected = collect_history(config, root=self.root, now=now, kept=self._kept)
         self._kept = collected.kept
         drift = observation.drift(config)
@@ -442,12 +448,12 @@ class Driver:
             ),
         )
         self._forecast_errors = self._errors(collected.history, now, last_good=state.last_good)
-        self._history = collected.history
         observed = [*observation.degraded, *(str(d) for d in drift)]
         # The engine's own cycle-level lines: an unreachable Dask cluster, deferred selections.
         engine_notes = [str(n) for n in getattr(engine, "notes", ())]
         cut = [collected.summary] if collected.summary else []
-        return result, [*cut, *collected.degraded, *observed, *result.degraded, *engine_notes]
+        degraded = [*cut, *collected.degraded, *observed, *result.degraded, *engine_notes]
+        return result, degraded, collected.history
 
     def cycle_state(self) -> CycleState:
         """The state the last cycle left, as this stack's journal keeps it.
@@ -531,7 +537,7 @@ class Driver:
             pending = self.journal.pending_rollbacks(stack=self.stack)
             rollbacks = frozenset(r.pool for r in pending if r.pool in config.pools)
             observation = self._observe(config, at)
-            result, degraded = self._decide(
+            result, degraded, _ = self._decide(
                 config, at, observation=observation, rollbacks=rollbacks
             )
             plan = result.plan
