@@ -324,9 +324,18 @@ def _shared_client(service: str, region: str, config: Config) -> Any:
     )
     with _SHARED_LOCK:
         if key not in _SHARED:
-            _SHARED[key] = boto3.session.Session().client(
-                service, region_name=region, config=config
-            )
+            session = boto3.session.Session()
+            # Credentials first, by botocore's own chain (the very call create_client makes:
+            # environment, profiles and their SSO or process entries, container and instance
+            # roles), which the client then reuses. Without any, no request could be signed and
+            # the first call would raise NoCredentialsError anyway; building the client first
+            # loads the service model and endpoint rules (about 0.1 s of CPU, most of a one-shot
+            # cycle's observation here), and caching a client without credentials kept a
+            # long-running driver blind after credentials appeared (a profile or instance role
+            # that came up after the driver started). Nothing is cached: the next cycle asks again.
+            if session.get_credentials() is None:
+                raise NoCredentialsError()
+            _SHARED[key] = session.client(service, region_name=region, config=config)
         return _SHARED[key]
 
 

@@ -18,12 +18,14 @@ service model by ``botocore.stub.Stubber`` (it rejects any field or value the AP
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.loaders
 import pytest
 from botocore.stub import Stubber
 
@@ -36,6 +38,9 @@ from policies import PrimaryHealth
 pytest.importorskip("moto.server")
 
 from aws_world import build_world
+
+# The module itself (driver.observers' attribute ``_aws`` is the factory function of that name).
+_aws = importlib.import_module("driver.observers._aws")
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 22, 18, 0, tzinfo=UTC)
@@ -229,6 +234,54 @@ class TestWhenTheCloudCannotBeRead:
         assert (health.observed, health.healthy, health.ready) == (False, 0, False)
         assert seen.observed_desired() == {}
         assert seen.drift(config) == []
+
+    def test_without_credentials_no_client_is_built_and_the_cloud_is_one_degraded_line(
+        self, monkeypatch: pytest.MonkeyPatch, demo: MirrorcastConfig
+    ) -> None:
+        # tests/conftest.py empties every link of botocore's chain (environment, profile files,
+        # instance metadata). Building a client loads the service model: about 0.1 s of CPU of
+        # a one-shot cycle that could never sign a request.
+        monkeypatch.setattr(_aws, "_SHARED", {})
+        models: list[str] = []
+        load = botocore.loaders.Loader.load_service_model
+
+        def counted(loader: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+            models.append(service_name)
+            return load(loader, service_name, *args, **kwargs)
+
+        monkeypatch.setattr(botocore.loaders.Loader, "load_service_model", counted)
+
+        seen = observe(demo)
+
+        assert seen.degraded == [
+            "aws: not observed: no AWS credentials found (environment, profile or instance role) "
+            "(web/primary, web/mirror, web/balancer not read)"
+        ]
+        assert models == [] and _aws._SHARED == {}
+
+    def test_credentials_that_appear_after_a_cycle_without_them_are_used_by_the_next(
+        self, aws: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, demo: MirrorcastConfig
+    ) -> None:
+        # A long-running driver started before its profile (or instance role) was there: the
+        # client built without credentials was kept for the process and never signed a request.
+        world = build_world(demo, mirror_desired=0)
+        monkeypatch.setattr(_aws, "_SHARED", {})
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        credentials = tmp_path / "credentials"
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+
+        before = observe(world.config)
+        credentials.write_text(
+            "[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+        )
+        after = observe(world.config)
+
+        assert before.pools["web"].primary is None
+        assert "no AWS credentials found" in before.degraded[0]
+        assert after.degraded == []
+        primary = after.pools["web"].primary
+        assert primary is not None and primary.group == world.groups["primary"]
 
     def test_two_stacks_sharing_the_pool_tags_fail_loudly(
         self, aws: str, demo: MirrorcastConfig
