@@ -73,20 +73,30 @@ class _Pending:
     done: npt.NDArray[np.bool_]
 
 
+_SECOND = 1_000_000_000
+"""What a step start is kept in (ns): whole seconds, as every grid step starts."""
+
+_INT32 = np.iinfo(np.int32)
+
+
 class _LeadErrors:
     """Relative errors at one lead, oldest first, with the start of the step each scored.
 
-    Kept in numpy arrays, 24 bytes an error (int64 start, float64 error and level): a series
-    holds ``window / step`` errors at each of its leads (3 days at 5 minutes, 12 leads: 10,368),
-    and the Python lists of floats and ints this replaces took about 130 bytes an error, most
-    of a warm series' memory. Float64 kept: the quantiles are those the lists gave, bit for bit
+    Kept in numpy arrays, 20 bytes an error: the step's start as int32 seconds after the
+    lead's first start (exact for any start on a whole second within 68 years of it; one that
+    is not turns the starts back into int64 nanoseconds, so nothing is ever rounded), the
+    float64 error and the float64 level. A series holds ``window / step`` errors at each of
+    its leads (3 days at 5 minutes, 12 leads: 10,368), most of a warm series' memory: Python
+    lists took about 130 bytes an error, int64 starts 24. Float64 kept for the errors and the
+    levels: the quantiles are those the lists gave, bit for bit
     (``tests/forecasting/test_calibration_storage.py``).
     """
 
-    __slots__ = ("_errors", "_levels", "_size", "_starts")
+    __slots__ = ("_base", "_errors", "_levels", "_size", "_starts")
 
     def __init__(self) -> None:
-        self._starts = np.empty(0, dtype=np.int64)
+        self._base: int | None = None  # ns of the first start; int32 starts count seconds on
+        self._starts: npt.NDArray[np.int32] | npt.NDArray[np.int64] = np.empty(0, dtype=np.int32)
         self._errors = np.empty(0, dtype=np.float64)
         # The forecast's level relative to the series' typical level when it was made: the key
         # errors are grouped by when ``bins`` > 1.
@@ -95,7 +105,11 @@ class _LeadErrors:
 
     @property
     def starts(self) -> npt.NDArray[np.int64]:
-        return self._starts[: self._size]
+        """The step starts, ns since the epoch."""
+        kept = self._starts[: self._size]
+        if kept.dtype == np.int64:
+            return kept
+        return int(self._base or 0) + kept.astype(np.int64) * _SECOND
 
     @property
     def errors(self) -> npt.NDArray[np.float64]:
@@ -106,27 +120,55 @@ class _LeadErrors:
         return self._levels[: self._size]
 
     def add(self, start: int, error: float, level: float) -> None:
-        if self._size == len(self._starts):
-            # Grown by a quarter: once the window is full, forget_before frees as much as a
-            # cycle adds, so the arrays stop growing near the window's size (a doubling would
-            # leave up to half of them unused for good).
-            capacity = self._size + max(32, self._size // 4)
+        if self._size == len(self._errors):
+            # Grown by an eighth: once the window is full, forget_before frees as much as a
+            # cycle adds, so the arrays stop growing near the window's size, at most an eighth
+            # unused (a doubling would leave up to half of them unused for good).
+            capacity = self._size + max(32, self._size // 8)
             self._starts = _grown(self._starts, capacity, self._size)
             self._errors = _grown(self._errors, capacity, self._size)
             self._levels = _grown(self._levels, capacity, self._size)
-        self._starts[self._size] = start
+        self._starts[self._size] = self._stored(start)
         self._errors[self._size] = error
         self._levels[self._size] = level
         self._size += 1
 
+    def _stored(self, start: int) -> int:
+        """``start`` as the starts array holds it (widening the array if int32 cannot)."""
+        if self._starts.dtype == np.int64:
+            return start
+        if self._base is None:
+            self._base = start
+        seconds, rest = divmod(start - self._base, _SECOND)
+        if rest == 0 and _INT32.min <= seconds <= _INT32.max:
+            return int(seconds)
+        # Not on a whole second from the first start (or 68 years away): exact int64 from now.
+        widened = np.empty(len(self._starts), dtype=np.int64)
+        widened[: self._size] = self.starts
+        self._starts = widened
+        return start
+
     def forget_before(self, cutoff: int) -> None:
         # Steps are scored in time order at each lead, so the old ones are a prefix.
-        drop = int(np.searchsorted(self.starts, cutoff, side="left"))
+        drop = self._before(cutoff)
         if drop:
             keep = self._size - drop
             for array in (self._starts, self._errors, self._levels):
                 array[:keep] = array[drop : self._size]
             self._size = keep
+
+    def _before(self, cutoff: int) -> int:
+        """How many kept starts are before ``cutoff`` (ns)."""
+        kept = self._starts[: self._size]
+        if kept.dtype == np.int64 or self._base is None:
+            return int(np.searchsorted(kept, cutoff, side="left"))
+        # start < cutoff  <=>  seconds < (cutoff - base) / 1e9, seconds a whole number.
+        seconds = -((self._base - cutoff) // _SECOND)
+        if seconds > _INT32.max:
+            return self._size
+        if seconds < _INT32.min:
+            return 0
+        return int(np.searchsorted(kept, seconds, side="left"))
 
     def near(
         self, level: float, *, bins: int, at_least: int
