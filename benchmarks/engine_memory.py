@@ -217,11 +217,20 @@ def main() -> None:
         default=50,
         help="cycles timed after the traced ones, untraced, with full windows (default 50)",
     )
+    parser.add_argument(
+        "--no-lists",
+        action="store_true",
+        help="skip the list calibrator of before (its column repeats the current one): for "
+        "comparing two heads of the repository, each run with this flag at the same time",
+    )
     args = parser.parse_args()
     histories = long_series(args.traces, args.series, cycles=args.cycles + args.timed)
     n = len(histories)
-    before = run(histories, cycles=args.cycles, timed=args.timed, before=True)
+    lists = (
+        None if args.no_lists else run(histories, cycles=args.cycles, timed=args.timed, before=True)
+    )
     after = run(histories, cycles=args.cycles, timed=args.timed, before=False)
+    before = after if lists is None else lists
 
     def mb(value: float) -> str:
         return f"{value / 1e6:.3f}"

@@ -24,6 +24,7 @@ the cold start's first decision for every pool.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import resource
@@ -204,6 +205,13 @@ def _timed_pass(drivers: list[Driver], engine: ForecastEngine, at: datetime) -> 
     return _Pass(time.perf_counter() - started, changes, collected, deferred)
 
 
+def _resident_mb() -> float:
+    """The process's resident memory now (Linux ``/proc/self/statm``), after a collection."""
+    gc.collect()
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both scenarios and print cold and warm cycle times against the interval."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -289,6 +297,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{title}: peak RSS {rss_mb:,.0f} MB = {rss_mb / series_count:.2f} MB per series "
                 f"(whole process, baseline imports included); stack parses "
                 f"{sum(d.stack_config.parses for d in drivers)} for {len(drivers)} stack(s)"
+            )
+            held_mb = _resident_mb()
+            print(
+                f"{title}: RSS after the cycles {held_mb:,.0f} MB = "
+                f"{held_mb / series_count:.2f} MB per series (what the process holds between "
+                "cycles, imports included; freed heap the allocator kept counts too)"
             )
             engine.close()  # its worker processes, before the scratch directory goes
             journal.close()
