@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from forecasting._result import Forecast
@@ -37,7 +38,15 @@ from forecasting.errors import UnusableSeriesError
 from forecasting.evaluation import mase_scale, weighted_quantile_loss
 from infra.config import ForecastSettings, MetricSpec
 
-__all__ = ["DrivenEvaluation", "default_windows", "driver_engine", "evaluate_as_driven"]
+__all__ = [
+    "DrivenEvaluation",
+    "RecordingEngine",
+    "ReplayedEngine",
+    "default_windows",
+    "driver_engine",
+    "evaluate_as_driven",
+    "tie_aware_coverage",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +76,69 @@ def driver_engine(
     )
 
 
+class RecordingEngine:
+    """An engine that keeps what it handed out, by decision time, for :class:`ReplayedEngine`.
+
+    Calibration is a layer over the engine's forecasts (``forecasting.calibration``): it never
+    changes what the engine selects or fits. So the engine's stream of uncalibrated forecasts
+    over a trace, recorded once, can be calibrated again under other calibration settings at a
+    fraction of the cost (a NASA run is minutes of model fitting, a replay seconds), every
+    variant from the very same forecasts: like for like.
+
+    :param engine: the engine to record (``forecasting.ForecastEngine``), not a calibrated one.
+    """
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.stream: dict[pd.Timestamp, Forecast | UnusableSeriesError] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def forecast(
+        self, history: pd.Series, *, pool: str, metric: str, now: Any = None, **options: Any
+    ) -> Forecast:
+        at = pd.Timestamp(now)
+        try:
+            result: Forecast = self.engine.forecast(
+                history, pool=pool, metric=metric, now=now, **options
+            )
+        except UnusableSeriesError as exc:
+            self.stream[at] = exc
+            raise
+        self.stream[at] = result
+        return result
+
+
+class ReplayedEngine:
+    """Hands out, for each decision time, what a :class:`RecordingEngine` recorded then.
+
+    :param stream: decision time -> the recorded forecast, or the error the engine raised.
+    :param name: the trace's name, for the error when a decision time was never recorded.
+    """
+
+    def __init__(
+        self, stream: dict[pd.Timestamp, Forecast | UnusableSeriesError], *, name: str
+    ) -> None:
+        self.stream = stream
+        self.name = name
+
+    def forecast(
+        self, history: pd.Series, *, pool: str, metric: str, now: Any = None, **options: Any
+    ) -> Forecast:
+        at = pd.Timestamp(now)
+        if at not in self.stream:
+            raise LookupError(
+                f"trace {self.name}: no forecast was recorded at {at} (the replay asks for "
+                "decision times the recording did not make: record again with the same "
+                "windows, interval and calibration window)"
+            )
+        result = self.stream[at]
+        if isinstance(result, UnusableSeriesError):
+            raise result
+        return result
+
+
 def default_windows(*, horizon: timedelta, step: timedelta) -> int:
     """Origins (one horizon apart) for about :data:`SCORED_POINTS` scored points."""
     points = max(1, round(horizon / step))
@@ -85,6 +157,11 @@ class DrivenEvaluation:
     :param wql: weighted quantile loss against the quantile target.
     :param coverage: percentile -> share of scored points at or below it.
     :param coverage_80: share inside p10-p90.
+    :param tie_aware_coverage: percentile -> expected share of scored points whose randomised
+        PIT is at or below it (:func:`tie_aware_coverage`): ``coverage`` with ties spread.
+    :param tie_aware_coverage_80: the same for the 80% interval.
+    :param tied_points: share of scored points equal to one of their quantiles (zero counts
+        at a p10 of 0, CPU at a quantile clipped to 100%).
     :param quantile_target: ``peak`` or ``mean``: what the quantiles were scored against.
     :param models: model -> origins it produced (the engine's selection over time).
     :param trusted_origins: origins whose forecast was trusted.
@@ -101,6 +178,9 @@ class DrivenEvaluation:
     wql: float
     coverage: dict[int, float]
     coverage_80: float | None
+    tie_aware_coverage: dict[int, float]
+    tie_aware_coverage_80: float | None
+    tied_points: float
     quantile_target: str
     models: dict[str, int]
     trusted_origins: int
@@ -118,6 +198,11 @@ class DrivenEvaluation:
             "wql": _finite(self.wql),
             "coverage": {str(q): round(v, 4) for q, v in self.coverage.items()},
             "coverage_80": None if self.coverage_80 is None else round(self.coverage_80, 4),
+            "tie_aware_coverage": {str(q): round(v, 4) for q, v in self.tie_aware_coverage.items()},
+            "tie_aware_coverage_80": None
+            if self.tie_aware_coverage_80 is None
+            else round(self.tie_aware_coverage_80, 4),
+            "tied_points": round(self.tied_points, 4),
             "quantile_target": self.quantile_target,
             "models": self.models,
             "trusted_origins": self.trusted_origins,
@@ -247,6 +332,10 @@ def evaluate_as_driven(
     curves = {q: np.asarray(v) for q, v in predicted.items()}
     coverage = {q: float(np.mean(y <= curve)) for q, curve in curves.items()}
     inside = (y >= curves[INTERVAL_QUANTILES[0]]) & (y <= curves[INTERVAL_QUANTILES[1]])
+    spread = tie_aware_coverage(y, curves)
+    tied = np.zeros(len(y), dtype=bool)
+    for curve in curves.values():
+        tied |= y == curve
     return DrivenEvaluation(
         scored_points=scored,
         origins=len(origins) - missing,
@@ -256,6 +345,9 @@ def evaluate_as_driven(
         wql=weighted_quantile_loss(y, curves),
         coverage=coverage,
         coverage_80=float(np.mean(inside)),
+        tie_aware_coverage=spread,
+        tie_aware_coverage_80=spread[INTERVAL_QUANTILES[1]] - spread[INTERVAL_QUANTILES[0]],
+        tied_points=float(np.mean(tied)),
         quantile_target=target,
         models=dict(sorted(models.items())),
         trusted_origins=trusted,
@@ -263,6 +355,37 @@ def evaluate_as_driven(
         warmup=first_origin - warm_from,
         notes=list(notes),
     )
+
+
+def tie_aware_coverage(
+    actual: npt.NDArray[np.float64], curves: Mapping[int, npt.NDArray[np.float64]]
+) -> dict[int, float]:
+    """Coverage of each percentile with ties counted fairly: the randomised PIT's expectation.
+
+    "Share of points at or below the quantile" counts an observation equal to a quantile as
+    covered by it. For a sparse count that is most points: when half the steps are 0, a correct
+    forecast's p10 and p50 are 0, every zero step is "at or below p10" and "inside p10-p90" at
+    once, and the interval "covers" what it cannot help covering (CVS: 81% zero steps). The
+    randomised probability integral transform (Czado, Gneiting and Held 2009, for count data)
+    places such a point's PIT uniformly across the jump of the predictive distribution at it.
+    With only quantiles known, the jump at ``y`` spans from the highest level whose quantile is
+    below ``y`` (0 if none) to the lowest level whose quantile is above it (1 if none), and a
+    level's coverage is the expected share of PITs at or below it. A point strictly between two
+    adjacent quantiles counts exactly as in the plain coverage, so the two figures differ only
+    through ties; both are reported, the target being written on the plain one.
+
+    :param actual: what the quantiles bound, one value per scored point.
+    :param curves: percentile -> the forecast quantile at each scored point (monotone across
+        percentiles, as the engine makes them).
+    """
+    levels = sorted(curves)
+    y = np.asarray(actual, dtype=float)
+    stacked = np.vstack([np.asarray(curves[q], dtype=float) for q in levels])
+    fractions = np.asarray(levels, dtype=float)[:, None] / 100.0
+    below = np.where(stacked < y, fractions, 0.0).max(axis=0)
+    above = np.where(stacked > y, fractions, 1.0).min(axis=0)
+    width = above - below  # > 0: monotone curves put every "below" level under every "above"
+    return {q: float(np.mean(np.clip((q / 100.0 - below) / width, 0.0, 1.0))) for q in levels}
 
 
 def _first_forecast(

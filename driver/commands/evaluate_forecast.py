@@ -263,6 +263,14 @@ def _print_driven(
         *(f"{value:.2f}" for value in driven.coverage.values()),
     )
     console.print(table)
+    if driven.tied_points > 0:
+        # Sparse counts sit on their quantiles (a p10 of 0 with most steps 0): as written, each
+        # such point counts as covered by every quantile it equals.
+        spread = ", ".join(f"p{q} {value:.2f}" for q, value in driven.tie_aware_coverage.items())
+        console.print(
+            f"{driven.tied_points:.0%} of points equal one of their quantiles; with ties spread "
+            f"(randomised PIT): cov80 {driven.tie_aware_coverage_80 or 0:.2f}, {spread}"
+        )
     models = ", ".join(f"{model} {count}" for model, count in driven.models.items())
     console.print(
         f"models chosen: {models}; trusted at {driven.trusted_origins} of {driven.origins} "

@@ -14,7 +14,15 @@ from typer.testing import CliRunner
 import forecasting.as_driven
 from driver.cli import app
 from forecasting import CalibratedEngine, Forecast
-from forecasting.as_driven import default_windows, driver_engine, evaluate_as_driven
+from forecasting.as_driven import (
+    RecordingEngine,
+    ReplayedEngine,
+    default_windows,
+    driver_engine,
+    evaluate_as_driven,
+    tie_aware_coverage,
+)
+from forecasting.engine import ForecastEngine
 from forecasting.evaluation import weighted_quantile_loss
 from forecasting.trace import read_trace_csv
 from infra.config import ForecastSettings, MetricSpec
@@ -89,6 +97,107 @@ class TestScoring:
     def test_the_default_windows_give_a_few_hundred_points(self) -> None:
         assert default_windows(horizon=timedelta(hours=1), step=timedelta(minutes=5)) == 25
         assert default_windows(horizon=timedelta(days=1), step=timedelta(hours=1)) == 13
+
+
+LEVELS = (10, 50, 80, 90, 95, 99)
+
+
+def marginal_forecast(values: np.ndarray) -> dict[int, np.ndarray]:
+    """Every point's quantiles the values' own quantiles: the correct forecast of a draw from
+    their distribution (numpy's "inverted_cdf", the distribution's own quantile function)."""
+    at = np.quantile(values, [q / 100 for q in LEVELS], method="inverted_cdf")
+    return {q: np.full(len(values), v) for q, v in zip(LEVELS, at, strict=True)}
+
+
+class TestTieAwareCoverage:
+    """Issue 15's coverage target, scored with ties spread (randomised PIT) beside as written."""
+
+    def test_a_correct_forecast_of_sparse_counts_covers_its_levels_once_ties_are_spread(
+        self, data_dir: Path
+    ) -> None:
+        # Three days of CVS tweet counts per 5 minutes (NAB, real): 83% of steps are 0, so the
+        # distribution's own p10 and p50 are 0 and every zero step sits on both at once.
+        counts = read_trace_csv(data_dir / "nab" / "Twitter_volume_CVS_excerpt.csv").to_numpy()
+        assert np.mean(counts == 0) > 0.8
+        curves = marginal_forecast(counts)
+        plain = {q: float(np.mean(counts <= curve)) for q, curve in curves.items()}
+        spread = tie_aware_coverage(counts, curves)
+        # As written, the correct p10 "covers" 83% of points and the interval 96%.
+        assert plain[10] > 0.8
+        assert np.mean((counts >= curves[10]) & (counts <= curves[90])) > 0.95
+        # Spread across the jump at 0, the levels are what they say, to within the 6-level grid.
+        assert spread[10] == pytest.approx(0.10, abs=0.02)
+        assert spread[90] == pytest.approx(0.90, abs=0.02)
+        assert spread[90] - spread[10] == pytest.approx(0.80, abs=0.03)
+
+    def test_points_between_two_quantiles_count_as_in_the_plain_coverage(
+        self, data_dir: Path
+    ) -> None:
+        # A real CPU excerpt (continuous values) against the quantiles of its first day: no
+        # value equals a quantile, so nothing is spread.
+        cpu = read_trace_csv(
+            data_dir / "nab" / "cpu_utilization_asg_misconfiguration_excerpt.csv"
+        ).to_numpy()
+        first_day = marginal_forecast(cpu[:288])
+        # Quantiles of the first day are values of it: moved off them by far less than the
+        # data's 0.001 resolution so that no point equals one.
+        curves = {q: np.full(len(cpu), c[0] + 1e-6) for q, c in first_day.items()}
+        plain = {q: float(np.mean(cpu <= curve)) for q, curve in curves.items()}
+        assert tie_aware_coverage(cpu, curves) == pytest.approx(plain, abs=1e-12)
+
+    def test_the_evaluation_reports_both_figures(self) -> None:
+        # Actual 10 at every step, and the fixed forecast's p50 is exactly 10: a tie.
+        result = evaluate_as_driven(
+            steady(3),
+            name="steady",
+            settings=ForecastSettings(calibration={"enabled": False}),
+            spec=MetricSpec(unit="count"),
+            windows=4,
+            engine=FixedEngine(),
+        )
+        assert result.coverage[50] == 1.0
+        # Spread between p10 (2, below 10) and p80 (16, above): (0.5 - 0.1) / (0.8 - 0.1).
+        assert result.tie_aware_coverage[50] == pytest.approx(0.4 / 0.7)
+        assert result.tie_aware_coverage[10] == 0.0 and result.tie_aware_coverage[90] == 1.0
+        assert result.tie_aware_coverage_80 == 1.0 and result.tied_points == 1.0
+        assert result.to_json()["tie_aware_coverage"]["50"] == round(0.4 / 0.7, 4)
+
+
+def test_a_replayed_stream_calibrates_as_the_live_engine_did(data_dir: Path) -> None:
+    """The benchmark's variants calibrate a recorded stream: it must give what the live run gave."""
+    series = read_trace_csv(data_dir / "nab" / "cpu_utilization_asg_misconfiguration_excerpt.csv")
+    settings = ForecastSettings(quantiles=[10, 50, 80, 90, 95, 99])
+    recorder = RecordingEngine(ForecastEngine(settings))
+    live = evaluate_as_driven(
+        series,
+        name="asg",
+        settings=settings,
+        spec=MetricSpec(),
+        windows=6,
+        engine=CalibratedEngine(recorder, settings=settings.calibration),
+    )
+    replayed = evaluate_as_driven(
+        series,
+        name="asg",
+        settings=settings,
+        spec=MetricSpec(),
+        windows=6,
+        engine=CalibratedEngine(
+            ReplayedEngine(recorder.stream, name="asg"), settings=settings.calibration
+        ),
+    )
+    assert live.calibrated_origins > 0
+    assert replayed.to_json() == live.to_json()
+    # A decision time the recording never made is refused with a sentence, not invented.
+    with pytest.raises(LookupError, match="no forecast was recorded"):
+        evaluate_as_driven(
+            series,
+            name="asg",
+            settings=settings,
+            spec=MetricSpec(),
+            windows=7,
+            engine=ReplayedEngine(recorder.stream, name="asg"),
+        )
 
 
 def test_the_evaluation_runs_the_engine_the_driver_builds(
@@ -181,6 +290,26 @@ def test_the_command_takes_history_models_and_windows(tmp_path: Path, data_dir: 
     assert report["windows"] == 8 and report["driver"]["origins"] == 8
     assert set(report["driver"]["models"]) <= {"seasonal_naive", "mstl", "theta"}
     assert "the forecast as the driver" in " ".join(result.output.split())
+
+
+def test_the_command_reports_coverage_with_ties_spread_on_sparse_counts(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    out = tmp_path / "r.json"
+    trace = data_dir / "nab" / "Twitter_volume_CVS_excerpt.csv"
+    result = runner.invoke(
+        app,
+        ["evaluate-forecast", str(trace), "--windows", "6", "--models", "seasonal_naive"]
+        + ["--json", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    import json
+
+    driver = json.loads(out.read_text())["driver"]
+    # Most steps are zero counts at a p10 of 0: as written they count inside the interval.
+    assert driver["tied_points"] > 0.5
+    assert driver["tie_aware_coverage_80"] < driver["coverage_80"]
+    assert "with ties spread (randomised PIT)" in " ".join(result.output.split())
 
 
 def test_an_unknown_unit_is_refused(data_dir: Path) -> None:
