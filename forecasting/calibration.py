@@ -108,7 +108,7 @@ class _LeadErrors:
         """The step starts, ns since the epoch."""
         kept = self._starts[: self._size]
         if kept.dtype == np.int64:
-            return kept
+            return kept.astype(np.int64, copy=False)
         return int(self._base or 0) + kept.astype(np.int64) * _SECOND
 
     @property

@@ -380,7 +380,8 @@ def lean(fitted: FittedSeries) -> FittedSeries:
         fitted.estimator.model_ = None
         _drop_in_sample(fitted.estimator.trend_forecaster)
     if isinstance(fitted.estimator, SeasonalProfile):
-        fitted.estimator.y_ = None  # forward() is handed the newest history every time
+        # forward() is handed the newest history every time (predict() then says so).
+        vars(fitted.estimator).pop("y_", None)
     return fitted
 
 
