@@ -16,7 +16,9 @@ history through ``pd.to_numeric`` and a converted index, :func:`list_clean`). Fo
 prints the memory the cycles left allocated (``tracemalloc``, after a
 garbage collection; the imports and the first cycle's one-off costs excluded) per series, and
 what the engine's state objects hold, walked object by object: the kept fits, the model
-choices, the calibration errors and the pending forecasts.
+choices, the calibration errors and the pending forecasts. ``--no-lists`` runs the calibrator
+as it is only (both columns then show it): two heads of the repository are compared by running
+each with it at the same time.
 """
 
 from __future__ import annotations
