@@ -203,6 +203,45 @@ def run(
     }
 
 
+def fit_sizes(histories: dict[tuple[str, str], pd.Series]) -> None:
+    """Each reusable model's kept fit on the first series' 14 days, as statsforecast leaves it
+    and lean (``forecasting.models.statistical.lean``), walked object by object."""
+    import copy
+
+    import forecasting.models.statistical as statistical
+    from forecasting.models import ModelOptions
+
+    series = next(iter(histories.values())).iloc[:HISTORY]
+    index = pd.DatetimeIndex(series.index)
+    frame = pd.DataFrame(
+        {
+            "unique_id": "s",
+            "ds": index.tz_localize(None) if index.tz is not None else index,
+            "y": series.to_numpy(dtype=float),
+        }
+    )
+    print(f"kept fit of one series (14 days at 5 minutes, {series.to_numpy().nbytes:,} bytes)")
+    print(f"{'KB':<28}{'as fitted':>12}{'lean':>10}")
+    keep = statistical.lean
+    statistical.lean = lambda fitted: fitted  # type: ignore[assignment]
+    try:
+        for model in sorted(statistical.REUSABLE):
+            _, fits = statistical.fit(
+                frame,
+                model=model,
+                h=HORIZON,
+                freq="300s",
+                season=288,
+                levels=[80, 90, 95, 99],
+                options=ModelOptions(seed=0),
+            )
+            full = fits["s"]
+            lean = keep(copy.deepcopy(full))
+            print(f"{model:<28}{deep_size([full]) / 1e3:>12.1f}{deep_size([lean]) / 1e3:>10.1f}")
+    finally:
+        statistical.lean = keep  # type: ignore[assignment]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("traces", type=Path, help="the shared traces folder")
@@ -225,8 +264,16 @@ def main() -> None:
         help="skip the list calibrator of before (its column repeats the current one): for "
         "comparing two heads of the repository, each run with this flag at the same time",
     )
+    parser.add_argument(
+        "--fit-sizes",
+        action="store_true",
+        help="print each reusable model's kept fit as fitted and lean, and stop",
+    )
     args = parser.parse_args()
     histories = long_series(args.traces, args.series, cycles=args.cycles + args.timed)
+    if args.fit_sizes:
+        fit_sizes(histories)
+        return
     n = len(histories)
     lists = (
         None if args.no_lists else run(histories, cycles=args.cycles, timed=args.timed, before=True)
