@@ -25,17 +25,22 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import ctypes
+import functools
 import gc
 import logging
+import multiprocessing
 import os
 import resource
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +73,7 @@ _HEAD = """\
 config:
   aws:region: us-east-1
   mirrorcast:tags: {{cost-center: scale}}
-  mirrorcast:metrics: {{type: file, path: metrics.csv}}
+  mirrorcast:metrics: {{type: file, path: {metrics_path}}}
   mirrorcast:forecast: {{horizon: 1h, history: 14d, models: [{models}]{budgets}}}
   mirrorcast:driver: {{mode: apply, interval: 5m}}
   mirrorcast:pools:
@@ -84,7 +89,7 @@ _POOL = """\
         network: {{vpc_id: vpc-0123456789abcdef0, subnet_ids: [subnet-0aa11bb22cc33dd44]}}
       mirror: {{percent: 50, state: paused}}
       balancer: {{kind: alb}}
-      metrics: {{cpu: {{unit: percent}}}}
+      metrics: {{cpu: {{unit: percent}}{rps_metric}}}
       rules:
         - name: predicted-cpu
           when: predicted(cpu, p90) > 80% within 30m
@@ -94,6 +99,14 @@ _POOL = """\
           when: current(cpu) > 90% for 5m
           weight: 5
           actions: [{{type: activate_mirror}}, {{type: shift_weights, mirror: 50, ramp: {{mode: immediate}}}}]
+{rps_rule}"""
+_RPS_METRIC = ", rps: {kind: application, unit: rps, per_instance_capacity: 250}"
+"""The second metric of ``--metrics-per-pool 2``: the demo stack's rps, sized per instance."""
+_RPS_RULE = """\
+        - name: predicted-rps
+          when: predicted(rps, p90) > 1800 within 30m
+          weight: 8
+          actions: [{type: activate_mirror}, {type: shift_weights, mirror: 30}]
 """
 
 
@@ -109,17 +122,39 @@ def _series(traces: Path) -> list[np.ndarray]:
     return out
 
 
-def _metrics(names: list[str], series: list[np.ndarray]) -> pd.DataFrame:
+AHEAD_KEPT = 72
+"""Points after the first cold cycle's ``now`` in a ``--keep`` build: six hours of cycles, so
+later runs go on from where the last one stopped (their kept fits then still hold)."""
+
+
+def _scaled(
+    base: np.ndarray, *, shift: int, low: float, high: float, points: int = POINTS
+) -> np.ndarray:
+    # Shifted per pool (and wrapped to length), so no two pools see the same series.
+    shifted = np.resize(np.roll(base, shift), points)
+    lo, hi = np.nanmin(shifted), np.nanmax(shifted)
+    return np.round(low + (high - low) * (shifted - lo) / max(hi - lo, 1e-9), 3)
+
+
+def _metrics(
+    names: list[str], series: list[np.ndarray], *, per_pool: int, ahead: int = AHEAD
+) -> pd.DataFrame:
+    points = 14 * 288 + ahead
     stamps = pd.date_range(
-        end=END + timedelta(minutes=5 * AHEAD), periods=POINTS, freq="5min", tz="UTC"
+        end=END + timedelta(minutes=5 * ahead), periods=points, freq="5min", tz="UTC"
     )
     columns: dict[str, np.ndarray] = {}
     for index, name in enumerate(names):
-        base = series[index % len(series)]
-        # Shifted per pool (and wrapped to length), so no two pools see the same series.
-        shifted = np.resize(np.roll(base, index * 37), POINTS)
-        low, high = np.nanmin(shifted), np.nanmax(shifted)
-        columns[f"{name}.cpu"] = np.round(10 + 80 * (shifted - low) / max(high - low, 1e-9), 3)
+        columns[f"{name}.cpu"] = _scaled(
+            series[index % len(series)], shift=index * 37, low=10, high=90, points=points
+        )
+        if per_pool == 2:
+            # Another trace than the pool's cpu (offset by a third of the list), so the two
+            # series of a pool are not one curve rescaled.
+            other = series[(index + len(series) // 3 + 1) % len(series)]
+            columns[f"{name}.rps"] = _scaled(
+                other, shift=index * 53, low=100, high=2000, points=points
+            )
     frame = pd.DataFrame(columns)
     frame.insert(0, "timestamp", [t.isoformat() for t in stamps])
     return frame
@@ -132,15 +167,32 @@ def _project(
     models: list[str],
     *,
     budgets: dict[str, int] | None = None,
+    per_pool: int = 1,
+    per_stack_files: bool = False,
+    ahead: int = AHEAD,
 ) -> Path:
     (root / "stacks").mkdir(parents=True)
     shutil.copy(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
     every = [name for names in stacks.values() for name in names]
-    _metrics(every, series).to_csv(root / "metrics.csv", index=False)
+    frame = _metrics(every, series, per_pool=per_pool, ahead=ahead)
+    if not per_stack_files:
+        frame.to_csv(root / "metrics.csv", index=False)
+    rps_metric, rps_rule = (_RPS_METRIC, _RPS_RULE) if per_pool == 2 else ("", "")
     for stack, names in stacks.items():
+        metrics_path = "metrics.csv"
+        if per_stack_files:
+            metrics_path = f"metrics/{stack}.csv"
+            (root / "metrics").mkdir(exist_ok=True)
+            # Each stack's own pools' columns, built from the fleet's one frame (the same
+            # values as the shared file), so a stack reads only its own series.
+            mine = set(names)
+            keep = ["timestamp"] + [c for c in frame.columns if c.split(".")[0] in mine]
+            frame[keep].to_csv(root / metrics_path, index=False)
         extra = "".join(f", {key}: {value}" for key, value in (budgets or {}).items())
-        text = _HEAD.format(models=", ".join(models), budgets=extra) + "".join(
-            _POOL.format(name=name) for name in names
+        text = _HEAD.format(
+            models=", ".join(models), budgets=extra, metrics_path=metrics_path
+        ) + "".join(
+            _POOL.format(name=name, rps_metric=rps_metric, rps_rule=rps_rule) for name in names
         )
         (root / "stacks" / f"Pulumi.{stack}.yaml").write_text(text)
     return root
@@ -185,26 +237,135 @@ class _Pass:
     """Series the collection returned (all of them unless ``driver.collect_timeout`` cut it)."""
     deferred: int
     """Series forecast on the flagged seasonal-naive fallback: selection not yet their turn."""
+    cpu: float = 0.0
+    """CPU seconds of the driver process(es) in the pass (not their engines' worker processes,
+    which only selections and refits use): on a shared machine wall time is also everyone
+    else's load."""
+
+    plans: dict[str, str] = field(default_factory=dict)
+    """Each stack's plan of the pass as JSON (``Plan.model_dump_json``), for ``--plans``."""
 
     def line(self, series: int) -> str:
         return (
-            f"{self.seconds:.1f} s = {self.seconds / INTERVAL_S:.0%} of the interval; "
+            f"{self.seconds:.1f} s = {self.seconds / INTERVAL_S:.0%} of the interval "
+            f"({self.cpu:.1f} s driver CPU); "
             f"{self.collected}/{series} series collected, {self.deferred} on the flagged "
             f"fallback; {self.changes} config changes planned"
         )
 
 
 def _timed_pass(drivers: list[Driver], engine: ForecastEngine, at: datetime) -> _Pass:
+    cpu = time.process_time()
     started = time.perf_counter()
     changes = collected = deferred = 0
+    plans: dict[str, str] = {}
     for driver in drivers:
         report = driver.run_cycle(now=at)
         changes += len(report.result.plan.changes) if report.result is not None else 0
+        if report.result is not None:
+            plans[driver.stack] = report.result.plan.model_dump_json()
         series = sum(len(pool.metrics) for pool in report.config.pools.values())
         # driver.collect: one degraded line per series the source did not give in time or at all.
         collected += series - sum(": metric source " in line for line in report.degraded)
         deferred += engine.deferred_selections
-    return _Pass(time.perf_counter() - started, changes, collected, deferred)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return _Pass(seconds, changes, collected, deferred, cpu, plans)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass(frozen=True)
+class _Share:
+    """What one driver process runs: some of the fleet's stacks, with their own engine."""
+
+    root: Path
+    stacks: list[str]
+    mode: str
+    journal_url: str
+
+
+def _open(share: _Share) -> tuple[Journal, ForecastEngine, list[Driver]]:
+    journal = Journal(share.journal_url)
+    settings = load_stack(share.stacks[0], share.root).forecast
+    engine = ForecastEngine(settings, cache_dir=share.root / "models", seed=0)
+    drivers = [
+        _driver(share.root, stack, journal, engine, mode=share.mode) for stack in share.stacks
+    ]
+    return journal, engine, drivers
+
+
+def _driver_process(conn: Connection, share: _Share) -> None:
+    """A driver process of ``--processes``: cycles its stacks whenever the parent says when.
+
+    Its own session, as a systemd unit or a pod of its own would be: Linux autogroup
+    (``kernel.sched_autogroup_enabled``) shares the CPU between sessions, so processes of
+    the benchmark's one session would share one session's CPU on a loaded machine
+    (``benchmarks/fleet_bench.py`` measured that for Dask workers)."""
+    os.setsid()
+    logging.basicConfig(level=logging.ERROR)
+    journal, engine, drivers = _open(share)
+    conn.send(_rss_mb())
+    while (at := conn.recv()) is not None:
+        conn.send((_timed_pass(drivers, engine, at), _rss_mb()))
+    held = _resident_mb()
+    engine.close()  # its worker processes, before the scratch directory goes
+    journal.close()
+    conn.send((_rss_mb(), sum(d.stack_config.parses for d in drivers), held))
+
+
+class _Processes:
+    """The fleet's stacks split over ``count`` driver processes, cycled together: a pass's
+    wall time is from telling every process to the last one's answer."""
+
+    def __init__(self, *, root: Path, stacks: list[str], mode: str, journal_url: str, count: int):
+        context = multiprocessing.get_context("spawn")
+        self._conns: list[Connection] = []
+        self._procs = []
+        for index in range(count):
+            mine = stacks[index::count]
+            if not mine:
+                continue
+            parent, child = context.Pipe()
+            share = _Share(root=root, stacks=mine, mode=mode, journal_url=journal_url)
+            # Not a daemon: its engine starts worker processes of its own for selections.
+            proc = context.Process(target=_driver_process, args=(child, share))
+            proc.start()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        self.rss = [conn.recv() for conn in self._conns]
+        self.stack_parses = 0
+        """Stack file parses of every process's drivers, known once they are closed."""
+        self.held: list[float] = []
+        """Each process's resident memory after its cycles (``_resident_mb``), once closed."""
+
+    def run(self, at: datetime) -> _Pass:
+        started = time.perf_counter()
+        for conn in self._conns:
+            conn.send(at)
+        answers = [conn.recv() for conn in self._conns]
+        seconds = time.perf_counter() - started
+        self.rss = [max(old, rss) for old, (_, rss) in zip(self.rss, answers, strict=True)]
+        done = [one for one, _ in answers]
+        return _Pass(
+            seconds,
+            changes=sum(d.changes for d in done),
+            collected=sum(d.collected for d in done),
+            deferred=sum(d.deferred for d in done),
+            cpu=sum(d.cpu for d in done),
+            plans={stack: plan for d in done for stack, plan in d.plans.items()},
+        )
+
+    def close(self) -> None:
+        for conn in self._conns:
+            conn.send(None)
+        last = [conn.recv() for conn in self._conns]
+        self.rss = [max(old, rss) for old, (rss, _, _) in zip(self.rss, last, strict=True)]
+        self.stack_parses = sum(parses for _, parses, _ in last)
+        self.held = [held for _, _, held in last]
+        for proc in self._procs:
+            proc.join(timeout=60)
 
 
 def _resident_mb() -> float:
@@ -227,6 +388,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stacks", type=int, default=50, help="stacks in the fleet (50)")
     parser.add_argument("--pools-per-stack", type=int, default=4, help="pools per fleet stack (4)")
     parser.add_argument(
+        "--metrics-per-pool",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="1: cpu only (the default); 2: cpu and rps (with a predicted-rps rule), the "
+        "target's two series a pool",
+    )
+    parser.add_argument(
         "--warm", type=int, default=2, help=f"warm cycles to time (2, at most {AHEAD})"
     )
     parser.add_argument(
@@ -248,6 +417,44 @@ def main(argv: list[str] | None = None) -> int:
         "--only", choices=("stack", "fleet"), default=None, help="run one scenario only"
     )
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="fleet only: run the stacks' drivers in this many driver processes, each with "
+        "its own engine and session, stacks dealt round-robin (one driver process per stack "
+        "is how a fleet is deployed: a systemd unit or a pod per stack); 0 (default): every "
+        "driver in this process",
+    )
+    parser.add_argument(
+        "--metrics-file",
+        choices=("shared", "per-stack"),
+        default="shared",
+        help="fleet: one metrics file for every stack (shared, the default) or one per stack "
+        "holding its own pools' series",
+    )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="build the projects in this folder and reuse them (and the model choices and "
+        "kept fits persisted under it) on the next run with the same arguments: the cold "
+        "cycle's selections are then paid once; each run has its own journal",
+    )
+    parser.add_argument(
+        "--plans",
+        type=Path,
+        default=None,
+        help="write every stack's plan of every cycle here as JSON lines, sorted by cycle and "
+        "stack (to compare runs byte for byte, e.g. --processes 0 against 2)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="write a cProfile of the warm cycles only (not the cold one) to this file "
+        "(every driver in this process: not with --processes)",
+    )
+    parser.add_argument(
         "--mode",
         choices=("plan", "apply"),
         default="plan",
@@ -255,6 +462,10 @@ def main(argv: list[str] | None = None) -> int:
         "Automation API path against the tests' Pulumi CLI stand-in (its YAML cost included)",
     )
     args = parser.parse_args(argv)
+    if args.processes and args.only != "fleet":
+        parser.error("--processes runs the fleet scenario's drivers: add --only fleet")
+    if args.profile is not None and args.processes:
+        parser.error("--profile profiles this process: leave out --processes")
     logging.basicConfig(level=logging.ERROR)
     series = _series(args.traces)
     print(f"machine: {os.cpu_count()} cores; cycle interval {INTERVAL_S:.0f} s")
@@ -278,42 +489,149 @@ def main(argv: list[str] | None = None) -> int:
                 if args.selections_per_cycle is not None
                 else {}
             )
-            root = _project(
-                Path(scratch) / f"project{number}", stacks, series, args.models, budgets=budgets
-            )
-            journal = Journal(f"sqlite:///{root / 'journal.db'}")
-            settings = load_stack(next(iter(stacks)), root).forecast
-            engine = ForecastEngine(settings, cache_dir=root / "models", seed=0)
-            drivers = [_driver(root, stack, journal, engine, mode=args.mode) for stack in stacks]
-            series_count = sum(map(len, stacks.values()))
-            cold = _timed_pass(drivers, engine, END)
+            root = _built(args, Path(scratch), number, stacks, series, budgets=budgets)
+            journal_url = f"sqlite:///{Path(scratch) / f'journal{number}.db'}"
+            series_count = sum(map(len, stacks.values())) * args.metrics_per_pool
+            run: Callable[[datetime], _Pass]
+            if args.processes:
+                fleet = _Processes(
+                    root=root,
+                    stacks=list(stacks),
+                    mode=args.mode,
+                    journal_url=journal_url,
+                    count=args.processes,
+                )
+                run = fleet.run
+                title = f"{title} in {args.processes} driver processes"
+            else:
+                journal, engine, drivers = _open(
+                    _Share(root=root, stacks=list(stacks), mode=args.mode, journal_url=journal_url)
+                )
+                run = functools.partial(_timed_pass, drivers, engine)
+
+            # A --keep project goes on from where its last run stopped: the fits it persisted
+            # then end on points this run's first cycle still has, so they are updated, not
+            # refitted (a run from the start again would refit every series).
+            first_step = _steps_done(root) if args.keep is not None else 0
+            ahead = AHEAD if args.keep is None else AHEAD_KEPT
+            if first_step + args.warm > ahead:
+                raise SystemExit(
+                    f"--keep {args.keep}: {first_step} of its {ahead} five-minute steps are "
+                    f"used; {args.warm} more warm cycles do not fit: use another folder"
+                )
+            if first_step:
+                print(f"{title}: going on from {first_step} steps after the first cold cycle")
+            cold = run(END + timedelta(minutes=5 * first_step))
+            passes = [cold]
             print(f"{title}: cold cycle (first decision for every pool) {cold.line(series_count)}")
             warm: list[float] = []
+            profiler = cProfile.Profile() if args.profile is not None else None
             for step in range(1, args.warm + 1):
-                at = END + timedelta(minutes=5 * step)
-                done = _timed_pass(drivers, engine, at)
+                at = END + timedelta(minutes=5 * (first_step + step))
+                if profiler is not None:
+                    profiler.enable()
+                done = run(at)
+                if profiler is not None:
+                    profiler.disable()
+                passes.append(done)
                 warm.append(done.seconds)
                 print(f"{title}: warm cycle {step} {done.line(series_count)}")
+            if args.keep is not None:
+                (root / "steps-done.txt").write_text(str(first_step + args.warm + 1))
+            if args.plans is not None:
+                with args.plans.open("w") as out:
+                    for cycle_number, done in enumerate(passes):
+                        for stack in sorted(done.plans):
+                            out.write(f'{{"cycle": {cycle_number}, "stack": "{stack}", "plan": ')
+                            out.write(done.plans[stack] + "}\n")
+                print(f"{title}: plans of {len(passes)} cycles written to {args.plans}")
+            if profiler is not None:
+                profiler.dump_stats(args.profile)
+                print(f"{title}: profile of the warm cycles written to {args.profile}")
             if warm:
                 print(
                     f"{title}: warm cycles {min(warm):.1f}-{max(warm):.1f} s, "
                     f"{max(warm) / series_count * 1000:.1f} ms per series at the slowest"
                 )
-            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            if args.processes:
+                fleet.close()
+                rss_mb = sum(fleet.rss)
+                where = (
+                    f"{len(fleet.rss)} driver processes' peaks summed, baseline imports included"
+                )
+                parses = f"stack parses {fleet.stack_parses} for {len(stacks)} stack(s)"
+            else:
+                rss_mb = _rss_mb()
+                where = "whole process, baseline imports included"
+                parses = (
+                    f"stack parses {sum(d.stack_config.parses for d in drivers)} "
+                    f"for {len(drivers)} stack(s)"
+                )
             print(
                 f"{title}: peak RSS {rss_mb:,.0f} MB = {rss_mb / series_count:.2f} MB per series "
-                f"(whole process, baseline imports included); stack parses "
-                f"{sum(d.stack_config.parses for d in drivers)} for {len(drivers)} stack(s)"
+                f"({where}); {parses}"
             )
-            held_mb = _resident_mb()
+            held_mb = sum(fleet.held) if args.processes else _resident_mb()
             print(
                 f"{title}: RSS after the cycles {held_mb:,.0f} MB = "
                 f"{held_mb / series_count:.2f} MB per series (what the process holds between "
-                "cycles, imports included, after malloc_trim)"
+                "cycles, imports included, after malloc_trim"
+                + (", driver processes summed)" if args.processes else ")")
             )
-            engine.close()  # its worker processes, before the scratch directory goes
-            journal.close()
+            if not args.processes:
+                engine.close()  # its worker processes, before the scratch directory goes
+                journal.close()
     return 0
+
+
+def _steps_done(root: Path) -> int:
+    marker = root / "steps-done.txt"
+    return int(marker.read_text()) if marker.exists() else 0
+
+
+def _built(
+    args: argparse.Namespace,
+    scratch: Path,
+    number: int,
+    stacks: dict[str, list[str]],
+    series: list[np.ndarray],
+    *,
+    budgets: dict[str, int],
+) -> Path:
+    """The scenario's project: built in the scratch folder, or reused from ``--keep``."""
+    shape = (
+        f"stacks={list(stacks)} pools={sum(map(len, stacks.values()))} "
+        f"per_pool={args.metrics_per_pool} models={args.models} budgets={budgets} "
+        f"metrics_file={args.metrics_file} ahead={AHEAD_KEPT}"
+    )
+    if args.keep is None:
+        root = scratch / f"project{number}"
+    else:
+        root = args.keep / f"project{number}"
+        marker = root / "scale-args.txt"
+        if marker.exists():
+            if marker.read_text() != shape:
+                raise SystemExit(
+                    f"--keep {args.keep}: {root} was built with other arguments "
+                    f"({marker.read_text()}); use another folder or remove it"
+                )
+            print(f"reusing {root} (model choices and kept fits persisted there)")
+            return root
+        if root.exists():
+            shutil.rmtree(root)  # a build cut short: no marker yet
+    _project(
+        root,
+        stacks,
+        series,
+        args.models,
+        budgets=budgets,
+        per_pool=args.metrics_per_pool,
+        per_stack_files=args.metrics_file == "per-stack",
+        ahead=AHEAD if args.keep is None else AHEAD_KEPT,
+    )
+    if args.keep is not None:
+        (root / "scale-args.txt").write_text(shape)
+    return root
 
 
 if __name__ == "__main__":
