@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.models._imports import import_statsforecast
+from forecasting.models._intervals import cache_normal_quantiles
 from forecasting.models._options import ModelOptions
 from forecasting.models.profile import SeasonalProfile
 from forecasting.models.records import BuildContext, ModelRecord
@@ -195,8 +196,15 @@ def stl_jumps(period: int, *, options: ModelOptions) -> dict[str, int]:
     }
 
 
-def _build(name: str, *, season: int, h: int, weekly: bool, options: ModelOptions) -> Any:
+def _statsforecast() -> None:
+    """statsforecast imported (:func:`import_statsforecast`), its interval multipliers kept
+    per set of levels (:mod:`forecasting.models._intervals`)."""
     import_statsforecast()
+    cache_normal_quantiles()
+
+
+def _build(name: str, *, season: int, h: int, weekly: bool, options: ModelOptions) -> Any:
+    _statsforecast()
     import statsforecast.models as sf
     from statsforecast.utils import ConformalIntervals
 
@@ -242,7 +250,7 @@ def forecast(
         the extra columns of ``df``), for :data:`EXOGENOUS` models.
     :returns: ``unique_id, ds, <model>, <model>-lo-L, <model>-hi-L``.
     """
-    import_statsforecast()
+    _statsforecast()
     from statsforecast import StatsForecast
 
     weekly = _weekly(df, season)
@@ -307,7 +315,7 @@ def cross_validate(
         training window, which bounds the cost of slow models on long histories.
     :returns: ``unique_id, ds, cutoff, y, <model>, <model>-lo-L, <model>-hi-L``.
     """
-    import_statsforecast()
+    _statsforecast()
     from statsforecast import StatsForecast
 
     weekly = _weekly(df, season) and input_size is None
@@ -430,7 +438,7 @@ def _forward_theta(
         decomposition are not redone (they cost most of an update); the theta model runs on
         the adjusted data exactly as ``auto_theta`` runs it after decomposing.
     """
-    import_statsforecast()
+    _statsforecast()
     from statsforecast.theta import auto_theta, forecast_theta, thetamodel
 
     fitted = estimator.model_
@@ -583,6 +591,7 @@ def forward_columns(
     offset = (end - fitted.end) / fitted.step
     if offset < 0 or not float(offset).is_integer():
         return None
+    _statsforecast()  # a kept fit restored from disk imports statsforecast's classes only
     level = list(levels)
     estimator = fitted.estimator
     if fitted.seasonal is None:
