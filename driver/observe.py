@@ -6,10 +6,11 @@ do not collide on prometheus_client's global one.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,24 +47,48 @@ def forecast_abs_error(previous: Forecast, actual: pd.Series, *, now: datetime) 
     """
     if len(actual) == 0:
         return None
-    observed = actual.sort_index()
-    observed = observed[~observed.index.duplicated(keep="last")].dropna()
-    if len(observed) == 0:
+    due = list(itertools.takewhile(lambda at: at <= now, previous.times))
+    observed = _around(actual, due, step=previous.step)
+    if len(observed) == 0 or not due:
         return None
-    errors: list[float] = []
-    for at, value in zip(previous.times, previous.mean, strict=True):
-        if at > now:
-            break
-        position = observed.index.get_indexer([pd.Timestamp(at)], method="nearest")[0]
-        if position < 0:
-            continue
-        seen_at = observed.index[position]
-        if abs(seen_at - pd.Timestamp(at)) <= previous.step:
-            errors.append(abs(float(observed.iloc[position]) - float(value)))
-    if not errors:
+    targets = pd.DatetimeIndex([pd.Timestamp(at) for at in due])
+    # One nearest-match search for every due point (it was one search per point).
+    positions = observed.index.get_indexer(targets, method="nearest")
+    seen = positions >= 0
+    found = positions[seen]
+    close = (
+        np.abs(observed.index.asi8[found] - targets.asi8[seen]) <= pd.Timedelta(previous.step).value
+    )
+    if not close.any():
         return None
+    values = np.asarray(previous.mean[: len(due)], dtype=float)[seen][close]
+    errors = np.abs(observed.to_numpy(dtype=float)[found][close] - values)
     result = float(np.mean(errors))
     return result if math.isfinite(result) else None
+
+
+def _around(actual: pd.Series, due: list[datetime], *, step: timedelta) -> pd.Series:
+    """The present observations that can be nearest to a due point: in time order, one per
+    time (the last), within ``step`` of the due points' span.
+
+    A source's series is in time order with one point per time; then two binary searches cut
+    the few points around the forecast out of two weeks of history (sorting, de-duplicating and
+    dropping gaps over all of it cost about 10 ms per series per cycle). Any observation within
+    one step of a due point lies in that cut, so the nearest within one step is the same.
+    """
+    index = actual.index
+    if (
+        due
+        and isinstance(index, pd.DatetimeIndex)
+        and len(index) > 1
+        and bool((np.diff(index.asi8) > 0).all())
+    ):
+        reach = pd.Timedelta(step)
+        lo = int(index.searchsorted(pd.Timestamp(due[0]) - reach, side="left"))
+        hi = int(index.searchsorted(pd.Timestamp(due[-1]) + reach, side="right"))
+        return actual.iloc[lo:hi].dropna()
+    observed = actual.sort_index()
+    return observed[~observed.index.duplicated(keep="last")].dropna()
 
 
 class DriverMetrics:
