@@ -371,7 +371,7 @@ def screen_observations(
 
 def _newest_valid(series: pd.Series) -> pd.Timestamp | None:
     """The time of the newest observation that is not missing; None when all are."""
-    index = pd.DatetimeIndex(series.index)
+    index = _time_index(series)
     if series.dtype == np.float64 and index.is_monotonic_increasing:
         # A source's float series in time order: the last non-NaN position, without dropna's
         # copy of two weeks of points per series per cycle.
@@ -381,13 +381,20 @@ def _newest_valid(series: pd.Series) -> pd.Timestamp | None:
     return pd.Timestamp(pd.DatetimeIndex(valid.index).max()) if len(valid) else None
 
 
+def _time_index(series: pd.Series) -> pd.DatetimeIndex:
+    """The series' index as a DatetimeIndex: itself when it is one already (a source's series),
+    since wrapping an index again costs a tenth of a millisecond, per series, every cycle."""
+    index = series.index
+    return index if isinstance(index, pd.DatetimeIndex) else pd.DatetimeIndex(index)
+
+
 def _until(series: pd.Series | None, stamp: pd.Timestamp) -> pd.Series | None:
     """The observations at or before ``stamp`` (a backtest hands over whole traces)."""
     if series is None:
         return None
     if len(series) == 0:
         return series
-    index = pd.DatetimeIndex(series.index)
+    index = _time_index(series)
     if index.tz is None:
         raise ValueError("metric history must have a timezone-aware (UTC) index")
     if index.is_monotonic_increasing:

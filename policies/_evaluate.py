@@ -475,18 +475,23 @@ class _Context:
             if window is None:
                 return float(series.iloc[-1])
             start = self.view.now - window
-            # The median step between observations (pandas' Series.diff().median() of the
-            # index, computed on its nanoseconds without building a Series).
-            spacing = (
-                pd.Timedelta(float(np.median(np.diff(series.index.asi8))), unit="ns")
-                if len(series) > 1
-                else pd.Timedelta(0)
-            )
-            if series.index[0] > start + spacing:
-                covered = format_duration(self.view.now - series.index[0])
-                raise _NoData(
-                    f"observations of {value.metric} cover only {covered} of the {format_duration(window)} window"
+            first = series.index[0]
+            # Observations in time order that begin at or before the window's start cover it
+            # whatever their spacing (a median step is never negative then): the median of two
+            # weeks of steps, a sort per pool per cycle, is needed only otherwise.
+            if first > start or not series.index.is_monotonic_increasing:
+                # The median step between observations (pandas' Series.diff().median() of the
+                # index, computed on its nanoseconds without building a Series).
+                spacing = (
+                    pd.Timedelta(float(np.median(np.diff(series.index.asi8))), unit="ns")
+                    if len(series) > 1
+                    else pd.Timedelta(0)
                 )
+                if first > start + spacing:
+                    covered = format_duration(self.view.now - first)
+                    raise _NoData(
+                        f"observations of {value.metric} cover only {covered} of the {format_duration(window)} window"
+                    )
             recent = series.iloc[series.index.searchsorted(start, side="left") :]  # in time order
             if len(recent) == 0:
                 # A source that still answers but stopped updating (a dead exporter): the
