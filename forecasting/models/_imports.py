@@ -20,8 +20,11 @@ warm cycle does:
   ARIMA's and Theta's fits, the ``norm.ppf`` of ETS's, ARIMA's and CES's normal intervals, and
   the non-normal error distributions). Theta's intervals with normal errors sample with numpy's
   generator (``statsforecast.simulation.sample_errors``) and so call none of SciPy: the demo's
-  warm cycle, whose two series run Theta, imports no ``scipy.stats`` at all; one that applies a
-  kept ETS or ARIMA fit imports it at its first interval. While
+  warm cycle, whose two series run Theta, imports no ``scipy.stats`` at all. The normal
+  intervals of ETS, ARIMA and CES take their z from ``scipy.stats.norm.ppf``; the same numbers
+  come from ``scipy.special.ndtri`` with scipy's own arithmetic around it (:class:`_FrozenNormal`,
+  bit for bit), so a warm cycle applying kept ETS or ARIMA fits loads ``scipy.special`` (about
+  0.14 s) and not ``scipy.stats``. While
   statsforecast's modules are first imported, those modules are *deferred*: the names
   statsforecast's modules import from them are bound to stand-ins that import the real module
   the first time they are called or read (:class:`_Deferred`), so a model that does use them
@@ -34,8 +37,10 @@ warm cycle does:
   ``importlib.util.LazyLoader`` is not enough here: a ``from module import name`` reads the
   attribute at once and so runs the module at once.
 
-``tests/forecasting/test_import_cost.py`` checks both in fresh interpreters, and that a fit
-that needs the deferred modules still gives the results it gave with them imported eagerly.
+``tests/forecasting/test_import_cost.py`` checks both in fresh interpreters, that a fit
+that needs the deferred modules still gives the results it gave with them imported eagerly
+(and statsforecast's own normal quantiles), and :class:`_FrozenNormal` against
+``scipy.stats.norm``.
 """
 
 from __future__ import annotations
@@ -147,6 +152,7 @@ def import_statsforecast() -> None:
             importlib.import_module("statsforecast.models")
             for late in _LATE:
                 importlib.import_module(late)
+            _normal_quantiles_without_scipy_stats()
         finally:
             _window_open = False
             for name, stand_in in stand_ins.items():
@@ -154,3 +160,66 @@ def import_statsforecast() -> None:
                     del sys.modules[name]
             if blocked and sys.modules.get(_SKIPPED, 0) is None:
                 del sys.modules[_SKIPPED]
+
+
+# --------------------------------------------------------------------------- normal quantiles
+
+
+class _FrozenNormal:
+    """``scipy.stats.norm(scale=scale)`` whose ``ppf`` needs only ``scipy.special.ndtri``.
+
+    statsforecast's normal intervals (ETS, ARIMA, CES: ``utils._quantiles``) ask
+    ``frozen_error_distribution(1.0, "normal").ppf(p)`` for the z of each level, and that one
+    call imported all of ``scipy.stats`` (0.45-0.6 s, mostly its docstring processing) at a warm
+    one-shot cycle's first interval. ``ppf`` here is scipy's own arithmetic for the normal law
+    (``rv_continuous.ppf`` with ``norm._ppf = special.ndtri``: NaN outside [0, 1] or for a scale
+    that is not positive, the support's ends at 0 and 1, ``ndtri(q) * scale + loc`` inside),
+    checked bit for bit against ``scipy.stats.norm`` in tests/forecasting/test_import_cost.py;
+    anything else (``rvs``, ``pdf``, ...) is the real frozen distribution's.
+    """
+
+    __slots__ = ("_real", "scale")
+
+    def __init__(self, scale: Any) -> None:
+        self.scale = scale
+        self._real: Any = None
+
+    def ppf(self, q: Any) -> Any:
+        import numpy as np
+        from scipy.special import ndtri
+
+        q, scale = np.asarray(q), np.asarray(self.scale)
+        q, scale = np.broadcast_arrays(q, scale)
+        valid = scale > 0  # norm takes no shape arguments; loc is 0
+        output = np.full(q.shape, np.nan)
+        output[valid & (q == 0)] = -np.inf
+        output[valid & (q == 1)] = np.inf
+        inside = valid & (q > 0) & (q < 1)
+        if np.any(inside):
+            output[inside] = ndtri(q[inside]) * scale[inside] + 0
+        return output[()] if output.ndim == 0 else output
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._real is None:
+            self._real = _real("scipy.stats").norm(scale=self.scale)
+        return getattr(self._real, attribute)
+
+
+def _normal_quantiles_without_scipy_stats() -> None:
+    """Route statsforecast's normal ``frozen_error_distribution`` through :class:`_FrozenNormal`.
+
+    ``utils._quantiles`` imports ``frozen_error_distribution`` from ``statsforecast.distributions``
+    at each call, so rebinding the module's name reaches it; every other distribution name goes
+    to statsforecast's own function, unchanged.
+    """
+    distributions = sys.modules["statsforecast.distributions"]
+    original = distributions.frozen_error_distribution
+
+    def frozen_error_distribution(sigma: float, distribution: str, params: Any = None) -> Any:
+        if distribution == "normal":
+            return _FrozenNormal(sigma)
+        return original(sigma, distribution, params)
+
+    frozen_error_distribution.__wrapped__ = original  # type: ignore[attr-defined]
+    frozen_error_distribution.__doc__ = original.__doc__
+    distributions.frozen_error_distribution = frozen_error_distribution

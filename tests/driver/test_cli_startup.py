@@ -122,6 +122,23 @@ class TestAWarmOneShotCycle:
         # A selection or a refit rewrites its file (atomically: a new inode).
         assert len(before) == 4 and kept_files(private_state) == before
 
+    def test_kept_ets_fits_take_their_normal_quantiles_without_scipy_stats(
+        self, project: Path
+    ) -> None:
+        # ETS's (and ARIMA's, CES's) normal intervals ask scipy.stats.norm for their z: the
+        # same numbers come from scipy.special.ndtri (forecasting/models/_imports.py).
+        stack = project / "stacks" / "Pulumi.demo.yaml"
+        text = stack.read_text()
+        stack.write_text(
+            text.replace("    history: 14d\n", "    history: 14d\n    models: [auto_ets]\n")
+        )
+        once = ["run", "--stack", "demo", "--once"]
+        modules_after(once, cwd=project)  # fills the caches (the fit itself imports scipy.stats)
+        modules = modules_after(once, cwd=project)
+
+        assert "statsforecast.ets" in modules and "scipy.special" in modules
+        assert loaded(modules, ("scipy.stats", "scipy.optimize", "statsmodels.api")) == []
+
     def test_a_file_source_with_observation_off_loads_no_cloud_sdk(self, project: Path) -> None:
         stack = project / "stacks" / "Pulumi.demo.yaml"
         text = stack.read_text()

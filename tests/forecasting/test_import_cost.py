@@ -79,6 +79,9 @@ from forecasting.models._imports import import_statsforecast
 from forecasting.models.statistical import fit
 
 import_statsforecast()
+if sys.argv[1] == "eager":  # and statsforecast's own normal quantiles, through scipy.stats
+    import statsforecast.distributions as distributions
+    distributions.frozen_error_distribution = distributions.frozen_error_distribution.__wrapped__
 
 frame = pd.read_csv({str(NAB)!r}, parse_dates=["timestamp"]).iloc[:360]
 df = pd.DataFrame({{"unique_id": "cpu", "ds": frame["timestamp"], "y": frame["value"]}})
@@ -150,3 +153,68 @@ def test_statsforecasts_own_late_imports_are_loaded_inside_the_deferral_window()
     assert "statsforecast.simulation" in late  # the pattern still finds what it is for
     assert sorted(late - loaded) == []
     assert "scipy.stats" not in loaded and "scipy.optimize" not in loaded
+
+
+class TestNormalQuantilesWithoutScipyStats:
+    """statsforecast's normal intervals (ETS, ARIMA, CES) take their z from
+    ``frozen_error_distribution(1.0, "normal").ppf``; ours is scipy's arithmetic on
+    ``scipy.special.ndtri``, so a warm cycle does not import scipy.stats for it."""
+
+    QS = [0.0, 5e-324, 1e-300, 1e-10, 0.001, 0.05, 0.1, 0.25, 0.5, 0.75, 0.8, 0.9, 0.95]
+    QS += [0.975, 0.99, 0.995, 1 - 1e-16, 1.0, -0.1, 1.1, float("nan"), float("inf")]
+    SCALES = [1.0, 0.5, 2.3, 1e-300, 1e300, 0.0, -1.0, float("nan"), float("inf")]
+
+    @staticmethod
+    def _same(ours: object, theirs: object) -> None:
+        import numpy as np
+
+        assert type(ours) is type(theirs)
+        a, b = np.asarray(ours), np.asarray(theirs)
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert a.tobytes() == b.tobytes() or (
+            np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a), np.signbit(b))
+        )
+
+    def test_ppf_equals_scipy_stats_norm_bit_for_bit(self) -> None:
+        import numpy as np
+        from scipy import stats
+
+        from forecasting.models._imports import _FrozenNormal
+
+        for scale in self.SCALES:
+            ours, theirs = _FrozenNormal(scale), stats.norm(scale=scale)
+            for q in self.QS:
+                self._same(ours.ppf(q), theirs.ppf(q))
+            self._same(ours.ppf(self.QS), theirs.ppf(self.QS))
+            grid = np.array(self.QS[:20]).reshape(4, 5)
+            self._same(ours.ppf(grid), theirs.ppf(grid))
+        scales = np.array(self.SCALES)
+        self._same(_FrozenNormal(scales).ppf(0.9), stats.norm(scale=scales).ppf(0.9))
+        # What statsforecast's _quantiles asks: levels 1..99 (and 99.9) as 0.5 + level / 200.
+        levels = 0.5 + np.asarray([*range(1, 100), 99.9]) / 200
+        self._same(_FrozenNormal(1.0).ppf(levels), stats.norm(scale=1.0).ppf(levels))
+
+    def test_anything_but_ppf_is_scipys_frozen_normal(self) -> None:
+        from scipy import stats
+
+        from forecasting.models._imports import _FrozenNormal
+
+        assert _FrozenNormal(2.0).cdf(1.5) == stats.norm(scale=2.0).cdf(1.5)
+        assert _FrozenNormal(2.0).std() == 2.0
+
+    def test_statsforecasts_normal_quantiles_come_from_ours_and_the_rest_from_its_own(
+        self,
+    ) -> None:
+        import numpy as np
+        from scipy import stats
+
+        from forecasting.models._imports import _FrozenNormal, import_statsforecast
+
+        import_statsforecast()
+        from statsforecast.distributions import frozen_error_distribution
+        from statsforecast.utils import _quantiles
+
+        assert isinstance(frozen_error_distribution(1.0, "normal"), _FrozenNormal)
+        assert np.array_equal(_quantiles([80, 90]), stats.norm.ppf([0.9, 0.95]))
+        t = frozen_error_distribution(1.0, "t", {"df": 4.0})
+        assert t.ppf(0.9) == stats.t(df=4.0, scale=1.0).ppf(0.9)
