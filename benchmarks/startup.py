@@ -1,6 +1,7 @@
 """Start-up cost of the ``mirrorcast`` command, this checkout side by side with an older commit.
 
     .venv/bin/python benchmarks/startup.py [--baseline 607cfa3] [--repeat 5] [--run-once]
+        [--models auto_ets]
 
 Extracts ``--baseline`` (``git archive``) into a temp dir and runs each command ``--repeat``
 times in fresh interpreters, alternating old and new so machine load hits both alike, and prints
@@ -9,7 +10,9 @@ the median wall time of each. ``mirrorcast --help`` and ``mirrorcast status --st
 clouds) always; ``--run-once`` adds ``mirrorcast run --stack demo --once`` (seconds each: off by
 default), run in a copy of the demo project with its own state directory, twice per side: the
 first run fills the caches (model choices, kept fits, numba kernels), the second is the warm
-one that is timed.
+one that is timed. ``--models auto_ets`` (with ``--run-once``) adds the same warm run on a copy
+of the demo stack whose ``forecast.models`` is that list (the demo's own candidates choose
+Theta for both series; ETS's and ARIMA's intervals take another path).
 
 Two reference rows, timed in the same alternation, say how fast the machine was during the run:
 ``python -c pass`` (the interpreter's own start) and ``python -c "import pandas"``. On a shared
@@ -43,11 +46,22 @@ def extract(ref: str, into: Path) -> Path:
     return into
 
 
-def project_copy(code: Path, into: Path) -> Path:
-    """A demo project (Pulumi.yaml, the demo stack, its metrics) to run commands in."""
+def project_copy(code: Path, into: Path, *, models: str | None = None) -> Path:
+    """A demo project (Pulumi.yaml, the demo stack, its metrics) to run commands in; ``models``
+    (comma-separated) becomes the stack's ``forecast.models``."""
     (into / "stacks").mkdir(parents=True)
     shutil.copy(code / "Pulumi.yaml", into / "Pulumi.yaml")
-    shutil.copy(code / "stacks" / "Pulumi.demo.yaml", into / "stacks" / "Pulumi.demo.yaml")
+    stack = into / "stacks" / "Pulumi.demo.yaml"
+    shutil.copy(code / "stacks" / "Pulumi.demo.yaml", stack)
+    if models:
+        text = stack.read_text()
+        listed = ", ".join(m.strip() for m in models.split(","))
+        edited = text.replace(
+            "    history: 14d\n", f"    history: 14d\n    models: [{listed}]\n", 1
+        )
+        if edited == text:
+            raise SystemExit(f"{stack}: no 'history: 14d' line under mirrorcast:forecast to extend")
+        stack.write_text(edited)
     shutil.copytree(code / "examples" / "demo", into / "examples" / "demo")
     return into
 
@@ -87,7 +101,12 @@ def main() -> None:
     parser.add_argument("--baseline", default="607cfa3", help="commit to compare with")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--run-once", action="store_true", help="also time run --once (warm)")
+    parser.add_argument(
+        "--models", help="with --run-once: also time it on the demo with these forecast.models"
+    )
     args = parser.parse_args()
+    if args.models and not args.run_once:
+        parser.error("--models times a run --once: give --run-once too")
 
     with tempfile.TemporaryDirectory(prefix="mc-startup-") as tmp:
         root = Path(tmp)
@@ -97,41 +116,52 @@ def main() -> None:
             for i, (name, code) in enumerate(sides.items())
         }
         states = {name: root / f"state-{i}" for i, name in enumerate(sides)}
-        commands = [
-            ["--help"],
-            ["status", "--stack", "demo"],
-            ["status", "--stack", "demo", "--no-observe"],
+        # (label suffix, the projects and states a command runs in) for each variant of the demo.
+        variants = {"": (projects, states)}
+        if args.models:
+            variants[f" [{args.models}]"] = (
+                {
+                    name: project_copy(code, root / f"pm-{i}", models=args.models)
+                    for i, (name, code) in enumerate(sides.items())
+                },
+                {name: root / f"state-m-{i}" for i, name in enumerate(sides)},
+            )
+        commands: list[tuple[list[str], str]] = [
+            (["--help"], ""),
+            (["status", "--stack", "demo"], ""),
+            (["status", "--stack", "demo", "--no-observe"], ""),
         ]
         if args.run_once:
-            commands.append(["run", "--stack", "demo", "--once"])
+            commands += [(["run", "--stack", "demo", "--once"], suffix) for suffix in variants]
         references = {
             "python -c pass": ["-c", "pass"],
             "python -c 'import pandas'": ["-c", "import pandas"],
         }
         print(f"baseline {args.baseline}, median of {args.repeat} runs (s); CPU: user + system")
         print(
-            f"{'command':44} {'baseline':>9} {'this':>9} {'ratio':>6}"
+            f"{'command':48} {'baseline':>9} {'this':>9} {'ratio':>6}"
             f" {'CPU base':>9} {'CPU this':>9} {'ratio':>6}"
         )
         for label, python_args in references.items():
             runs = [timed_python(python_args) for _ in range(args.repeat)]
             wall, cpu = (statistics.median(r[i] for r in runs) for i in (0, 1))
-            print(f"{label:44} {wall:9.3f} {'':>9} {'':>6} {cpu:9.3f}")
-        for command in commands:
+            print(f"{label:48} {wall:9.3f} {'':>9} {'':>6} {cpu:9.3f}")
+        for command, suffix in commands:
+            where, state_of = variants[suffix]
             repeat = args.repeat
             if command[0] == "run":
                 repeat = min(args.repeat, 3)
                 for name, code in sides.items():  # fill the caches
-                    timed(code, command, cwd=projects[name], state=states[name])
+                    timed(code, command, cwd=where[name], state=state_of[name])
             times: dict[str, list[tuple[float, float]]] = {name: [] for name in sides}
             for _ in range(repeat):
                 for name, code in sides.items():
-                    times[name].append(timed(code, command, cwd=projects[name], state=states[name]))
+                    times[name].append(timed(code, command, cwd=where[name], state=state_of[name]))
             old, new = (statistics.median(t[0] for t in times[name]) for name in sides)
             old_cpu, new_cpu = (statistics.median(t[1] for t in times[name]) for name in sides)
-            label = "mirrorcast " + " ".join(command)
+            label = "mirrorcast " + " ".join(command) + suffix
             print(
-                f"{label:44} {old:9.3f} {new:9.3f} {old / new:5.1f}x"
+                f"{label:48} {old:9.3f} {new:9.3f} {old / new:5.1f}x"
                 f" {old_cpu:9.3f} {new_cpu:9.3f} {old_cpu / new_cpu:5.1f}x"
             )
 
