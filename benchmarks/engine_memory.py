@@ -242,6 +242,76 @@ def fit_sizes(histories: dict[tuple[str, str], pd.Series]) -> None:
         statistical.lean = keep  # type: ignore[assignment]
 
 
+class Float32LeadErrors(calibration._LeadErrors):
+    """The calibrator's store with float32 errors and levels (read back as float64): the lever
+    not taken, measured by :func:`float32_effect`."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._errors = np.empty(0, dtype=np.float32)  # type: ignore[assignment]
+        self._levels = np.empty(0, dtype=np.float32)  # type: ignore[assignment]
+
+    @property
+    def errors(self) -> npt.NDArray[np.float64]:
+        return self._errors[: self._size].astype(np.float64)
+
+    @property
+    def levels(self) -> npt.NDArray[np.float64]:
+        return self._levels[: self._size].astype(np.float64)
+
+
+def float32_effect(cycles: int = 400) -> None:
+    """How far float32 errors and levels would move the calibrated quantiles: the shipped NASA
+    excerpt (tests/data) replayed through the calibrated engine, one forecast per 5-minute
+    cycle, with the float64 store and with :class:`Float32LeadErrors`, 1 and 3 level bands."""
+    from forecasting import ForecastEngine
+    from infra.config import CalibrationSettings
+
+    raw = pd.read_csv(Path(__file__).resolve().parents[1] / "tests/data/nasa_http_5min_excerpt.csv")
+    series = pd.Series(
+        raw.iloc[:, 1].to_numpy(dtype=float), index=pd.to_datetime(raw.iloc[:, 0], utc=True)
+    )
+    for bins in (1, 3):
+        settings = ForecastSettings(
+            history=pd.Timedelta("2d").to_pytimedelta(),
+            models=["seasonal_naive", "naive"],
+            # Bands of at least 30 errors fill within the replay (3 x 30 of its 400 steps).
+            calibration=CalibrationSettings(
+                bins=bins, min_samples=30, window=pd.Timedelta("2d").to_pytimedelta()
+            ),
+        )
+        curves = []
+        for store in (calibration._LeadErrors, Float32LeadErrors):
+            saved = calibration._LeadErrors
+            calibration._LeadErrors = store  # type: ignore[misc]
+            try:
+                engine = calibration.CalibratedEngine(
+                    ForecastEngine(settings), settings=settings.calibration
+                )
+                curves.append(
+                    [
+                        engine.forecast(series.iloc[:end], pool="web", metric="rps")
+                        for end in range(len(series) - cycles, len(series))
+                    ]
+                )
+            finally:
+                calibration._LeadErrors = saved  # type: ignore[misc]
+        worst, moved, cells, calibrated = 0.0, 0, 0, 0
+        for exact, compact in zip(*curves, strict=True):
+            calibrated += any("calibrated" in note for note in exact.adjustments)
+            for q, values in exact.quantiles.items():
+                other = compact.quantiles[q]
+                worst = max(worst, float(np.max(np.abs(other - values) / np.abs(values))))
+                moved += int(np.sum(other != values))
+                cells += len(values)
+        print(
+            f"{bins} band(s), {cycles} cycles ({calibrated} calibrated): float32 errors and "
+            f"levels move {moved:,} of {cells:,} quantile values, by at most {worst:.1e} relative"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("traces", type=Path, help="the shared traces folder")
@@ -269,7 +339,16 @@ def main() -> None:
         action="store_true",
         help="print each reusable model's kept fit as fitted and lean, and stop",
     )
+    parser.add_argument(
+        "--float32-effect",
+        action="store_true",
+        help="measure how far float32 errors and levels would move the calibrated quantiles "
+        "(the NASA excerpt of tests/data), and stop",
+    )
     args = parser.parse_args()
+    if args.float32_effect:
+        float32_effect()
+        return
     histories = long_series(args.traces, args.series, cycles=args.cycles + args.timed)
     if args.fit_sizes:
         fit_sizes(histories)
