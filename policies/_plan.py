@@ -115,6 +115,11 @@ class PoolMemory(BaseModel):
         description="Last cycle a rule asked for the mirror in this activation (it stands down "
         "once no rule has for `rollback_grace`).",
     )
+    failover_size: int | None = Field(
+        default=None,
+        description="The primary's desired size when the mirror took over its traffic because it "
+        "was failing; held as the primary's floor (so the mirror's size) while it fails.",
+    )
     floor_raised_at: datetime | None = Field(
         default=None,
         description="Last time the floor went up (the cooldown before it may follow the forecast down).",

@@ -15,6 +15,7 @@ from policies._evaluate import PoolView, RuleEvaluation, evaluate_rule
 from policies._plan import Notice, RuleOutcome
 from policies._planner.activation import activate
 from policies._planner.active import step_active
+from policies._planner.failover import hold_failing_primary
 from policies._planner.rollback import rollback_step, start_rollback
 from policies._planner.work import PoolWork
 from policies._resolve import Resolution, resolve
@@ -150,4 +151,6 @@ def plan_pool(work: PoolWork, config: MirrorcastConfig) -> list[RuleOutcome]:
                 activate(work, resolution)
     elif resolution.scales_up:
         activate(work, resolution)
+    if not memory.rolling_back:
+        hold_failing_primary(work)
     return outcomes(work, evaluations, resolution)

@@ -94,8 +94,10 @@ def step_plan(
     actuation_time: timedelta | None = None,
     health: MirrorHealth | None = None,
     primary_health: PrimaryHealth | None = None,
+    observed_desired: int | None = None,
 ) -> Plan:
-    """One planning cycle for pool ``web``."""
+    """One planning cycle for pool ``web`` (``observed_desired``: the primary's desired size as
+    its cloud reports it; absent: not observed)."""
     current = {"cpu": cpu if cpu is not None else flat(40, end=now)}
     current.update(extra_current or {})
     forecasts = {"cpu": cpu_forecast} if cpu_forecast is not None else {}
@@ -120,6 +122,7 @@ def step_plan(
             memory=memory or PlannerMemory(),
             rollback_requested=rollback,
             actuation_time=actuation_time,
+            observed_desired={"web": observed_desired} if observed_desired is not None else {},
         )
     )
 

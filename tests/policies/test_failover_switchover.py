@@ -123,6 +123,88 @@ class TestAServingPrimaryKeepsTheGate:
         assert mirror_share(first_plan(PrimaryHealth(fleet=0, healthy=0))) == 0
 
 
+class TestTheMirrorKeepsTheSizeTheFailingPrimaryRan:
+    """The mirror holds ``percent`` of the primary's desired size and has no autoscaler; the
+    failing primary's autoscaler sees no traffic and shrinks it as far as ``capacity.min`` lets
+    it. NASA's outage: a floor lowered to 6 the cycle before let the mirror at "100%" come up
+    with 6 instances where the primary ran 7 (docs/backtest.md, "Failover")."""
+
+    @staticmethod
+    def cycle(config, *, minutes: int, primary: PrimaryHealth, observed: int, memory=None) -> Plan:  # type: ignore[no-untyped-def]
+        now = T0 + timedelta(minutes=minutes)
+        checks = 100.0 * primary.healthy / primary.fleet
+        return step_plan(
+            config,
+            now=now,
+            extra_current={"primary_healthy": health_checks(checks, end=now)},
+            memory=memory,
+            health=NOT_HEALTHY,
+            primary_health=primary,
+            observed_desired=observed,
+        )
+
+    @staticmethod
+    def floor_lowered():  # type: ignore[no-untyped-def]
+        """The failover stack where the cloud runs 7 (its autoscaler) over a floor of 5."""
+        web = failover_config().pools["web"].model_dump(mode="json")
+        return demo_with(
+            metrics=web["metrics"],
+            rules=web["rules"],
+            primary__capacity={"min": 5, "max": 20, "desired": 7},
+        )
+
+    def test_the_failover_plan_holds_the_floor_at_the_size_the_primary_ran(self) -> None:
+        # Fails on the old planner: min stayed 5, so the blind autoscaler could take the
+        # primary, and the mirror at 100% of it, down to 5.
+        result = self.cycle(
+            self.floor_lowered(), minutes=0, primary=PrimaryHealth(fleet=7, healthy=0), observed=7
+        )
+        web = result.stack_config.pools["web"]
+        assert web.mirror.state.value == "active" and mirror_share(result) == 100
+        assert web.primary.capacity.min == 7, result.explanation
+        assert web.mirror_size == 7
+        assert "the size the primary ran when the mirror took over" in result.explanation
+
+    def test_while_it_fails_a_shrinking_primary_does_not_shrink_the_mirror(self) -> None:
+        first = self.cycle(
+            self.floor_lowered(), minutes=0, primary=PrimaryHealth(fleet=7, healthy=0), observed=7
+        )
+        # The cloud reports the primary at 5 (an autoscaler that sees no traffic, before the
+        # raised floor landed): the next plan sizes from 5 but keeps the floor at 7.
+        later = self.cycle(
+            first.stack_config,
+            minutes=5,
+            primary=PrimaryHealth(fleet=5, healthy=0),
+            observed=5,
+            memory=first.memory,
+        )
+        web = later.stack_config.pools["web"]
+        assert web.primary.capacity.min == 7, later.explanation
+        assert web.mirror_size == 7
+
+    def test_once_the_primary_serves_again_the_size_is_forgotten(self) -> None:
+        first = self.cycle(
+            self.floor_lowered(), minutes=0, primary=PrimaryHealth(fleet=7, healthy=0), observed=7
+        )
+        assert first.memory.pools["web"].failover_size == 7
+        back = self.cycle(
+            first.stack_config,
+            minutes=5,
+            primary=PrimaryHealth(fleet=7, healthy=7),
+            observed=7,
+            memory=first.memory,
+        )
+        assert back.memory.pools["web"].failover_size is None
+        assert not any("when the mirror took over" in d.detail for d in back.decisions)
+
+    def test_a_serving_primary_with_an_active_mirror_keeps_its_floor_as_set(self) -> None:
+        result = self.cycle(
+            self.floor_lowered(), minutes=0, primary=PrimaryHealth(fleet=7, healthy=7), observed=7
+        )
+        assert result.stack_config.pools["web"].primary.capacity.min == 5
+        assert result.memory.pools["web"].failover_size is None
+
+
 # The example stacks that keep their mirror in another region or cloud, and what their failover
 # rule reads when the primary's region has failed and when it serves (stacks/*.yaml).
 EXAMPLES = {
