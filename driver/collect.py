@@ -20,7 +20,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,6 +78,7 @@ def collect_history(
     now: datetime,
     timeout: float | None = None,
     kept: Kept | None = None,
+    skip: Mapping[tuple[str, str], str] | None = None,
 ) -> Collected:
     """Fetch ``forecast.history`` of every pool metric up to ``now``.
 
@@ -88,6 +89,8 @@ def collect_history(
     :param kept: the last cycle's :attr:`Collected.kept`: a series kept from the same source
         and definition, whose newest point is inside this cycle's window, is read only from
         :data:`REFETCH` before that point and joined to its kept older points.
+    :param skip: ``(pool, metric) -> why`` for series not to fetch (a dimension whose stack
+        output could not be read: :mod:`driver.stack_outputs`); each is a degraded line.
     """
     from forecasting.sources import SourceError, open_source
 
@@ -96,11 +99,15 @@ def collect_history(
     source = open_source(config.metrics, root=root)
     start = now - config.forecast.history
     history: dict[str, dict[str, pd.Series]] = {name: {} for name in config.pools}
-    degraded: list[str] = []
+    skip = skip or {}
+    degraded: list[str] = [
+        f"{pool}.{metric}: not collected: {why}" for (pool, metric), why in skip.items()
+    ]
     series = [
         (pool_name, metric, spec)
         for pool_name, pool in config.pools.items()
         for metric, spec in pool.metrics.items()
+        if (pool_name, metric) not in skip
     ]
     remote = not isinstance(config.metrics, FileSource)
     source_key = config.metrics.model_dump_json() if remote else ""

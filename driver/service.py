@@ -66,6 +66,7 @@ from driver.record import (
 )
 from driver.redact import redact_text
 from driver.stack_config import config_warnings
+from driver.stack_outputs import ResolvedMetrics, has_output_references, resolve_output_references
 from driver.state import state_path
 from infra.config import MirrorcastConfig
 from policies import ConfigChange, Decision, Plan, PlannerMemory
@@ -422,7 +423,12 @@ class Driver:
         the next cycle collected them again. What a remote source's next read extends is
         ``self._kept`` (:class:`driver.collect.Kept`), not this.
         """
-        collected = collect_history(config, root=self.root, now=now, kept=self._kept)
+        # The metric queries name deployed resources through the stack's outputs; the plan
+        # itself works on the config as written (its references stay in the stack file).
+        metrics = self.resolve_metric_outputs(config)
+        collected = collect_history(
+            metrics.config, root=self.root, now=now, kept=self._kept, skip=metrics.unresolved
+        )
         self._kept = collected.kept
         drift = observation.drift(config)
         engine = self.engine(config)
@@ -454,6 +460,32 @@ class Driver:
         cut = [collected.summary] if collected.summary else []
         degraded = [*cut, *collected.degraded, *observed, *result.degraded, *engine_notes]
         return result, degraded, collected.history
+
+    def resolve_metric_outputs(self, config: MirrorcastConfig) -> ResolvedMetrics:
+        """``config`` with its metrics' ``${outputs.<path>}`` dimensions read from the stack.
+
+        The stack's outputs are read (``pulumi stack output``) only when a metric refers to
+        one, through the executor that runs ``up`` (apply mode); the plan and gitops modes
+        do not read the stack, so such a series is a degraded line saying so.
+        """
+        if not has_output_references(config):
+            return ResolvedMetrics(config=config)
+        read = getattr(self.executor, "pools_output", None)
+        if not callable(read):
+            why = (
+                f"the driver reads stack outputs only in apply mode (this driver runs in "
+                f"{self.mode} mode); write the deployed value into the dimension instead"
+            )
+            return resolve_output_references(config, outputs=None, stack=self.stack, why_none=why)
+        try:
+            pools = read()
+        except Exception as exc:  # a CLI or backend failure costs these series, not the cycle
+            why = "reading the stack's outputs failed: " + redact_text(
+                f"{type(exc).__name__}: {exc}"
+            )
+            return resolve_output_references(config, outputs=None, stack=self.stack, why_none=why)
+        outputs = None if pools is None else {"pools": pools}
+        return resolve_output_references(config, outputs=outputs, stack=self.stack)
 
     def cycle_state(self) -> CycleState:
         """The state the last cycle left, as this stack's journal keeps it.

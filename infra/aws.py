@@ -614,6 +614,21 @@ def _final_snapshot_identifier(subnet_group: str) -> str:
 # --------------------------------------------------------------------------- backend
 
 
+def _elb_ids(
+    load_balancer: aws.lb.LoadBalancer, target_group: aws.lb.TargetGroup
+) -> dict[str, pulumi.Output[str]]:
+    """The CloudWatch names of a side's load balancer and target group.
+
+    AWS/NetworkELB and AWS/ApplicationELB metrics take the final portion of each ARN as their
+    ``LoadBalancer`` (``net/<name>/<id>``, ``app/<name>/<id>``) and ``TargetGroup``
+    (``targetgroup/<name>/<id>``) dimensions
+    (https://docs.aws.amazon.com/elasticloadbalancing/latest/network/load-balancer-cloudwatch-metrics.html);
+    pulumi_aws exposes exactly that as ``arn_suffix`` ("ARN suffix for use with CloudWatch
+    Metrics", pulumi_aws/lb/load_balancer.py and target_group.py).
+    """
+    return {"load_balancer": load_balancer.arn_suffix, "target_group": target_group.arn_suffix}
+
+
 class AwsBackend:
     """Declares one pool's AWS pieces (``infra.clouds.CloudBackend``).
 
@@ -688,8 +703,10 @@ class AwsBackend:
         group = group_type(
             side_name, plan=plan, rules=pool.spec.sync.security_rules, tags=tags, opts=opts
         )
+        # CloudWatch keys EC2 metrics on the group's name (dimension AutoScalingGroupName).
+        ids = {"autoscaling_group": group.group.name}
         if not pool.spec.balancer.kind.dns_level:
-            return Side(plan.role, plan.cloud, group, group.endpoint, provider=provider)
+            return Side(plan.role, plan.cloud, group, group.endpoint, provider=provider, ids=ids)
         nlb = NlbFront(
             child_name(side_name, "front"),
             group=group,
@@ -704,6 +721,7 @@ class AwsBackend:
             nlb.load_balancer.dns_name,
             nlb.dns_endpoint,
             provider=provider,
+            ids={**ids, **_elb_ids(nlb.load_balancer, nlb.target_group)},
         )
 
     def shared(self, *, sides: Sequence[Side]) -> None:
@@ -717,7 +735,7 @@ class AwsBackend:
         if kind is BalancerKind.alb:
             primary, mirror = sides["primary"].group, sides["mirror"].group
             assert isinstance(primary, AutoScalingGroup) and isinstance(mirror, AutoScalingGroup)
-            return AlbBalancer(
+            alb = AlbBalancer(
                 name,
                 groups={"primary": primary, "mirror": mirror},
                 weights=weights,
@@ -728,7 +746,10 @@ class AwsBackend:
                 certificate=spec.balancer.certificate,
                 tags=resource_tags(pool.tags, pool=pool.name, role="balancer"),
                 opts=self._opts(sides["primary"].provider),
-            ).endpoint
+            )
+            for role, side in sides.items():
+                side.ids.update(_elb_ids(alb.load_balancer, alb.target_groups[role]))
+            return alb.endpoint
         assert kind is BalancerKind.route53, f"{kind} is not an AWS balancer"
         return Route53Weighted(
             name,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import pulumi
@@ -121,6 +121,11 @@ class Side:
         balancer, which Front Door takes as an origin); ``None`` when there is none.
     :param provider: the explicit provider the side's resources use (an AWS region other than
         the stack's), which the same cloud's balancer and database reuse.
+    :param ids: the deploy-time names of the side's resources that its cloud's metrics are
+        keyed on (AWS: ``autoscaling_group``, and ``load_balancer``/``target_group`` as
+        CloudWatch names them), exported as ``pools.<pool>.ids.<role>`` so a metric's
+        dimensions can refer to them (docs/architecture.md, "Stack outputs"); the balancer's
+        backend may add to them.
     """
 
     role: Role
@@ -130,6 +135,7 @@ class Side:
     dns_endpoint: DnsEndpoint | None = None
     front: Any = None
     provider: pulumi.ProviderResource | None = None
+    ids: dict[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
 def dns_section(spec: PoolSpec) -> DnsSpec:

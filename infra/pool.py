@@ -116,6 +116,8 @@ class Pool(pulumi.ComponentResource):
             "mirror": self.sides["mirror"].endpoint,
             "balancer": self.balancer_endpoint,
         }
+        # Names the clouds give at deploy time (auto-named resources), for metric dimensions.
+        summary["ids"] = {role: dict(side.ids) for role, side in self.sides.items()}
         self.summary: pulumi.Output[dict[str, Any]] = pulumi.Output.from_input(summary)
         self.register_outputs({"summary": self.summary})
 

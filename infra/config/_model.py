@@ -35,6 +35,7 @@ from infra.config._rule_checks import check_pool_rules, check_rule_quantiles
 from infra.config._secrets import NAMES_SECRET_ENV
 
 __all__ = [
+    "OUTPUT_REFERENCE",
     "WEIGHT_RANGES",
     "ActionDirection",
     "ActionLead",
@@ -460,12 +461,21 @@ class SyncSpec(_Model):
     )
 
 
+OUTPUT_REFERENCE = re.compile(r"\$\{outputs\.([A-Za-z0-9_$-]+(?:\.[A-Za-z0-9_$-]+)*)\}")
+"""``${outputs.<path>}`` in a metric's dimension value: the stack output at that dotted path
+(``${outputs.pools.$pool.ids.primary.target_group}``), read by the driver before it collects
+(docs/architecture.md, "Stack outputs"), for names a cloud gives at deploy time."""
+
+
 class MetricSpec(_Model):
     """A named metric series for a pool.
 
     ``query`` is what the configured source understands: a column/series name for files,
     PromQL for Prometheus, ``Namespace/MetricName`` for CloudWatch, a metric name for Azure
     Monitor, a metric type for Cloud Monitoring. It defaults to the metric's own name.
+    A dimension value may name a resource the cloud names at deploy time as
+    ``${outputs.<path>}``, a stack output the driver reads before collecting (docs/rules.md,
+    "Region failover").
     """
 
     kind: Literal["resource", "application"] = "resource"
@@ -495,6 +505,19 @@ class MetricSpec(_Model):
         description="Forecast this metric each cycle. Off for a metric only current(...) rules "
         "read (a health check): it is collected but costs no model fit.",
     )
+
+    @field_validator("dimensions")
+    @classmethod
+    def _output_references(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            rest = OUTPUT_REFERENCE.sub("", text)
+            if "${" in rest:
+                raise ValueError(
+                    f"dimension {key}: {text!r} has a '${{' that is not a stack output "
+                    "reference; write ${outputs.<path>}, e.g. "
+                    "${outputs.pools.$pool.ids.primary.target_group}"
+                )
+        return value
 
 
 class RampSpec(_Model):

@@ -235,6 +235,19 @@ def _policy(moto: _Moto, r: Registered, region: str, i: dict[str, Any]) -> None:
     )
 
 
+def elb_arn_suffix(arn: str) -> str:
+    """What the AWS provider computes as a load balancer's or target group's ``arn_suffix``.
+
+    The final portion of the ARN, which CloudWatch's ELB metrics take as their ``LoadBalancer``
+    / ``TargetGroup`` dimension (https://docs.aws.amazon.com/elasticloadbalancing/latest/network/load-balancer-cloudwatch-metrics.html):
+    after ``loadbalancer/`` for a load balancer (``net/<name>/<id>``), the whole resource part
+    for a target group (``targetgroup/<name>/<id>``); the Terraform AWS provider's
+    ``lbSuffixFromARN`` and ``lbTargetGroupSuffixFromARN``, which pulumi_aws bridges.
+    """
+    resource = arn.split(":", 5)[5]
+    return resource.removeprefix("loadbalancer/")
+
+
 def _target_group(moto: _Moto, r: Registered, region: str, i: dict[str, Any]) -> None:
     check = i.get("healthCheck") or {}
     args: dict[str, Any] = {
@@ -252,6 +265,7 @@ def _target_group(moto: _Moto, r: Registered, region: str, i: dict[str, Any]) ->
         args["HealthCheckPort"] = check["port"]
     group = moto.client("elbv2", region).create_target_group(**args)["TargetGroups"][0]
     moto.refs[f"arn:mock:{r.type}:{r.name}"] = group["TargetGroupArn"]
+    moto.refs[f"arnsuffix:mock:{r.type}:{r.name}"] = elb_arn_suffix(group["TargetGroupArn"])
 
 
 def _load_balancer(moto: _Moto, r: Registered, region: str, i: dict[str, Any]) -> None:
@@ -266,6 +280,7 @@ def _load_balancer(moto: _Moto, r: Registered, region: str, i: dict[str, Any]) -
         args["SecurityGroups"] = i["securityGroups"]
     balancer = moto.client("elbv2", region).create_load_balancer(**args)["LoadBalancers"][0]
     moto.refs[f"arn:mock:{r.type}:{r.name}"] = balancer["LoadBalancerArn"]
+    moto.refs[f"arnsuffix:mock:{r.type}:{r.name}"] = elb_arn_suffix(balancer["LoadBalancerArn"])
     moto.refs[f"{r.name}.elb.mock.amazonaws.com"] = balancer["DNSName"]
     moto.zone_ids[balancer["DNSName"]] = balancer["CanonicalHostedZoneId"]
 
@@ -347,6 +362,7 @@ def create_in_moto(
     endpoint: str,
     default_region: str | None,
     resources: list[Registered] | None = None,
+    deployed: dict[str, Any] | None = None,
 ) -> list[tuple[str, str]]:
     """Create every AWS resource of ``run`` in moto; returns ``(type, name)`` in creation order.
 
@@ -358,6 +374,8 @@ def create_in_moto(
     :param default_region: the stack's ``aws:region``.
     :param resources: the resources to create (default ``run.resources``; a test may pass an
         edited copy).
+    :param deployed: filled with the program's ``pools`` output as it reads once deployed in
+        moto: each mock value (an ARN, an ``arn_suffix``, a DNS name) replaced by moto's own.
     """
     moto = _Moto(endpoint)
     moto.stack = run.stack  # type: ignore[attr-defined]
@@ -382,4 +400,6 @@ def create_in_moto(
             inputs = moto.resolve(resource.inputs)
             _CREATE[typ](moto, resource, region, inputs)
             moto.created.append((typ, resource.name))
+    if deployed is not None:
+        deployed.update(moto.resolve(run.pools))
     return moto.created

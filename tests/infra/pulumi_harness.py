@@ -63,6 +63,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         state.setdefault("selfLink", f"https://mock.googleapis.com/{args.name}")
         state.setdefault("selfLinkUnique", f"https://mock.googleapis.com/{args.name}?id=1")
         typ = args.typ
+        if typ in ("aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup"):
+            # Computed by AWS at creation; aws_apply maps it to moto's real ARN's suffix.
+            state.setdefault("arnSuffix", f"arnsuffix:mock:{args.typ}:{args.name}")
         if typ == "aws:lb/loadBalancer:LoadBalancer":
             state["dnsName"] = f"{args.name}.elb.mock.amazonaws.com"
             state["zoneId"] = "ZMOCKELB"

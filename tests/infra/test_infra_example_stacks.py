@@ -387,6 +387,7 @@ def test_pools_output_has_the_shape_the_driver_reads(example_runs: dict[str, Pro
         "product_weights",
         "endpoints",
         "placement",
+        "ids",
     }
     assert web["primary_capacity"] == {"min": 2, "max": 20, "desired": 4}
     assert web["mirror_capacity"] == 2
