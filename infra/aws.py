@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pulumi
 import pulumi_aws as aws
@@ -638,7 +638,7 @@ class AwsBackend:
 
     balancer_kinds = frozenset({BalancerKind.alb, BalancerKind.route53})
     # An NLB has no address of its own to publish: DNS reaches it by name (a Route 53 alias).
-    dns_front: Literal["ip", "hostname"] = "hostname"
+    dns_front: ClassVar[Literal["ip", "hostname"]] = "hostname"
 
     @classmethod
     def problems(

@@ -13,7 +13,7 @@ import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pulumi
 from pulumi_azure_native import authorization, cdn, compute, monitor, network, sql, standbypool
@@ -676,7 +676,7 @@ class AzureBackend:
 
     balancer_kinds = frozenset({BalancerKind.azure_front_door, BalancerKind.azure_traffic_manager})
     # The load balancer front has a static public IP (LoadBalancerFront.dns_endpoint).
-    dns_front: Literal["ip", "hostname"] = "ip"
+    dns_front: ClassVar[Literal["ip", "hostname"]] = "ip"
 
     @classmethod
     def problems(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pulumi
 import pulumi_gcp as gcp
@@ -494,7 +494,7 @@ class GcpBackend:
 
     balancer_kinds = frozenset({BalancerKind.gcp_url_map, BalancerKind.gcp_cloud_dns})
     # The passthrough front has a static regional address (PassthroughFront.dns_endpoint).
-    dns_front: Literal["ip", "hostname"] = "ip"
+    dns_front: ClassVar[Literal["ip", "hostname"]] = "ip"
 
     @classmethod
     def problems(

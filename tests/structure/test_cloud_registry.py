@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pulumi
 import pytest
@@ -67,7 +67,7 @@ class ToyBackend:
     """A cloud backend written the way docs/architecture.md tells: one class, one registration."""
 
     balancer_kinds = frozenset({BalancerKind.gcp_url_map, BalancerKind.gcp_cloud_dns})
-    dns_front: Literal["ip", "hostname"] = "hostname"
+    dns_front: ClassVar[Literal["ip", "hostname"]] = "hostname"
     made: list[PoolContext] = []
     refuse: str | None = None  # a pre-flight problem to report, for the refusal test
 
