@@ -212,7 +212,7 @@ def _normal_quantiles_without_scipy_stats() -> None:
     at each call, so rebinding the module's name reaches it; every other distribution name goes
     to statsforecast's own function, unchanged.
     """
-    distributions = sys.modules["statsforecast.distributions"]
+    distributions: Any = sys.modules["statsforecast.distributions"]
     original = distributions.frozen_error_distribution
 
     def frozen_error_distribution(sigma: float, distribution: str, params: Any = None) -> Any:
