@@ -101,14 +101,20 @@ class FileMetricSource:
                 )
             found = table.series[column]
         index = found.index
+        # Cut as arrays, not as a pandas slice of the cached series: each slice registers a
+        # weak reference on that series' block (pandas 2's copy-on-write bookkeeping), dead
+        # ones cleared only once hundreds pile up, so fetching every series every cycle left
+        # kilobytes a series on the parse cache (tests/forecasting/sources/test_source_file.py).
+        values = found.to_numpy()
         if index.is_monotonic_increasing:
             # The usual file (rows in time order): two binary searches instead of two
             # comparisons over the whole column. A driver cycle fetches every series of the
             # file, and the masks cost about 1 ms a series (10 s a cycle at 10,000 series).
-            selected = found.iloc[index.searchsorted(lo, "left") : index.searchsorted(hi, "right")]
-        else:  # raw data stays raw: disorder is kept, so select by mask
-            selected = found[(index >= lo) & (index <= hi)]
-        return selected.rename(metric).copy()
+            rows = slice(index.searchsorted(lo, "left"), index.searchsorted(hi, "right"))
+            return pd.Series(values[rows].copy(), index=index[rows], name=metric)
+        # Raw data stays raw: disorder is kept, so select by mask.
+        mask = (index >= lo) & (index <= hi)
+        return pd.Series(values[mask], index=index[mask], name=metric)
 
     def _table(self) -> _Table:
         try:

@@ -290,3 +290,40 @@ def test_an_aware_time_index_is_kept_as_the_same_instants_in_utc() -> None:
         pd.Timestamp("2026-11-20T00:05Z"),
     ]
     assert series.name == "cpu" and series.tolist() == [1.0, 2.0]
+
+
+def test_fetching_a_series_every_cycle_leaves_nothing_on_the_parsed_file(tmp_path: Path) -> None:
+    """A driver fetches every series of the parsed file every cycle. A pandas slice of a
+    series registers a weak reference on that series' block (pandas 2's copy-on-write
+    bookkeeping), and dead ones are only cleared once about 500 pile up: about 40 KB a series
+    held by the parse cache for nothing (0.8 GB at 20,000 series; issue 16). Measured with
+    tracemalloc on the real source over 600 cycles of 20 series."""
+    import gc
+    import tracemalloc
+
+    columns = [f"p{i}.cpu" for i in range(20)]
+    stamps = pd.date_range("2026-11-01", periods=4100, freq="5min", tz="UTC")
+    frame = pd.DataFrame(np.arange(4100 * 20).reshape(4100, 20) % 97, columns=columns)
+    frame.insert(0, "timestamp", [t.isoformat() for t in stamps])
+    path = tmp_path / "metrics.csv"
+    frame.to_csv(path, index=False)
+    source = file_source(path)
+    _read_table.cache_clear()
+
+    def cycle(number: int) -> None:
+        for column in columns:
+            window = {"start": stamps[number].to_pydatetime(), "end": stamps[number + 4031]}
+            source.fetch(pool=column.split(".")[0], metric="cpu", spec=MetricSpec(), **window)
+
+    cycle(0)  # the parse, cached
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for number in range(1, 61):
+        cycle(number % 60)
+    for number in range(540):
+        cycle(number % 60)
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert held / len(columns) < 2_000, f"{held / len(columns):,.0f} bytes a series"
