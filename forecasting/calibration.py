@@ -71,6 +71,9 @@ class _Pending:
     mean: npt.NDArray[np.float64]
     step: int  # ns
     done: npt.NDArray[np.bool_]
+    # The calibrated percentiles below 50 as handed out, scored against what came for the
+    # adaptive lower levels (``lower_adapt_step``); None when not adapting or not calibrated.
+    lower: dict[int, npt.NDArray[np.float64]] | None = None
 
 
 _SECOND = 1_000_000_000
@@ -243,6 +246,8 @@ class _SeriesErrors:
     by_lead: dict[int, _LeadErrors] = field(default_factory=dict)
     pending: list[_Pending] = field(default_factory=list)
     level: float = float("nan")
+    # Percentile below 50 -> how far its level has moved from nominal (a fraction of 1).
+    lower_shift: dict[int, float] = field(default_factory=dict)
 
 
 class QuantileCalibrator:
@@ -302,12 +307,61 @@ class QuantileCalibrator:
                     errors.by_lead.setdefault(int(lead), _LeadErrors()).add(
                         int(pending.starts[lead - 1]), (realised - forecast) / scale, scale / level
                     )
+                    if pending.lower is not None:
+                        self._adapt_lower(errors, pending.lower, int(lead) - 1, realised)
                 pending.done |= ready
             if not pending.done.all():
                 still.append(pending)
         errors.pending = still
         for lead_errors in errors.by_lead.values():
             lead_errors.forget_before(last - window)
+
+    def _adapt_lower(
+        self,
+        errors: _SeriesErrors,
+        issued: dict[int, npt.NDArray[np.float64]],
+        index: int,
+        realised: float,
+    ) -> None:
+        """One step of adaptive conformal inference (Gibbs and Candes, NeurIPS 2021) for each
+        percentile below 50: its level rises when steps fell below it less often than it says
+        and falls when more often, by ``lower_adapt_step`` at a time, from half its nominal
+        level to halfway to the median.
+
+        Why only the lower tail: it sizes no capacity (the planner reads p50 and up), and it
+        is where the fixed levels miss most (issue 15's measurement: on the over-wide traces
+        0-10% of steps fell at or below p10, the errors of a window's calmer or wilder spells
+        holding it down); an adaptive p90 followed a calm day down and then under-covered.
+        """
+        step = self.settings.lower_adapt_step
+        assert step is not None  # only pending forecasts issued while adapting carry `lower`
+        for q, curve in issued.items():
+            value = float(curve[index])
+            if not np.isfinite(value):
+                continue
+            nominal = q / 100
+            # A step equal to the percentile is not below it: the coverage as written.
+            missed = 1.0 if realised < value else 0.0
+            shift = errors.lower_shift.get(q, 0.0) + step * (nominal - missed)
+            # Bounded: never below half the nominal level, never past halfway to the median
+            # (p10 within 5-30%), so a spell of misses cannot walk a percentile away.
+            errors.lower_shift[q] = min(max(shift, -nominal / 2), (0.5 - nominal) / 2)
+
+    def issued(self, forecast: Forecast) -> None:
+        """Note the calibrated percentiles below 50 of the forecast just :meth:`record`-ed, for
+        the adaptive lower levels to score (nothing unless ``lower_adapt_step`` is set and the
+        forecast was calibrated)."""
+        if self.settings.lower_adapt_step is None or not any(
+            "calibrated" in note for note in forecast.adjustments
+        ):
+            return
+        errors = self._series.get((forecast.pool, forecast.metric))
+        lower = {
+            q: np.asarray(v, dtype=float).copy() for q, v in forecast.quantiles.items() if q < 50
+        }
+        if errors is None or not errors.pending or not lower:
+            return
+        errors.pending[-1].lower = lower
 
     def record(self, forecast: Forecast) -> None:
         """Remember a handed-out forecast so its errors are scored once observed."""
@@ -333,6 +387,15 @@ class QuantileCalibrator:
         levels = sorted(quantiles)
         # What np.percentile(near, levels) computes its quantiles from.
         percents = np.true_divide(np.asarray(levels), 100)
+        adapted = ""
+        if self.settings.lower_adapt_step is not None and errors.lower_shift:
+            for position, q in enumerate(levels):
+                if q in errors.lower_shift:
+                    percents[position] += errors.lower_shift[q]
+            adapted = ", levels below 50 adapted: " + ", ".join(
+                f"p{q} at {100 * (q / 100 + shift):.1f}%"
+                for q, shift in sorted(errors.lower_shift.items())
+            )
         calibrated = 0
         pooled = 0
         fewest = None
@@ -367,7 +430,7 @@ class QuantileCalibrator:
             )
         note = (
             f"quantiles calibrated on the step {self.settings.target} from >= {fewest} recent "
-            f"errors per lead ({calibrated}/{len(mean)} steps{bands})"
+            f"errors per lead ({calibrated}/{len(mean)} steps{bands}{adapted})"
         )
         return replace(forecast, quantiles=fixed, adjustments=(*forecast.adjustments, note))
 
@@ -428,7 +491,9 @@ class CalibratedEngine:
             return result
         self.calibrator.observe(key, history, now=now)
         self.calibrator.record(result)
-        return self.calibrator.calibrate(result)
+        calibrated = self.calibrator.calibrate(result)
+        self.calibrator.issued(calibrated)
+        return calibrated
 
 
 def bounded_for_unit(forecast: Forecast, spec: Any) -> Forecast:

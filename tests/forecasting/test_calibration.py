@@ -313,3 +313,91 @@ def test_the_real_engine_is_calibrated_on_a_real_trace(data_dir: Path) -> None:
     assert any("quantiles calibrated on the step peak" in note for note in last.adjustments)
     for q_low, q_high in [(50, 80), (80, 90), (90, 95), (95, 99)]:
         assert np.all(last.quantiles[q_low] <= last.quantiles[q_high])
+
+
+class LevelModel:
+    """Forecasts the last hour's mean for 12 five-minute steps with p10..p90 one unit apart:
+    a level forecast whose quantiles the calibrator sets, p10 included."""
+
+    def forecast(
+        self, history: pd.Series, *, pool: str, metric: str, now: datetime | None = None, **_: Any
+    ) -> Forecast:
+        issued = pd.Timestamp(history.index[-1])
+        times = [issued + STEP * (i + 1) for i in range(12)]
+        mean = np.full(12, float(history.tail(12).mean()))
+        return Forecast(
+            pool=pool,
+            metric=metric,
+            issued_at=issued.to_pydatetime(),
+            step=STEP,
+            times=[t.to_pydatetime() for t in times],
+            mean=mean,
+            quantiles={q: mean + z for q, z in {10: -1.28, 50: 0.0, 80: 0.84, 90: 1.28}.items()},
+            model="level",
+        )
+
+
+def every_cycle(
+    series: pd.Series, settings: CalibrationSettings, *, scored: int = 288
+) -> tuple[np.ndarray, list[Forecast]]:
+    """A cycle at every 5-minute point; the last ``scored`` cycles' calibrated forecasts and
+    what each step then realised, as rows (realised, p10, p90)."""
+    engine = CalibratedEngine(LevelModel(), settings=settings)
+    rows, forecasts = [], []
+    for i in range(24, len(series) - 12):
+        forecast = engine.forecast(
+            series.iloc[: i + 1], pool="app", metric="cpu", now=series.index[i]
+        )
+        if i >= len(series) - 12 - scored and "calibrated" in " ".join(forecast.adjustments):
+            forecasts.append(forecast)
+            realised = series.iloc[i + 1 : i + 13].to_numpy()
+            rows.extend(zip(realised, forecast.quantiles[10], forecast.quantiles[90], strict=True))
+    return np.array(rows), forecasts
+
+
+class TestAdaptiveLowerLevels:
+    """``lower_adapt_step``: the percentiles below 50 follow what they covered (issue 15: the
+    fixed p10 of a window's errors missed most on the over-wide traces)."""
+
+    @pytest.mark.parametrize(
+        "excerpt",
+        [
+            "cpu_utilization_asg_misconfiguration_excerpt.csv",
+            "ec2_cpu_utilization_825cc2_excerpt.csv",
+        ],
+    )
+    def test_the_p10_covers_what_it_says_on_real_cpu_excerpts(
+        self, excerpt: str, data_dir: Path
+    ) -> None:
+        from forecasting.trace import read_trace_csv
+
+        series = read_trace_csv(data_dir / "nab" / excerpt)
+        fixed_settings = CalibrationSettings(window="2d", target="mean")
+        fixed, fixed_forecasts = every_cycle(series, fixed_settings)
+        adapted, adapted_forecasts = every_cycle(
+            series, fixed_settings.model_copy(update={"lower_adapt_step": 0.002})
+        )
+        below_fixed = np.mean(fixed[:, 0] < fixed[:, 1])
+        below_adapted = np.mean(adapted[:, 0] < adapted[:, 1])
+        # Over the last day, measured: asg 0.142 -> 0.105, 825cc2 0.079 -> 0.107.
+        assert abs(below_fixed - 0.10) > 0.02
+        assert abs(below_adapted - 0.10) < 0.01
+        assert "levels below 50 adapted: p10 at" in adapted_forecasts[-1].adjustments[-1]
+        # The percentiles from 50 up, which size capacity, are the same numbers.
+        for before, after in zip(fixed_forecasts, adapted_forecasts, strict=True):
+            for q in (50, 80, 90):
+                np.testing.assert_array_equal(before.quantiles[q], after.quantiles[q])
+
+    def test_a_level_never_passes_halfway_to_the_median(self) -> None:
+        # A flat series: every step equals the calibrated p10, never below it, so the level
+        # rises at every step, and stops at 30%.
+        series = pd.Series(50.0, index=pd.date_range(T0, periods=3 * 288, freq="5min"), dtype=float)
+        _, forecasts = every_cycle(
+            series, CalibrationSettings(window="1d", target="mean", lower_adapt_step=0.05)
+        )
+        assert forecasts[-1].adjustments[-1].endswith("levels below 50 adapted: p10 at 30.0%)")
+
+    def test_a_step_larger_than_five_hundredths_is_refused(self) -> None:
+        assert CalibrationSettings(lower_adapt_step=0.002).lower_adapt_step == 0.002
+        with pytest.raises(ValueError, match="lower_adapt_step"):
+            CalibrationSettings(lower_adapt_step=0.2)
