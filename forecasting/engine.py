@@ -917,7 +917,11 @@ class ForecastEngine:
         for item in prepared:
             selection = selections[item.key]
             season = _daily_season(item.step)
-            if selection.trusted or season < 2 or len(item.filled) < 3 * season:
+            # Only where the models were scored and judged untrusted: a series waiting for its
+            # selection or fit (forecast.selections_per_cycle, refits_per_cycle) or too short
+            # to select on is not known to have untrusted models, and keeps the baseline.
+            judged = bool(selection.scores)
+            if selection.trusted or not judged or season < 2 or len(item.filled) < 3 * season:
                 continue
             y = item.filled.to_numpy(dtype=float)
             verdict = self._profile_verdict(item, y, season=season, now=now)

@@ -1013,9 +1013,9 @@ class UntrustedProfileSettings(_Model):
     """
 
     enabled: bool = Field(
-        default=False,
+        default=True,
         description="Judge the same-hour profile where the models are untrusted, and forecast "
-        "with it where it earns trust.",
+        "with it where it earns trust. false: such series stay untrusted and the rules react.",
     )
     max_ratio: float = Field(
         default=0.9,

@@ -234,16 +234,29 @@ class TestConfigErrorsInOneRound:
         assert any("alb is regional" in m for m in messages)
 
 
-def test_backtest_console_fits_80_columns_and_says_why_mirrorcast_equals_reactive() -> None:
-    """On this ELB excerpt every forecast is untrusted (no daily cycle), so mirrorcast acts as
-    reactive does; the console must say so, as the JSON does, with its headers whole."""
+def test_backtest_console_fits_80_columns_and_says_why_mirrorcast_equals_reactive(
+    tmp_path: Path,
+) -> None:
+    """On this ELB excerpt every forecast is untrusted (no daily cycle) and, with
+    forecast.untrusted_profile off, so mirrorcast acts as reactive does; the console must say
+    so, as the JSON does, with its headers whole. (With the profile on, the default, the
+    profile earns trust here: tests/backtest/test_untrusted_profile_backtest.py.)"""
+    from driver.backtest.stack import DEFAULT_STACK
+
     excerpt = Path(__file__).resolve().parents[1] / "data" / "backtest"
+    stack = tmp_path / "no-profile.yaml"
+    stack.write_text(
+        DEFAULT_STACK.read_text().replace(
+            "untrusted_profile: {enabled: true}", "untrusted_profile: {enabled: false}"
+        )
+    )
+    assert "untrusted_profile: {enabled: false}" in stack.read_text()
     result = runner.invoke(
         app,
         [
             "backtest",
             str(excerpt / "elb_request_count_8c0756_4days.csv"),
-            *("--history", "3d", "--interval", "15m"),
+            *("--history", "3d", "--interval", "15m", "--config", str(stack)),
         ],
     )
 

@@ -60,6 +60,9 @@ def _engine(backend: str, *, workers: int | None = 1) -> ForecastEngine:
             "history": "3d",
             "backend": backend,
             "workers": workers,
+            # The models' fits on the cluster: without the same-hour profile, which would
+            # forecast this untrusted choice in the driver's process instead.
+            "untrusted_profile": {"enabled": False},
         }
     )
     return ForecastEngine(settings)

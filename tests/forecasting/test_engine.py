@@ -16,7 +16,10 @@ FAST = ["seasonal_naive", "ses", "auto_ets"]
 
 
 def _engine(*, models: list[str] | None = None) -> ForecastEngine:
-    settings = ForecastSettings(models=models or FAST)
+    # The models' own forecasts (their accuracy, intervals, fallbacks): forecast.untrusted_profile
+    # off, which would forecast an untrusted choice with the same-hour profile instead
+    # (tests/forecasting/test_untrusted_profile.py).
+    settings = ForecastSettings(models=models or FAST, untrusted_profile={"enabled": False})
     return ForecastEngine(settings)
 
 

@@ -25,7 +25,12 @@ def _engine(cache: Path, every: str = "1d") -> ForecastEngine:
 def test_choice_is_persisted_with_its_scores_per_pool_and_metric(
     tmp_path: Path, seasonal_cpu: pd.Series
 ) -> None:
-    forecast = _engine(tmp_path).forecast(seasonal_cpu, pool="asg", metric="cpu")
+    # The stored choice is the forecast's model (with forecast.untrusted_profile off: an
+    # untrusted choice would otherwise be forecast by the same-hour profile instead,
+    # tests/forecasting/test_untrusted_profile.py).
+    settings = ForecastSettings(models=MODELS, untrusted_profile={"enabled": False})
+    engine = ForecastEngine(settings, cache_dir=tmp_path)
+    forecast = engine.forecast(seasonal_cpu, pool="asg", metric="cpu")
     stored = json.loads((tmp_path / "selection" / "asg__cpu.json").read_text())
     assert stored["model"] == forecast.model
     assert set(stored["scores"]) == set(MODELS)

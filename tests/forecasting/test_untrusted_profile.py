@@ -73,6 +73,17 @@ class TestTheReplayJudgesTheProfileAsTheBacktestDoes:
         assert verdict.ratio > 1.5, verdict
         assert not verdict.earns_trust(max_ratio=0.9, min_short=10)
 
+    def test_on_stationary_noise_a_floor_at_the_usual_level_covers_the_troughs(self) -> None:
+        # No daily cycle at all: the profile is the series' usual level. Reactive sizes from a
+        # trough and is short when the noise comes back up; the floor holds the usual level,
+        # and that beats the same money spread as headroom over every step. (The engine then
+        # forecasts with the profile: the backtest measures what it buys, docs/backtest.md.)
+        rng = np.random.default_rng(2)
+        y = rng.gamma(4.0, 10.0, 4 * DAY * 5).reshape(-1, 5).mean(axis=1)
+        verdict = replay_profile_floor(y, season=DAY, lag=2)
+        assert verdict.cost < 1.2
+        assert verdict.ratio < 0.8, verdict
+
     def test_a_series_reactive_is_never_short_on_has_nothing_to_show(self) -> None:
         # A flat series: neither is ever short, so the profile has bought nothing.
         verdict = replay_profile_floor(np.full(3 * DAY, 40.0), season=DAY, lag=2)
@@ -166,8 +177,11 @@ class TestTheEngineForecastsWithTheProfileWhereItEarnedTrust:
 
 
 class TestTheSettingIsPartOfTheContract:
-    def test_it_is_off_unless_the_stack_turns_it_on(self) -> None:
-        assert ForecastSettings().untrusted_profile.enabled is False
+    def test_it_is_on_by_default_and_a_stack_can_turn_it_off(self) -> None:
+        # On by default since the measurement on every shared trace (docs/backtest.md).
+        assert ForecastSettings().untrusted_profile.enabled is True
+        off = ForecastSettings(untrusted_profile={"enabled": False})
+        assert off.untrusted_profile.enabled is False
 
     @pytest.mark.parametrize("bad", [{"max_ratio": 0}, {"max_ratio": 1.5}, {"min_short": 0}])
     def test_bad_values_are_refused_naming_the_field(self, bad: dict[str, float]) -> None:
