@@ -35,13 +35,19 @@ class ResolvedMetrics:
     unresolved: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
+def _source_resource(config: MirrorcastConfig) -> str | None:
+    """The Azure Monitor source's ``resource_id`` when it refers to a stack output."""
+    resource = getattr(config.metrics, "resource_id", None)
+    return resource if isinstance(resource, str) and OUTPUT_REFERENCE.search(resource) else None
+
+
 def has_output_references(config: MirrorcastConfig) -> bool:
-    """Whether any pool metric's dimensions refer to a stack output (so outputs must be read)."""
-    return any(
+    """Whether any pool metric refers to a stack output (so outputs must be read)."""
+    return _source_resource(config) is not None or any(
         OUTPUT_REFERENCE.search(value)
         for pool in config.pools.values()
         for spec in pool.metrics.values()
-        for value in spec.dimensions.values()
+        for value in [*spec.dimensions.values(), spec.resource or ""]
     )
 
 
@@ -52,7 +58,8 @@ def resolve_output_references(
     stack: str,
     why_none: str = "the stack has no outputs yet (has it been deployed with `pulumi up`?)",
 ) -> ResolvedMetrics:
-    """Replace ``${outputs.<path>}`` in every metric's dimensions by the stack output there.
+    """Replace ``${outputs.<path>}`` in every metric's dimensions and resource by the stack
+    output there (an Azure Monitor source's ``resource_id`` too, as each metric's resource).
 
     ``$pool`` in a path is the pool's name first, so one definition serves several pools.
 
@@ -64,21 +71,36 @@ def resolve_output_references(
     """
     unresolved: dict[tuple[str, str], str] = {}
     pools: dict[str, Any] = {}
+    # A source-wide resource id that names an output differs per pool: each metric reads the
+    # value resolved for its own pool as its ``resource``.
+    shared_resource = _source_resource(config)
     for pool_name, pool in config.pools.items():
         metrics: dict[str, MetricSpec] = {}
         for metric, spec in pool.metrics.items():
-            dimensions: dict[str, str] = {}
-            for key, value in spec.dimensions.items():
+            texts = {f"dimension {key}": value for key, value in spec.dimensions.items()}
+            resource = spec.resource or shared_resource
+            if resource is not None:
+                texts["resource" if spec.resource else "metrics.resource_id"] = resource
+            resolved: dict[str, str] = {}
+            for what, value in texts.items():
                 text, problem = _resolve(value, pool=pool_name, outputs=outputs, why_none=why_none)
                 if problem is not None:
                     unresolved.setdefault(
                         (pool_name, metric),
-                        f"stack {stack}, pool {pool_name}, metric {metric}: dimension {key} "
-                        f"refers to stack output {problem}",
+                        f"stack {stack}, pool {pool_name}, metric {metric}: {what} refers to "
+                        f"stack output {problem}",
                     )
-                dimensions[key] = text
+                resolved[what] = text
+            update: dict[str, Any] = {}
+            dimensions = {key: resolved[f"dimension {key}"] for key in spec.dimensions}
             if dimensions != spec.dimensions:
-                spec = spec.model_copy(update={"dimensions": dimensions})
+                update["dimensions"] = dimensions
+            if resource is not None:
+                new_resource = resolved.get("resource", resolved.get("metrics.resource_id"))
+                if new_resource != spec.resource:
+                    update["resource"] = new_resource
+            if update:
+                spec = spec.model_copy(update=update)
             metrics[metric] = spec
         changed = any(metrics[m] is not pool.metrics[m] for m in metrics)
         pools[pool_name] = pool.model_copy(update={"metrics": metrics}) if changed else pool

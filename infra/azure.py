@@ -783,7 +783,16 @@ class AzureBackend:
             tags=tags,
             opts=opts,
         )
-        return Side(plan.role, plan.cloud, scale_set, front.fqdn, front.dns_endpoint, front=front)
+        return Side(
+            plan.role,
+            plan.cloud,
+            scale_set,
+            front.fqdn,
+            front.dns_endpoint,
+            front=front,
+            # Azure Monitor reads a scale set's metrics by its resource id, auto-named.
+            ids={"scale_set": scale_set.scale_set.id},
+        )
 
     def shared(self, *, sides: Sequence[Side]) -> None:
         """Azure sides share nothing: each scale set has its own network security group."""

@@ -88,7 +88,9 @@ class AzureMonitorMetricSource:
                 query=name,
             )
         arguments: dict[str, Any] = {
-            "resource_uri": expand_pool(self.spec.resource_id, pool),
+            # A metric may name its own resource (the driver puts a stack output's value
+            # there: driver/stack_outputs.py).
+            "resource_uri": expand_pool(spec.resource or self.spec.resource_id, pool),
             "metric_names": [name],
             "granularity": self.spec.interval,
             "aggregations": [aggregation],

@@ -467,6 +467,15 @@ OUTPUT_REFERENCE = re.compile(r"\$\{outputs\.([A-Za-z0-9_$-]+(?:\.[A-Za-z0-9_$-]
 (docs/architecture.md, "Stack outputs"), for names a cloud gives at deploy time."""
 
 
+def check_output_references(text: str, *, what: str) -> None:
+    """Refuse a ``${`` in ``text`` that is not a well-formed :data:`OUTPUT_REFERENCE`."""
+    if "${" in OUTPUT_REFERENCE.sub("", text):
+        raise ValueError(
+            f"{what}: {text!r} has a '${{' that is not a stack output reference; write "
+            "${outputs.<path>}, e.g. ${outputs.pools.$pool.ids.primary.target_group}"
+        )
+
+
 class MetricSpec(_Model):
     """A named metric series for a pool.
 
@@ -485,6 +494,11 @@ class MetricSpec(_Model):
         default_factory=dict, description="CloudWatch dimensions / Azure filters / label matchers."
     )
     statistic: str = Field(default="Average", description="Aggregation for cloud sources.")
+    resource: str | None = Field(
+        default=None,
+        description="Azure Monitor: the resource this metric is read from, instead of the "
+        "source's resource_id; may be ${outputs.<path>}.",
+    )
     counter: bool = Field(
         default=False,
         description="A monotonically increasing counter; converted to a rate, resets handled.",
@@ -510,13 +524,14 @@ class MetricSpec(_Model):
     @classmethod
     def _output_references(cls, value: dict[str, str]) -> dict[str, str]:
         for key, text in value.items():
-            rest = OUTPUT_REFERENCE.sub("", text)
-            if "${" in rest:
-                raise ValueError(
-                    f"dimension {key}: {text!r} has a '${{' that is not a stack output "
-                    "reference; write ${outputs.<path>}, e.g. "
-                    "${outputs.pools.$pool.ids.primary.target_group}"
-                )
+            check_output_references(text, what=f"dimension {key}")
+        return value
+
+    @field_validator("resource")
+    @classmethod
+    def _resource_references(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_output_references(value, what="resource")
         return value
 
 
@@ -925,7 +940,19 @@ class CloudWatchSource(_Model):
 
 class AzureMonitorSource(_Model):
     type: Literal["azure_monitor"] = "azure_monitor"
-    resource_id: str = Field(min_length=1)
+    resource_id: str = Field(
+        min_length=1,
+        description="The resource every metric is read from unless it names its own "
+        "(MetricSpec.resource); $pool is the pool's name, and ${outputs.<path>} a stack output "
+        "(a scale set's id: ${outputs.pools.$pool.ids.primary.scale_set}).",
+    )
+
+    @field_validator("resource_id")
+    @classmethod
+    def _resource_references(cls, value: str) -> str:
+        check_output_references(value, what="resource_id")
+        return value
+
     interval: Duration = Field(default=parse_duration("5m"))
     timeout: Duration = Field(
         default=parse_duration("30s"), description="Per-request timeout before retrying."

@@ -193,3 +193,49 @@ def test_an_alb_pools_sides_name_the_alb_and_each_sides_own_target_group() -> No
         assert ids[role]["load_balancer"] == f"{suffix}loadBalancer:LoadBalancer:web-balancer-alb"
         assert ids[role]["target_group"] == f"{suffix}targetGroup:TargetGroup:web-balancer-{role}"
         assert ids[role]["autoscaling_group"].startswith(f"web-{role}-asg-")
+
+
+class TestAnAzureStackReadsItsScaleSetFromTheOutputs:
+    """The azure-api example's source names the primary's scale set, auto-named at deploy
+    time (``api-primary-vmss-<7>``), as ``${outputs.pools.$pool.ids.primary.scale_set}``."""
+
+    def test_the_program_exports_each_scale_sets_resource_id(
+        self, example_runs: dict[str, ProgramRun]
+    ) -> None:
+        ids = example_runs["azure-api"].pools["api"]["ids"]
+        # The mocks answer a resource's id as "<logical name>-id" (pulumi_harness.py).
+        assert ids == {
+            "primary": {"scale_set": "api-primary-vmss-id"},
+            "mirror": {"scale_set": "api-mirror-vmss-id"},
+        }
+
+    def test_each_metric_is_read_from_the_deployed_scale_set(
+        self, example_runs: dict[str, ProgramRun]
+    ) -> None:
+        from forecasting.sources import AzureMonitorMetricSource
+
+        config = config_from_mapping(stack_config("azure-api"))
+        deployed_id = (
+            "/subscriptions/0000/resourceGroups/api-prod/providers/"
+            "Microsoft.Compute/virtualMachineScaleSets/api-primary-vmss-3f9a2c1"
+        )
+        outputs = copy.deepcopy(example_runs["azure-api"].pools)
+        outputs["api"]["ids"]["primary"]["scale_set"] = deployed_id
+        resolved = resolve_output_references(config, outputs={"pools": outputs}, stack="az")
+        assert resolved.unresolved == {}
+        assert isinstance(resolved.config.metrics, type(config.metrics))
+        source = AzureMonitorMetricSource(resolved.config.metrics, client=object())
+        for metric in ("cpu", "available"):
+            spec = resolved.config.pools["api"].metrics[metric]
+            arguments = source.query_for(pool="api", metric=metric, spec=spec)
+            assert arguments["resource_uri"] == deployed_id
+
+    def test_without_outputs_every_metric_of_the_pool_says_which_output_it_needs(self) -> None:
+        config = config_from_mapping(stack_config("azure-api"))
+        resolved = resolve_output_references(config, outputs=None, stack="az")
+        assert resolved.unresolved[("api", "available")] == (
+            "stack az, pool api, metric available: metrics.resource_id refers to stack output "
+            "pools.api.ids.primary.scale_set, but the stack has no outputs yet (has it been "
+            "deployed with `pulumi up`?)"
+        )
+        assert set(resolved.unresolved) == {("api", "cpu"), ("api", "available")}
