@@ -260,6 +260,8 @@ class QuantileCalibrator:
     def __init__(self, settings: CalibrationSettings) -> None:
         self.settings = settings
         self._series: dict[Key, _SeriesErrors] = {}
+        # Which leads the latest calibrate() of a series calibrated, for issued() to score.
+        self._calibrated_leads: dict[Key, npt.NDArray[np.bool_]] = {}
 
     def samples(self, key: Key, lead: int) -> int:
         """How many errors are known for ``key`` at ``lead`` (1 = the first forecast step)."""
@@ -339,8 +341,12 @@ class QuantileCalibrator:
             value = float(curve[index])
             if not np.isfinite(value):
                 continue
+            if realised == value:
+                # A step on the percentile (a zero count at a p10 of 0) tells neither way:
+                # counted as covered, it walked a sparse count's p10 up off 0 until the zero
+                # steps fell below it (CVS, tie-aware 0.77 -> 0.68).
+                continue
             nominal = q / 100
-            # A step equal to the percentile is not below it: the coverage as written.
             missed = 1.0 if realised < value else 0.0
             shift = errors.lower_shift.get(q, 0.0) + step * (nominal - missed)
             # Bounded: never below half the nominal level, never past halfway to the median
@@ -348,20 +354,23 @@ class QuantileCalibrator:
             errors.lower_shift[q] = min(max(shift, -nominal / 2), (0.5 - nominal) / 2)
 
     def issued(self, forecast: Forecast) -> None:
-        """Note the calibrated percentiles below 50 of the forecast just :meth:`record`-ed, for
-        the adaptive lower levels to score (nothing unless ``lower_adapt_step`` is set and the
-        forecast was calibrated)."""
-        if self.settings.lower_adapt_step is None or not any(
-            "calibrated" in note for note in forecast.adjustments
-        ):
+        """Note the calibrated percentiles below 50 of the forecast just :meth:`record`-ed and
+        :meth:`calibrate`-d, for the adaptive lower levels to score (nothing unless
+        ``lower_adapt_step`` is set and the forecast was calibrated)."""
+        key = (forecast.pool, forecast.metric)
+        leads = self._calibrated_leads.pop(key, None)
+        errors = self._series.get(key)
+        if leads is None or errors is None or not errors.pending:
             return
-        errors = self._series.get((forecast.pool, forecast.metric))
         lower = {
             q: np.asarray(v, dtype=float).copy() for q, v in forecast.quantiles.items() if q < 50
         }
-        if errors is None or not errors.pending or not lower:
-            return
-        errors.pending[-1].lower = lower
+        for curve in lower.values():
+            # A lead still on the model's own quantiles (too few errors yet) is not scored:
+            # its miss says nothing about the calibrated level.
+            curve[~leads] = np.nan
+        if lower:
+            errors.pending[-1].lower = lower
 
     def record(self, forecast: Forecast) -> None:
         """Remember a handed-out forecast so its errors are scored once observed."""
@@ -397,6 +406,7 @@ class QuantileCalibrator:
                 for q, shift in sorted(errors.lower_shift.items())
             )
         calibrated = 0
+        done = np.zeros(len(mean), dtype=bool)
         pooled = 0
         fewest = None
         for index in range(len(mean)):
@@ -415,10 +425,13 @@ class QuantileCalibrator:
             for q, value in zip(levels, relative, strict=True):
                 quantiles[q][index] = mean[index] + scale * float(value)
             calibrated += 1
+            done[index] = True
             pooled += borrowed
             fewest = count if fewest is None else min(fewest, count)
         if not calibrated:
             return forecast
+        if self.settings.lower_adapt_step is not None:
+            self._calibrated_leads[(forecast.pool, forecast.metric)] = done
         fixed = monotone(quantiles)
         floor_at_zero = bool(np.nanmin(mean) >= 0) if len(mean) else True
         if floor_at_zero:
