@@ -935,6 +935,9 @@ class ForecastEngine:
                 )
                 continue
             columns = profile_forecast(y, h=item.h, season=season, levels=self.levels)
+            # The profile takes no event regressors: events attached for the untrusted model
+            # get their learned or configured uplift in _result instead.
+            item.exogenous, item.past_x, item.future_x = (), None, None
             frame = {PROFILE if k == "mean" else f"{PROFILE}-{k}": v for k, v in columns.items()}
             note = (
                 f"models untrusted ({selection.reason or 'no model beat the baseline'}); "

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from forecasting import ForecastEngine
 from forecasting.calibration import CalibratedEngine
+from forecasting.events import Event, EventSchedule
 from forecasting.models.profile import profile_forecast, replay_profile_floor
 from infra.config import CalibrationSettings, ForecastSettings
 
@@ -134,6 +135,33 @@ class TestTheEngineForecastsWithTheProfileWhereItEarnedTrust:
                 checked += 1
         assert checked >= 6
         assert (after.quantiles[90] > after.mean).all()
+
+    def test_an_event_the_untrusted_model_took_as_a_regressor_is_an_uplift_on_the_profile(
+        self,
+    ) -> None:
+        # auto_arima learns events as regressors; the profile takes none, so an event kind
+        # seen in the history must come back as its learned uplift, not be dropped.
+        history = nab(ELB)
+        last = history.index[-1]
+        sale = [
+            Event(
+                name="sale",
+                kind="sale",
+                start=(last - pd.Timedelta(days=d) + pd.Timedelta(minutes=10)).to_pydatetime(),
+                end=(last - pd.Timedelta(days=d) + pd.Timedelta(minutes=40)).to_pydatetime(),
+                uplift=3.0,
+            )
+            for d in (2, 1, 0)
+        ]
+        eng = ForecastEngine(
+            ForecastSettings(
+                horizon="1h", step="5m", history="4d", models=["seasonal_naive", "auto_arima"]
+            )
+        )
+        forecast = eng.forecast(history, pool="app", metric="rps", events=EventSchedule(sale))
+        assert forecast.model == "seasonal_profile"
+        assert any(a.startswith("event sale: learned uplift") for a in forecast.adjustments)
+        assert not any("regressor of seasonal_profile" in a for a in forecast.adjustments)
 
     def test_a_profile_that_lost_leaves_the_series_untrusted_and_says_why(self) -> None:
         history = nab(NO_CYCLE)
