@@ -308,8 +308,16 @@ def test_the_command_reports_coverage_with_ties_spread_on_sparse_counts(
     trace = data_dir / "nab" / "Twitter_volume_CVS_excerpt.csv"
     result = runner.invoke(
         app,
-        ["evaluate-forecast", str(trace), "--windows", "6", "--models", "seasonal_naive"]
-        + ["--json", str(out)],
+        [
+            "evaluate-forecast",
+            str(trace),
+            "--windows",
+            "6",
+            "--models",
+            "seasonal_naive",
+            "--json",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     import json
