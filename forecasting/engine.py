@@ -263,6 +263,8 @@ class ForecastEngine:
         # verdict), judged again on the selection's schedule (forecast.untrusted_profile).
         self._profile_verdicts: dict[tuple[str, str], tuple[datetime, ProfileReplay]] = {}
         self.fits = 0
+        # Cross-validated selections run (each fits every candidate, so may compile kernels).
+        self.selections_run = 0
         """Series fits done so far (a refit counts one per series)."""
         self.updates = 0
         """Forecasts made by updating a kept fit with new observations (no refit)."""
@@ -331,6 +333,7 @@ class ForecastEngine:
         """
         span = horizon or self.settings.horizon
         fits_before = self.fits
+        selections_before = self.selections_run
         out: dict[tuple[str, str], Forecast | ForecastUnavailable] = {}
         prepared: list[_Prepared] = []
         for key, raw in histories.items():
@@ -398,8 +401,10 @@ class ForecastEngine:
                 continue
             for it in items:
                 out[it.key] = self._result(it, frame[it.name], selections[it.key], events)
-        if self._numba_dir is not None and self.fits > fits_before:
-            # A fit may have compiled (and cached) new kernels.
+        fitted = self.fits > fits_before or self.selections_run > selections_before
+        if self._numba_dir is not None and fitted:
+            # A fit, or a selection's cross-validation, may have compiled (and cached) new
+            # kernels; a series then forecast by the same-hour profile fits nothing itself.
             restrict_tree(self._numba_dir)
         return {key: out[key] for key in histories}
 
@@ -1049,6 +1054,7 @@ class ForecastEngine:
             logger.info(
                 "model selection: %d due, %d now, %d deferred", len(waiting), budget, len(later)
             )
+        self.selections_run += sum(len(items) for items in stale.values())
         for (step_seconds, season, h), items in stale.items():
             decided = _utc(now) if now is not None else max(i.issued for i in items)
 

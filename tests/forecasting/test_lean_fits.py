@@ -137,7 +137,13 @@ class TestTheEngineKeepsLeanFits:
         less than half the history it forecasts from (old code: the fit's in-sample values and
         residuals, twice the history; now the parameters and, for a seasonal naive model, the
         last day it repeats)."""
-        settings = ForecastSettings(models=["seasonal_naive", "naive", "auto_ets"], workers=1)
+        # The kept fit of a model (the default same-hour profile would forecast this
+        # untrusted series without one: tests/forecasting/test_untrusted_profile.py).
+        settings = ForecastSettings(
+            models=["seasonal_naive", "naive", "auto_ets"],
+            workers=1,
+            untrusted_profile={"enabled": False},
+        )
         engine = driver_engine(settings, cache_dir=tmp_path / "cache", seed=0)
         key = ("web", "cpu")
         window = len(seasonal_cpu) - 4
@@ -153,7 +159,13 @@ class TestTheEngineKeepsLeanFits:
     ) -> None:
         """A fit pickled before fits were kept lean still carries its in-sample arrays: the
         engine makes it lean as it reads it, and forecasts with it as before."""
-        settings = ForecastSettings(models=["seasonal_naive", "naive", "auto_ets"], workers=1)
+        # The kept fit of a model (the default same-hour profile would forecast this
+        # untrusted series without one: tests/forecasting/test_untrusted_profile.py).
+        settings = ForecastSettings(
+            models=["seasonal_naive", "naive", "auto_ets"],
+            workers=1,
+            untrusted_profile={"enabled": False},
+        )
         key = ("web", "cpu")
         window = 4 * SEASON
         with monkeypatch.context() as patch:
