@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from driver_helpers import NOW, ScriptedEngine
+from object_graph import reachable
 from pulumi_standin import StandInPulumi
 
 from driver.automation import AutomationExecutor
@@ -231,22 +232,8 @@ def test_cycles_align_to_the_interval() -> None:
 
 
 def _reachable_ids(root: object) -> set[int]:
-    """Ids of every object ``root`` reaches (gc referents). Types, modules and functions are
-    shared code, not the driver's state (a function reaches its module's globals, and from
-    there everything)."""
-    import gc
-    import types
-
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        obj = stack.pop()
-        shared = type | types.ModuleType | types.FunctionType | types.BuiltinFunctionType
-        if id(obj) in seen or isinstance(obj, shared):
-            continue
-        seen.add(id(obj))
-        stack.extend(gc.get_referents(obj))
-    return seen
+    """Ids of every object ``root`` reaches (gc referents; shared code left out)."""
+    return {id(obj) for obj in reachable([root])}
 
 
 def test_a_driver_keeps_no_collected_history_between_cycles(

@@ -12,15 +12,12 @@ full one, and what a kept fit holds is measured on the objects themselves.
 from __future__ import annotations
 
 import copy
-import gc
-import sys
-import types
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from object_graph import reachable, walked_bytes
 
 import forecasting.models.statistical as statistical
 from forecasting import ModelOptions
@@ -32,43 +29,10 @@ LEVELS = [80, 90, 95, 99]
 SEASON = 288  # a day of 5-minute steps
 
 
-def walked_bytes(roots: Iterable[Any]) -> int:
-    """Bytes held by ``roots`` and everything they reach, each object once (sys.getsizeof,
-    numpy buffers included; types, modules and functions are shared code, not counted)."""
-    seen: set[int] = set()
-    total = 0
-    stack = list(roots)
-    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type(None))
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, skip):
-            continue
-        seen.add(id(obj))
-        total += sys.getsizeof(obj)
-        if isinstance(obj, np.ndarray):
-            if obj.base is not None:
-                stack.append(obj.base)
-            continue
-        stack.extend(gc.get_referents(obj))
-    return total
-
-
 def longest_array(root: Any) -> int:
     """The length of the longest numpy array (or pandas object) ``root`` reaches."""
-    seen: set[int] = set()
-    longest = 0
-    stack = [root]
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, type | types.ModuleType | types.FunctionType):
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, np.ndarray | pd.Series | pd.DataFrame):
-            longest = max(longest, len(obj))
-            if isinstance(obj, np.ndarray):
-                continue
-        stack.extend(gc.get_referents(obj))
-    return longest
+    sized = (np.ndarray, pd.Series, pd.DataFrame)
+    return max((len(obj) for obj in reachable([root]) if isinstance(obj, sized)), default=0)
 
 
 def _frame(values: np.ndarray, index: pd.DatetimeIndex) -> pd.DataFrame:
