@@ -51,6 +51,18 @@ def _latest_point(series: pd.Series | None, now: datetime) -> tuple[datetime, fl
     """The last observation at or before ``now`` with its time."""
     if series is None or len(series) == 0:
         return None
+    index = series.index
+    if isinstance(index, pd.DatetimeIndex) and index.is_monotonic_increasing:
+        # In time order (every source's series): one binary search and a walk back over
+        # trailing gaps, not a mask and a copy of the whole history (twice a pool, every cycle).
+        values = series.to_numpy(dtype=float, na_value=np.nan)
+        at = int(index.searchsorted(pd.Timestamp(now), side="right")) - 1
+        if at >= 0 and np.isnan(values[at]):
+            kept = np.flatnonzero(~np.isnan(values[:at]))
+            at = int(kept[-1]) if len(kept) else -1
+        if at < 0:
+            return None
+        return pd.Timestamp(index[at]).to_pydatetime(), float(values[at])
     past = series[series.index <= now].dropna()
     if not len(past):
         return None

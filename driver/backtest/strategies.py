@@ -526,6 +526,8 @@ class MirrorcastStrategy(Strategy):
         self.early_cycles = 0
         self._early = False
         self._failing: frozenset[str] = frozenset()
+        self._stack_observer: StackObserver | None = None
+        self._observed_cloud: SimulatedCloud | None = None
 
     @property
     def config(self) -> MirrorcastConfig:
@@ -698,15 +700,28 @@ class MirrorcastStrategy(Strategy):
         }
 
     def _observer(self) -> StackObserver:
-        simulated = SimulatedObserver(self.cloud)
-        return StackObserver(observers={cloud.value: simulated for cloud in Cloud}, attempts=1)
+        # One observer for the run's one cloud (built at the first cycle's read, after start).
+        if self._stack_observer is None or self._observed_cloud is not self.cloud:
+            simulated = SimulatedObserver(self.cloud)
+            self._stack_observer = StackObserver(
+                observers={cloud.value: simulated for cloud in Cloud}, attempts=1
+            )
+            self._observed_cloud = self.cloud
+        return self._stack_observer
 
     def _primary_health(self, now: int) -> pd.Series:
         """The primary's health checks as a metric source reports them: the percentage of its
         instances passing, per minute over the last half hour before ``now``."""
-        minutes = range(max(0, now - 30), now)
-        values = [0.0 if self.cloud.primary_down(m) else 100.0 for m in minutes]
-        index = pd.DatetimeIndex([self.context.time_of(m) for m in minutes])
+        assert self._series is not None
+        lo = max(0, now - 30)
+        values = np.full(now - lo, 100.0)
+        outage = self.cloud.outage
+        if outage is not None:
+            # The minutes SimulatedCloud.primary_down calls out, as one slice.
+            values[max(outage[0], lo) - lo : max(min(outage[1], now), lo) - lo] = 0.0
+        # The trace's own minute index sliced (no per-minute timestamps built), without its
+        # frequency, as a source's series has none.
+        index = pd.DatetimeIndex(self._series.index[lo:now], freq=None)
         return pd.Series(values, index=index, name=HEALTH_METRIC, dtype=float)
 
     def _apply(self, changes: list[ConfigChange]) -> None:
