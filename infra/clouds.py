@@ -123,7 +123,9 @@ class Side:
         the stack's), which the same cloud's balancer and database reuse.
     :param ids: the deploy-time names of the side's resources that its cloud's metrics are
         keyed on (AWS: ``autoscaling_group``, and ``load_balancer``/``target_group`` as
-        CloudWatch names them), exported as ``pools.<pool>.ids.<role>`` so a metric's
+        CloudWatch names them; Azure: ``scale_set``; GCP: ``instance_group``, ``region`` and
+        the ``backend_service``/``url_map``/``forwarding_rule`` Cloud Monitoring labels),
+        exported as ``pools.<pool>.ids.<role>`` so a metric's
         dimensions can refer to them (docs/architecture.md, "Stack outputs"); the balancer's
         backend may add to them.
     """

@@ -57,6 +57,69 @@ logger = logging.getLogger(__name__)
 NAMED_PORT = "app"
 
 
+# --------------------------------------------------------------------------- deploy-time ids
+# Each side exports the names Cloud Monitoring keys its metrics on, as ``pools.<pool>.ids.<role>``
+# (docs/architecture.md, "Stack outputs"), so a metric's filter can name an auto-named resource
+# as ``${outputs.pools.$pool.ids.<role>.<key>}``. The label each name fills is in Cloud
+# Monitoring's monitored-resource list (https://cloud.google.com/monitoring/api/resources) and
+# its filter syntax (https://cloud.google.com/monitoring/api/v3/filters); each value is the
+# pulumi_gcp output whose docstring says it is that name (pulumi_gcp/compute/*.py).
+
+
+def _group_ids(manager: gcp.compute.RegionInstanceGroupManager) -> dict[str, pulumi.Output[str]]:
+    """A side's managed instance group, as Cloud Monitoring names it.
+
+    - ``instance_group``: ``RegionInstanceGroupManager.name`` ("The name of the instance group
+      manager"; the group it creates bears the same name). It is the value of
+      ``metadata.system_labels.instance_group`` on the group's ``gce_instance`` metrics
+      (``compute.googleapis.com/instance/cpu/utilization``), ``resource.labels.instance_group_name``
+      on the ``instance_group`` resource, ``resource.labels.instance_group_manager_name`` on the
+      ``autoscaler`` resource, ``resource.labels.backend_name`` on ``https_lb_rule`` and
+      ``resource.labels.backend_group_name`` on the passthrough balancer's
+      ``loadbalancing.googleapis.com/ExternalNetworkLoadBalancerRule``.
+    - ``region``: ``RegionInstanceGroupManager.region`` ("The region where the managed instance
+      group resides"): ``resource.labels.location`` of ``instance_group`` and ``autoscaler``,
+      ``resource.labels.backend_scope`` of ``https_lb_rule`` for a regional group.
+    """
+    return {"instance_group": manager.name, "region": manager.region}
+
+
+def _https_lb_ids(
+    *,
+    backend_service: gcp.compute.BackendService,
+    url_map: gcp.compute.URLMap,
+    forwarding_rule: gcp.compute.GlobalForwardingRule,
+) -> dict[str, pulumi.Output[str]]:
+    """A side's share of the global URL map, as the ``https_lb_rule`` resource labels it
+    (``loadbalancing.googleapis.com/https/request_count`` and the other https metrics).
+
+    - ``backend_service``: ``BackendService.name`` is ``resource.labels.backend_target_name``
+      (the side's own backend service, so its requests are told from the other side's);
+    - ``url_map``: ``URLMap.name`` is ``resource.labels.url_map_name``;
+    - ``forwarding_rule``: ``GlobalForwardingRule.name`` is ``resource.labels.forwarding_rule_name``.
+    """
+    return {
+        "backend_service": backend_service.name,
+        "url_map": url_map.name,
+        "forwarding_rule": forwarding_rule.name,
+    }
+
+
+def _passthrough_ids(
+    *,
+    backend_service: gcp.compute.RegionBackendService,
+    forwarding_rule: gcp.compute.ForwardingRule,
+) -> dict[str, pulumi.Output[str]]:
+    """A side's passthrough front (DNS-level balancers), as
+    ``loadbalancing.googleapis.com/ExternalNetworkLoadBalancerRule`` labels it
+    (``loadbalancing.googleapis.com/l3/external/ingress_packets_count`` and the other l3 metrics).
+
+    - ``backend_service``: ``RegionBackendService.name`` is ``resource.labels.backend_service_name``;
+    - ``forwarding_rule``: ``ForwardingRule.name`` is ``resource.labels.forwarding_rule_name``.
+    """
+    return {"backend_service": backend_service.name, "forwarding_rule": forwarding_rule.name}
+
+
 class InstanceGroup(pulumi.ComponentResource):
     """An instance template and a regional managed instance group for one side of a pool.
 
@@ -146,6 +209,9 @@ class InstanceGroup(pulumi.ComponentResource):
             )
         self.instance_group: pulumi.Output[str] = self.manager.instance_group
         self.endpoint: pulumi.Output[str] = self.manager.instance_group
+        # A regional manager's instance group bears the manager's own name (auto-named at
+        # deploy time: the logical name and a suffix), which is how Cloud Monitoring names it.
+        self.ids: dict[str, pulumi.Output[str]] = _group_ids(self.manager)
         self.register_outputs({"instance_group": self.manager.instance_group})
 
 
@@ -321,7 +387,7 @@ class UrlMapBalancer(pulumi.ComponentResource):
         self.address = gcp.compute.GlobalAddress(
             child_name(base, "ip"), labels=dict(labels), opts=child
         )
-        gcp.compute.GlobalForwardingRule(
+        self.forwarding_rule = gcp.compute.GlobalForwardingRule(
             child_name(base, "fr"),
             target=proxy.id,
             ip_address=self.address.address,
@@ -332,6 +398,14 @@ class UrlMapBalancer(pulumi.ComponentResource):
         )
         self.endpoint: pulumi.Output[str] = self.address.address
         self.register_outputs({"endpoint": self.endpoint})
+
+    def side_ids(self, role: Role) -> dict[str, pulumi.Output[str]]:
+        """The names the https_lb_rule metrics carry for ``role``'s share of this balancer."""
+        return _https_lb_ids(
+            backend_service=self.backend_services[role],
+            url_map=self.url_map,
+            forwarding_rule=self.forwarding_rule,
+        )
 
 
 class PassthroughFront(pulumi.ComponentResource):
@@ -362,7 +436,7 @@ class PassthroughFront(pulumi.ComponentResource):
             tcp_health_check=gcp.compute.RegionHealthCheckTcpHealthCheckArgs(port=port),
             opts=child,
         )
-        service = gcp.compute.RegionBackendService(
+        self.backend_service = gcp.compute.RegionBackendService(
             child_name(base, "bs"),
             region=group.region,
             protocol="TCP",
@@ -378,18 +452,21 @@ class PassthroughFront(pulumi.ComponentResource):
         self.address = gcp.compute.Address(
             child_name(base, "ip"), region=group.region, labels=dict(labels), opts=child
         )
-        gcp.compute.ForwardingRule(
+        self.forwarding_rule = gcp.compute.ForwardingRule(
             child_name(base, "fr"),
             region=group.region,
             ip_protocol="TCP",
             ports=[str(port)],
             ip_address=self.address.address,
-            backend_service=service.id,
+            backend_service=self.backend_service.id,
             load_balancing_scheme="EXTERNAL",
             labels=dict(labels),
             opts=child,
         )
         self.dns_endpoint = DnsEndpoint(cloud=Cloud.gcp, kind="ip", address=self.address.address)
+        self.ids: dict[str, pulumi.Output[str]] = _passthrough_ids(
+            backend_service=self.backend_service, forwarding_rule=self.forwarding_rule
+        )
         self.register_outputs({"endpoint": self.address.address})
 
 
@@ -518,7 +595,7 @@ class GcpBackend:
         mig_type = PrimaryGroup if plan.role == "primary" else MirrorGroup
         mig = mig_type(side_name, plan=plan, labels=labels, opts=opts)
         if not pool.spec.balancer.kind.dns_level:
-            return Side(plan.role, plan.cloud, mig, mig.endpoint)
+            return Side(plan.role, plan.cloud, mig, mig.endpoint, ids=dict(mig.ids))
         passthrough = PassthroughFront(
             child_name(side_name, "front"),
             group=mig,
@@ -527,7 +604,12 @@ class GcpBackend:
             opts=opts,
         )
         return Side(
-            plan.role, plan.cloud, mig, passthrough.address.address, passthrough.dns_endpoint
+            plan.role,
+            plan.cloud,
+            mig,
+            passthrough.address.address,
+            passthrough.dns_endpoint,
+            ids={**mig.ids, **passthrough.ids},
         )
 
     def shared(self, *, sides: Sequence[Side]) -> None:
@@ -550,7 +632,7 @@ class GcpBackend:
         if kind is BalancerKind.gcp_url_map:
             primary, mirror = sides["primary"].group, sides["mirror"].group
             assert isinstance(primary, InstanceGroup) and isinstance(mirror, InstanceGroup)
-            return UrlMapBalancer(
+            url_map = UrlMapBalancer(
                 name,
                 groups={"primary": primary, "mirror": mirror},
                 weights=pool_weights(spec),
@@ -559,7 +641,10 @@ class GcpBackend:
                 certificate=spec.balancer.certificate,
                 labels=gcp_labels(pool.tags, pool=pool.name, role="balancer"),
                 opts=opts,
-            ).endpoint
+            )
+            for role, side in sides.items():
+                side.ids.update(url_map.side_ids(role))
+            return url_map.endpoint
         assert kind is BalancerKind.gcp_cloud_dns, f"{kind} is not a GCP balancer"
         return CloudDnsWeighted(
             name,
