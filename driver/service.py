@@ -66,7 +66,14 @@ from driver.record import (
 )
 from driver.redact import redact_text
 from driver.stack_config import config_warnings
-from driver.stack_outputs import ResolvedMetrics, has_output_references, resolve_output_references
+from driver.stack_outputs import (
+    ResolvedMetrics,
+    StateOutputsUnreadable,
+    has_output_references,
+    pulumi_project_name,
+    read_state_outputs,
+    resolve_output_references,
+)
 from driver.state import state_path
 from infra.config import MirrorcastConfig
 from policies import ConfigChange, Decision, Plan, PlannerMemory
@@ -464,28 +471,41 @@ class Driver:
     def resolve_metric_outputs(self, config: MirrorcastConfig) -> ResolvedMetrics:
         """``config`` with its metrics' ``${outputs.<path>}`` dimensions read from the stack.
 
-        The stack's outputs are read (``pulumi stack output``) only when a metric refers to
-        one, through the executor that runs ``up`` (apply mode); the plan and gitops modes
-        do not read the stack, so such a series is a degraded line saying so.
+        The stack's outputs are read only when a metric refers to one: in apply mode through
+        the executor that runs ``up`` (``pulumi stack output``); in plan and gitops modes,
+        which have no CLI, from the stack's checkpoint in a local ``file://`` backend
+        (``driver.backend_url``, default the one apply mode writes in the state directory).
+        A series whose reference cannot be resolved is a degraded line saying why and what to
+        do.
         """
         if not has_output_references(config):
             return ResolvedMetrics(config=config)
         read = getattr(self.executor, "pools_output", None)
-        if not callable(read):
-            why = (
-                f"the driver reads stack outputs only in apply mode (this driver runs in "
-                f"{self.mode} mode); write the deployed value into the dimension instead"
-            )
-            return resolve_output_references(config, outputs=None, stack=self.stack, why_none=why)
         try:
-            pools = read()
+            if callable(read):
+                pools = read()
+                outputs = None if pools is None else {"pools": pools}
+                return resolve_output_references(config, outputs=outputs, stack=self.stack)
+            backend = config.driver.backend_url or f"file://{state_path('backend')}"
+            outputs = read_state_outputs(
+                backend_url=backend, project=pulumi_project_name(self.root), stack=self.stack
+            )
+        except StateOutputsUnreadable as exc:
+            return resolve_output_references(
+                config, outputs=None, stack=self.stack, why_none=redact_text(str(exc))
+            )
         except Exception as exc:  # a CLI or backend failure costs these series, not the cycle
             why = "reading the stack's outputs failed: " + redact_text(
                 f"{type(exc).__name__}: {exc}"
             )
             return resolve_output_references(config, outputs=None, stack=self.stack, why_none=why)
-        outputs = None if pools is None else {"pools": pools}
-        return resolve_output_references(config, outputs=outputs, stack=self.stack)
+        why_none = (
+            f"the backend {backend} holds no deployment of stack {self.stack} yet (deployed to "
+            "another backend? set driver.backend_url to that one; not deployed? run `pulumi up`)"
+        )
+        return resolve_output_references(
+            config, outputs=outputs, stack=self.stack, why_none=redact_text(why_none)
+        )
 
     def cycle_state(self) -> CycleState:
         """The state the last cycle left, as this stack's journal keeps it.

@@ -8,17 +8,170 @@ by hand. A metric's dimension value names it as ``${outputs.<path>}``
 driver replaces each reference with the value at that path of the stack's outputs. A reference
 that cannot be resolved costs only its series: one sentence naming the stack, the pool, the
 metric and the output, in the cycle's degraded lines.
+
+Where the outputs come from: an apply-mode driver asks the Pulumi CLI (the executor's
+``pools_output``). A plan- or gitops-mode driver has no CLI to ask, so it reads the stack's
+checkpoint itself when the backend is a local ``file://`` one (:func:`read_state_outputs`): the
+root stack resource's outputs, as the CLI last wrote them. Any other backend (Pulumi Cloud,
+``s3://``, ``gs://``, ``azblob://``) is not read; the sentence says what to do instead.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from infra.config import OUTPUT_REFERENCE, MetricSpec, MirrorcastConfig
+from infra.config import OUTPUT_REFERENCE, MetricSpec, MirrorcastConfig, MirrorcastError
 
-__all__ = ["ResolvedMetrics", "has_output_references", "resolve_output_references"]
+__all__ = [
+    "SECRET_SIGNATURE",
+    "ResolvedMetrics",
+    "StateOutputsUnreadable",
+    "has_output_references",
+    "pulumi_project_name",
+    "read_state_outputs",
+    "resolve_output_references",
+]
+
+SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"
+"""The key that marks a secret value in Pulumi's state (``sig.Secret`` in the Pulumi SDK's
+``go/common/resource/sig``); its ``ciphertext`` is the passphrase-encrypted value."""
+
+_STATE_EXTENSIONS = (".json", ".json.gz", ".json.zst")
+"""What the diy backend names a stack's checkpoint (``StackBasePath`` + one of these, Pulumi's
+``pkg/backend/diy/store.go``)."""
+
+_MAX_STATE_BYTES = 256 * 1024 * 1024
+"""Largest checkpoint read (decompressed); a state this large is a stack to read with the CLI."""
+
+
+class StateOutputsUnreadable(MirrorcastError):
+    """The stack's outputs cannot be read from its state here; the message says why and what
+    to do."""
+
+
+def read_state_outputs(*, backend_url: str, project: str, stack: str) -> dict[str, Any] | None:
+    """The stack's outputs from a local (``file://``) backend's checkpoint, without the CLI.
+
+    The diy backend keeps a stack's latest deployment in
+    ``<root>/.pulumi/stacks/<project>/<stack>.json`` (the project layout, Pulumi 3.61 on) or
+    ``<root>/.pulumi/stacks/<stack>.json`` (the legacy layout), optionally gzip- or
+    zstd-compressed (Pulumi's ``pkg/backend/diy/store.go``). The file is a versioned
+    checkpoint ``{"version": 3, "checkpoint": {"stack", "latest": {"resources": [...]}}}``
+    (``apitype.VersionedCheckpoint``); the outputs are those of the ``pulumi:pulumi:Stack``
+    resource. Secret outputs stay as the state holds them (encrypted), so a reference to one
+    is reported rather than guessed.
+
+    :param backend_url: the backend, ``file://<dir>`` (``~`` expanded; a relative directory is
+        taken from the current one, as the CLI does).
+    :param project: the Pulumi project's name (``name:`` in ``Pulumi.yaml``).
+    :param stack: the stack's name.
+    :returns: the outputs, or ``None`` when the backend holds no deployment of the stack yet.
+    :raises StateOutputsUnreadable: the backend is not a local one, or its checkpoint cannot be
+        read (compressed with zstd, not JSON, not a checkpoint).
+    """
+    root = _file_backend_root(backend_url)
+    stacks = root / ".pulumi" / "stacks"
+    candidates = [
+        base.with_name(base.name + extension)
+        for base in (stacks / project / stack, stacks / stack)
+        for extension in _STATE_EXTENSIONS
+    ]
+    path = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if path is None:
+        return None
+    if path.name.endswith(".zst"):
+        raise StateOutputsUnreadable(
+            f"the stack's state {path} is zstd-compressed, which the driver cannot read; unset "
+            "PULUMI_DIY_BACKEND_ZSTD (or set PULUMI_DIY_BACKEND_GZIP) and run `pulumi up` once"
+        )
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rb") as handle:
+                raw = handle.read(_MAX_STATE_BYTES + 1)
+        else:
+            with path.open("rb") as handle:
+                raw = handle.read(_MAX_STATE_BYTES + 1)
+        if len(raw) > _MAX_STATE_BYTES:
+            raise StateOutputsUnreadable(
+                f"the stack's state {path} is over {_MAX_STATE_BYTES // 2**20} MiB; read its "
+                "outputs with the CLI (apply mode) or write the deployed values into the config"
+            )
+        document = json.loads(raw)
+    except (OSError, EOFError, ValueError) as exc:  # gzip.BadGzipFile is an OSError
+        raise StateOutputsUnreadable(f"the stack's state {path} cannot be read: {exc}") from exc
+    return _stack_outputs(document, path=path)
+
+
+def pulumi_project_name(root: Path) -> str:
+    """The project's name, ``name:`` in ``<root>/Pulumi.yaml`` (the state is filed under it).
+
+    :raises StateOutputsUnreadable: there is no ``Pulumi.yaml`` with a name there.
+    """
+    from ruamel.yaml import YAML, YAMLError
+
+    path = root / "Pulumi.yaml"
+    try:
+        document = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    except (OSError, YAMLError) as exc:
+        raise StateOutputsUnreadable(f"cannot read the project's name from {path}: {exc}") from exc
+    name = document.get("name") if isinstance(document, Mapping) else None
+    if not isinstance(name, str) or not name:
+        raise StateOutputsUnreadable(f"{path} has no 'name:', under which the state is filed")
+    return name
+
+
+def _file_backend_root(backend_url: str) -> Path:
+    """The directory of a ``file://`` backend; a sentence for any other backend."""
+    if not backend_url.startswith("file://"):
+        scheme = urlsplit(backend_url).scheme or backend_url
+        raise StateOutputsUnreadable(
+            f"the stack's state is in a {scheme} backend ({_without_credentials(backend_url)}), "
+            "which only the Pulumi CLI reads; run the driver in apply mode, point "
+            "driver.backend_url at a file:// copy of the state, or write the deployed value "
+            "into the config (`pulumi stack output pools` shows it)"
+        )
+    # The CLI's own reading: file://~ is the home directory; a query (?no_tmp_dir=...) is
+    # an option of the bucket, not part of the path.
+    location = backend_url.removeprefix("file://").split("?", 1)[0]
+    return Path(location).expanduser()
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        return parts._replace(netloc=host + (f":{parts.port}" if parts.port else "")).geturl()
+    return url
+
+
+def _stack_outputs(document: Any, *, path: Path) -> dict[str, Any] | None:
+    """The ``pulumi:pulumi:Stack`` resource's outputs in a versioned checkpoint."""
+    checkpoint = document.get("checkpoint") if isinstance(document, Mapping) else None
+    if not isinstance(checkpoint, Mapping):
+        raise StateOutputsUnreadable(
+            f"the stack's state {path} is not a Pulumi checkpoint (no 'checkpoint' object)"
+        )
+    version = document.get("version")
+    if version not in (1, 2, 3):
+        raise StateOutputsUnreadable(
+            f"the stack's state {path} is checkpoint version {version!r}; the driver reads "
+            "versions 1 to 3 (read this stack's outputs in apply mode, with the CLI)"
+        )
+    latest = checkpoint.get("latest")
+    if latest is None:
+        return None  # a stack initialised but never updated
+    resources = latest.get("resources") if isinstance(latest, Mapping) else None
+    for resource in resources or []:
+        if isinstance(resource, Mapping) and resource.get("type") == "pulumi:pulumi:Stack":
+            outputs = resource.get("outputs")
+            return dict(outputs) if isinstance(outputs, Mapping) else {}
+    return None
 
 
 @dataclass(frozen=True)
@@ -123,6 +276,12 @@ def _resolve(
         found, missing_at = _walk(outputs, path)
         if missing_at is not None:
             problems.append(f"{path}, which the stack's outputs do not have ({missing_at})")
+            return str(match.group(0))
+        if isinstance(found, Mapping) and SECRET_SIGNATURE in found:
+            problems.append(
+                f"{path}, which is a secret in the stack's state (encrypted); a metric cannot "
+                "name a secret output"
+            )
             return str(match.group(0))
         if not isinstance(found, str | int | float) or isinstance(found, bool):
             problems.append(f"{path}, which is not a single value in the stack's outputs")

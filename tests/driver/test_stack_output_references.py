@@ -33,14 +33,17 @@ class ReadsOutputs(PlanExecutor):
         return self.pools
 
 
-def test_a_driver_that_does_not_read_the_stack_says_which_mode_does(tmp_path: Path) -> None:
+def test_a_plan_driver_with_no_deployment_in_its_backend_says_where_it_looked(
+    tmp_path: Path, private_state: Path
+) -> None:
     driver = Driver(stack="multicloud", root=multicloud_project(tmp_path), mode="plan")
     resolved = driver.resolve_metric_outputs(driver.load_config())
     assert resolved.unresolved[("checkout", "healthy_hosts")] == (
         "stack multicloud, pool checkout, metric healthy_hosts: dimension TargetGroup refers to "
-        "stack output pools.checkout.ids.primary.target_group, but the driver reads stack "
-        "outputs only in apply mode (this driver runs in plan mode); write the deployed value "
-        "into the dimension instead"
+        "stack output pools.checkout.ids.primary.target_group, but the backend "
+        f"file://{private_state / 'backend'} holds no deployment of stack multicloud yet "
+        "(deployed to another backend? set driver.backend_url to that one; not deployed? run "
+        "`pulumi up`)"
     )
     # The queue metric names a queue the user chose: it is collected as written.
     assert ("checkout", "queue") not in resolved.unresolved

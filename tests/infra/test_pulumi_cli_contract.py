@@ -1,5 +1,7 @@
 """``pulumi preview`` of every example stack with the policy pack, through the real CLI.
 
+Also: a plan-mode driver reads the state such a backend holds (the last test).
+
 Skipped when the CLI is not on PATH: it is a Go binary fetched from the internet, which the
 build machines cannot install. The mock-based tests (constraints, moto, CrossGuard on captured
 inputs) cover the program everywhere; this test checks that the CLI, its Python language host
@@ -93,3 +95,45 @@ def test_every_example_stack_previews_with_the_policy_pack_on_a_local_backend(
     assert "Traceback" not in output, output
     assert "mirrorcast-guardrails" in output, output  # the pack was loaded from its virtualenv
     assert "[mandatory]" not in output, output  # and found nothing wrong
+
+
+def test_a_plan_driver_reads_the_outputs_the_cli_wrote_to_a_local_backend(tmp_path: Path) -> None:
+    """``driver.stack_outputs.read_state_outputs`` reads the checkpoint a real ``pulumi up``
+    wrote (project layout, as the CLI lays it out), with no CLI of its own.
+
+    A Pulumi YAML program (the YAML language host ships with the CLI) that declares no
+    resource and exports a ``pools`` output shaped like the real program's: no cloud needed.
+    """
+    from driver.stack_outputs import read_state_outputs
+
+    project = tmp_path / "probe"
+    project.mkdir()
+    (project / "Pulumi.yaml").write_text(
+        "name: mirrorcast\n"
+        "runtime: yaml\n"
+        "outputs:\n"
+        "  pools:\n"
+        "    checkout:\n"
+        "      ids:\n"
+        "        primary:\n"
+        "          target_group: targetgroup/checkout-primary-front-tg-7e8/73e2d6bc24d8a067\n"
+        "          instance_group: checkout-primary-mig-1a2b3c4\n"
+    )
+    backend = tmp_path / "state"
+    backend.mkdir()
+    env = {
+        **os.environ,
+        "PULUMI_BACKEND_URL": f"file://{backend}",
+        "PULUMI_CONFIG_PASSPHRASE": "mirrorcast-test",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+    }
+    _pulumi(project, env, "stack", "select", "--create", "probe")
+    output = _pulumi(project, env, "up", "--yes", "--stack", "probe")
+    outputs = read_state_outputs(
+        backend_url=f"file://{backend}", project="mirrorcast", stack="probe"
+    )
+    assert outputs is not None, output
+    assert outputs["pools"]["checkout"]["ids"]["primary"] == {
+        "target_group": "targetgroup/checkout-primary-front-tg-7e8/73e2d6bc24d8a067",
+        "instance_group": "checkout-primary-mig-1a2b3c4",
+    }
