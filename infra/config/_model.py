@@ -497,7 +497,8 @@ class MetricSpec(_Model):
     resource: str | None = Field(
         default=None,
         description="Azure Monitor: the resource this metric is read from, instead of the "
-        "source's resource_id; may be ${outputs.<path>}.",
+        "source's resource_id; may be ${outputs.<path>}. Refused with any other source, "
+        "which names resources in the dimensions.",
     )
     counter: bool = Field(
         default=False,
@@ -1368,6 +1369,24 @@ class MirrorcastConfig(_Model):
                         raise ValueError(
                             f"pools.{name}: region {region} is not in policy.allowed_regions ({', '.join(sorted(allowed))})"
                         )
+        return self
+
+    @model_validator(mode="after")
+    def _metric_resources(self) -> Self:
+        # Only Azure Monitor reads a metric from a resource named apart from its filters; any
+        # other source would drop ``resource`` and read what its dimensions say, silently.
+        if self.metrics.type == "azure_monitor":
+            return self
+        for name, pool in self.pools.items():
+            for metric, spec in pool.metrics.items():
+                if spec.resource is not None:
+                    raise ValueError(
+                        f"pools.{name}.metrics.{metric}.resource: only an azure_monitor source "
+                        "reads a metric from a resource of its own, and this stack's "
+                        f"metrics.type is {self.metrics.type}; name the resource in the "
+                        "metric's dimensions instead (CloudWatch dimensions, Cloud Monitoring "
+                        "filter terms, Prometheus label matchers)"
+                    )
         return self
 
     @model_validator(mode="after")

@@ -90,6 +90,20 @@ class TestPreciseErrors:
         fine = text.replace("health_watch: 5m", "health_watch: 1m")
         assert config_from_text(fine, source="t.yaml").driver.health_watch == parse_duration("1m")
 
+    def test_a_metric_resource_the_source_would_ignore_is_refused(self) -> None:
+        # Only Azure Monitor reads ``resource``; a file source used to drop it silently.
+        text = DEMO.replace(
+            "          kind: resource\n",
+            "          kind: resource\n          resource: /subscriptions/0000/vmss/web\n",
+            1,
+        )
+        assert text != DEMO
+        message = _error(text)
+        assert (
+            "pools.web.metrics.cpu.resource: only an azure_monitor source reads a metric from a "
+            "resource of its own, and this stack's metrics.type is file" in message
+        )
+
     def test_unknown_key_is_rejected_with_a_suggestion(self) -> None:
         message = _error(DEMO.replace("state: paused", "stat: paused"))
         assert "pools.web.mirror.stat: unknown key 'stat' (did you mean 'state'?)" in message
