@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +47,17 @@ _STATE_EXTENSIONS = (".json", ".json.gz", ".json.zst")
 """What the diy backend names a stack's checkpoint (``StackBasePath`` + one of these, Pulumi's
 ``pkg/backend/diy/store.go``)."""
 
-_MAX_STATE_BYTES = 256 * 1024 * 1024
+_MAX_STATE_BYTES = 1024 * 1024 * 1024
 """Largest checkpoint read (decompressed); a state this large is a stack to read with the CLI."""
+
+_READ: dict[Path, tuple[tuple[int, int], dict[str, Any] | None]] = {}
+"""The outputs last read from each state file, by its (mtime, size): a driver cycles every few
+minutes and the state changes only with an update, so it is parsed again only then."""
+_READ_KEEP = 8
+"""State files remembered at most (a driver reads one stack's)."""
+
+_VERSION = re.compile(r'\A\s*\{\s*"version"\s*:\s*(\d+)\s*,')
+_RESOURCES = re.compile(r'"latest"\s*:\s*\{.*?"resources"\s*:\s*\[\s*', re.DOTALL)
 
 
 class StateOutputsUnreadable(MirrorcastError):
@@ -90,6 +100,11 @@ def read_state_outputs(*, backend_url: str, project: str, stack: str) -> dict[st
             f"the stack's state {path} is zstd-compressed, which the driver cannot read; unset "
             "PULUMI_DIY_BACKEND_ZSTD (or set PULUMI_DIY_BACKEND_GZIP) and run `pulumi up` once"
         )
+    stat = path.stat()
+    stamp = (stat.st_mtime_ns, stat.st_size)
+    known = _READ.get(path)
+    if known is not None and known[0] == stamp:
+        return known[1]
     try:
         if path.name.endswith(".gz"):
             with gzip.open(path, "rb") as handle:
@@ -102,10 +117,41 @@ def read_state_outputs(*, backend_url: str, project: str, stack: str) -> dict[st
                 f"the stack's state {path} is over {_MAX_STATE_BYTES // 2**20} MiB; read its "
                 "outputs with the CLI (apply mode) or write the deployed values into the config"
             )
-        document = json.loads(raw)
+        text = raw.decode("utf-8")
+        del raw
+        outputs = _first_resource_outputs(text)
+        if outputs is None:
+            outputs = _stack_outputs(json.loads(text), path=path)
     except (OSError, EOFError, ValueError) as exc:  # gzip.BadGzipFile is an OSError
         raise StateOutputsUnreadable(f"the stack's state {path} cannot be read: {exc}") from exc
-    return _stack_outputs(document, path=path)
+    if len(_READ) >= _READ_KEEP:
+        _READ.pop(next(iter(_READ)))
+    _READ[path] = (stamp, outputs)
+    return outputs
+
+
+def _first_resource_outputs(text: str) -> dict[str, Any] | None:
+    """The outputs of the checkpoint's first resource when it is the root stack resource,
+    decoded alone; ``None`` to decode the whole checkpoint instead.
+
+    The root stack resource is registered first, so the CLI writes it first of
+    ``latest.resources``; its outputs are all a driver reads, while the other resources (every
+    pool's groups, balancers and their inputs and outputs: most of a large stack's state) need
+    not be decoded at all. Anything unexpected (another version, another first resource)
+    falls back to the whole document.
+    """
+    version = _VERSION.match(text)
+    found = _RESOURCES.search(text, version.end()) if version else None
+    if version is None or found is None or int(version.group(1)) != 3:
+        return None
+    try:
+        first, _end = json.JSONDecoder().raw_decode(text, found.end())
+    except ValueError:
+        return None
+    if not isinstance(first, dict) or first.get("type") != "pulumi:pulumi:Stack":
+        return None
+    outputs = first.get("outputs")
+    return dict(outputs) if isinstance(outputs, Mapping) else {}
 
 
 def pulumi_project_name(root: Path) -> str:

@@ -233,3 +233,44 @@ class TestReadStateOutputs:
         path.write_bytes(b"\x28\xb5\x2f\xfd")
         with pytest.raises(StateOutputsUnreadable, match="zstd-compressed"):
             read_state_outputs(backend_url=f"file://{tmp_path}", project="mirrorcast", stack="web")
+
+
+class TestALargeStateIsReadOnce:
+    def test_a_root_stack_resource_written_after_others_is_still_found(
+        self, tmp_path: Path
+    ) -> None:
+        path = write_state(tmp_path, "web", {"pools": {"web": {"mirror_state": "paused"}}})
+        document = json.loads(path.read_text())
+        resources = document["checkpoint"]["latest"]["resources"]
+        resources.reverse()  # the provider first: only the whole document says where it is
+        path.write_text(json.dumps(document))
+        assert read_state_outputs(
+            backend_url=f"file://{tmp_path}", project="mirrorcast", stack="web"
+        ) == {"pools": {"web": {"mirror_state": "paused"}}}
+
+    def test_an_unchanged_state_is_not_parsed_again(self, tmp_path: Path) -> None:
+        import os
+
+        path = write_state(tmp_path, "web", {"pools": {"web": {}}})
+        url = f"file://{tmp_path}"
+        first = read_state_outputs(backend_url=url, project="mirrorcast", stack="web")
+        stat = path.stat()
+        # Same size and modification time: the CLI has not written it since.
+        path.write_bytes(b"x" * stat.st_size)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert read_state_outputs(backend_url=url, project="mirrorcast", stack="web") == first
+        # Written again (a new update): read again.
+        path.write_bytes(b"x" * (stat.st_size + 1))
+        with pytest.raises(StateOutputsUnreadable, match="cannot be read"):
+            read_state_outputs(backend_url=url, project="mirrorcast", stack="web")
+
+    def test_the_other_resources_of_a_large_state_are_not_decoded(self, tmp_path: Path) -> None:
+        path = write_state(tmp_path, "big", {"pools": {"web": {"mirror_state": "active"}}})
+        text = path.read_text()
+        # Everything after the root stack resource is left undecoded: a resource there that
+        # the decoder would refuse does not stop the read.
+        head, provider = text.split('"urn": "urn:pulumi:big::mirrorcast::pulumi:providers', 1)
+        path.write_text(head + '"urn": [[[' + provider)
+        assert read_state_outputs(
+            backend_url=f"file://{tmp_path}", project="mirrorcast", stack="big"
+        ) == {"pools": {"web": {"mirror_state": "active"}}}
