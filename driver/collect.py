@@ -14,7 +14,6 @@ from a local Prometheus (``benchmarks/prometheus_scale.py``, docs/forecasting.md
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import queue
@@ -64,6 +63,9 @@ class Collected:
     degraded: list[str]
     summary: str | None = None
     """One line for a cut-off collection (how many series of how many came in), or ``None``."""
+    requests: int = 0
+    """Units of work sent to the source (requests, or a query's chunks): fewer than the series
+    where the source batches them."""
     kept: Kept | None = None
     """For the next cycle's ``kept``: every series this cycle has, read now or kept (``None``
     for a metrics file, which is read whole and parsed once anyway)."""
@@ -92,7 +94,7 @@ def collect_history(
     :param skip: ``(pool, metric) -> why`` for series not to fetch (a dimension whose stack
         output could not be read: :mod:`driver.stack_outputs`); each is a degraded line.
     """
-    from forecasting.sources import SourceError, open_source
+    from forecasting.sources import Read, SourceError, open_source, plan_reads
 
     if timeout is None:
         timeout = config.driver.collect_timeout.total_seconds()
@@ -118,16 +120,30 @@ def collect_history(
     for pool_name, metric, spec in series:
         older = _kept_before(usable.get((pool_name, metric)), spec, start, now, refetch)
         reads.append(older if older is not None else (start, None))
-    results = _run_bounded(
-        [
-            functools.partial(
-                source.fetch, pool=pool_name, metric=metric, spec=spec, start=since, end=now
-            )
-            for (pool_name, metric, spec), (since, _older) in zip(series, reads, strict=True)
-        ],
+    reads_wanted = [
+        Read(pool=pool_name, metric=metric, spec=spec, start=since, end=now)
+        for (pool_name, metric, spec), (since, _older) in zip(series, reads, strict=True)
+    ]
+    # The source's own batches where it makes them (Prometheus: one query for the pools that
+    # share a selector), one request per series otherwise; concurrency and the deadline are
+    # the batches'.
+    batches = plan_reads(source, reads_wanted)
+    ran = _run_bounded(
+        [batch.run for batch in batches],
         workers=config.driver.collect_concurrency,
         timeout=timeout,
     )
+    results: list[Any] = [None] * len(series)
+    notes: dict[int, str] = {}
+    for batch, outcome in zip(batches, ran, strict=True):
+        if outcome is None or isinstance(outcome, BaseException):
+            for index in batch.indices:
+                results[index] = outcome
+            continue
+        for index, (value, note) in zip(batch.indices, outcome, strict=True):
+            results[index] = value
+            if note is not None:
+                notes[index] = note
     late = incremental = 0
     for index, ((pool_name, metric, _spec), outcome) in enumerate(
         zip(series, results, strict=True)
@@ -136,6 +152,8 @@ def collect_history(
         if older is not None and isinstance(outcome, pd.Series):
             outcome = _joined(older, outcome)
             incremental += 1
+        if index in notes:
+            degraded.append(f"{pool_name}.{metric}: {notes[index]}")
         if outcome is None:
             late += 1
             degraded.append(
@@ -153,8 +171,9 @@ def collect_history(
     if late:
         summary = (
             f"collected {len(series) - late:,} of {len(series):,} series within {timeout:g}s "
-            f"(driver.collect_timeout, {config.driver.collect_concurrency} requests at once: "
-            "driver.collect_concurrency); the cycle goes on with those"
+            f"(driver.collect_timeout, {len(batches):,} requests, "
+            f"{config.driver.collect_concurrency} at once: driver.collect_concurrency); the cycle "
+            "goes on with those"
         )
     next_kept = None
     if remote:
@@ -170,6 +189,7 @@ def collect_history(
         history=history,
         degraded=degraded,
         summary=summary,
+        requests=len(batches),
         kept=next_kept,
         incremental=incremental,
     )

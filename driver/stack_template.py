@@ -4,13 +4,18 @@ Two readers need the same template: ``mirrorcast init`` (``driver.commands.init`
 a person to fill in, and ``driver.stack_config`` fills a half-written stack's missing keys with
 its placeholders to find every problem in one round. Both import it from here, so the stack
 loader does not depend on a CLI command.
+
+:func:`fleet_stack_text` writes the other kind of stack the project builds by program: a fleet
+of identical AWS pools, for the scale benchmarks (``benchmarks/scale.py``,
+``benchmarks/prometheus_scale.py``) and the collection tests, which had three near-copies of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["CLOUDS", "StackAnswers", "default_balancer", "stack_text"]
+__all__ = ["CLOUDS", "StackAnswers", "default_balancer", "fleet_stack_text", "stack_text"]
 
 CLOUDS = ("aws", "azure", "gcp")
 
@@ -225,3 +230,49 @@ def stack_text(answers: StackAnswers) -> str:
         "        cooldown: 15m\n"
         "        rollback_grace: 30m\n"
     )
+
+
+_FLEET_POOL = """\
+      primary:
+        cloud: aws
+        region: us-east-1
+        machine_type: t3.medium
+        app: {version: 1.0.0, images: {aws: ami-0a1b2c3d4e5f60718}}
+        capacity: {min: 2, max: 20, desired: 4}
+        network: {vpc_id: vpc-0123456789abcdef0, subnet_ids: [subnet-0aa11bb22cc33dd44]}
+      mirror: {percent: 50, state: paused}
+      balancer: {kind: alb}
+"""
+
+
+def fleet_stack_text(
+    *,
+    pools: Iterable[str],
+    metrics: str,
+    pool_metrics: str,
+    forecast: str = "{horizon: 1h, history: 14d}",
+    driver: str = "{mode: plan, interval: 5m}",
+    rules: str = "",
+    tags: str | None = None,
+) -> str:
+    """A stack of identical AWS pools (one ALB, a paused mirror at 50%), each named in ``pools``.
+
+    The sections are YAML flow mappings, written as given: ``metrics`` (the stack's
+    ``mirrorcast:metrics``), ``pool_metrics`` (every pool's ``metrics``; ``$pool`` in a query
+    is the pool's name, expanded by the source), ``forecast``, ``driver`` and ``tags``
+    (``mirrorcast:tags``, left out when ``None``). ``rules`` is every pool's ``rules:`` list,
+    its items indented by 8 spaces, or empty for none. Validate it with ``load_stack``.
+    """
+    head = "config:\n  aws:region: us-east-1\n"
+    if tags is not None:
+        head += f"  mirrorcast:tags: {tags}\n"
+    head += (
+        f"  mirrorcast:metrics: {metrics}\n"
+        f"  mirrorcast:forecast: {forecast}\n"
+        f"  mirrorcast:driver: {driver}\n"
+        "  mirrorcast:pools:\n"
+    )
+    body = _FLEET_POOL + f"      metrics: {pool_metrics}\n"
+    if rules:
+        body += "      rules:\n" + rules
+    return head + "".join(f"    {name}:\n" + body for name in pools)

@@ -21,11 +21,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from forecasting.sources._base import (
+    BatchingSource,
     MetricSource,
+    Read,
+    ReadBatch,
     SourceDataError,
     SourceError,
     SourceTimeout,
     SourceUnavailable,
+    plan_reads,
 )
 from infra import config
 
@@ -72,18 +76,22 @@ __all__ = [
     "MAX_POINTS_PER_QUERY",
     "AnswerTooLarge",
     "AzureMonitorMetricSource",
+    "BatchingSource",
     "CloudWatchMetricSource",
     "DeadlineExceeded",
     "FileMetricSource",
     "GcpMonitoringMetricSource",
     "MetricSource",
     "PrometheusMetricSource",
+    "Read",
+    "ReadBatch",
     "SourceDataError",
     "SourceError",
     "SourceTimeout",
     "SourceUnavailable",
     "bounded_request",
     "open_source",
+    "plan_reads",
     "register_source",
 ]
 

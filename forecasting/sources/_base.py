@@ -7,8 +7,10 @@ which reports every repair, so a source never hides what the data looked like.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -25,13 +27,17 @@ from infra.config import MetricSpec, UserError
 
 __all__ = [
     "DEFAULT_ATTEMPTS",
+    "BatchingSource",
     "MetricSource",
+    "Read",
+    "ReadBatch",
     "SourceDataError",
     "SourceError",
     "SourceTimeout",
     "SourceUnavailable",
     "expand_pool",
     "make_series",
+    "plan_reads",
     "with_retries",
 ]
 
@@ -90,6 +96,70 @@ class MetricSource(Protocol):
     def fetch(
         self, *, pool: str, metric: str, spec: MetricSpec, start: datetime, end: datetime
     ) -> pd.Series: ...
+
+
+@dataclass(frozen=True)
+class Read:
+    """One series a cycle asks a source for: ``fetch``'s arguments."""
+
+    pool: str
+    metric: str
+    spec: MetricSpec
+    start: datetime
+    end: datetime
+
+
+Fetched = tuple[pd.Series | BaseException, str | None]
+"""One read's outcome: its series or the error it met, and a sentence to report beside a
+series that came back (``None`` when there is nothing to say)."""
+
+
+@dataclass(frozen=True)
+class ReadBatch:
+    """Reads answered by one unit of work (one request, or a few chunks of one query).
+
+    ``run`` returns one :data:`Fetched` per index, in order; it raises only for an error every
+    read in it shares (the caller reports it for each)."""
+
+    indices: tuple[int, ...]
+    run: Callable[[], list[Fetched]]
+
+
+@runtime_checkable
+class BatchingSource(Protocol):
+    """A source that can answer many reads in fewer requests than one each (Prometheus: one
+    query for the pools that share a selector)."""
+
+    def plan(self, reads: Sequence[Read]) -> list[ReadBatch]:
+        """Every read in exactly one batch."""
+        ...
+
+
+def plan_reads(source: MetricSource, reads: Sequence[Read]) -> list[ReadBatch]:
+    """The units of work that answer ``reads``: the source's own batches when it makes them,
+    else one ``fetch`` per read."""
+    if isinstance(source, BatchingSource):
+        batches = source.plan(reads)
+        covered = sorted(index for batch in batches for index in batch.indices)
+        if covered != list(range(len(reads))):
+            # A source bug would silently drop series; refuse instead.
+            raise RuntimeError(f"{source.name}: its batches do not cover each read exactly once")
+        return batches
+    return [
+        ReadBatch(indices=(index,), run=functools.partial(_fetch_one, source, read))
+        for index, read in enumerate(reads)
+    ]
+
+
+def _fetch_one(source: MetricSource, read: Read) -> list[Fetched]:
+    return [
+        (
+            source.fetch(
+                pool=read.pool, metric=read.metric, spec=read.spec, start=read.start, end=read.end
+            ),
+            None,
+        )
+    ]
 
 
 def make_series(

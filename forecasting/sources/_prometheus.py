@@ -6,6 +6,14 @@ metric's ``dimensions`` become label matchers when the query is a bare metric na
 
 Prometheus refuses ranges of more than 11,000 points per series, so long ranges are fetched in
 chunks under that limit and concatenated.
+
+A fleet's pools usually share one selector but for the pool's label (``cpu{pool="$pool"}``).
+:meth:`PrometheusMetricSource.plan` reads such pools with one query whose pool matcher is a
+regex over their names (``cpu{pool=~"a|b|c"}``, at most ``batch_series`` of them and as many
+as ``max_answer_bytes`` holds) and splits the answer by that label: one request per 100
+series instead of one per series (``benchmarks/prometheus_scale.py``, docs/sources.md). A pool
+the answer lacks is reported by name; a batch that fails on its data or in time is read again
+series by series, so one bad batch costs no series the per-series read would have delivered.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ import functools
 import logging
 import os
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +34,9 @@ import requests
 
 from forecasting.sources._base import (
     DEFAULT_ATTEMPTS,
+    Fetched,
+    Read,
+    ReadBatch,
     SourceDataError,
     SourceError,
     SourceTimeout,
@@ -44,6 +57,82 @@ MAX_POINTS_PER_QUERY = 11_000
 """Prometheus's limit on points per series in one ``query_range`` answer."""
 
 _BARE_METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_SELECTOR = re.compile(r"^\s*(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)?\s*\{(?P<body>.*)\}\s*$", re.S)
+_MATCHER = re.compile(
+    r'\s*(?P<label>[a-zA-Z_][a-zA-Z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*"(?P<value>(?:[^"\\]|\\.)*)"\s*'
+)
+_POOL_MARK = "\x00pool\x00"
+"""Stands for the pool's name while a query is read as a template (no PromQL text holds it)."""
+_BYTES_PER_SAMPLE = 48
+"""A generous size of one sample in an answer (``[1733100000,"123.4567890123"],``): a batch is
+sized so that its answer stays under ``max_answer_bytes``."""
+_BYTES_PER_SERIES = 512
+"""A series' labels and framing in an answer."""
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A selector whose only pool-dependent part is one ``label="<prefix>$pool<suffix>"``."""
+
+    name: str
+    others: tuple[str, ...]
+    label: str
+    prefix: str
+    suffix: str
+
+    def query(self, pools: Sequence[str]) -> str:
+        names = "|".join(_re2_escape(pool) for pool in pools)
+        regex = f"{_re2_escape(self.prefix)}(?:{names}){_re2_escape(self.suffix)}"
+        matchers = [*self.others, f'{self.label}=~"{_escape(regex)}"']
+        return f"{self.name}{{{','.join(matchers)}}}"
+
+    def pool_of(self, value: str) -> str | None:
+        if (
+            len(value) > len(self.prefix) + len(self.suffix)
+            and value.startswith(self.prefix)
+            and value.endswith(self.suffix)
+        ):
+            return value[len(self.prefix) : len(value) - len(self.suffix)]
+        return None
+
+
+def _template(query: str) -> _Template | None:
+    """``query`` (with :data:`_POOL_MARK` for the pool) as a template many pools can share in
+    one query, or ``None`` when the pool is anywhere but one plain ``=`` matcher's value."""
+    if query.count(_POOL_MARK) != 1:
+        return None
+    found = _SELECTOR.match(query)
+    if found is None or _POOL_MARK in (found["name"] or ""):
+        return None
+    body = found["body"]
+    position = 0
+    others: list[str] = []
+    pool_matcher: tuple[str, str, str] | None = None
+    while position < len(body):
+        matcher = _MATCHER.match(body, position)
+        if matcher is None:
+            return None
+        position = matcher.end()
+        if position < len(body):
+            if body[position] != ",":
+                return None
+            position += 1
+        label, op, value = matcher["label"], matcher["op"], matcher["value"]
+        if _POOL_MARK in value:
+            prefix, _, suffix = value.partition(_POOL_MARK)
+            # Escapes around the pool would need PromQL's unquoting to match the answer's label
+            # values; such a query is read per series, as before.
+            if op != "=" or label == "__name__" or "\\" in prefix + suffix:
+                return None
+            pool_matcher = (label, prefix, suffix)
+        else:
+            others.append(f'{label}{op}"{value}"')
+    if pool_matcher is None:
+        return None
+    label, prefix, suffix = pool_matcher
+    return _Template(
+        name=found["name"] or "", others=tuple(others), label=label, prefix=prefix, suffix=suffix
+    )
 
 
 class PrometheusMetricSource:
@@ -133,6 +222,162 @@ class PrometheusMetricSource:
             logger.info("%s: query %r returned no data for %s - %s", self.name, query, lo, hi)
         return make_series(pd.to_datetime(all_times, unit="s", utc=True), all_values, metric=metric)
 
+    def plan(self, reads: Sequence[Read]) -> list[ReadBatch]:
+        """The requests that answer ``reads``: one query for up to ``batch_series`` reads that
+        share a selector template and a time range, one ``fetch`` for every other read.
+
+        Batches are made in the order of ``reads``, so the same stack gives the same batches
+        every cycle."""
+        groups: dict[tuple[_Template, datetime, datetime], list[int]] = {}
+        singles: list[int] = []
+        for index, read in enumerate(reads):
+            try:
+                template = _template(
+                    self.query_for(pool=_POOL_MARK, metric=read.metric, spec=read.spec)
+                )
+            except SourceError:
+                template = None  # fetch reports it for this read
+            if template is None or self.spec.batch_series == 1:
+                singles.append(index)
+            else:
+                groups.setdefault((template, read.start, read.end), []).append(index)
+        batches = [
+            ReadBatch(indices=(index,), run=functools.partial(self._fetch_read, reads[index]))
+            for index in singles
+        ]
+        for (template, start, end), indices in groups.items():
+            size = self._batch_size(start, end)
+            for first in range(0, len(indices), size):
+                part = tuple(indices[first : first + size])
+                members = [reads[index] for index in part]
+                if len(part) == 1:
+                    batches.append(
+                        ReadBatch(indices=part, run=functools.partial(self._fetch_read, members[0]))
+                    )
+                else:
+                    batches.append(
+                        ReadBatch(
+                            indices=part,
+                            run=functools.partial(self._fetch_batch, template, members),
+                        )
+                    )
+        return batches
+
+    def _batch_size(self, start: datetime, end: datetime) -> int:
+        """``batch_series``, or fewer when that many series' answer (one chunk's points each)
+        would not fit ``max_answer_bytes``."""
+        points = min(MAX_POINTS_PER_QUERY, int((end - start) / self.spec.step) + 1)
+        fits = self.spec.max_answer_bytes // (points * _BYTES_PER_SAMPLE + _BYTES_PER_SERIES)
+        return max(1, min(self.spec.batch_series, fits))
+
+    def _fetch_read(self, read: Read) -> list[Fetched]:
+        return [
+            (
+                self.fetch(
+                    pool=read.pool,
+                    metric=read.metric,
+                    spec=read.spec,
+                    start=read.start,
+                    end=read.end,
+                ),
+                None,
+            )
+        ]
+
+    def _fetch_batch(self, template: _Template, reads: Sequence[Read]) -> list[Fetched]:
+        """One query for ``reads`` (the same template, start and end), split per pool.
+
+        :raises SourceUnavailable: the server cannot be reached: every read shares that.
+        """
+        lo = to_utc(reads[0].start, label="start", source=self.name)
+        hi = to_utc(reads[0].end, label="end", source=self.name)
+        pools = [read.pool for read in reads]
+        query = template.query(pools)
+        times: dict[str, list[np.ndarray]] = {pool: [] for pool in pools}
+        values: dict[str, list[np.ndarray]] = {pool: [] for pool in pools}
+        several: dict[str, list[dict[str, str]]] = {}
+        try:
+            if hi < lo:
+                raise SourceError(
+                    f"end {hi.isoformat()} is before start {lo.isoformat()}",
+                    source=self.name,
+                    query=query,
+                )
+            for chunk_start, chunk_end in chunk_range(lo, hi, step=self.spec.step):
+                result = with_retries(
+                    functools.partial(self._query_range_all, query, chunk_start, chunk_end),
+                    attempts=self.attempts,
+                    what=f"{self.name} query_range for {len(reads)} series",
+                )
+                seen: dict[str, dict[str, str]] = {}
+                for position, entry in enumerate(result):
+                    labels = entry.get("metric") or {}
+                    pool = template.pool_of(str(labels.get(template.label, "")))
+                    if pool not in times:
+                        continue  # not one of ours (the regex is anchored, so not expected)
+                    if pool in seen:
+                        several.setdefault(pool, [seen[pool]]).append(labels)
+                        continue
+                    seen[pool] = labels
+                    t, v = _samples(entry, query=query, source=self.name, position=position)
+                    times[pool].append(t)
+                    values[pool].append(v)
+        except (SourceDataError, SourceTimeout) as exc:
+            # One batch's failure (an answer over the size cap, a query Prometheus timed out,
+            # a malformed answer) must cost no series the per-series read would deliver.
+            logger.warning(
+                "%s: the query for %d series failed (%s); reading them one by one",
+                self.name,
+                len(reads),
+                exc.detail,
+            )
+            return [self._fallback(read, exc) for read in reads]
+        outcomes: list[Fetched] = []
+        for read in reads:
+            own = self.query_for(pool=read.pool, metric=read.metric, spec=read.spec)
+            if read.pool in several:
+                labels = "; ".join(_labels(found) for found in several[read.pool][:3])
+                outcomes.append(
+                    (
+                        SourceDataError(
+                            f"the query selects {len(several[read.pool])} series ({labels}"
+                            f"{'; ...' if len(several[read.pool]) > 3 else ''}); aggregate it "
+                            "to one, e.g. sum(...) or avg(...)",
+                            source=self.name,
+                            query=own,
+                        ),
+                        None,
+                    )
+                )
+                continue
+            got_times = np.concatenate(times[read.pool]) if times[read.pool] else np.array([])
+            got_values = np.concatenate(values[read.pool]) if values[read.pool] else np.array([])
+            note = None
+            if not len(got_times):
+                note = (
+                    f"no series with {template.label}={template.prefix + read.pool + template.suffix!r} "
+                    f"in the answer to the query for {len(reads)} pools sharing its selector "
+                    f"({own}, {lo.isoformat()} to {hi.isoformat()})"
+                )
+            outcomes.append(
+                (
+                    make_series(
+                        pd.to_datetime(got_times, unit="s", utc=True),
+                        got_values.astype(float),
+                        metric=read.metric,
+                    ),
+                    note,
+                )
+            )
+        return outcomes
+
+    def _fallback(self, read: Read, failure: SourceError) -> Fetched:
+        note = f"read on its own: the query for its batch failed ({failure.detail})"
+        try:
+            return self._fetch_read(read)[0][0], note
+        except SourceError as exc:
+            return exc, None
+
     def _headers(self) -> tuple[dict[str, str], str | None]:
         env = self.spec.bearer_token_env
         if not env:
@@ -148,6 +393,23 @@ class PrometheusMetricSource:
     def _query_range(
         self, query: str, start: pd.Timestamp, end: pd.Timestamp
     ) -> tuple[np.ndarray, np.ndarray]:
+        result = self._query_range_all(query, start, end)
+        if len(result) > 1:
+            labels = "; ".join(_labels(r.get("metric", {})) for r in result[:3])
+            raise SourceDataError(
+                f"the query selects {len(result)} series ({labels}{'; ...' if len(result) > 3 else ''}); "
+                "aggregate it to one, e.g. sum(...) or avg(...)",
+                source=self.name,
+                query=query,
+            )
+        if not result:
+            return np.array([], dtype=float), np.array([], dtype=float)
+        return _samples(result[0], query=query, source=self.name, position=None)
+
+    def _query_range_all(
+        self, query: str, start: pd.Timestamp, end: pd.Timestamp
+    ) -> list[dict[str, Any]]:
+        """The answer's series (``data.result``), checked to be a list of objects."""
         headers, token = self._headers()
         timeout = self.spec.timeout.total_seconds()
         evaluation = (self.spec.query_timeout or self.spec.timeout).total_seconds()
@@ -200,7 +462,7 @@ class PrometheusMetricSource:
 
     def _parse(
         self, response: requests.Response, *, query: str, token: str | None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> list[dict[str, Any]]:
         try:
             body: Any = response.json()
         except ValueError:
@@ -233,39 +495,62 @@ class PrometheusMetricSource:
                 query=query,
             )
         result = data.get("result") or []
-        if not isinstance(result, list) or not all(isinstance(r, dict) for r in result):
+        if not isinstance(result, list):
             raise SourceDataError(
                 "malformed answer: data.result must be a list of series objects",
                 source=self.name,
                 query=query,
             )
-        if len(result) > 1:
-            labels = "; ".join(_labels(r.get("metric", {})) for r in result[:3])
-            raise SourceDataError(
-                f"the query selects {len(result)} series ({labels}{'; ...' if len(result) > 3 else ''}); "
-                "aggregate it to one, e.g. sum(...) or avg(...)",
-                source=self.name,
-                query=query,
-            )
-        if not result:
-            return np.array([], dtype=float), np.array([], dtype=float)
-        pairs = result[0].get("values") or []
-        try:
-            times = np.array([float(t) for t, _ in pairs], dtype=float)
-            values = np.array([float(v) for _, v in pairs], dtype=float)
-        except (TypeError, ValueError) as exc:
-            raise SourceDataError(
-                f"malformed sample in the answer ({exc})", source=self.name, query=query
-            ) from exc
-        bad = np.flatnonzero(~np.isfinite(times) | (np.abs(times) > _MAX_UNIX_SECONDS))
-        if bad.size:
-            raise SourceDataError(
-                f"malformed sample in the answer: timestamp {times[bad[0]]!r} is not a Unix time "
-                "in seconds",
-                source=self.name,
-                query=query,
-            )
-        return times, values
+        for position, entry in enumerate(result):
+            if not isinstance(entry, dict) or not isinstance(entry.get("metric", {}), dict):
+                raise SourceDataError(
+                    f"malformed answer: data.result[{position}] is not a series object "
+                    "(metric labels and values)",
+                    source=self.name,
+                    query=query,
+                )
+        return result
+
+
+def _samples(
+    entry: dict[str, Any], *, query: str, source: str, position: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """One answer series' times (Unix seconds) and values; a malformed sample is named by its
+    place in the answer (``data.result[3].values[17]``)."""
+    where = "data.result" + (f"[{position}]" if position is not None else "[0]")
+    pairs = entry.get("values") or []
+    try:
+        times = np.array([float(t) for t, _ in pairs], dtype=float)
+        values = np.array([float(v) for _, v in pairs], dtype=float)
+    except (TypeError, ValueError) as exc:
+        at = next(
+            (number for number, pair in enumerate(pairs) if not _sample_ok(pair)),
+            None,
+        )
+        raise SourceDataError(
+            f"malformed sample in the answer at {where}.values[{at}] ({exc})",
+            source=source,
+            query=query,
+        ) from exc
+    bad = np.flatnonzero(~np.isfinite(times) | (np.abs(times) > _MAX_UNIX_SECONDS))
+    if bad.size:
+        raise SourceDataError(
+            f"malformed sample in the answer at {where}.values[{bad[0]}]: timestamp "
+            f"{times[bad[0]]!r} is not a Unix time in seconds",
+            source=source,
+            query=query,
+        )
+    return times, values
+
+
+def _sample_ok(pair: Any) -> bool:
+    try:
+        stamp, value = pair
+        float(stamp)
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 _MAX_UNIX_SECONDS = 9_200_000_000
@@ -290,6 +575,14 @@ def chunk_range(
         chunks.append((lo, hi))
         lo = hi + pd.Timedelta(step)
     return chunks
+
+
+_RE2_SPECIAL = frozenset("\\.+*?()|[]{}^$")
+
+
+def _re2_escape(text: str) -> str:
+    """``text`` as a literal in a Prometheus (RE2) regex."""
+    return "".join(f"\\{char}" if char in _RE2_SPECIAL else char for char in text)
 
 
 def _escape(value: str) -> str:

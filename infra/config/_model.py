@@ -927,6 +927,15 @@ class PrometheusSource(_Model):
         description="Largest answer read from Prometheus; a bigger one is refused (a query of "
         "11,000 points, the most one request asks for, answers in well under 1 MiB).",
     )
+    batch_series: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="Most series one query_range asks for: pools whose metric is the same "
+        'selector but for the pool\'s label (cpu{pool="$pool"}) are read with one regex matcher '
+        '(pool=~"a|b|...") and the answer split per pool, fewer when their answer would not '
+        "fit max_answer_bytes. 1 reads every series on its own.",
+    )
 
 
 class CloudWatchSource(_Model):

@@ -1,7 +1,9 @@
 """Real servers for the source tests, started once per session on free loopback ports (fixtures in conftest.py).
 
 - Prometheus (Debian package ``prometheus``) with three weeks of a known series backfilled
-  through ``promtool tsdb create-blocks-from openmetrics``, scraping a tiny exporter of ours.
+  through ``promtool tsdb create-blocks-from openmetrics``, scraping a tiny exporter of ours;
+  beside it a small fleet's series (``demo_fleet``: one per pool of :data:`FLEET_POOLS`, and
+  two for :data:`FLEET_DOUBLED`) for the batched reads.
 - A moto server (``moto[server]``) standing in for CloudWatch.
 """
 
@@ -24,6 +26,10 @@ PROMTOOL = shutil.which("promtool")
 BACKFILL_STEP = 300
 """Seconds between backfilled samples."""
 BACKFILL_DAYS = 21
+FLEET_POOLS = ("f0", "f1", "f2", "f3", "f4")
+"""Pools with one ``demo_fleet{pool=...}`` series each: :func:`fleet_value`."""
+FLEET_DOUBLED = "f5"
+"""A pool with two ``demo_fleet`` series (instances ``a`` and ``b``): not one series."""
 LIVE_VALUE = 42.5
 """What the test exporter's gauge reports; Prometheus scrapes it every second."""
 
@@ -38,6 +44,11 @@ def backfill_value(timestamp: int, start: int) -> float:
     """The known series: a sawtooth counting 5-minute slots through each day, plus a weekly step."""
     slot = (timestamp - start) // BACKFILL_STEP
     return float(slot % 288) + (100.0 if (slot // 2016) % 2 else 0.0)
+
+
+def fleet_value(timestamp: int, start: int, pool: str) -> float:
+    """``demo_fleet`` of a pool of :data:`FLEET_POOLS`: the known series plus 1,000 a pool."""
+    return backfill_value(timestamp, start) + 1000.0 * FLEET_POOLS.index(pool)
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,17 @@ def prometheus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prom
         f'demo_load{{pool="web"}} {backfill_value(t, start)} {t}'
         for t in range(start, end + 1, BACKFILL_STEP)
     ]
+    lines += ["# HELP demo_fleet A small fleet's backfilled series.", "# TYPE demo_fleet gauge"]
+    for pool in FLEET_POOLS:
+        lines += [
+            f'demo_fleet{{pool="{pool}"}} {fleet_value(t, start, pool)} {t}'
+            for t in range(start, end + 1, BACKFILL_STEP)
+        ]
+    for instance in ("a", "b"):
+        lines += [
+            f'demo_fleet{{instance="{instance}",pool="{FLEET_DOUBLED}"}} 1 {t}'
+            for t in range(start, end + 1, BACKFILL_STEP)
+        ]
     lines.append("# EOF")
     openmetrics = workdir / "backfill.om"
     openmetrics.write_text("\n".join(lines) + "\n")
@@ -169,6 +191,31 @@ def black_hole() -> Iterator[str]:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()
+
+
+@pytest.fixture
+def stack_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project for stacks a test writes (``stacks/Pulumi.<stack>.yaml``), with its
+    state directory and passphrase in the test's own places."""
+    root = tmp_path / "project"
+    (root / "stacks").mkdir(parents=True)
+    repo = Path(__file__).resolve().parents[3]
+    (root / "Pulumi.yaml").write_text((repo / "Pulumi.yaml").read_text())
+    monkeypatch.setenv("MIRRORCAST_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "correct-horse-battery-staple")
+    return root
+
+
+def query_range_requests(url: str) -> int:
+    """``query_range`` requests the server has answered so far, from its own counter
+    (``prometheus_http_requests_total`` on its ``/metrics``)."""
+    total = 0
+    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith("prometheus_http_requests_total{") and (
+            'handler="/api/v1/query_range"' in line
+        ):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
 
 
 @pytest.fixture(scope="session")
