@@ -400,7 +400,10 @@ def _until(series: pd.Series | None, stamp: pd.Timestamp) -> pd.Series | None:
     if index.is_monotonic_increasing:
         # A source's series is in time order: one binary search, not a mask over the history
         # (every series, every cycle).
-        return series.iloc[: index.searchsorted(stamp, side="right")]
+        end = int(index.searchsorted(stamp, side="right"))
+        # All of it (the usual case: a source's history ends before now) is the series itself;
+        # iloc's slice machinery cost a quarter of a millisecond a series on a week of minutes.
+        return series if end == len(series) else series.iloc[:end]
     return series[index <= stamp]
 
 
