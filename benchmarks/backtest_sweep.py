@@ -14,7 +14,10 @@ setting (quantile x utilisation), the same-money ratio summed over the traces an
 trace. That second table is how a floor setting is chosen for every trace at once: nothing is
 tuned per trace. It rewrites the section between the ``sweep:start`` / ``sweep:end`` markers
 of ``docs/backtest.md`` after every trace (not with ``--only`` or ``--no-doc``); ``--json-dir``
-keeps each trace's sweep JSON (the ``--sweep --json`` document).
+keeps each trace's sweep JSON (the ``--sweep --json`` document, plus the excerpt's daily-cycle
+strength), ``--plot-dir`` each trace's frontier plot; ``--daily`` sweeps only the traces with a
+daily cycle (:data:`DAILY_STRENGTH`), the ones issue 15's frontier target is about. Each worker
+prints a line per run (the sweep's progress).
 """
 
 from __future__ import annotations
@@ -33,19 +36,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from backtest_bench import GROUPS, HISTORY
 
-from driver.backtest import BacktestSettings, TraceError, load_trace
+from driver.backtest import BacktestSettings, Trace, TraceError, load_trace
 from driver.backtest.stack import load_backtest_stack
 from driver.backtest.sweep import (
     FLOOR_QUANTILES,
     FLOOR_UTILISATIONS,
     Frontier,
+    FrontierComparison,
     FrontierPoint,
     SameMoney,
     SweepResult,
+    compare_frontiers,
     run_sweep,
 )
+from forecasting.selection import seasonal_strength
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "backtest.md"
@@ -58,10 +65,11 @@ class Row:
     frontiers: dict[str, Frontier] | None = None
     seconds: float = 0.0
     skipped: str | None = None
+    strength: float | None = None
 
     @classmethod
-    def of(cls, name: str, result: SweepResult) -> Row:
-        return cls(name, frontiers=result.frontiers, seconds=result.seconds)
+    def of(cls, name: str, result: SweepResult, *, strength: float | None = None) -> Row:
+        return cls(name, frontiers=result.frontiers, seconds=result.seconds, strength=strength)
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> Row:
@@ -87,7 +95,12 @@ class Row:
             )
             for name, data in document["frontiers"].items()
         }
-        return cls(document["trace"], frontiers=frontiers, seconds=document["seconds"])
+        return cls(
+            document["trace"],
+            frontiers=frontiers,
+            seconds=document["seconds"],
+            strength=document.get("daily_strength"),
+        )
 
 
 def _ratio(point: FrontierPoint | None) -> float | None:
@@ -130,6 +143,14 @@ def below(mirrorcast: Frontier, other: Frontier) -> tuple[int, int]:
     return beaten, counted
 
 
+def verdict(judged: FrontierComparison) -> str:
+    """``on or below (-12 at 540 h)``, ``above (+30 at 610 h)`` or ``no overlap``."""
+    if judged.overlap is None or judged.worst_excess is None or judged.at_hours is None:
+        return "no overlap"
+    words = "on or below" if judged.on_or_below else "**above**"
+    return f"{words} ({judged.worst_excess:+.0f} at {judged.at_hours:.0f} h)"
+
+
 def _text(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -150,16 +171,26 @@ def render(rows: Sequence[Row], *, command: str, seconds: float) -> str:
         "mirrorcast's frontier matches or beats at their cost (within the instance-hours its "
         "settings span).",
         "",
-        "| trace | mirrorcast own | mirrorcast best (setting) | scheduled 60% | scheduled best "
-        "(setting) | reactive points beaten | scheduled points beaten | seconds |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "The two frontier columns say whether mirrorcast's frontier lies on or below "
+        "reactive's and scheduled-predictive's (each frontier: the line through its efficient "
+        "points; on or below: at every instance-hours both span, mirrorcast's short minutes, "
+        "interpolated, are at most the other's; `compare_frontiers` in "
+        "driver/backtest/sweep.py), with the worst gap in short minutes (positive: above, "
+        "negative: below everywhere by at least that) and the instance-hours where it is.",
+        "",
+        "| trace | daily cycle | mirrorcast own | mirrorcast best (setting) | scheduled 60% | "
+        "scheduled best (setting) | frontier vs reactive | frontier vs scheduled | "
+        "reactive points beaten | scheduled points beaten | seconds |",
+        "|---|---:|---:|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     sums: dict[str, list[float]] = {}
     worst: dict[str, tuple[float, str]] = {}
     seen: dict[str, int] = {}
     for row in rows:
         if row.frontiers is None:
-            lines.append(f"| {row.name} | - | - | - | - | - | - | skipped: {row.skipped} |")
+            lines.append(
+                f"| {row.name} | - | - | - | - | - | - | - | - | - | skipped: {row.skipped} |"
+            )
             continue
         fronts = row.frontiers
         mc, sp, re = fronts["mirrorcast"], fronts["scheduled-predictive"], fronts["reactive"]
@@ -167,9 +198,11 @@ def render(rows: Sequence[Row], *, command: str, seconds: float) -> str:
         beat_re, of_re = below(mc, re)
         beat_sp, of_sp = below(mc, sp)
         lines.append(
-            f"| {row.name} | {_text(_ratio(mc.default))} | {_text(_ratio(best_mc))} "
-            f"({best_mc.setting if best_mc else '-'}) | {_text(_ratio(sp.default))} | "
+            f"| {row.name} | {_text(row.strength)} | {_text(_ratio(mc.default))} | "
+            f"{_text(_ratio(best_mc))} ({best_mc.setting if best_mc else '-'}) | "
+            f"{_text(_ratio(sp.default))} | "
             f"{_text(_ratio(best_sp))} ({best_sp.setting if best_sp else '-'}) | "
+            f"{verdict(compare_frontiers(mc, re))} | {verdict(compare_frontiers(mc, sp))} | "
             f"{beat_re} of {of_re} | {beat_sp} of {of_sp} | {row.seconds:.0f} |"
         )
         for point in mc.points:
@@ -182,6 +215,22 @@ def render(rows: Sequence[Row], *, command: str, seconds: float) -> str:
             total[1] += point.same_money.reactive_short
             if point.same_money.ratio > worst.get(key, (-1.0, ""))[0]:
                 worst[key] = (point.same_money.ratio, row.name)
+    judged = [row for row in rows if row.frontiers is not None]
+    both = [
+        row.name
+        for row in judged
+        if row.frontiers is not None
+        and all(
+            compare_frontiers(row.frontiers["mirrorcast"], row.frontiers[name]).on_or_below
+            for name in ("reactive", "scheduled-predictive")
+        )
+    ]
+    lines += [
+        "",
+        f"Mirrorcast's frontier lies on or below both reactive's and scheduled-predictive's on "
+        f"{len(both)} of the {len(judged)} traces swept"
+        + (f" ({', '.join(both)})." if both else "."),
+    ]
     lines += [
         "",
         "Per floor setting, over the traces above (the built-in stack with only the floor's "
@@ -221,12 +270,27 @@ def write_doc(section: str) -> None:
         raise SystemExit(f"{DOC}: no {START} / {END} markers to write between")
 
 
+DAILY_STRENGTH = 0.2
+"""A trace "has a daily cycle" when the engine's own measure of one (forecasting.selection's
+``seasonal_strength`` at a lag of one day) reaches this over the swept excerpt: the engine's
+default ``min_seasonal_strength``, below which it treats a series as having no cycle."""
+
+
+def daily_strength(trace: Trace) -> float:
+    """The excerpt's daily-cycle strength at its own observation step (gaps interpolated)."""
+    step = max(1, int(trace.step.total_seconds() // 60))
+    values = pd.Series(trace.values[::step]).interpolate(limit_direction="both").to_numpy()
+    return seasonal_strength(values, season=max(2, 1440 // step))
+
+
 def sweep_one(
     path: Path,
     max_days: float,
     json_dir: Path | None,
     quantiles: tuple[int, ...] = FLOOR_QUANTILES,
     utilisations: tuple[int, ...] = FLOOR_UTILISATIONS,
+    plot_dir: Path | None = None,
+    daily_only: bool = False,
 ) -> Row:
     """One trace's sweep (run in a worker process)."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -243,14 +307,38 @@ def sweep_one(
         trace = trace.head(int(max_days * 1440))
     if trace.minutes <= HISTORY.total_seconds() / 60 + 60:
         return Row(path.stem, skipped="shorter than the 7-day history")
+    strength = daily_strength(trace)
+    if daily_only and strength < DAILY_STRENGTH:
+        return Row(
+            path.stem, skipped=f"no daily cycle (strength {strength:.2f} < {DAILY_STRENGTH})"
+        )
+
+    def progress(label: str, done: int, total: int) -> None:
+        # The sweep shows progress: one line a run, from each worker.
+        print(
+            f"  {path.stem}: run {done + 1 if done < total else done} of {total}: {label}",
+            flush=True,
+        )
+
     result = run_sweep(
-        trace, stack=stack, settings=settings, quantiles=quantiles, utilisations=utilisations
+        trace,
+        stack=stack,
+        settings=settings,
+        quantiles=quantiles,
+        utilisations=utilisations,
+        progress=progress,
     )
+    document = {**result.to_json(), "daily_strength": round(strength, 3)}
     if json_dir is not None:
         json_dir.mkdir(parents=True, exist_ok=True)
         out = json_dir / f"{path.stem}.json"
-        out.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
-    return Row.of(path.stem, result)
+        out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    if plot_dir is not None:
+        from driver.backtest.plot import plot_frontiers  # matplotlib only when plotting
+
+        plot_dir.mkdir(parents=True, exist_ok=True)
+        plot_frontiers(result, plot_dir / f"{path.stem}.png")
+    return Row.of(path.stem, result, strength=strength)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,6 +361,15 @@ def main(argv: list[str] | None = None) -> int:
         "(quantile:utilisation; default the whole grid)",
     )
     parser.add_argument("--json-dir", type=Path, default=None, help="keep each sweep's JSON here")
+    parser.add_argument(
+        "--plot-dir", type=Path, default=None, help="write each trace's frontier plot here (PNG)"
+    )
+    parser.add_argument(
+        "--daily",
+        action="store_true",
+        help=f"sweep only traces with a daily cycle (strength >= {DAILY_STRENGTH}, see "
+        "DAILY_STRENGTH); the others are listed as skipped",
+    )
     parser.add_argument(
         "--from-json",
         nargs="+",
@@ -308,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
         ".venv/bin/python benchmarks/backtest_sweep.py ../shared/data/traces"
         + (f" --max-days {args.max_days:g}" if args.max_days != 10.0 else "")
         + (f" --floors {args.floors}" if args.floors else "")
+        + (" --daily" if args.daily else "")
     )
     write = not args.no_doc and not args.only
     pairs = [tuple(int(v) for v in item.split(":")) for item in args.floors.split(",") if item]
@@ -322,7 +420,16 @@ def main(argv: list[str] | None = None) -> int:
             key=lambda p: next((i for i, part in enumerate(first) if part in p.stem), len(first)),
         )
         futures = [
-            pool.submit(sweep_one, path, args.max_days, args.json_dir, quantiles, utilisations)
+            pool.submit(
+                sweep_one,
+                path,
+                args.max_days,
+                args.json_dir,
+                quantiles,
+                utilisations,
+                args.plot_dir,
+                args.daily,
+            )
             for path in ordered
         ]
         for future in as_completed(futures):

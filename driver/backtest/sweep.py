@@ -53,9 +53,11 @@ __all__ = [
     "TARGET_UTILISATIONS",
     "ForecastReplay",
     "Frontier",
+    "FrontierComparison",
     "FrontierPoint",
     "SameMoney",
     "SweepResult",
+    "compare_frontiers",
     "floor_knobs",
     "run_sweep",
     "same_money",
@@ -188,6 +190,88 @@ class Frontier:
 
 
 @dataclass(frozen=True)
+class FrontierComparison:
+    """Whether one strategy's frontier lies on or below another's where both are measured.
+
+    A frontier is the curve through its efficient points, linear in between (instance-hours
+    against under-provisioned minutes, as :func:`driver.backtest.plot.plot_frontiers` draws it).
+    The two are compared over the instance-hours both span, ``overlap``; the first lies **on or
+    below** the other when at every instance-hours in it its short minutes are at most the
+    other's. Both curves are linear between their points, so the difference is checked exactly at
+    the overlap's ends and at every point of either curve inside it.
+
+    :param strategy: the strategy compared against (the second frontier).
+    :param overlap: ``(lowest, highest)`` instance-hours both span; ``None`` when they do not
+        overlap (then nothing is judged).
+    :param on_or_below: the verdict; ``None`` without an overlap.
+    :param worst_excess: the most short minutes the first curve has above the other's in the
+        overlap (negative: below it everywhere, by at least that much).
+    :param at_hours: the instance-hours of ``worst_excess``.
+    :param other_short: the other curve's short minutes there.
+    """
+
+    strategy: str
+    overlap: tuple[float, float] | None
+    on_or_below: bool | None
+    worst_excess: float | None = None
+    at_hours: float | None = None
+    other_short: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "overlap": [round(v, 3) for v in self.overlap] if self.overlap else None,
+            "on_or_below": self.on_or_below,
+            "worst_excess": None if self.worst_excess is None else round(self.worst_excess, 1),
+            "at_instance_hours": None if self.at_hours is None else round(self.at_hours, 3),
+            "other_short": None if self.other_short is None else round(self.other_short, 1),
+        }
+
+
+def _curve(frontier: Frontier) -> list[tuple[float, float]]:
+    return [(p.instance_hours, float(p.underprovisioned_minutes)) for p in frontier.efficient()]
+
+
+def _along(curve: Sequence[tuple[float, float]], hours: float) -> float:
+    """The curve's short minutes at ``hours`` (inside its span), linear between its points."""
+    for (h0, s0), (h1, s1) in itertools.pairwise(curve):
+        if h0 <= hours <= h1:
+            return s0 if h1 == h0 else s0 + (hours - h0) / (h1 - h0) * (s1 - s0)
+    return curve[0][1] if hours <= curve[0][0] else curve[-1][1]
+
+
+def compare_frontiers(mine: Frontier, other: Frontier) -> FrontierComparison:
+    """Whether ``mine`` lies on or below ``other`` over the instance-hours both span."""
+    first, second = _curve(mine), _curve(other)
+    if not first or not second:
+        return FrontierComparison(strategy=other.strategy, overlap=None, on_or_below=None)
+    low = max(first[0][0], second[0][0])
+    high = min(first[-1][0], second[-1][0])
+    if low > high:
+        return FrontierComparison(strategy=other.strategy, overlap=None, on_or_below=None)
+    checked = sorted(
+        {
+            low,
+            high,
+            *(h for h, _ in first if low <= h <= high),
+            *(h for h, _ in second if low <= h <= high),
+        }
+    )
+    excess, at = max(
+        ((_along(first, hours) - _along(second, hours), hours) for hours in checked),
+        key=lambda item: item[0],
+    )
+    return FrontierComparison(
+        strategy=other.strategy,
+        overlap=(low, high),
+        on_or_below=excess <= 0,
+        worst_excess=excess,
+        at_hours=at,
+        other_short=_along(second, at),
+    )
+
+
+@dataclass(frozen=True)
 class SweepResult:
     """Every frontier of one trace, plus the reference strategies' single points."""
 
@@ -217,6 +301,20 @@ class SweepResult:
                 name: (ratio.as_dict() if (ratio := self.same_money_ratio(name)) else None)
                 for name in self.frontiers
             },
+            "mirrorcast_frontier": {
+                name: comparison.as_dict() for name, comparison in self.comparisons().items()
+            },
+        }
+
+    def comparisons(self) -> dict[str, FrontierComparison]:
+        """Mirrorcast's frontier against each other swept strategy's (none without it)."""
+        mine = self.frontiers.get("mirrorcast")
+        if mine is None:
+            return {}
+        return {
+            name: compare_frontiers(mine, frontier)
+            for name, frontier in self.frontiers.items()
+            if name != "mirrorcast"
         }
 
 

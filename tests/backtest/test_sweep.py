@@ -21,11 +21,19 @@ from driver.backtest import (
     run_backtest,
     trace_from_series,
 )
-from driver.backtest.stack import BacktestStack, build_strategies, load_backtest_stack
+from driver.backtest.stack import (
+    BacktestStack,
+    build_strategies,
+    default_engine,
+    load_backtest_stack,
+)
+from driver.backtest.strategies import MirrorcastStrategy, ScheduledPredictiveStrategy
 from driver.backtest.sweep import (
     ForecastReplay,
+    Frontier,
     FrontierPoint,
     SweepResult,
+    compare_frontiers,
     floor_knobs,
     run_sweep,
     same_money,
@@ -260,3 +268,136 @@ def test_sweeping_a_knobless_strategy_alone_is_refused_with_the_reason(elb_excer
             settings=BacktestSettings(history=timedelta(days=3)),
             strategies=["oracle"],
         )
+
+
+NASA_5MIN = Path(__file__).parents[1] / "data" / "nasa_http_5min_excerpt.csv"
+# Half a day scored (the rest history): enough cycles for the floor settings to differ.
+NASA_SETTINGS = BacktestSettings(history=timedelta(days=3, hours=12))
+
+
+class CountingForecasts:
+    """The default engine, counting the cycles it is asked to forecast."""
+
+    def __init__(self, engine: object) -> None:
+        self.engine = engine
+        self.calls = 0
+
+    def forecast(self, history: pd.Series, **kwargs: object) -> object:
+        self.calls += 1
+        return self.engine.forecast(history, **kwargs)  # type: ignore[attr-defined]
+
+    def forecast_many(self, histories: object, **kwargs: object) -> object:
+        self.calls += 1
+        return self.engine.forecast_many(histories, **kwargs)  # type: ignore[attr-defined]
+
+
+def test_a_sweep_on_real_traffic_equals_every_setting_run_the_slow_way() -> None:
+    """Four days of NASA's requests (a daily cycle the engine trusts), half a day scored: the sweep
+    forecasts each cycle once and replays it to every floor setting, and every point it reports
+    is what a plain backtest of that setting with its own engine gives; a frontier comparison
+    is read from those points."""
+    trace = load_trace(NASA_5MIN)
+    stack = load_backtest_stack()
+    engines: list[CountingForecasts] = []
+
+    def counted(config: object) -> CountingForecasts:
+        engines.append(CountingForecasts(default_engine(config)))  # type: ignore[arg-type]
+        return engines[-1]
+
+    sweep = run_sweep(
+        trace,
+        stack=stack,
+        settings=NASA_SETTINGS,
+        targets=(40, 70),
+        quantiles=(50,),
+        utilisations=(60,),
+        engine_factory=counted,
+    )
+    (shared,) = engines
+    points = sweep.frontiers["mirrorcast"].points
+    assert {p.setting for p in points} == {"p50 at 60%", "p90 at 75%"}
+    cycles = None
+    for point in points:
+        config = with_floor_knobs(
+            stack.config,
+            stack.pool,
+            quantile=int(point.knobs["quantile"]),
+            target_utilisation=point.knobs["target_utilisation"],
+        )
+        own = CountingForecasts(default_engine(config))
+        strategy = MirrorcastStrategy(
+            config=config, pool=stack.pool, metric=stack.metric, engine=own
+        )
+        plain = run_backtest(trace, [strategy], settings=NASA_SETTINGS).runs["mirrorcast"]
+        assert point.underprovisioned_minutes == plain.score.underprovisioned_minutes, point
+        assert point.instance_hours == plain.score.instance_hours, point
+        assert point.cost_instance_hours == plain.score.cost_instance_hours, point
+        cycles = own.calls
+    # One forecasting pass for the whole sweep, where the slow way makes one per setting.
+    assert cycles and shared.calls == cycles
+    by = {p.setting: p for p in points}
+    assert by["p90 at 75%"].instance_hours != by["p50 at 60%"].instance_hours
+    for name, strategy_cls in (
+        ("reactive", ReactiveStrategy),
+        ("scheduled-predictive", ScheduledPredictiveStrategy),
+    ):
+        for point in sweep.frontiers[name].points:
+            target = point.knobs["target_utilisation"] / 100
+            alone = run_backtest(trace, [strategy_cls(target=target)], settings=NASA_SETTINGS)
+            score = alone.runs[name].score
+            assert (point.underprovisioned_minutes, point.instance_hours) == (
+                score.underprovisioned_minutes,
+                score.instance_hours,
+            )
+    comparisons = sweep.comparisons()
+    assert set(comparisons) == {"reactive", "scheduled-predictive"}
+    document = sweep.to_json()["mirrorcast_frontier"]
+    assert document["reactive"]["on_or_below"] == comparisons["reactive"].on_or_below
+
+
+def frontier(name: str, *points: tuple[float, int]) -> Frontier:
+    return Frontier(
+        strategy=name, knob="-", points=[point(hours, short) for hours, short in points]
+    )
+
+
+class TestComparingFrontiers:
+    def test_below_at_every_instance_hours_both_span(self) -> None:
+        mine = frontier("mirrorcast", (120.0, 200), (160.0, 40), (220.0, 0))
+        judged = compare_frontiers(
+            mine,
+            frontier(
+                "reactive", *[(p.instance_hours, p.underprovisioned_minutes) for p in REACTIVE]
+            ),
+        )
+        assert judged.overlap == (120.0, 200.0)
+        assert judged.on_or_below is True
+        # Reactive at 120 is interpolated (400 -> 100 from 100 to 150): 280; mine 200 there.
+        assert judged.worst_excess is not None and judged.worst_excess < 0
+
+    def test_above_between_points_is_found_where_the_other_curve_bends(self) -> None:
+        # Equal at both ends, but the other frontier dips at 150 where mine is a straight line.
+        mine = frontier("mirrorcast", (100.0, 400), (200.0, 20))
+        other = frontier("reactive", (100.0, 400), (150.0, 100), (200.0, 20))
+        judged = compare_frontiers(mine, other)
+        assert judged.on_or_below is False
+        assert judged.at_hours == 150.0
+        assert judged.worst_excess == pytest.approx(210.0 - 100.0)
+        assert judged.other_short == pytest.approx(100.0)
+
+    def test_equal_frontiers_are_on_it(self) -> None:
+        same = [(100.0, 400), (150.0, 100), (200.0, 20)]
+        judged = compare_frontiers(frontier("mirrorcast", *same), frontier("reactive", *same))
+        assert (judged.on_or_below, judged.worst_excess) == (True, 0.0)
+
+    def test_only_efficient_points_make_the_curve(self) -> None:
+        # A dominated point (dearer and shorter of capacity than another) is no part of it.
+        mine = frontier("mirrorcast", (100.0, 50), (150.0, 80), (200.0, 10))
+        other = frontier("reactive", (100.0, 60), (200.0, 12))
+        assert compare_frontiers(mine, other).on_or_below is True
+
+    def test_frontiers_that_do_not_overlap_are_not_judged(self) -> None:
+        judged = compare_frontiers(
+            frontier("mirrorcast", (300.0, 5), (400.0, 0)), frontier("reactive", (100.0, 9))
+        )
+        assert (judged.overlap, judged.on_or_below) == (None, None)
