@@ -776,25 +776,50 @@ class Journal:
     def save_forecasts(
         self, *, stack: str, forecasts: Mapping[str, Mapping[str, Forecast]]
     ) -> None:
-        """Keep the newest forecast per pool metric, the fallback for a later failing cycle."""
+        """Keep the newest forecast per pool metric, the fallback for a later failing cycle.
+
+        One read of the stack's kept issue times and one batched insert and update, not a
+        read and a write per series: those were two round trips per pool metric per cycle
+        (about 0.3 ms a series on SQLite, 20,000 series a cycle at 10,000 pools).
+        """
+        given = [
+            (pool, metric, fc)
+            for pool, by_metric in forecasts.items()
+            for metric, fc in by_metric.items()
+        ]
+        if not given:
+            return
         with self._begin() as c:
-            for pool, by_metric in forecasts.items():
-                for metric, fc in by_metric.items():
-                    key = (
+            kept = {
+                (row.pool, row.metric): row.issued_at
+                for row in c.execute(
+                    sa.select(
+                        forecasts_t.c.pool, forecasts_t.c.metric, forecasts_t.c.issued_at
+                    ).where(forecasts_t.c.stack == stack)
+                )
+            }
+            inserts: list[dict[str, Any]] = []
+            changes: list[dict[str, Any]] = []
+            for pool, metric, fc in given:
+                held = kept.get((pool, metric))
+                if held is not None and held > fc.issued_at:
+                    continue  # an older forecast than the one kept
+                values = {"issued_at": fc.issued_at, "payload": forecast_to_json(fc)}
+                if held is None:
+                    inserts.append({"stack": stack, "pool": pool, "metric": metric, **values})
+                else:
+                    changes.append({"k_pool": pool, "k_metric": metric, **values})
+            if inserts:
+                c.execute(forecasts_t.insert(), inserts)
+            if changes:
+                c.execute(
+                    forecasts_t.update().where(
                         (forecasts_t.c.stack == stack)
-                        & (forecasts_t.c.pool == pool)
-                        & (forecasts_t.c.metric == metric)
-                    )
-                    existing = c.execute(sa.select(forecasts_t.c.issued_at).where(key)).first()
-                    values = {"issued_at": fc.issued_at, "payload": forecast_to_json(fc)}
-                    if existing is None:
-                        c.execute(
-                            forecasts_t.insert().values(
-                                stack=stack, pool=pool, metric=metric, **values
-                            )
-                        )
-                    elif existing[0] <= fc.issued_at:
-                        c.execute(forecasts_t.update().where(key).values(**values))
+                        & (forecasts_t.c.pool == sa.bindparam("k_pool"))
+                        & (forecasts_t.c.metric == sa.bindparam("k_metric"))
+                    ),
+                    changes,
+                )
 
     def last_forecasts(self, *, stack: str) -> dict[str, dict[str, Forecast]]:
         """pool -> metric -> newest stored forecast."""

@@ -308,6 +308,65 @@ def test_the_newest_forecast_per_series_is_kept_for_fallback(journal: Journal) -
     assert forecast_from_json(forecast_to_json(kept)).quantiles[90].tolist() == [45.0, 45.0, 45.0]
 
 
+def test_a_cycles_forecasts_are_kept_in_a_few_statements_not_two_per_series(
+    journal: Journal,
+) -> None:
+    """20,000 series a cycle were 40,000 round trips; a batch is a read and two writes."""
+
+    def forecast(pool: str, metric: str, issued: datetime, level: float) -> Forecast:
+        times = [issued + timedelta(minutes=5 * i) for i in range(1, 4)]
+        values = np.full(3, level)
+        return Forecast(
+            pool=pool,
+            metric=metric,
+            issued_at=issued,
+            step=timedelta(minutes=5),
+            times=times,
+            mean=values,
+            quantiles={50: values, 90: values + 5},
+            model="ses",
+        )
+
+    pools = [f"p{i:02d}" for i in range(40)]
+    first = {p: {"cpu": forecast(p, "cpu", NOW, 1.0)} for p in pools}
+    journal.save_forecasts(stack="demo", forecasts=first)
+    # Another stack's rows with the same pool names are not this stack's.
+    journal.save_forecasts(
+        stack="other", forecasts={"p00": {"cpu": forecast("p00", "cpu", NOW, 7.0)}}
+    )
+    later = NOW + timedelta(minutes=5)
+    second: dict[str, dict[str, Forecast]] = {}
+    for index, pool in enumerate(pools):
+        # Newer for most, older for every fifth (kept as it was), a new metric for every third.
+        issued = NOW - timedelta(minutes=5) if index % 5 == 0 else later
+        second[pool] = {"cpu": forecast(pool, "cpu", issued, 2.0)}
+        if index % 3 == 0:
+            second[pool]["rps"] = forecast(pool, "rps", later, 3.0)
+    statements: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(journal.engine, "before_cursor_execute", count)
+    try:
+        journal.save_forecasts(stack="demo", forecasts=second)
+    finally:
+        sa.event.remove(journal.engine, "before_cursor_execute", count)
+    writes = [s for s in statements if not s.lstrip().upper().startswith(("SELECT", "PRAGMA"))]
+    assert len(statements) <= 4, statements
+    assert len(writes) <= 2, writes
+
+    kept = journal.last_forecasts(stack="demo")
+    for index, pool in enumerate(pools):
+        cpu = kept[pool]["cpu"]
+        expected = (NOW, 1.0) if index % 5 == 0 else (later, 2.0)
+        assert (cpu.issued_at, float(cpu.mean[0])) == expected, pool
+        assert ("rps" in kept[pool]) == (index % 3 == 0), pool
+        if index % 3 == 0:
+            assert float(kept[pool]["rps"].mean[0]) == 3.0
+    assert float(journal.last_forecasts(stack="other")["p00"]["cpu"].mean[0]) == 7.0
+
+
 def test_the_sqlite_journal_is_private_and_in_wal_mode(tmp_path: Path) -> None:
     path = tmp_path / "j" / "journal.db"
     journal = Journal(f"sqlite:///{path}")
