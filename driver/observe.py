@@ -48,28 +48,52 @@ def forecast_abs_error(previous: Forecast, actual: pd.Series, *, now: datetime) 
     if len(actual) == 0:
         return None
     due = list(itertools.takewhile(lambda at: at <= now, previous.times))
-    observed = _around(actual, due, step=previous.step)
-    if len(observed) == 0 or not due:
+    if not due:
         return None
-    targets = pd.DatetimeIndex([pd.Timestamp(at) for at in due])
-    # One nearest-match search for every due point (it was one search per point).
-    positions = observed.index.get_indexer(targets, method="nearest")
-    seen = positions >= 0
-    found = positions[seen]
-    close = (
-        np.abs(observed.index.asi8[found] - targets.asi8[seen]) <= pd.Timedelta(previous.step).value
-    )
+    observed = _around(actual, due, step=previous.step)
+    if observed is None:
+        return None
+    stamps, seen_values = observed
+    aware = {at.tzinfo is not None for at in due}
+    if len(aware) > 1 or aware != {stamps.tz is not None}:
+        # Times with and without a zone are not comparable: no observation is near.
+        return None
+    # Nanoseconds since the epoch (UTC for zoned times, the wall clock for naive ones), as
+    # pandas compares them; one search for every due point (it was one per point).
+    at_ns = np.fromiter((pd.Timestamp(at).value for at in due), dtype=np.int64, count=len(due))
+    seen_ns = stamps.as_unit("ns").asi8
+    nearest = _nearest(seen_ns, at_ns)
+    close = np.abs(seen_ns[nearest] - at_ns) <= pd.Timedelta(previous.step).value
     if not close.any():
         return None
-    values = np.asarray(previous.mean[: len(due)], dtype=float)[seen][close]
-    errors = np.abs(observed.to_numpy(dtype=float)[found][close] - values)
+    values = np.asarray(previous.mean[: len(due)], dtype=float)[close]
+    errors = np.abs(seen_values[nearest][close] - values)
     result = float(np.mean(errors))
     return result if math.isfinite(result) else None
 
 
-def _around(actual: pd.Series, due: list[datetime], *, step: timedelta) -> pd.Series:
+def _nearest(seen: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """For each target, the position of the nearest of ``seen`` (strictly increasing, not
+    empty); an exact tie takes the later, as ``Index.get_indexer(method="nearest")`` does on an
+    increasing index (about 8x cheaper than that call, which wraps the targets in an index and
+    searches twice through pandas' machinery)."""
+    after = np.searchsorted(seen, targets, side="left")  # first at or after the target
+    before = after - 1  # the last before it
+    last = len(seen) - 1
+    has_before = before >= 0
+    has_after = after <= last
+    to_before = targets - seen[np.maximum(before, 0)]
+    to_after = seen[np.minimum(after, last)] - targets
+    take_before = has_before & (~has_after | (to_before < to_after))
+    return np.where(take_before, before, np.minimum(after, last))
+
+
+def _around(
+    actual: pd.Series, due: list[datetime], *, step: timedelta
+) -> tuple[pd.DatetimeIndex, np.ndarray] | None:
     """The present observations that can be nearest to a due point: in time order, one per
-    time (the last), within ``step`` of the due points' span.
+    time (the last), within ``step`` of the due points' span; their times and values, or
+    ``None`` when there are none.
 
     A source's series is in time order with one point per time; then two binary searches cut
     the few points around the forecast out of two weeks of history (sorting, de-duplicating and
@@ -78,17 +102,24 @@ def _around(actual: pd.Series, due: list[datetime], *, step: timedelta) -> pd.Se
     """
     index = actual.index
     if (
-        due
-        and isinstance(index, pd.DatetimeIndex)
+        isinstance(index, pd.DatetimeIndex)
         and len(index) > 1
         and bool((np.diff(index.asi8) > 0).all())
     ):
         reach = pd.Timedelta(step)
         lo = int(index.searchsorted(pd.Timestamp(due[0]) - reach, side="left"))
         hi = int(index.searchsorted(pd.Timestamp(due[-1]) + reach, side="right"))
-        return actual.iloc[lo:hi].dropna()
+        # Arrays, not a Series slice and its dropna (pandas' overhead was most of the cost).
+        values = actual.to_numpy(dtype=float, na_value=np.nan)[lo:hi]
+        present = ~np.isnan(values)
+        if not present.any():
+            return None
+        return index[lo:hi][present], values[present]
     observed = actual.sort_index()
-    return observed[~observed.index.duplicated(keep="last")].dropna()
+    observed = observed[~observed.index.duplicated(keep="last")].dropna()
+    if len(observed) == 0:
+        return None
+    return pd.DatetimeIndex(observed.index), observed.to_numpy(dtype=float)
 
 
 class DriverMetrics:
