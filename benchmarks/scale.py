@@ -53,6 +53,7 @@ from soak_harness import Faults, KillableCli  # noqa: E402
 
 from driver.automation import AutomationExecutor  # noqa: E402
 from driver.executor import Executor, PlanExecutor  # noqa: E402
+from driver.heap import HEAP  # noqa: E402
 from driver.journal import Journal  # noqa: E402
 from driver.observe import DriverMetrics  # noqa: E402
 from driver.service import Driver  # noqa: E402
@@ -268,6 +269,9 @@ def _timed_pass(drivers: list[Driver], engine: ForecastEngine, at: datetime) -> 
         # driver.collect: one degraded line per series the source did not give in time or at all.
         collected += series - sum(": metric source " in line for line in report.degraded)
         deferred += engine.deferred_selections
+    # As the service's loop does after each cycle (driver.heap): a pass is this process's
+    # cycle of its stacks. Timed with the pass, so a refreeze's full collection counts.
+    HEAP.after_cycle()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     return _Pass(seconds, changes, collected, deferred, cpu, plans)
 

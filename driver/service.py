@@ -54,6 +54,7 @@ from driver.cycle import (
     good_forecasts,
 )
 from driver.executor import ApplyOutcome, DriverError, Executor, PlanExecutor, value_at
+from driver.heap import HEAP
 from driver.journal import OBSERVE_KIND, Journal, JournalLostError, LeaseLostError, PlanRecord
 from driver.observe import DriverMetrics, forecast_abs_error
 from driver.observers import StackObservation, StackObserver, not_observed
@@ -1137,6 +1138,8 @@ class Driver:
                             on_report(report)
                         if once:
                             return 0 if report.outcome is None or report.outcome.ok else 1
+                    # What the cycles keep is long-lived: out of the collector's full walks.
+                    HEAP.after_cycle()
                     wake = next_aligned(self.clock(), every)
                     logger.info("next cycle at %s", wake.isoformat())
                     self._sleep_watching(wake, watch=watch if watch is not None else self._watch())
