@@ -19,6 +19,7 @@ Semantics, in short (docs/rules.md has the long form):
 from __future__ import annotations
 
 import logging
+import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -460,7 +461,7 @@ class _Context:
         latest = float(lhs.iloc[-1]) if isinstance(lhs, pd.Series) else float(lhs)
         words = f"{text}: now {latest:.4g}, threshold {threshold:.4g}"
         if window is not None and isinstance(lhs, pd.Series):
-            worst = float(lhs.min() if op in (">", ">=") else lhs.max())
+            worst = _extreme(lhs, lowest=op in (">", ">="))
             words += f", {'lowest' if op in ('>', '>=') else 'highest'} over {format_duration(window)} {worst:.4g}"
         if margin:
             words += f" (less {margin:.4g} hysteresis: fired last cycle)"
@@ -533,6 +534,18 @@ def _arith(node: Arithmetic, left: Any, right: Any) -> Any:
     if node.op == "*":
         return left * right
     return left / right
+
+
+def _extreme(series: pd.Series, *, lowest: bool) -> float:
+    """``series.min()`` (or ``max()``), skipping NaN as pandas does, on the float array:
+    pandas' reduction machinery cost about 50 us per reactive rule per pool per cycle."""
+    values = series.to_numpy()
+    if values.dtype != np.float64:
+        return float(series.min() if lowest else series.max())
+    present = values[~np.isnan(values)]
+    if len(present) == 0:
+        return math.nan
+    return float(present.min() if lowest else present.max())
 
 
 def _values_of(side: pd.Series | float) -> npt.NDArray[np.float64] | float:
