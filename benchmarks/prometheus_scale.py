@@ -2,19 +2,25 @@
 
     .venv/bin/python benchmarks/prometheus_scale.py /work/shared/data/traces [--pools 500]
         [--metrics-per-pool 2] [--concurrency 16,64] [--rounds 2] [--timeout 60]
+        [--days 14] [--baseline REV]
 
 Backfills ``--pools`` x ``--metrics-per-pool`` series of 14 days at 5 minutes (the same values
 as ``benchmarks/scale.py``'s pools: NAB CloudWatch traces shifted and rescaled per pool) into a
 Prometheus TSDB with ``promtool tsdb create-blocks-from openmetrics``, starts the Debian
 ``prometheus`` binary on a loopback port on that TSDB, and times the driver's own collection
-(``driver.collect.collect_history``: one ``query_range`` per series, ``forecast.history`` of
-14 days at the source's ``step``, ``driver.collect_concurrency`` requests at once, each within
-the source's ``timeout`` and all within ``driver.collect_timeout``) for each concurrency, in
-turns: the first cycle of a driver just started (all 14 days of every series) and the next
+(``driver.collect.collect_history``: ``forecast.history`` of 14 days at the source's ``step``,
+one ``query_range`` per ``batch_series`` pools sharing a selector, or per series on a head
+before that, ``driver.collect_concurrency`` requests at once, each within the source's
+``timeout`` and all within ``driver.collect_timeout``) for each concurrency, in turns: the first cycle of a driver just started (all 14 days of every series) and the next
 cycle, 5 minutes later, which extends what the first read (``driver.collect.Kept``: only
 ``REFETCH`` before each series' newest point is read again). Prints the seconds (wall and the
 driver's CPU), the series collected, the points read and per-series figures, and what that
-means for 20,000 series against the 60 s target. Needs ``prometheus`` and
+means for 20,000 series against the 60 s target, and the ``query_range`` requests the server
+counted (its own ``prometheus_http_requests_total``). ``--baseline REV`` times that revision's
+collection too, in the same turns against the same server (each head in a fresh process on the
+same stack files), so the two heads' figures are side by side. ``--days`` backfills fewer days
+than the 14 of ``forecast.history`` (a first cycle then reads only those) to keep a build of
+20,000 series to minutes. Needs ``prometheus`` and
 ``promtool`` on PATH (Debian package ``prometheus``); the TSDB is built in a temp dir and the
 server is stopped at the end.
 """
@@ -22,6 +28,7 @@ server is stopped at the end.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import socket
@@ -36,40 +43,11 @@ from pathlib import Path
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from scale import POINTS, _scaled, _series  # noqa: E402
-
-from driver.collect import Kept, collect_history  # noqa: E402
-from infra.config import MirrorcastConfig, load_stack  # noqa: E402
 
 STEP_S = 300
 
-_HEAD = """\
-config:
-  aws:region: us-east-1
-  mirrorcast:metrics: {{type: prometheus, url: '{url}', step: 5m, timeout: {request_timeout}s}}
-  mirrorcast:forecast: {{horizon: 1h, history: 14d}}
-  mirrorcast:driver: {{mode: plan, interval: 5m, collect_concurrency: {concurrency}, collect_timeout: {timeout}s}}
-  mirrorcast:pools:
-"""
-_POOL = """\
-    {name}:
-      primary:
-        cloud: aws
-        region: us-east-1
-        machine_type: t3.medium
-        app: {{version: 1.0.0, images: {{aws: ami-0a1b2c3d4e5f60718}}}}
-        capacity: {{min: 2, max: 20, desired: 4}}
-        network: {{vpc_id: vpc-0123456789abcdef0, subnet_ids: [subnet-0aa11bb22cc33dd44]}}
-      mirror: {{percent: 50, state: paused}}
-      balancer: {{kind: alb}}
-      metrics:
-        cpu: {{unit: percent, query: 'mirrorcast_scale_cpu{{pool="$pool"}}'}}
-{rps}"""
-_RPS = """\
-        rps: {unit: rps, kind: application, query: 'mirrorcast_scale_rps{pool="$pool"}'}
-"""
+_CPU = "cpu: {unit: percent, query: 'mirrorcast_scale_cpu{pool=\"$pool\"}'}"
+_RPS = "rps: {unit: rps, kind: application, query: 'mirrorcast_scale_rps{pool=\"$pool\"}'}"
 
 
 def _free_port() -> int:
@@ -78,11 +56,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _openmetrics(path: Path, *, pools: list[str], per_pool: int, end: int, traces: Path) -> int:
+def _openmetrics(
+    path: Path, *, pools: list[str], per_pool: int, end: int, traces: Path, points: int
+) -> int:
     """Write the backfill (OpenMetrics text: one family after the other, each series' samples
     in time order, ``# EOF`` last, as promtool requires) and return the samples written."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from scale import _scaled, _series
+
     series = _series(traces)
-    stamps = [end - STEP_S * (POINTS - 1 - i) for i in range(POINTS)]
+    stamps = [end - STEP_S * (points - 1 - i) for i in range(points)]
     families = [("cpu", 10.0, 90.0, 37, 0)]
     if per_pool == 2:
         families.append(("rps", 100.0, 2000.0, 53, len(series) // 3 + 1))
@@ -93,7 +76,7 @@ def _openmetrics(path: Path, *, pools: list[str], per_pool: int, end: int, trace
             out.write(f"# TYPE mirrorcast_scale_{metric} gauge\n")
             for index, pool in enumerate(pools):
                 base = series[(index + offset) % len(series)]
-                values = _scaled(base, shift=index * shift, low=low, high=high)
+                values = _scaled(base, shift=index * shift, low=low, high=high, points=points)
                 label = f'mirrorcast_scale_{metric}{{pool="{pool}"}}'
                 out.writelines(
                     f"{label} {value:g} {stamp}\n"
@@ -111,34 +94,81 @@ class _Timed:
     series: int
     points: int
     incremental: int
+    requests: int
     summary: str | None
-    kept: Kept | None
 
     def line(self, label: str, count: int) -> str:
         return (
             f"{label}: {self.seconds:6.1f} s wall, {self.cpu:6.1f} s driver CPU; "
-            f"{self.series:,}/{count:,} series ({self.incremental:,} extended), "
-            f"{self.points:,} points of history; {self.seconds / count * 1000:.2f} ms a series -> "
+            f"{self.series:,}/{count:,} series ({self.incremental:,} extended) in "
+            f"{self.requests:,} query_range requests, {self.points:,} points of history; "
+            f"{self.seconds / count * 1000:.2f} ms a series -> "
             f"{self.seconds / count * 20_000:.0f} s for 20,000 at this rate"
             + (f"; {self.summary}" if self.summary else "")
         )
 
 
-def _timed(config: MirrorcastConfig, root: Path, *, now: datetime, kept: Kept | None) -> _Timed:
-    cpu = time.process_time()
-    started = time.perf_counter()
-    collected = collect_history(config, root=root, now=now, kept=kept)
-    seconds = time.perf_counter() - started
-    got = [s for metrics in collected.history.values() for s in metrics.values()]
-    return _Timed(
-        seconds=seconds,
-        cpu=time.process_time() - cpu,
-        series=len(got),
-        points=sum(len(s) for s in got),
-        incremental=collected.incremental,
-        summary=collected.summary,
-        kept=collected.kept,
+def _query_range_requests(url: str) -> int:
+    """The server's own count of ``query_range`` requests answered (all status codes)."""
+    total = 0
+    for line in requests.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("prometheus_http_requests_total{") and (
+            'handler="/api/v1/query_range"' in line
+        ):
+            total += int(float(line.rsplit(" ", 1)[1]))
+    return total
+
+
+def _child(arguments: dict[str, str]) -> int:
+    """Time a first and a next cycle's collection with the code under ``code``; print JSON.
+
+    Runs in its own process so that ``code`` (this checkout or a baseline's) is the only
+    ``driver``/``infra`` imported; the stack files were written by the parent."""
+    sys.path.insert(0, arguments["code"])
+    from driver.collect import collect_history
+    from infra.config import load_stack
+
+    root = Path(arguments["root"])
+    config = load_stack(arguments["stack"], root)
+    now = datetime.fromisoformat(arguments["now"])
+    url = arguments["url"]
+    out = []
+    kept = None
+    for moment in (now, now + timedelta(minutes=5)):
+        sent = _query_range_requests(url)
+        cpu = time.process_time()
+        started = time.perf_counter()
+        collected = collect_history(config, root=root, now=moment, kept=kept)
+        seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        got = [s for metrics in collected.history.values() for s in metrics.values() if len(s)]
+        out.append(
+            {
+                "seconds": seconds,
+                "cpu": cpu,
+                "series": len(got),
+                "points": sum(len(s) for s in got),
+                "incremental": collected.incremental,
+                "requests": _query_range_requests(url) - sent,
+                "summary": collected.summary,
+            }
+        )
+        kept = collected.kept
+    print(json.dumps(out))
+    return 0
+
+
+def _run_head(code: Path, *, root: Path, stack: str, now: datetime, url: str) -> list[_Timed]:
+    arguments = {"code": str(code), "root": str(root), "stack": stack, "now": now.isoformat()}
+    arguments["url"] = url
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(arguments)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(code)},
     )
+    return [_Timed(**row) for row in json.loads(done.stdout.strip().splitlines()[-1])]
 
 
 def _wait_ready(url: str, *, seconds: float) -> None:
@@ -153,7 +183,20 @@ def _wait_ready(url: str, *, seconds: float) -> None:
     raise SystemExit(f"Prometheus at {url} was not ready within {seconds:g}s")
 
 
+def _baseline(revision: str, into: Path) -> Path:
+    """``revision``'s tree, exported (``git archive``) into ``into``."""
+    into.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", revision], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        return _child(json.loads(argv[1]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("traces", type=Path, help="the shared traces folder")
     parser.add_argument("--pools", type=int, default=500, help="pools (500)")
@@ -171,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--request-timeout", type=int, default=10, help="the source's per-request timeout (10)"
     )
+    parser.add_argument(
+        "--days", type=int, default=14, help="days backfilled (14, forecast.history)"
+    )
+    parser.add_argument(
+        "--baseline", help="a git revision whose collection is timed beside this checkout's"
+    )
     args = parser.parse_args(argv)
     prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
     if prometheus is None or promtool is None:
@@ -181,8 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     end = (int(time.time()) // 3600) * 3600 - 3600
     # The first cycle an hour before the backfill's end, so the next cycle has new points.
     now = datetime.fromtimestamp(end - 3600, tz=UTC)
+    points = args.days * 288 + 12
     with tempfile.TemporaryDirectory(prefix="mirrorcast-promscale-") as scratch:
         work = Path(scratch)
+        heads = [("this checkout", REPO)]
+        if args.baseline:
+            heads.insert(0, (f"baseline {args.baseline}", _baseline(args.baseline, work / "base")))
         started = time.perf_counter()
         samples = _openmetrics(
             work / "backfill.om",
@@ -190,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             per_pool=args.metrics_per_pool,
             end=end,
             traces=args.traces,
+            points=points,
         )
         written = time.perf_counter() - started
         started = time.perf_counter()
@@ -224,48 +278,49 @@ def main(argv: list[str] | None = None) -> int:
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_ready(url, seconds=120)
+            _wait_ready(url, seconds=300)
             version = requests.get(f"{url}/api/v1/status/buildinfo", timeout=5).json()["data"]
             count = args.pools * args.metrics_per_pool
             print(
                 f"machine: {os.cpu_count()} cores; Prometheus {version['version']} on loopback; "
-                f"{count:,} series ({args.pools:,} pools x {args.metrics_per_pool}), 14 days at "
-                f"5m = {samples:,} samples (written in {written:.1f} s, promtool backfill "
-                f"{backfilled:.1f} s)"
+                f"{count:,} series ({args.pools:,} pools x {args.metrics_per_pool}), "
+                f"{args.days} days at 5m = {samples:,} samples (written in {written:.1f} s, "
+                f"promtool backfill {backfilled:.1f} s)"
             )
             print(
                 f"driver.collect_timeout {args.timeout} s, per-request timeout "
-                f"{args.request_timeout} s; each series one query_range of forecast.history (14d)"
+                f"{args.request_timeout} s; forecast.history 14d; heads: "
+                + ", ".join(name for name, _ in heads)
             )
+            sys.path.insert(0, str(REPO))
+            from driver.stack_template import fleet_stack_text
+
+            (work / "stacks").mkdir()
+            shutil.copy(REPO / "Pulumi.yaml", work / "Pulumi.yaml")
+            pool_metrics = "{" + _CPU + (", " + _RPS if args.metrics_per_pool == 2 else "") + "}"
+            for concurrency in args.concurrency:
+                (work / "stacks" / f"Pulumi.c{concurrency}.yaml").write_text(
+                    fleet_stack_text(
+                        pools=pools,
+                        metrics=f"{{type: prometheus, url: '{url}', step: 5m, "
+                        f"timeout: {args.request_timeout}s}}",
+                        pool_metrics=pool_metrics,
+                        driver=f"{{mode: plan, interval: 5m, collect_concurrency: {concurrency}, "
+                        f"collect_timeout: {args.timeout}s}}",
+                    )
+                )
             for round_number in range(1, args.rounds + 1):
                 for concurrency in args.concurrency:
-                    stack = f"c{concurrency}"
-                    (work / "stacks").mkdir(exist_ok=True)
-                    text = _HEAD.format(
-                        url=url,
-                        concurrency=concurrency,
-                        timeout=args.timeout,
-                        request_timeout=args.request_timeout,
-                    ) + "".join(
-                        _POOL.format(name=pool, rps=_RPS if args.metrics_per_pool == 2 else "")
-                        for pool in pools
-                    )
-                    (work / "stacks" / f"Pulumi.{stack}.yaml").write_text(text)
-                    config = load_stack(stack, work)
-                    # A cycle of a driver just started (all of forecast.history), then the
-                    # next cycle's, which extends what the first read (driver.collect.Kept).
-                    first = _timed(config, work, now=now, kept=None)
-                    print(
-                        first.line(
-                            f"round {round_number}, concurrency {concurrency:>3}, whole", count
+                    for name, code in heads:
+                        # A cycle of a driver just started (all of forecast.history), then the
+                        # next cycle's, which extends what the first read (driver.collect.Kept).
+                        first, then = _run_head(
+                            code, root=work, stack=f"c{concurrency}", now=now, url=url
                         )
-                    )
-                    then = _timed(config, work, now=now + timedelta(minutes=5), kept=first.kept)
-                    print(
-                        then.line(
-                            f"round {round_number}, concurrency {concurrency:>3}, next ", count
-                        )
-                    )
+                        label = f"round {round_number}, {name}, concurrency {concurrency:>3}"
+                        print(first.line(f"{label}, whole", count), flush=True)
+                        print(then.line(f"{label}, next ", count), flush=True)
+                    print(f"load {Path('/proc/loadavg').read_text().strip()}", flush=True)
         finally:
             server.terminate()
             try:
