@@ -57,6 +57,7 @@ from driver.heap import HEAP  # noqa: E402
 from driver.journal import Journal  # noqa: E402
 from driver.observe import DriverMetrics  # noqa: E402
 from driver.service import Driver  # noqa: E402
+from driver.stack_template import fleet_stack_text  # noqa: E402
 from forecasting import ForecastEngine  # noqa: E402
 from infra.config import load_stack  # noqa: E402
 
@@ -70,37 +71,16 @@ AHEAD = 12
 """Points after the cold cycle's ``now``, so every warm cycle sees fresh data."""
 POINTS = 14 * 288 + AHEAD
 
-_HEAD = """\
-config:
-  aws:region: us-east-1
-  mirrorcast:tags: {{cost-center: scale}}
-  mirrorcast:metrics: {{type: file, path: {metrics_path}}}
-  mirrorcast:forecast: {{horizon: 1h, history: 14d, models: [{models}]{budgets}}}
-  mirrorcast:driver: {{mode: apply, interval: 5m}}
-  mirrorcast:pools:
-"""
-_POOL = """\
-    {name}:
-      primary:
-        cloud: aws
-        region: us-east-1
-        machine_type: t3.medium
-        app: {{version: 1.0.0, images: {{aws: ami-0a1b2c3d4e5f60718}}}}
-        capacity: {{min: 2, max: 20, desired: 4}}
-        network: {{vpc_id: vpc-0123456789abcdef0, subnet_ids: [subnet-0aa11bb22cc33dd44]}}
-      mirror: {{percent: 50, state: paused}}
-      balancer: {{kind: alb}}
-      metrics: {{cpu: {{unit: percent}}{rps_metric}}}
-      rules:
+_RULES = """\
         - name: predicted-cpu
           when: predicted(cpu, p90) > 80% within 30m
           weight: 10
-          actions: [{{type: activate_mirror}}, {{type: shift_weights, mirror: 30}}]
+          actions: [{type: activate_mirror}, {type: shift_weights, mirror: 30}]
         - name: cpu-now
           when: current(cpu) > 90% for 5m
           weight: 5
-          actions: [{{type: activate_mirror}}, {{type: shift_weights, mirror: 50, ramp: {{mode: immediate}}}}]
-{rps_rule}"""
+          actions: [{type: activate_mirror}, {type: shift_weights, mirror: 50, ramp: {mode: immediate}}]
+"""
 _RPS_METRIC = ", rps: {kind: application, unit: rps, per_instance_capacity: 250}"
 """The second metric of ``--metrics-per-pool 2``: the demo stack's rps, sized per instance."""
 _RPS_RULE = """\
@@ -190,10 +170,14 @@ def _project(
             keep = ["timestamp"] + [c for c in frame.columns if c.split(".")[0] in mine]
             frame[keep].to_csv(root / metrics_path, index=False)
         extra = "".join(f", {key}: {value}" for key, value in (budgets or {}).items())
-        text = _HEAD.format(
-            models=", ".join(models), budgets=extra, metrics_path=metrics_path
-        ) + "".join(
-            _POOL.format(name=name, rps_metric=rps_metric, rps_rule=rps_rule) for name in names
+        text = fleet_stack_text(
+            pools=names,
+            tags="{cost-center: scale}",
+            metrics=f"{{type: file, path: {metrics_path}}}",
+            forecast=f"{{horizon: 1h, history: 14d, models: [{', '.join(models)}]{extra}}}",
+            driver="{mode: apply, interval: 5m}",
+            pool_metrics=f"{{cpu: {{unit: percent}}{rps_metric}}}",
+            rules=_RULES + rps_rule,
         )
         (root / "stacks" / f"Pulumi.{stack}.yaml").write_text(text)
     return root

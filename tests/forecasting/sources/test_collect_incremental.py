@@ -19,6 +19,7 @@ import pytest
 from source_servers import PrometheusServer
 
 from driver.collect import REFETCH, collect_history
+from driver.stack_template import fleet_stack_text
 from forecasting.sources import PrometheusMetricSource
 from infra.config import MirrorcastConfig, load_stack
 
@@ -27,29 +28,10 @@ pytestmark = pytest.mark.server
 REPO = Path(__file__).resolve().parents[3]
 STEP = timedelta(minutes=5)
 
-_STACK = """\
-config:
-  aws:region: us-east-1
-  mirrorcast:metrics: {{type: prometheus, url: '{url}', step: 5m}}
-  mirrorcast:forecast: {{horizon: 1h, history: 14d, models: [seasonal_naive]}}
-  mirrorcast:driver: {{mode: plan, interval: 5m}}
-  mirrorcast:pools:
-    web:
-      primary:
-        cloud: aws
-        region: us-east-1
-        machine_type: t3.medium
-        app: {{version: 1.0.0, images: {{aws: ami-0a1b2c3d4e5f60718}}}}
-        capacity: {{min: 2, max: 20, desired: 4}}
-        network: {{vpc_id: vpc-0123456789abcdef0, subnet_ids: [subnet-0aa11bb22cc33dd44]}}
-      mirror: {{percent: 50, state: paused}}
-      balancer: {{kind: alb}}
-      metrics:
-        load: {{unit: count, query: '{query}'}}
-      rules:
+_RULES = """\
         - name: busy
           when: current(load) > 1000 for 5m
-          actions: [{{type: activate_mirror}}]
+          actions: [{type: activate_mirror}]
 """
 
 
@@ -57,20 +39,18 @@ def at(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    (root / "stacks").mkdir(parents=True)
-    (root / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
-    monkeypatch.setenv("MIRRORCAST_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "correct-horse-battery-staple")
-    return root
-
-
-def stack(project: Path, url: str, *, query: str = 'demo_load{pool="web"}') -> MirrorcastConfig:
-    text = _STACK.format(url=url, query=query)
-    (project / "stacks" / "Pulumi.prom.yaml").write_text(text)
-    return load_stack("prom", project)
+def stack(
+    stack_project: Path, url: str, *, query: str = 'demo_load{pool="web"}'
+) -> MirrorcastConfig:
+    text = fleet_stack_text(
+        pools=["web"],
+        metrics=f"{{type: prometheus, url: '{url}', step: 5m}}",
+        pool_metrics=f"{{load: {{unit: count, query: '{query}'}}}}",
+        forecast="{horizon: 1h, history: 14d, models: [seasonal_naive]}",
+        rules=_RULES,
+    )
+    (stack_project / "stacks" / "Pulumi.prom.yaml").write_text(text)
+    return load_stack("prom", stack_project)
 
 
 @pytest.fixture
@@ -94,14 +74,14 @@ def first_cycle_time(server: PrometheusServer) -> datetime:
 
 class TestASecondCycleReadsOnlyTheRecentEnd:
     def test_the_joined_history_equals_a_whole_read_on_the_same_time_grid(
-        self, project: Path, prometheus_server: PrometheusServer, reads: list[Any]
+        self, stack_project: Path, prometheus_server: PrometheusServer, reads: list[Any]
     ) -> None:
-        config = stack(project, prometheus_server.url)
+        config = stack(stack_project, prometheus_server.url)
         now1 = first_cycle_time(prometheus_server)
-        first = collect_history(config, root=project, now=now1)
+        first = collect_history(config, root=stack_project, now=now1)
         now2 = now1 + STEP + timedelta(seconds=3.5)
         reads.clear()
-        second = collect_history(config, root=project, now=now2, kept=first.kept)
+        second = collect_history(config, root=stack_project, now=now2, kept=first.kept)
 
         newest = pd.DatetimeIndex(first.history["web"]["load"].index)[-1]
         assert second.incremental == 1 and second.degraded == []
@@ -121,13 +101,13 @@ class TestASecondCycleReadsOnlyTheRecentEnd:
         assert len(whole) == 14 * 288
 
     def test_a_long_running_driver_extends_its_last_read(
-        self, project: Path, prometheus_server: PrometheusServer, reads: list[Any]
+        self, stack_project: Path, prometheus_server: PrometheusServer, reads: list[Any]
     ) -> None:
         from driver.service import Driver
 
-        stack(project, prometheus_server.url)
+        stack(stack_project, prometheus_server.url)
         now1 = first_cycle_time(prometheus_server)
-        with Driver(stack="prom", root=project, mode="plan") as driver:
+        with Driver(stack="prom", root=stack_project, mode="plan") as driver:
             driver.run_cycle(now=now1)
             assert reads and reads[0][0] == pd.Timestamp(now1 - timedelta(days=14))
             reads.clear()
@@ -141,13 +121,15 @@ class TestASecondCycleReadsOnlyTheRecentEnd:
 
 class TestWhatIsReadWhole:
     def test_a_changed_query_reads_the_whole_window(
-        self, project: Path, prometheus_server: PrometheusServer, reads: list[Any]
+        self, stack_project: Path, prometheus_server: PrometheusServer, reads: list[Any]
     ) -> None:
         now1 = first_cycle_time(prometheus_server)
-        first = collect_history(stack(project, prometheus_server.url), root=project, now=now1)
-        changed = stack(project, prometheus_server.url, query='demo_load{pool="web"} * 2')
+        first = collect_history(
+            stack(stack_project, prometheus_server.url), root=stack_project, now=now1
+        )
+        changed = stack(stack_project, prometheus_server.url, query='demo_load{pool="web"} * 2')
         reads.clear()
-        second = collect_history(changed, root=project, now=now1 + STEP, kept=first.kept)
+        second = collect_history(changed, root=stack_project, now=now1 + STEP, kept=first.kept)
 
         assert second.incremental == 0
         assert reads[0][0] == pd.Timestamp(now1 + STEP - timedelta(days=14))
@@ -156,24 +138,26 @@ class TestWhatIsReadWhole:
         )
 
     def test_another_source_url_reads_the_whole_window(
-        self, project: Path, prometheus_server: PrometheusServer, reads: list[Any]
+        self, stack_project: Path, prometheus_server: PrometheusServer, reads: list[Any]
     ) -> None:
         now1 = first_cycle_time(prometheus_server)
-        first = collect_history(stack(project, prometheus_server.url), root=project, now=now1)
+        first = collect_history(
+            stack(stack_project, prometheus_server.url), root=stack_project, now=now1
+        )
         # The same server under another name: another metrics section, so nothing is reused.
-        other = stack(project, prometheus_server.url.replace("127.0.0.1", "localhost"))
-        second = collect_history(other, root=project, now=now1 + STEP, kept=first.kept)
+        other = stack(stack_project, prometheus_server.url.replace("127.0.0.1", "localhost"))
+        second = collect_history(other, root=stack_project, now=now1 + STEP, kept=first.kept)
 
         assert second.incremental == 0
 
     def test_kept_points_older_than_the_window_are_not_extended(
-        self, project: Path, prometheus_server: PrometheusServer
+        self, stack_project: Path, prometheus_server: PrometheusServer
     ) -> None:
-        config = stack(project, prometheus_server.url)
+        config = stack(stack_project, prometheus_server.url)
         now1 = first_cycle_time(prometheus_server)
-        first = collect_history(config, root=project, now=now1)
+        first = collect_history(config, root=stack_project, now=now1)
         later = now1 + timedelta(days=14, hours=1)  # the whole kept read is outside the window
-        second = collect_history(config, root=project, now=later, kept=first.kept)
+        second = collect_history(config, root=stack_project, now=later, kept=first.kept)
 
         assert second.incremental == 0
 
