@@ -207,7 +207,13 @@ def to_utc(moment: datetime, *, label: str, source: str) -> pd.Timestamp:
     return pd.Timestamp(moment).tz_convert("UTC")
 
 
-def with_retries(call: Callable[[], T], *, attempts: int = DEFAULT_ATTEMPTS, what: str) -> T:
+def with_retries(
+    call: Callable[[], T],
+    *,
+    attempts: int = DEFAULT_ATTEMPTS,
+    what: str,
+    transient: tuple[type[SourceError], ...] = (),
+) -> T:
     """Run ``call``, retrying transient failures (:class:`SourceUnavailable`, :class:`SourceTimeout`).
 
     Waits 0.2 s, 0.4 s, ... (capped at 2 s) between tries so a driver cycle is not held up for
@@ -216,6 +222,9 @@ def with_retries(call: Callable[[], T], *, attempts: int = DEFAULT_ATTEMPTS, wha
     :param call: the request, raising the source's typed errors.
     :param attempts: total tries, default :data:`DEFAULT_ATTEMPTS`.
     :param what: short description for the retry log line (never include credentials).
+    :param transient: the errors retried; default both :class:`SourceUnavailable` and
+        :class:`SourceTimeout` (a batch of many series retries only the first, and reads its
+        series on their own after a timeout instead of asking for the same slow answer again).
     """
 
     def log_retry(state: object) -> None:
@@ -224,7 +233,7 @@ def with_retries(call: Callable[[], T], *, attempts: int = DEFAULT_ATTEMPTS, wha
         logger.warning("%s failed (%s); retrying", what, error)
 
     runner = retry(
-        retry=retry_if_exception_type((SourceUnavailable, SourceTimeout)),
+        retry=retry_if_exception_type(transient or (SourceUnavailable, SourceTimeout)),
         stop=stop_after_attempt(max(1, attempts)),
         wait=wait_exponential(multiplier=0.2, max=2.0),
         reraise=True,

@@ -264,11 +264,15 @@ class PrometheusMetricSource:
         return batches
 
     def _batch_size(self, start: datetime, end: datetime) -> int:
-        """``batch_series``, or fewer when that many series' answer (one chunk's points each)
-        would not fit ``max_answer_bytes``."""
+        """``batch_series``, or fewer when that many series' points (one chunk's each) are more
+        than ``batch_points`` or their answer would not fit ``max_answer_bytes``.
+
+        Bounding the points matters more than the bytes: 100 series of 14 days in one request
+        took over 10 s (the default ``timeout``) on the loaded 2-core machine while single
+        series took tens of milliseconds (``benchmarks/prometheus_scale.py``)."""
         points = min(MAX_POINTS_PER_QUERY, int((end - start) / self.spec.step) + 1)
         fits = self.spec.max_answer_bytes // (points * _BYTES_PER_SAMPLE + _BYTES_PER_SERIES)
-        return max(1, min(self.spec.batch_series, fits))
+        return max(1, min(self.spec.batch_series, fits, self.spec.batch_points // points))
 
     def _fetch_read(self, read: Read) -> list[Fetched]:
         return [
@@ -308,6 +312,7 @@ class PrometheusMetricSource:
                     functools.partial(self._query_range_all, query, chunk_start, chunk_end),
                     attempts=self.attempts,
                     what=f"{self.name} query_range for {len(reads)} series",
+                    transient=(SourceUnavailable,),
                 )
                 seen: dict[str, dict[str, str]] = {}
                 for position, entry in enumerate(result):

@@ -936,6 +936,14 @@ class PrometheusSource(_Model):
         '(pool=~"a|b|...") and the answer split per pool, fewer when their answer would not '
         "fit max_answer_bytes. 1 reads every series on its own.",
     )
+    batch_points: int = Field(
+        default=40_000,
+        ge=1_000,
+        description="Most points one batched query asks for (series x points each), so that "
+        "a batch answers within timeout as a series does: 14 days at 5 minutes is 4,033 points "
+        "a series, so a first cycle's batches hold 9 series and a running driver's 30-minute "
+        "reads batch_series.",
+    )
 
 
 class CloudWatchSource(_Model):

@@ -125,6 +125,22 @@ class TestOneQueryPerBatch:
         assert collected.requests == 3 and collected.degraded == []
         assert_known_values(config, collected.history, prometheus_server)
 
+    def test_batch_points_bounds_a_first_cycle_batch_but_not_the_next(
+        self, stack_project: Path, prometheus_server: PrometheusServer
+    ) -> None:
+        # 14 days at 5 minutes are 4,033 points a series: two series a query under 10,000;
+        # the next cycle's 30 minutes (7 points) fit all five.
+        config = fleet(stack_project, prometheus_server.url, source=", batch_points: 10000")
+        now = cycle_time(prometheus_server)
+        before = query_range_requests(prometheus_server.url)
+        first = collect_history(config, root=stack_project, now=now)
+        middle = query_range_requests(prometheus_server.url)
+        second = collect_history(config, root=stack_project, now=now + STEP, kept=first.kept)
+
+        assert (middle - before, query_range_requests(prometheus_server.url) - middle) == (3, 1)
+        assert first.degraded == second.degraded == []
+        assert_known_values(config, second.history, prometheus_server)
+
     @pytest.mark.parametrize(
         "query",
         [
