@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -221,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline", help="a git revision whose collection is timed beside this checkout's"
     )
     args = parser.parse_args(argv)
+    # A stopped run still stops its server and removes its TSDB (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
     if prometheus is None or promtool is None:
         raise SystemExit("prometheus and promtool are not on PATH (Debian package 'prometheus')")
