@@ -96,11 +96,13 @@ class _Timed:
     points: int
     incremental: int
     requests: int
+    server_cpu: float
     summary: str | None
 
     def line(self, label: str, count: int) -> str:
         return (
-            f"{label}: {self.seconds:6.1f} s wall, {self.cpu:6.1f} s driver CPU; "
+            f"{label}: {self.seconds:6.1f} s wall, {self.cpu:6.1f} s driver CPU, "
+            f"{self.server_cpu:6.1f} s Prometheus CPU; "
             f"{self.series:,}/{count:,} series ({self.incremental:,} extended) in "
             f"{self.requests:,} query_range requests, {self.points:,} points of history; "
             f"{self.seconds / count * 1000:.2f} ms a series -> "
@@ -120,6 +122,12 @@ def _query_range_requests(url: str) -> int:
     return total
 
 
+def _process_cpu(pid: int) -> float:
+    """Seconds of CPU (user and system) process ``pid`` has used (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _child(arguments: dict[str, str]) -> int:
     """Time a first and a next cycle's collection with the code under ``code``; print JSON.
 
@@ -137,6 +145,7 @@ def _child(arguments: dict[str, str]) -> int:
     kept = None
     for moment in (now, now + timedelta(minutes=5)):
         sent = _query_range_requests(url)
+        server_cpu = _process_cpu(int(arguments["server"]))
         cpu = time.process_time()
         started = time.perf_counter()
         collected = collect_history(config, root=root, now=moment, kept=kept)
@@ -151,6 +160,7 @@ def _child(arguments: dict[str, str]) -> int:
                 "points": sum(len(s) for s in got),
                 "incremental": collected.incremental,
                 "requests": _query_range_requests(url) - sent,
+                "server_cpu": _process_cpu(int(arguments["server"])) - server_cpu,
                 "summary": collected.summary,
             }
         )
@@ -159,9 +169,11 @@ def _child(arguments: dict[str, str]) -> int:
     return 0
 
 
-def _run_head(code: Path, *, root: Path, stack: str, now: datetime, url: str) -> list[_Timed]:
+def _run_head(
+    code: Path, *, root: Path, stack: str, now: datetime, url: str, server: int
+) -> list[_Timed]:
     arguments = {"code": str(code), "root": str(root), "stack": stack, "now": now.isoformat()}
-    arguments["url"] = url
+    arguments.update(url=url, server=str(server))
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(arguments)],
         check=True,
@@ -318,7 +330,12 @@ def main(argv: list[str] | None = None) -> int:
                         # A cycle of a driver just started (all of forecast.history), then the
                         # next cycle's, which extends what the first read (driver.collect.Kept).
                         first, then = _run_head(
-                            code, root=work, stack=f"c{concurrency}", now=now, url=url
+                            code,
+                            root=work,
+                            stack=f"c{concurrency}",
+                            now=now,
+                            url=url,
+                            server=server.pid,
                         )
                         label = f"round {round_number}, {name}, concurrency {concurrency:>3}"
                         print(first.line(f"{label}, whole", count), flush=True)
