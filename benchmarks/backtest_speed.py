@@ -3,6 +3,7 @@
 Usage (from the project root)::
 
     .venv/bin/python benchmarks/backtest_speed.py ../shared/data/traces [--days 0] [--no-baseline]
+    .venv/bin/python benchmarks/backtest_speed.py ../shared/data/traces --days 8.5 --sweep 50:60,95:80
 
 Runs ``mirrorcast backtest``'s code with the built-in stack on
 ``nasa_http/nasa_http_july1995_requests_per_minute.csv`` (the 30-day trace of issue 6's speed
@@ -15,6 +16,10 @@ target: under 2 minutes on a 2-core machine) and prints, in one run:
   28 Nov 2026 (every candidate refitted at every cross-validation origin, MSTL's STL smoothing
   at every point), on the same trace in the same process, so machine load affects both alike.
   Everything else (cleaning, the planner) is the current code in both rows.
+
+With ``--sweep`` it times instead a sweep of those floor settings (one forecasting pass,
+replayed to every setting) against each setting run alone with its own engine, and says whether
+the points are identical.
 
 Both rows also print the scores (under-provisioned minutes, instance-hours), the models the
 engine used and its fit/update counts, so a speed-up that changed the decisions shows. Speed
@@ -38,6 +43,8 @@ from driver.backtest.stack import (
     default_engine,
     load_backtest_stack,
 )
+from driver.backtest.strategies import MirrorcastStrategy
+from driver.backtest.sweep import run_sweep, with_floor_knobs
 from driver.backtest.trace import Trace
 from forecasting import ForecastEngine
 from forecasting.models import ModelOptions
@@ -83,6 +90,54 @@ def _run(
     )
 
 
+def _sweep_rows(*, trace: Trace, stack: BacktestStack, floors: str) -> list[str]:
+    """A sweep of the floor settings ``floors`` against the same settings run the slow way.
+
+    The sweep (``run_sweep``, reactive at its default target only) forecasts each cycle once
+    and replays the forecasts to every floor setting; the slow way runs each setting as its own
+    backtest with its own engine. Both must give the same points.
+    """
+    pairs = [tuple(int(v) for v in item.split(":")) for item in floors.split(",") if item]
+    settings = BacktestSettings()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    sweep = run_sweep(
+        trace,
+        stack=stack,
+        settings=settings,
+        strategies=("mirrorcast",),
+        targets=(60,),
+        quantiles=tuple(sorted({q for q, _ in pairs})),
+        utilisations=tuple(sorted({u for _, u in pairs})),
+    )
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    points = sweep.frontiers["mirrorcast"].points
+    rows = [f"{'sweep':<22}{wall:>9.1f}{cpu:>8.1f}{len(points):>10}"]
+    started, cpu_started = time.perf_counter(), time.process_time()
+    same = True
+    for point in points:
+        config = with_floor_knobs(
+            stack.config,
+            stack.pool,
+            quantile=int(point.knobs["quantile"]),
+            target_utilisation=point.knobs["target_utilisation"],
+        )
+        strategy = MirrorcastStrategy(
+            config=config, pool=stack.pool, metric=stack.metric, engine=default_engine(config)
+        )
+        score = run_backtest(trace, [strategy], settings=settings).runs["mirrorcast"].score
+        same &= (score.underprovisioned_minutes, score.instance_hours) == (
+            point.underprovisioned_minutes,
+            point.instance_hours,
+        )
+    slow_wall, slow_cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    rows.append(f"{'each setting alone':<22}{slow_wall:>9.1f}{slow_cpu:>8.1f}{len(points):>10}")
+    rows.append(
+        f"slow / sweep: {slow_wall / wall:.2f}x wall, {slow_cpu / cpu:.2f}x cpu; "
+        f"points {'identical' if same else 'DIFFER'}"
+    )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("traces", type=Path, help="the shared traces directory")
@@ -94,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the baseline row (halves the run time)"
+    )
+    parser.add_argument(
+        "--sweep",
+        default="",
+        metavar="Q:U,...",
+        help="instead: time a sweep of these floor settings (quantile:utilisation, crossed, plus "
+        "the stack's own) against each setting run alone with its own engine, e.g. 50:60,95:80",
     )
     args = parser.parse_args(argv)
     if not (args.traces / TRACE).is_file():
@@ -115,6 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.days:
         trace = trace.head(int(args.days * 1440))
     stack = load_backtest_stack()
+    if args.sweep:
+        print(f"{'run':<22}{'wall s':>9}{'cpu s':>8}{'settings':>10}")
+        for row in _sweep_rows(trace=trace, stack=stack, floors=args.sweep):
+            print(row, flush=True)
+        return 0
     print(
         _run("current", trace=trace, stack=stack, strategies=list(STRATEGY_NAMES), baseline=False),
         flush=True,

@@ -310,6 +310,16 @@ def _print_sweep(result: SweepResult, console: Console) -> None:
         ratio = result.same_money_ratio(name)
         if name != "reactive" and ratio is not None:
             console.print(f"{name}: same-money ratio {_ratio_text(ratio)}")
+    for name, judged in result.comparisons().items():
+        if judged.overlap is None or judged.worst_excess is None or judged.at_hours is None:
+            console.print(f"mirrorcast's frontier and {name}'s span no common instance-hours")
+            continue
+        where = "on or below" if judged.on_or_below else "above"
+        console.print(
+            f"mirrorcast's frontier lies {where} {name}'s over {judged.overlap[0]:,.1f}-"
+            f"{judged.overlap[1]:,.1f} instance-hours (worst gap {judged.worst_excess:+,.0f} "
+            f"short min at {judged.at_hours:,.1f})"
+        )
 
 
 def _ratio_text(ratio: SameMoney | None) -> str:

@@ -401,3 +401,32 @@ class TestComparingFrontiers:
             frontier("mirrorcast", (300.0, 5), (400.0, 0)), frontier("reactive", (100.0, 9))
         )
         assert (judged.overlap, judged.on_or_below) == (None, None)
+
+
+def test_the_command_says_whether_mirrorcasts_frontier_lies_on_or_below() -> None:
+    from rich.console import Console
+
+    from driver.commands.backtest import _print_sweep
+
+    sweep = SweepResult(
+        trace=trace_from_series(surge_trace(1), name="t"),
+        scored_minutes=1440,
+        instance_capacity=10.0,
+        frontiers={
+            "reactive": frontier("reactive", (100.0, 400), (150.0, 100), (200.0, 20)),
+            "scheduled-predictive": frontier("scheduled-predictive", (90.0, 300), (130.0, 90)),
+            "mirrorcast": frontier("mirrorcast", (120.0, 200), (160.0, 40), (220.0, 0)),
+        },
+    )
+    console = Console(record=True, width=200)
+    _print_sweep(sweep, console)
+    text = console.export_text()
+    assert (
+        "mirrorcast's frontier lies on or below reactive's over 120.0-200.0 instance-hours" in text
+    )
+    # At 130 instance-hours mirrorcast's line is at 160 short minutes (200 -> 40 from 120 to
+    # 160), scheduled-predictive's last point at 90.
+    assert (
+        "lies above scheduled-predictive's over 120.0-130.0 instance-hours (worst gap +70 "
+        "short min at 130.0)" in text
+    )
