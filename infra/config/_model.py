@@ -1181,7 +1181,9 @@ class DriverSettings(_Model):
         default=None, description="SQLAlchemy URL; default SQLite in the state directory."
     )
     backend_url: str | None = Field(
-        default=None, description="Pulumi backend; default file:// in the state directory."
+        default=None,
+        description="Pulumi backend; default file:// in the state directory. Plan and gitops "
+        "modes read stack outputs (${outputs.<path>} in metrics) from it when it is file://.",
     )
     metrics_listen: str = Field(
         default="127.0.0.1:9464", description="host:port of the /metrics endpoint."
