@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -104,3 +105,23 @@ class ScriptedEngine:
         if metric in self.unusable:
             raise UnusableSeriesError(f"{pool}.{metric}", "only 3 points in the last 14 days")
         return flat(pool, metric, issued=now, level=self.levels[metric])
+
+
+def multicloud_project(root: Path) -> Path:
+    """A project holding the multicloud example stack, whose failover metrics name their AWS
+    target group and load balancer as stack outputs (``${outputs.pools.$pool.ids...}``)."""
+    repo = Path(__file__).resolve().parents[2]
+    (root / "stacks").mkdir(parents=True)
+    shutil.copy(repo / "Pulumi.yaml", root / "Pulumi.yaml")
+    shutil.copy(repo / "stacks" / "Pulumi.multicloud.yaml", root / "stacks")
+    return root
+
+
+def assert_reads_the_primarys_ids(config: MirrorcastConfig, ids: dict[str, str]) -> None:
+    """The multicloud stack's metrics, resolved, name the primary's deployed ``ids``."""
+    metrics = config.pools["checkout"].metrics
+    assert metrics["healthy_hosts"].dimensions == {
+        "TargetGroup": ids["target_group"],
+        "LoadBalancer": ids["load_balancer"],
+    }
+    assert metrics["cpu"].dimensions == {"AutoScalingGroupName": ids["autoscaling_group"]}

@@ -4,21 +4,13 @@ tests/infra/test_metric_dimensions_from_outputs.py)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
+from driver_helpers import assert_reads_the_primarys_ids, multicloud_project
+
 from driver.executor import PlanExecutor
 from driver.service import Driver
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def multicloud_project(root: Path) -> Path:
-    (root / "stacks").mkdir(parents=True)
-    shutil.copy(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
-    shutil.copy(REPO / "stacks" / "Pulumi.multicloud.yaml", root / "stacks")
-    return root
 
 
 class ReadsOutputs(PlanExecutor):
@@ -61,12 +53,7 @@ def test_the_outputs_are_read_through_the_executor_that_runs_up(tmp_path: Path) 
     )
     resolved = driver.resolve_metric_outputs(driver.load_config())
     assert resolved.unresolved == {}
-    metrics = resolved.config.pools["checkout"].metrics
-    assert metrics["healthy_hosts"].dimensions == {
-        "TargetGroup": ids["target_group"],
-        "LoadBalancer": ids["load_balancer"],
-    }
-    assert metrics["cpu"].dimensions == {"AutoScalingGroupName": ids["autoscaling_group"]}
+    assert_reads_the_primarys_ids(resolved.config, ids)
     assert executor.reads == 1
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+from driver_helpers import assert_reads_the_primarys_ids, multicloud_project
 
 from driver.gitops import GitOpsExecutor
 from driver.service import Driver
@@ -26,20 +26,11 @@ from driver.stack_outputs import (
     read_state_outputs,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-
 IDS = {
     "autoscaling_group": "checkout-primary-asg-1a2b3c4",
     "load_balancer": "net/checkout-primary-front-nlb-5d6/50dc6c495c0c9188",
     "target_group": "targetgroup/checkout-primary-front-tg-7e8/73e2d6bc24d8a067",
 }
-
-
-def multicloud_project(root: Path) -> Path:
-    (root / "stacks").mkdir(parents=True)
-    shutil.copy(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
-    shutil.copy(REPO / "stacks" / "Pulumi.multicloud.yaml", root / "stacks")
-    return root
 
 
 def checkpoint(stack: str, outputs: dict[str, Any] | None) -> dict[str, Any]:
@@ -115,12 +106,7 @@ class TestAPlanOrGitopsDriverReadsTheLocalState:
         driver = Driver(stack="multicloud", root=multicloud_project(tmp_path), mode="plan")
         resolved = driver.resolve_metric_outputs(driver.load_config())
         assert resolved.unresolved == {}
-        metrics = resolved.config.pools["checkout"].metrics
-        assert metrics["healthy_hosts"].dimensions == {
-            "TargetGroup": IDS["target_group"],
-            "LoadBalancer": IDS["load_balancer"],
-        }
-        assert metrics["cpu"].dimensions == {"AutoScalingGroupName": IDS["autoscaling_group"]}
+        assert_reads_the_primarys_ids(resolved.config, IDS)
 
     def test_gitops_mode_reads_the_configured_backend(self, tmp_path: Path) -> None:
         backend = tmp_path / "pipeline-state"

@@ -45,6 +45,16 @@ def _project_copy(tmp_path: Path) -> Path:
     return project
 
 
+def _local_backend(backend: Path) -> dict[str, str]:
+    """The CLI's environment for a local file backend at ``backend``."""
+    return {
+        **os.environ,
+        "PULUMI_BACKEND_URL": f"file://{backend}",
+        "PULUMI_CONFIG_PASSPHRASE": "mirrorcast-test",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+    }
+
+
 def _pulumi(project: Path, env: dict[str, str], *args: str, timeout: int = 600) -> str:
     done = subprocess.run(
         ["pulumi", *args, "--non-interactive"],
@@ -65,10 +75,7 @@ def test_every_example_stack_previews_with_the_policy_pack_on_a_local_backend(
     backend = tmp_path / "state"
     backend.mkdir()
     env = {
-        **os.environ,
-        "PULUMI_BACKEND_URL": f"file://{backend}",
-        "PULUMI_CONFIG_PASSPHRASE": "mirrorcast-test",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        **_local_backend(backend),
         "MIRRORCAST_STACK_FILE": str(project / "stacks" / f"Pulumi.{stack}.yaml"),
         "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -121,12 +128,7 @@ def test_a_plan_driver_reads_the_outputs_the_cli_wrote_to_a_local_backend(tmp_pa
     )
     backend = tmp_path / "state"
     backend.mkdir()
-    env = {
-        **os.environ,
-        "PULUMI_BACKEND_URL": f"file://{backend}",
-        "PULUMI_CONFIG_PASSPHRASE": "mirrorcast-test",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-    }
+    env = _local_backend(backend)
     _pulumi(project, env, "stack", "select", "--create", "probe")
     output = _pulumi(project, env, "up", "--yes", "--stack", "probe")
     outputs = read_state_outputs(
