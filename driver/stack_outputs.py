@@ -11,21 +11,23 @@ metric and the output, in the cycle's degraded lines.
 
 Where the outputs come from: an apply-mode driver asks the Pulumi CLI (the executor's
 ``pools_output``). A plan- or gitops-mode driver has no CLI to ask, so it reads the stack's
-checkpoint itself when the backend is a local ``file://`` one (:func:`read_state_outputs`): the
-root stack resource's outputs, as the CLI last wrote them. Any other backend (Pulumi Cloud,
-``s3://``, ``gs://``, ``azblob://``) is not read; the sentence says what to do instead.
+checkpoint itself when the backend is a ``file://`` directory or an ``s3://`` bucket
+(:func:`read_state_outputs`): the root stack resource's outputs, as the CLI last wrote them.
+Any other backend (Pulumi Cloud, ``gs://``, ``azblob://``) is not read; the sentence says what
+to do instead.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from infra.config import OUTPUT_REFERENCE, MetricSpec, MirrorcastConfig, MirrorcastError
 
@@ -50,9 +52,10 @@ _STATE_EXTENSIONS = (".json", ".json.gz", ".json.zst")
 _MAX_STATE_BYTES = 1024 * 1024 * 1024
 """Largest checkpoint read (decompressed); a state this large is a stack to read with the CLI."""
 
-_READ: dict[Path, tuple[tuple[int, int], dict[str, Any] | None]] = {}
-"""The outputs last read from each state file, by its (mtime, size): a driver cycles every few
-minutes and the state changes only with an update, so it is parsed again only then."""
+_READ: dict[str, tuple[tuple[Any, ...], dict[str, Any] | None]] = {}
+"""The outputs last read from each state file, by what says it changed (mtime and size; a
+bucket's ETag): a driver cycles every few minutes and the state changes only with an update,
+so it is decoded again only then."""
 _READ_KEEP = 8
 """State files remembered at most (a driver reads one stack's)."""
 
@@ -66,68 +69,167 @@ class StateOutputsUnreadable(MirrorcastError):
 
 
 def read_state_outputs(*, backend_url: str, project: str, stack: str) -> dict[str, Any] | None:
-    """The stack's outputs from a local (``file://``) backend's checkpoint, without the CLI.
+    """The stack's outputs from a diy backend's checkpoint (``file://`` or ``s3://``), without
+    the CLI.
 
     The diy backend keeps a stack's latest deployment in
     ``<root>/.pulumi/stacks/<project>/<stack>.json`` (the project layout, Pulumi 3.61 on) or
     ``<root>/.pulumi/stacks/<stack>.json`` (the legacy layout), optionally gzip- or
-    zstd-compressed (Pulumi's ``pkg/backend/diy/store.go``). The file is a versioned
-    checkpoint ``{"version": 3, "checkpoint": {"stack", "latest": {"resources": [...]}}}``
-    (``apitype.VersionedCheckpoint``); the outputs are those of the ``pulumi:pulumi:Stack``
-    resource. Secret outputs stay as the state holds them (encrypted), so a reference to one
-    is reported rather than guessed.
+    zstd-compressed (Pulumi's ``pkg/backend/diy/store.go``); in a bucket, the same keys under
+    the URL's path. The file is a versioned checkpoint ``{"version": 3, "checkpoint":
+    {"stack", "latest": {"resources": [...]}}}`` (``apitype.VersionedCheckpoint``); the outputs
+    are those of the ``pulumi:pulumi:Stack`` resource. Secret outputs stay as the state holds
+    them (encrypted), so a reference to one is reported rather than guessed.
 
-    :param backend_url: the backend, ``file://<dir>`` (``~`` expanded; a relative directory is
-        taken from the current one, as the CLI does).
+    :param backend_url: the backend: ``file://<dir>`` (``~`` expanded; a relative directory is
+        taken from the current one, as the CLI does), or ``s3://<bucket>[/<prefix>]`` with the
+        CLI's own query options ``region``, ``endpoint`` and ``profile``, read with the
+        driver's AWS credentials (the standard chain).
     :param project: the Pulumi project's name (``name:`` in ``Pulumi.yaml``).
     :param stack: the stack's name.
     :returns: the outputs, or ``None`` when the backend holds no deployment of the stack yet.
-    :raises StateOutputsUnreadable: the backend is not a local one, or its checkpoint cannot be
-        read (compressed with zstd, not JSON, not a checkpoint).
+    :raises StateOutputsUnreadable: the backend is of another kind, or its checkpoint cannot
+        be read (compressed with zstd, not JSON, not a checkpoint, refused by the bucket).
     """
-    root = _file_backend_root(backend_url)
-    stacks = root / ".pulumi" / "stacks"
-    candidates = [
-        base.with_name(base.name + extension)
-        for base in (stacks / project / stack, stacks / stack)
+    names = [
+        f"{base}{extension}"
+        for base in (f".pulumi/stacks/{project}/{stack}", f".pulumi/stacks/{stack}")
         for extension in _STATE_EXTENSIONS
     ]
-    path = next((candidate for candidate in candidates if candidate.is_file()), None)
+    if backend_url.startswith("s3://"):
+        return _S3State(backend_url).outputs(names)
+    root = _file_backend_root(backend_url)
+    path = next((root / name for name in names if (root / name).is_file()), None)
     if path is None:
         return None
-    if path.name.endswith(".zst"):
+    _refuse_zstd(path.name, where=str(path))
+    stat = path.stat()
+
+    def read() -> bytes:
+        with path.open("rb") as handle:
+            return handle.read(_MAX_STATE_BYTES + 1)
+
+    return _cached_outputs(
+        str(path), (stat.st_mtime_ns, stat.st_size), read, gz=path.name.endswith(".gz")
+    )
+
+
+def _refuse_zstd(name: str, *, where: str) -> None:
+    if name.endswith(".zst"):
         raise StateOutputsUnreadable(
-            f"the stack's state {path} is zstd-compressed, which the driver cannot read; unset "
+            f"the stack's state {where} is zstd-compressed, which the driver cannot read; unset "
             "PULUMI_DIY_BACKEND_ZSTD (or set PULUMI_DIY_BACKEND_GZIP) and run `pulumi up` once"
         )
-    stat = path.stat()
-    stamp = (stat.st_mtime_ns, stat.st_size)
-    known = _READ.get(path)
+
+
+def _cached_outputs(
+    where: str, stamp: tuple[Any, ...], read: Callable[[], bytes], *, gz: bool
+) -> dict[str, Any] | None:
+    """The outputs in the checkpoint ``read`` returns, decoded again only when ``stamp``
+    (what says the file changed: mtime and size, a bucket's ETag) is new for ``where``."""
+    known = _READ.get(where)
     if known is not None and known[0] == stamp:
         return known[1]
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rb") as handle:
-                raw = handle.read(_MAX_STATE_BYTES + 1)
-        else:
-            with path.open("rb") as handle:
+        raw = read()
+        if gz:
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as handle:
                 raw = handle.read(_MAX_STATE_BYTES + 1)
         if len(raw) > _MAX_STATE_BYTES:
             raise StateOutputsUnreadable(
-                f"the stack's state {path} is over {_MAX_STATE_BYTES // 2**20} MiB; read its "
+                f"the stack's state {where} is over {_MAX_STATE_BYTES // 2**20} MiB; read its "
                 "outputs with the CLI (apply mode) or write the deployed values into the config"
             )
         text = raw.decode("utf-8")
         del raw
         outputs = _first_resource_outputs(text)
         if outputs is None:
-            outputs = _stack_outputs(json.loads(text), path=path)
+            outputs = _stack_outputs(json.loads(text), where=where)
     except (OSError, EOFError, ValueError) as exc:  # gzip.BadGzipFile is an OSError
-        raise StateOutputsUnreadable(f"the stack's state {path} cannot be read: {exc}") from exc
+        raise StateOutputsUnreadable(f"the stack's state {where} cannot be read: {exc}") from exc
     if len(_READ) >= _READ_KEEP:
         _READ.pop(next(iter(_READ)))
-    _READ[path] = (stamp, outputs)
+    _READ[where] = (stamp, outputs)
     return outputs
+
+
+class _S3State:
+    """A stack's checkpoint in an ``s3://`` diy backend, read with boto3.
+
+    The URL is the CLI's (gocloud.dev's ``s3blob``): ``s3://<bucket>[/<prefix>]`` with the
+    query options ``region``, ``endpoint`` (an S3-compatible service) and ``profile``.
+    """
+
+    def __init__(self, backend_url: str) -> None:
+        parts = urlsplit(backend_url)
+        self.bucket = parts.netloc
+        self.prefix = parts.path.strip("/")
+        options = dict(parse_qsl(parts.query))
+        self.region = options.get("region")
+        self.endpoint = options.get("endpoint")
+        self.profile = options.get("profile")
+        self.shown = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def outputs(self, names: list[str]) -> dict[str, Any] | None:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            # Credentials are resolved here already (a profile that does not exist, a key
+            # without its secret), so this is inside the errors the driver reports.
+            session = boto3.Session(profile_name=self.profile) if self.profile else boto3.Session()
+            client = session.client(
+                "s3",
+                region_name=self.region,
+                endpoint_url=self.endpoint,
+                # One cycle's read: a bucket that does not answer costs the series, not the cycle.
+                config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2}),
+            )
+        except BotoCoreError as exc:
+            raise self._refused(self.shown, exc) from exc
+        for name in names:
+            key = f"{self.prefix}/{name}" if self.prefix else name
+            where = f"{self.shown}/{name}"
+            try:
+                head = client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    continue
+                raise self._refused(where, exc) from exc
+            except NoCredentialsError as exc:
+                raise StateOutputsUnreadable(
+                    f"the stack's state {where} needs AWS credentials, and the driver has none "
+                    "(environment, profile or instance role); give it read access to the "
+                    "bucket, or write the deployed value into the config"
+                ) from exc
+            except BotoCoreError as exc:
+                raise self._refused(where, exc) from exc
+            _refuse_zstd(name, where=where)
+
+            def read(key: str = key, where: str = where) -> bytes:
+                try:
+                    body = client.get_object(Bucket=self.bucket, Key=key)["Body"]
+                    return bytes(body.read(_MAX_STATE_BYTES + 1))
+                except (ClientError, BotoCoreError) as exc:
+                    raise self._refused(where, exc) from exc
+
+            stamp = (head.get("ETag"), head.get("ContentLength"))
+            return _cached_outputs(where, stamp, read, gz=name.endswith(".gz"))
+        # HEAD answers a missing bucket as it does a missing key (404, no body): a stack never
+        # deployed is one thing, a backend URL naming no bucket another.
+        try:
+            client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._refused(f"{self.shown}/{names[0]}", exc) from exc
+        return None
+
+    @staticmethod
+    def _refused(where: str, exc: Exception) -> StateOutputsUnreadable:
+        return StateOutputsUnreadable(
+            f"the stack's state {where} cannot be read: {type(exc).__name__}: {exc}; the "
+            "driver's AWS credentials need s3:GetObject on it"
+        )
 
 
 def _first_resource_outputs(text: str) -> dict[str, Any] | None:
@@ -178,9 +280,10 @@ def _file_backend_root(backend_url: str) -> Path:
         scheme = urlsplit(backend_url).scheme or backend_url
         raise StateOutputsUnreadable(
             f"the stack's state is in a {scheme} backend ({_without_credentials(backend_url)}), "
-            "which only the Pulumi CLI reads; run the driver in apply mode, point "
-            "driver.backend_url at a file:// copy of the state, or write the deployed value "
-            "into the config (`pulumi stack output pools` shows it)"
+            "which the driver does not read without the Pulumi CLI (it reads file:// and "
+            "s3://); run the driver in apply mode, point driver.backend_url at a file:// or "
+            "s3:// copy of the state, or write the deployed value into the config "
+            "(`pulumi stack output pools` shows it)"
         )
     # The CLI's own reading: file://~ is the home directory; a query (?no_tmp_dir=...) is
     # an option of the bucket, not part of the path.
@@ -196,17 +299,17 @@ def _without_credentials(url: str) -> str:
     return url
 
 
-def _stack_outputs(document: Any, *, path: Path) -> dict[str, Any] | None:
+def _stack_outputs(document: Any, *, where: str) -> dict[str, Any] | None:
     """The ``pulumi:pulumi:Stack`` resource's outputs in a versioned checkpoint."""
     checkpoint = document.get("checkpoint") if isinstance(document, Mapping) else None
     if not isinstance(checkpoint, Mapping):
         raise StateOutputsUnreadable(
-            f"the stack's state {path} is not a Pulumi checkpoint (no 'checkpoint' object)"
+            f"the stack's state {where} is not a Pulumi checkpoint (no 'checkpoint' object)"
         )
     version = document.get("version")
     if version not in (1, 2, 3):
         raise StateOutputsUnreadable(
-            f"the stack's state {path} is checkpoint version {version!r}; the driver reads "
+            f"the stack's state {where} is checkpoint version {version!r}; the driver reads "
             "versions 1 to 3 (read this stack's outputs in apply mode, with the CLI)"
         )
     latest = checkpoint.get("latest")

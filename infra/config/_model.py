@@ -1183,7 +1183,8 @@ class DriverSettings(_Model):
     backend_url: str | None = Field(
         default=None,
         description="Pulumi backend; default file:// in the state directory. Plan and gitops "
-        "modes read stack outputs (${outputs.<path>} in metrics) from it when it is file://.",
+        "modes read stack outputs (${outputs.<path>} in metrics) from it when it is file:// "
+        "or s3://.",
     )
     metrics_listen: str = Field(
         default="127.0.0.1:9464", description="host:port of the /metrics endpoint."

@@ -162,10 +162,11 @@ class TestAPlanOrGitopsDriverReadsTheLocalState:
         sentence = resolved.unresolved[("checkout", "cpu")]
         assert "s3cr3t-t0ken" not in sentence
         assert sentence.endswith(
-            "but the stack's state is in a https backend (https://api.pulumi.com), which only "
-            "the Pulumi CLI reads; run the driver in apply mode, point driver.backend_url at a "
-            "file:// copy of the state, or write the deployed value into the config "
-            "(`pulumi stack output pools` shows it)"
+            "but the stack's state is in a https backend (https://api.pulumi.com), which the "
+            "driver does not read without the Pulumi CLI (it reads file:// and s3://); run the "
+            "driver in apply mode, point driver.backend_url at a file:// or s3:// copy of the "
+            "state, or write the deployed value into the config (`pulumi stack output pools` "
+            "shows it)"
         )
 
 
@@ -260,3 +261,100 @@ class TestALargeStateIsReadOnce:
         assert read_state_outputs(
             backend_url=f"file://{tmp_path}", project="mirrorcast", stack="big"
         ) == {"pools": {"web": {"mirror_state": "active"}}}
+
+
+class TestAnS3Backend:
+    """A gitops pipeline's state in an S3 bucket (``s3://<bucket>/<prefix>?region=...``), read
+    from moto's server with the driver's AWS credentials, as the CLI would."""
+
+    @pytest.fixture
+    def bucket(self, moto_account: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+        import boto3
+
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        s3 = boto3.client("s3", region_name="eu-west-1", endpoint_url=moto_account)
+        s3.create_bucket(
+            Bucket="acme-pulumi-state",
+            CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+        )
+        return s3
+
+    def url(self, moto_account: str, prefix: str = "platform") -> str:
+        return f"s3://acme-pulumi-state/{prefix}?region=eu-west-1&endpoint={moto_account}"
+
+    def test_a_gitops_driver_reads_the_pipelines_bucket(
+        self, tmp_path: Path, bucket: Any, moto_account: str
+    ) -> None:
+        body = json.dumps(checkpoint("multicloud", {"pools": pools(IDS)})).encode()
+        bucket.put_object(
+            Bucket="acme-pulumi-state",
+            Key="platform/.pulumi/stacks/mirrorcast/multicloud.json.gz",
+            Body=gzip.compress(body),
+        )
+        root = multicloud_project(tmp_path)
+        stack_file = root / "stacks" / "Pulumi.multicloud.yaml"
+        stack_file.write_text(
+            stack_file.read_text().replace(
+                "  mirrorcast:driver:\n",
+                f'  mirrorcast:driver:\n    backend_url: "{self.url(moto_account)}"\n',
+                1,
+            )
+        )
+        config = Driver(stack="multicloud", root=root, mode="plan").load_config()
+        driver = Driver(stack="multicloud", root=root, mode="gitops")
+        resolved = driver.resolve_metric_outputs(config)
+        assert resolved.unresolved == {}
+        assert_reads_the_primarys_ids(resolved.config, IDS)
+
+    def test_a_stack_the_bucket_does_not_hold_has_no_outputs(
+        self, bucket: Any, moto_account: str
+    ) -> None:
+        assert (
+            read_state_outputs(
+                backend_url=self.url(moto_account), project="mirrorcast", stack="web"
+            )
+            is None
+        )
+
+    def test_an_updated_state_is_read_again_and_an_unchanged_one_is_not(
+        self, bucket: Any, moto_account: str
+    ) -> None:
+        key = "team/.pulumi/stacks/web.json"  # the legacy layout, under another prefix
+        url = self.url(moto_account, prefix="team")
+        for mirror_state in ("paused", "active"):
+            outputs = {"pools": {"web": {"mirror_state": mirror_state}}}
+            bucket.put_object(
+                Bucket="acme-pulumi-state",
+                Key=key,
+                Body=json.dumps(checkpoint("web", outputs)).encode(),
+            )
+            first = read_state_outputs(backend_url=url, project="mirrorcast", stack="web")
+            assert first == outputs
+            assert read_state_outputs(backend_url=url, project="mirrorcast", stack="web") is first
+
+    def test_a_missing_bucket_says_what_the_credentials_need(
+        self, moto_account: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        with pytest.raises(StateOutputsUnreadable) as raised:
+            read_state_outputs(
+                backend_url=f"s3://no-such-bucket?region=eu-west-1&endpoint={moto_account}",
+                project="mirrorcast",
+                stack="web",
+            )
+        assert "s3://no-such-bucket/.pulumi/stacks/mirrorcast/web.json cannot be read" in str(
+            raised.value
+        )
+        assert "s3:GetObject" in str(raised.value)
+
+    def test_partial_credentials_are_a_sentence_not_a_crash(
+        self, moto_account: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A key id without its secret: botocore refuses it while building the client.
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        with pytest.raises(StateOutputsUnreadable, match="PartialCredentialsError"):
+            read_state_outputs(
+                backend_url=self.url(moto_account), project="mirrorcast", stack="web"
+            )
