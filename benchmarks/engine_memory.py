@@ -9,9 +9,10 @@ cycle handed the last 14 days, as a metric source returns them. Every series the
 window of errors at every lead: the steady state of a driver that has run for three days.
 ``--timed`` more cycles are then timed without tracing.
 
-Measured twice in the same run, like for like: with the calibrator as it is (errors in numpy
-arrays, quantiles by ``calibration._linear_quantiles``, the raw history read as arrays) and as
-it was before issue 16 (Python lists, :class:`ListLeadErrors` below; ``np.quantile``; the
+Measured twice in the same run, like for like: with the calibrator as it is (a table of scored
+steps, ``calibration._ErrorTable``, the errors computed from it when read; quantiles by
+``calibration._linear_quantiles``; the raw history read as arrays) and as it was before issue
+16 (each error kept in Python lists, :class:`ListErrorTable` below; ``np.quantile``; the
 history through ``pd.to_numeric`` and a converted index, :func:`list_clean`). For each it
 prints the memory the cycles left allocated (``tracemalloc``, after a
 garbage collection; the imports and the first cycle's one-off costs excluded) per series, and
@@ -29,7 +30,6 @@ import gc
 import sys
 import time
 import tracemalloc
-import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +43,11 @@ import pandas as pd
 import forecasting.calibration as calibration
 from forecasting.as_driven import driver_engine
 from infra.config import ForecastSettings
+
+# The memory tests' object-graph walk, one copy (benchmarks/scale.py reads tests/reliability
+# the same way).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from object_graph import walked_bytes
 
 STEP = pd.Timedelta("5min")
 HISTORY = 14 * 288
@@ -85,6 +90,42 @@ class ListLeadErrors:
 
     def __len__(self) -> int:
         return len(self.errors)
+
+
+class ListErrorTable:
+    """The calibrator's table of errors before issue 16: each error computed as it was scored
+    and kept in its lead's lists (:class:`ListLeadErrors`), the baseline."""
+
+    def __init__(self) -> None:
+        self.by_lead: dict[int, ListLeadErrors] = {}
+
+    def add(
+        self,
+        *,
+        lead: int,
+        start: int,
+        end: int,
+        realised: float,
+        mean: float,
+        typical: float,
+        rows: dict[tuple[int, int], int],
+    ) -> None:
+        scale = max(abs(mean), 0.1 * typical)
+        lead_errors = self.by_lead.setdefault(lead, ListLeadErrors())
+        lead_errors.add(start, (realised - mean) / scale, scale / typical)
+
+    def forget_before(self, cutoff: int) -> None:
+        for lead_errors in self.by_lead.values():
+            lead_errors.forget_before(cutoff)
+
+    def samples(self, lead: int) -> int:
+        return len(self.by_lead.get(lead, ()))
+
+    def leads(self) -> dict[int, ListLeadErrors]:
+        return self.by_lead
+
+    def __len__(self) -> int:
+        return sum(len(lead) for lead in self.by_lead.values())
 
 
 def list_clean(
@@ -136,24 +177,8 @@ def long_series(traces: Path, count: int, *, cycles: int) -> dict[tuple[str, str
 
 
 def deep_size(roots: Iterable[Any]) -> int:
-    """Bytes held by ``roots`` and everything they reach (each object once; shared code, types
-    and modules not counted). numpy arrays count their buffers."""
-    seen: set[int] = set()
-    total = 0
-    stack = list(roots)
-    skip = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type(None))
-    while stack:
-        obj = stack.pop()
-        if id(obj) in seen or isinstance(obj, skip):
-            continue
-        seen.add(id(obj))
-        total += sys.getsizeof(obj)
-        if isinstance(obj, np.ndarray):
-            if obj.base is not None:
-                stack.append(obj.base)
-            continue
-        stack.extend(gc.get_referents(obj))
-    return total
+    """Bytes held by ``roots`` and everything they reach (tests/object_graph.py's walk)."""
+    return walked_bytes(roots)
 
 
 def fetched(
@@ -178,9 +203,9 @@ def run(
     histories: dict[tuple[str, str], pd.Series], *, cycles: int, timed: int, before: bool
 ) -> dict[str, float]:
     """The driver's engine over ``cycles`` cycles; ``before``: with the calibrator of before."""
-    saved = (calibration._LeadErrors, calibration._linear_quantiles, calibration._clean)
+    saved = (calibration._ErrorTable, calibration._linear_quantiles, calibration._clean)
     if before:
-        calibration._LeadErrors = ListLeadErrors  # type: ignore[misc,assignment]
+        calibration._ErrorTable = ListErrorTable  # type: ignore[misc,assignment]
         calibration._linear_quantiles = numpy_quantiles
         calibration._clean = list_clean
     try:
@@ -204,16 +229,16 @@ def run(
             engine.forecast_many(fetched(histories, end))
         steady = time.perf_counter() - t0
     finally:
-        calibration._LeadErrors, calibration._linear_quantiles, calibration._clean = saved
+        calibration._ErrorTable, calibration._linear_quantiles, calibration._clean = saved
     inner = engine.engine
     series = engine.calibrator._series.values()
-    errors = sum(len(lead) for s in series for lead in s.by_lead.values())
+    errors = sum(len(s.table) for s in series)
     n = len(histories)
     return {
         "retained": retained / n,
         "fits": deep_size(inner._kept.values()) / n,
         "choices": deep_size([inner.store._memory, inner._strengths]) / n,
-        "errors": deep_size(lead for s in series for lead in s.by_lead.values()) / n,
+        "errors": deep_size(s.table for s in series) / n,
         "pending": deep_size(s.pending for s in series) / n,
         "errors_per_series": errors / n,
         "ms_per_cycle": 1000 * seconds / cycles / n,
@@ -260,76 +285,6 @@ def fit_sizes(histories: dict[tuple[str, str], pd.Series]) -> None:
         statistical.lean = keep  # type: ignore[assignment]
 
 
-class Float32LeadErrors(calibration._LeadErrors):
-    """The calibrator's store with float32 errors and levels (read back as float64): the lever
-    not taken, measured by :func:`float32_effect`."""
-
-    __slots__ = ()
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._errors = np.empty(0, dtype=np.float32)  # type: ignore[assignment]
-        self._levels = np.empty(0, dtype=np.float32)  # type: ignore[assignment]
-
-    @property
-    def errors(self) -> npt.NDArray[np.float64]:
-        return self._errors[: self._size].astype(np.float64)
-
-    @property
-    def levels(self) -> npt.NDArray[np.float64]:
-        return self._levels[: self._size].astype(np.float64)
-
-
-def float32_effect(cycles: int = 400) -> None:
-    """How far float32 errors and levels would move the calibrated quantiles: the shipped NASA
-    excerpt (tests/data) replayed through the calibrated engine, one forecast per 5-minute
-    cycle, with the float64 store and with :class:`Float32LeadErrors`, 1 and 3 level bands."""
-    from forecasting import ForecastEngine
-    from infra.config import CalibrationSettings
-
-    raw = pd.read_csv(Path(__file__).resolve().parents[1] / "tests/data/nasa_http_5min_excerpt.csv")
-    series = pd.Series(
-        raw.iloc[:, 1].to_numpy(dtype=float), index=pd.to_datetime(raw.iloc[:, 0], utc=True)
-    )
-    for bins in (1, 3):
-        settings = ForecastSettings(
-            history=pd.Timedelta("2d").to_pytimedelta(),
-            models=["seasonal_naive", "naive"],
-            # Bands of at least 30 errors fill within the replay (3 x 30 of its 400 steps).
-            calibration=CalibrationSettings(
-                bins=bins, min_samples=30, window=pd.Timedelta("2d").to_pytimedelta()
-            ),
-        )
-        curves = []
-        for store in (calibration._LeadErrors, Float32LeadErrors):
-            saved = calibration._LeadErrors
-            calibration._LeadErrors = store  # type: ignore[misc]
-            try:
-                engine = calibration.CalibratedEngine(
-                    ForecastEngine(settings), settings=settings.calibration
-                )
-                curves.append(
-                    [
-                        engine.forecast(series.iloc[:end], pool="web", metric="rps")
-                        for end in range(len(series) - cycles, len(series))
-                    ]
-                )
-            finally:
-                calibration._LeadErrors = saved  # type: ignore[misc]
-        worst, moved, cells, calibrated = 0.0, 0, 0, 0
-        for exact, compact in zip(*curves, strict=True):
-            calibrated += any("calibrated" in note for note in exact.adjustments)
-            for q, values in exact.quantiles.items():
-                other = compact.quantiles[q]
-                worst = max(worst, float(np.max(np.abs(other - values) / np.abs(values))))
-                moved += int(np.sum(other != values))
-                cells += len(values)
-        print(
-            f"{bins} band(s), {cycles} cycles ({calibrated} calibrated): float32 errors and "
-            f"levels move {moved:,} of {cells:,} quantile values, by at most {worst:.1e} relative"
-        )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("traces", type=Path, help="the shared traces folder")
@@ -357,16 +312,7 @@ def main() -> None:
         action="store_true",
         help="print each reusable model's kept fit as fitted and lean, and stop",
     )
-    parser.add_argument(
-        "--float32-effect",
-        action="store_true",
-        help="measure how far float32 errors and levels would move the calibrated quantiles "
-        "(the NASA excerpt of tests/data), and stop",
-    )
     args = parser.parse_args()
-    if args.float32_effect:
-        float32_effect()
-        return
     histories = long_series(args.traces, args.series, cycles=args.cycles + args.timed)
     if args.fit_sizes:
         fit_sizes(histories)

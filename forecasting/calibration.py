@@ -76,102 +76,17 @@ class _Pending:
     lower: dict[int, npt.NDArray[np.float64]] | None = None
 
 
-_SECOND = 1_000_000_000
-"""What a step start is kept in (ns): whole seconds, as every grid step starts."""
-
-_INT32 = np.iinfo(np.int32)
-
-
 class _LeadErrors:
-    """Relative errors at one lead, oldest first, with the start of the step each scored.
+    """The relative errors kept at one lead and the level of the forecast that made each, as
+    the calibrator reads them (computed from :class:`_ErrorTable` for one calibration)."""
 
-    Kept in numpy arrays, 20 bytes an error: the step's start as int32 seconds after the
-    lead's first start (exact for any start on a whole second within 68 years of it; one that
-    is not turns the starts back into int64 nanoseconds, so nothing is ever rounded), the
-    float64 error and the float64 level. A series holds ``window / step`` errors at each of
-    its leads (3 days at 5 minutes, 12 leads: 10,368), most of a warm series' memory: Python
-    lists took about 130 bytes an error, int64 starts 24. Float64 kept for the errors and the
-    levels: the quantiles are those the lists gave, bit for bit
-    (``tests/forecasting/test_calibration_storage.py``).
-    """
+    __slots__ = ("errors", "levels")
 
-    __slots__ = ("_base", "_errors", "_levels", "_size", "_starts")
-
-    def __init__(self) -> None:
-        self._base: int | None = None  # ns of the first start; int32 starts count seconds on
-        self._starts: npt.NDArray[np.int32] | npt.NDArray[np.int64] = np.empty(0, dtype=np.int32)
-        self._errors = np.empty(0, dtype=np.float64)
-        # The forecast's level relative to the series' typical level when it was made: the key
-        # errors are grouped by when ``bins`` > 1.
-        self._levels = np.empty(0, dtype=np.float64)
-        self._size = 0
-
-    @property
-    def starts(self) -> npt.NDArray[np.int64]:
-        """The step starts, ns since the epoch."""
-        kept = self._starts[: self._size]
-        if kept.dtype == np.int64:
-            return kept.astype(np.int64, copy=False)
-        return int(self._base or 0) + kept.astype(np.int64) * _SECOND
-
-    @property
-    def errors(self) -> npt.NDArray[np.float64]:
-        return self._errors[: self._size]
-
-    @property
-    def levels(self) -> npt.NDArray[np.float64]:
-        return self._levels[: self._size]
-
-    def add(self, start: int, error: float, level: float) -> None:
-        if self._size == len(self._errors):
-            # Grown by an eighth: once the window is full, forget_before frees as much as a
-            # cycle adds, so the arrays stop growing near the window's size, at most an eighth
-            # unused (a doubling would leave up to half of them unused for good).
-            capacity = self._size + max(32, self._size // 8)
-            self._starts = _grown(self._starts, capacity, self._size)
-            self._errors = _grown(self._errors, capacity, self._size)
-            self._levels = _grown(self._levels, capacity, self._size)
-        self._starts[self._size] = self._stored(start)
-        self._errors[self._size] = error
-        self._levels[self._size] = level
-        self._size += 1
-
-    def _stored(self, start: int) -> int:
-        """``start`` as the starts array holds it (widening the array if int32 cannot)."""
-        if self._starts.dtype == np.int64:
-            return start
-        if self._base is None:
-            self._base = start
-        seconds, rest = divmod(start - self._base, _SECOND)
-        if rest == 0 and _INT32.min <= seconds <= _INT32.max:
-            return int(seconds)
-        # Not on a whole second from the first start (or 68 years away): exact int64 from now.
-        widened = np.empty(len(self._starts), dtype=np.int64)
-        widened[: self._size] = self.starts
-        self._starts = widened
-        return start
-
-    def forget_before(self, cutoff: int) -> None:
-        # Steps are scored in time order at each lead, so the old ones are a prefix.
-        drop = self._before(cutoff)
-        if drop:
-            keep = self._size - drop
-            for array in (self._starts, self._errors, self._levels):
-                array[:keep] = array[drop : self._size]
-            self._size = keep
-
-    def _before(self, cutoff: int) -> int:
-        """How many kept starts are before ``cutoff`` (ns)."""
-        kept = self._starts[: self._size]
-        if kept.dtype == np.int64 or self._base is None:
-            return int(np.searchsorted(kept, cutoff, side="left"))
-        # start < cutoff  <=>  seconds < (cutoff - base) / 1e9, seconds a whole number.
-        seconds = -((self._base - cutoff) // _SECOND)
-        if seconds > _INT32.max:
-            return self._size
-        if seconds < _INT32.min:
-            return 0
-        return int(np.searchsorted(kept, seconds, side="left"))
+    def __init__(self, errors: npt.NDArray[np.float64], levels: npt.NDArray[np.float64]) -> None:
+        self.errors = errors
+        # The forecast's level relative to the series' typical level when it was scored: the
+        # key errors are grouped by when ``bins`` > 1.
+        self.levels = levels
 
     def near(
         self, level: float, *, bins: int, at_least: int
@@ -192,7 +107,121 @@ class _LeadErrors:
         return own, False
 
     def __len__(self) -> int:
-        return self._size
+        return len(self.errors)
+
+
+class _ErrorTable:
+    """The scored steps of one series within the window: what its errors are computed from.
+
+    A relative error is ``(realised - mean) / scale`` and its level ``scale / typical``, with
+    ``scale = max(|mean|, 0.1 * typical)``: the step's realised value and the series' typical
+    level are the same for every lead that scores the step in one :meth:`observe
+    <QuantileCalibrator.observe>` (one forecast a cycle, 12 leads: each closed step is scored
+    at all 12 at once), so a row holds the step's start, realised value and typical level
+    once and one forecast mean per lead (NaN: not scored at that lead), and the errors and
+    levels are computed from them when the calibrator reads them, by the same float64
+    operations as when they were kept whole, so the same numbers bit for bit
+    (``tests/forecasting/test_calibration_storage.py``). 8 bytes an error and 24 a row: 10 an
+    error at 12 leads, against 20 for a kept start, error and level each (int32 start,
+    float64 error and level), and 130 as Python lists. A series holds ``window / step`` rows
+    (3 days at 5 minutes: 864 rows, 10,368 errors), most of a warm series' memory. A second
+    forecast scored at the same lead and step in one observation (a cycle shorter than the
+    step) gets a row of its own. Rows are grown by an eighth: once the window is full,
+    :meth:`forget_before` frees as many as a cycle adds, so the arrays stop growing near the
+    window's size, at most an eighth unused.
+    """
+
+    __slots__ = ("_means", "_realised", "_size", "_starts", "_typical")
+
+    def __init__(self) -> None:
+        self._starts = np.empty(0, dtype=np.int64)  # ns since the epoch
+        self._realised = np.empty(0, dtype=np.float64)
+        self._typical = np.empty(0, dtype=np.float64)
+        self._means = np.empty((0, 0), dtype=np.float64)  # row x lead - 1
+        self._size = 0
+
+    def add(
+        self,
+        *,
+        lead: int,
+        start: int,
+        end: int,
+        realised: float,
+        mean: float,
+        typical: float,
+        rows: dict[tuple[int, int], int],
+    ) -> None:
+        """Keep the forecast ``mean`` of step ``start``-``end`` at ``lead``, scored against
+        ``realised`` on a series of typical level ``typical``; ``rows``: the rows this
+        observation opened (one dict per observation, the step's start and end its key)."""
+        column = lead - 1
+        if column >= self._means.shape[1]:
+            wider = np.full((len(self._means), lead), np.nan)
+            wider[: self._size, : self._means.shape[1]] = self._means[: self._size]
+            self._means = wider
+        row = rows.get((start, end))
+        if row is None or not np.isnan(self._means[row, column]):
+            row = self._open(start, realised, typical)
+            rows[(start, end)] = row
+        self._means[row, column] = mean
+
+    def _open(self, start: int, realised: float, typical: float) -> int:
+        if self._size == len(self._starts):
+            capacity = self._size + max(32, self._size // 8)
+            self._starts = _grown(self._starts, capacity, self._size)
+            self._realised = _grown(self._realised, capacity, self._size)
+            self._typical = _grown(self._typical, capacity, self._size)
+            self._means = _grown(self._means, capacity, self._size)
+        row = self._size
+        self._starts[row] = start
+        self._realised[row] = realised
+        self._typical[row] = typical
+        self._means[row] = np.nan
+        self._size += 1
+        return row
+
+    def forget_before(self, cutoff: int) -> None:
+        """Forget the steps that started before ``cutoff`` (ns)."""
+        old = self._starts[: self._size] < cutoff
+        drop = int(np.count_nonzero(old))
+        if not drop:
+            return
+        keep = self._size - drop
+        arrays = (self._starts, self._realised, self._typical, self._means)
+        if old[:drop].all():
+            # Steps are scored in time order, so the old ones are a prefix: moved in place.
+            for array in arrays:
+                array[:keep] = array[drop : self._size]
+        else:
+            kept = np.flatnonzero(~old)
+            for array in arrays:
+                array[:keep] = array[kept]
+        self._size = keep
+
+    def samples(self, lead: int) -> int:
+        """How many errors are kept at ``lead``."""
+        if not 0 < lead <= self._means.shape[1]:
+            return 0
+        return int(np.count_nonzero(~np.isnan(self._means[: self._size, lead - 1])))
+
+    def leads(self) -> dict[int, _LeadErrors]:
+        """Each lead's errors and levels (leads with none left out)."""
+        means = self._means[: self._size]
+        typical = self._typical[: self._size, None]
+        # The operations observe() once applied to each error as it was scored, on arrays.
+        scale = np.maximum(np.abs(means), _SCALE_FLOOR * typical)
+        errors = (self._realised[: self._size, None] - means) / scale
+        levels = scale / typical
+        filled = ~np.isnan(means)
+        out = {}
+        for column in np.flatnonzero(filled.any(axis=0)):
+            rows = filled[:, column]
+            out[int(column) + 1] = _LeadErrors(errors[rows, column], levels[rows, column])
+        return out
+
+    def __len__(self) -> int:
+        """How many errors are kept, at every lead."""
+        return int(np.count_nonzero(~np.isnan(self._means[: self._size])))
 
 
 def _linear_quantiles(
@@ -234,7 +263,7 @@ def _linear_quantiles(
 
 
 def _grown(array: npt.NDArray[Any], capacity: int, size: int) -> npt.NDArray[Any]:
-    out = np.empty(capacity, dtype=array.dtype)
+    out = np.empty((capacity, *array.shape[1:]), dtype=array.dtype)
     out[:size] = array[:size]
     return out
 
@@ -243,7 +272,7 @@ def _grown(array: npt.NDArray[Any], capacity: int, size: int) -> npt.NDArray[Any
 class _SeriesErrors:
     """Recent relative errors of one series, per lead time (1-based step index)."""
 
-    by_lead: dict[int, _LeadErrors] = field(default_factory=dict)
+    table: _ErrorTable = field(default_factory=lambda: _ErrorTable())
     pending: list[_Pending] = field(default_factory=list)
     level: float = float("nan")
     # Percentile below 50 -> how far its level has moved from nominal (a fraction of 1).
@@ -266,7 +295,7 @@ class QuantileCalibrator:
     def samples(self, key: Key, lead: int) -> int:
         """How many errors are known for ``key`` at ``lead`` (1 = the first forecast step)."""
         errors = self._series.get(key)
-        return len(errors.by_lead.get(lead, ())) if errors else 0
+        return errors.table.samples(lead) if errors else 0
 
     def observe(self, key: Key, history: pd.Series, *, now: datetime | None = None) -> None:
         """Score the pending forecasts of ``key`` against newly observed data.
@@ -291,6 +320,7 @@ class QuantileCalibrator:
         window = int(self.settings.window.total_seconds() * 1e9)
         peak = self.settings.target == "peak"
         still: list[_Pending] = []
+        rows: dict[tuple[int, int], int] = {}
         for pending in errors.pending:
             ends = pending.starts + pending.step
             # A step counts once it has closed: its last observation is at or after its end,
@@ -305,9 +335,15 @@ class QuantileCalibrator:
                         continue  # a gap: masked, never scored as zero demand
                     chunk = values[a:b]
                     realised = float(chunk.max() if peak else chunk.mean())
-                    scale = _scale(float(forecast), level)
-                    errors.by_lead.setdefault(int(lead), _LeadErrors()).add(
-                        int(pending.starts[lead - 1]), (realised - forecast) / scale, scale / level
+                    start = int(pending.starts[lead - 1])
+                    errors.table.add(
+                        lead=int(lead),
+                        start=start,
+                        end=start + pending.step,
+                        realised=realised,
+                        mean=float(forecast),
+                        typical=level,
+                        rows=rows,
                     )
                     if pending.lower is not None:
                         self._adapt_lower(errors, pending.lower, int(lead) - 1, realised)
@@ -315,8 +351,7 @@ class QuantileCalibrator:
             if not pending.done.all():
                 still.append(pending)
         errors.pending = still
-        for lead_errors in errors.by_lead.values():
-            lead_errors.forget_before(last - window)
+        errors.table.forget_before(last - window)
 
     def _adapt_lower(
         self,
@@ -409,8 +444,9 @@ class QuantileCalibrator:
         done = np.zeros(len(mean), dtype=bool)
         pooled = 0
         fewest = None
+        by_lead = errors.table.leads()
         for index in range(len(mean)):
-            lead_errors = errors.by_lead.get(index + 1)
+            lead_errors = by_lead.get(index + 1)
             if lead_errors is None or not np.isfinite(mean[index]):
                 continue
             scale = _scale(float(mean[index]), errors.level)
