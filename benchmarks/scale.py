@@ -19,6 +19,15 @@ is what once made the first warm cycle 7x the second: the series it missed were 
 then) and how many were forecast on the flagged fallback because ``--selections-per-cycle``
 (``forecast.selections_per_cycle``) deferred their selection: with a budget, the cold cycle is
 the cold start's first decision for every pool.
+
+``--calibrated`` runs the driver's own engine (``forecasting.as_driven.driver_engine``, online
+quantile calibration) instead of a bare ``ForecastEngine``; ``--calibration`` sets the stacks'
+``forecast.calibration`` (a short window fills within ``--warm`` cycles: calibrated plans to
+compare byte for byte with ``--plans``); ``--prefill-days D`` then fills every series'
+calibration, before the cold cycle, with D days of 5-minute cycles of the same-step-a-day-ago
+forecast scored against the metrics file, as a driver that had run D days would hold it (the
+calibrator's own ``record`` and ``observe``; the models' forecasts would cost hours here):
+the memory of a calibrated driver at fleet scale.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -59,6 +69,7 @@ from driver.observe import DriverMetrics  # noqa: E402
 from driver.service import Driver  # noqa: E402
 from driver.stack_template import fleet_stack_text  # noqa: E402
 from forecasting import ForecastEngine  # noqa: E402
+from forecasting.as_driven import driver_engine  # noqa: E402
 from infra.config import load_stack  # noqa: E402
 
 logger = logging.getLogger(__name__)
@@ -89,6 +100,55 @@ _RPS_RULE = """\
           weight: 8
           actions: [{type: activate_mirror}, {type: shift_weights, mirror: 30}]
 """
+
+
+def _prefill(engine: Any, root: Path, *, days: float, until: datetime) -> int:
+    """Fill the calibration of every series in ``root``'s metrics file with ``days`` of
+    5-minute cycles before ``until``: each cycle's forecast (the same steps a day earlier, a
+    seasonal-naive forecast) recorded and the closed steps scored (hourly), by the calibrator's own
+    ``observe`` and ``record``, as the driver's engine does each cycle. Returns the cycles."""
+    from forecasting import Forecast
+
+    frame = pd.read_csv(root / "metrics.csv")
+    stamps = pd.DatetimeIndex(pd.to_datetime(frame["timestamp"], utc=True)).asi8
+    step = timedelta(minutes=5)
+    season, horizon, kept = 288, 12, 2016 + 13
+    end = int(np.searchsorted(stamps, pd.Timestamp(until).value, side="left"))
+    cycles = int(days * season)
+    if end - cycles + 1 - kept < 0:
+        raise SystemExit(f"--prefill-days {days}: the metrics file is too short for it")
+    calibrator = engine.calibrator
+    columns = [c for c in frame.columns if c != "timestamp"]
+    values = {c: frame[c].to_numpy(dtype=float) for c in columns}
+    for at in range(end - cycles + 1, end + 1):
+        now = pd.Timestamp(stamps[at - 1], tz="UTC").to_pydatetime()
+        index = pd.DatetimeIndex(stamps[at - kept : at].view("datetime64[ns]")).tz_localize("UTC")
+        times = [now + step * (lead + 1) for lead in range(horizon)]
+        # Scored once an hour, not every cycle: the same steps are scored at the same leads
+        # (a step is scored once it has closed, by whichever observation comes next), so the
+        # calibration holds the same errors, at a twelfth of observe()'s cost (about 1 ms a
+        # series here: 3 days of 2,000 series would take most of an hour every cycle).
+        score = (end - at) % horizon == 0
+        for column in columns:
+            pool, metric = column.split(".")
+            data = values[column]
+            if score:
+                history = pd.Series(data[at - kept : at], index=index)
+                calibrator.observe((pool, metric), history, now=now)
+            mean = data[at - season : at - season + horizon].copy()
+            calibrator.record(
+                Forecast(
+                    pool=pool,
+                    metric=metric,
+                    issued_at=now,
+                    step=step,
+                    times=times,
+                    mean=mean,
+                    quantiles={50: mean},
+                    model="seasonal_naive",
+                )
+            )
+    return cycles
 
 
 def _series(traces: Path) -> list[np.ndarray]:
@@ -151,6 +211,7 @@ def _project(
     per_pool: int = 1,
     per_stack_files: bool = False,
     ahead: int = AHEAD,
+    calibration: str = "",
 ) -> Path:
     (root / "stacks").mkdir(parents=True)
     shutil.copy(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
@@ -174,7 +235,9 @@ def _project(
             pools=names,
             tags="{cost-center: scale}",
             metrics=f"{{type: file, path: {metrics_path}}}",
-            forecast=f"{{horizon: 1h, history: 14d, models: [{', '.join(models)}]{extra}}}",
+            forecast=f"{{horizon: 1h, history: 14d, models: [{', '.join(models)}]{extra}"
+            + (f", calibration: {{{calibration}}}" if calibration else "")
+            + "}",
             driver="{mode: apply, interval: 5m}",
             pool_metrics=f"{{cpu: {{unit: percent}}{rps_metric}}}",
             rules=_RULES + rps_rule,
@@ -272,12 +335,17 @@ class _Share:
     stacks: list[str]
     mode: str
     journal_url: str
+    calibrated: bool = False
 
 
 def _open(share: _Share) -> tuple[Journal, ForecastEngine, list[Driver]]:
     journal = Journal(share.journal_url)
     settings = load_stack(share.stacks[0], share.root).forecast
-    engine = ForecastEngine(settings, cache_dir=share.root / "models", seed=0)
+    engine: Any
+    if share.calibrated:
+        engine = driver_engine(settings, cache_dir=share.root / "models", seed=0)
+    else:
+        engine = ForecastEngine(settings, cache_dir=share.root / "models", seed=0)
     drivers = [
         _driver(share.root, stack, journal, engine, mode=share.mode) for stack in share.stacks
     ]
@@ -307,7 +375,16 @@ class _Processes:
     """The fleet's stacks split over ``count`` driver processes, cycled together: a pass's
     wall time is from telling every process to the last one's answer."""
 
-    def __init__(self, *, root: Path, stacks: list[str], mode: str, journal_url: str, count: int):
+    def __init__(
+        self,
+        *,
+        root: Path,
+        stacks: list[str],
+        mode: str,
+        journal_url: str,
+        count: int,
+        calibrated: bool = False,
+    ):
         context = multiprocessing.get_context("spawn")
         self._conns: list[Connection] = []
         self._procs = []
@@ -316,7 +393,9 @@ class _Processes:
             if not mine:
                 continue
             parent, child = context.Pipe()
-            share = _Share(root=root, stacks=mine, mode=mode, journal_url=journal_url)
+            share = _Share(
+                root=root, stacks=mine, mode=mode, journal_url=journal_url, calibrated=calibrated
+            )
             # Not a daemon: its engine starts worker processes of its own for selections.
             proc = context.Process(target=_driver_process, args=(child, share))
             proc.start()
@@ -384,7 +463,11 @@ def main(argv: list[str] | None = None) -> int:
         "target's two series a pool",
     )
     parser.add_argument(
-        "--warm", type=int, default=2, help=f"warm cycles to time (2, at most {AHEAD})"
+        "--warm",
+        type=int,
+        default=2,
+        help=f"warm cycles to time (2; the data reaches that far, at most {AHEAD_KEPT} "
+        "with --keep)",
     )
     parser.add_argument(
         "--models",
@@ -443,6 +526,27 @@ def main(argv: list[str] | None = None) -> int:
         "(every driver in this process: not with --processes)",
     )
     parser.add_argument(
+        "--calibrated",
+        action="store_true",
+        help="the driver's own engine, with online quantile calibration (driver_engine), "
+        "instead of a bare ForecastEngine",
+    )
+    parser.add_argument(
+        "--calibration",
+        default="",
+        help="the stacks' forecast.calibration as YAML flow mappings' inside, e.g. "
+        "'window: 2h, min_samples: 10' (a window --warm cycles fill; default: the stack "
+        "default, 3 days)",
+    )
+    parser.add_argument(
+        "--prefill-days",
+        type=float,
+        default=0.0,
+        help="with --calibrated, in this process: fill every series' calibration with this "
+        "many days of 5-minute cycles before the cold cycle (see above; 3: the default window "
+        "full, the steady state of a driver that has run three days)",
+    )
+    parser.add_argument(
         "--mode",
         choices=("plan", "apply"),
         default="plan",
@@ -454,6 +558,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--processes runs the fleet scenario's drivers: add --only fleet")
     if args.profile is not None and args.processes:
         parser.error("--profile profiles this process: leave out --processes")
+    if args.prefill_days and (not args.calibrated or args.processes or args.keep):
+        parser.error(
+            "--prefill-days fills this process's calibrated engine: add --calibrated, "
+            "leave out --processes and --keep"
+        )
     logging.basicConfig(level=logging.ERROR)
     series = _series(args.traces)
     print(f"machine: {os.cpu_count()} cores; cycle interval {INTERVAL_S:.0f} s")
@@ -488,20 +597,34 @@ def main(argv: list[str] | None = None) -> int:
                     mode=args.mode,
                     journal_url=journal_url,
                     count=args.processes,
+                    calibrated=args.calibrated,
                 )
                 run = fleet.run
                 title = f"{title} in {args.processes} driver processes"
             else:
                 journal, engine, drivers = _open(
-                    _Share(root=root, stacks=list(stacks), mode=args.mode, journal_url=journal_url)
+                    _Share(
+                        root=root,
+                        stacks=list(stacks),
+                        mode=args.mode,
+                        journal_url=journal_url,
+                        calibrated=args.calibrated,
+                    )
                 )
                 run = functools.partial(_timed_pass, drivers, engine)
+                if args.prefill_days:
+                    started = time.perf_counter()
+                    cycles = _prefill(engine, root, days=args.prefill_days, until=END)
+                    print(
+                        f"{title}: calibration prefilled with {cycles} cycles of every series "
+                        f"in {time.perf_counter() - started:.0f} s"
+                    )
 
             # A --keep project goes on from where its last run stopped: the fits it persisted
             # then end on points this run's first cycle still has, so they are updated, not
             # refitted (a run from the start again would refit every series).
             first_step = _steps_done(root) if args.keep is not None else 0
-            ahead = AHEAD if args.keep is None else AHEAD_KEPT
+            ahead = _ahead(args)
             if first_step + args.warm > ahead:
                 raise SystemExit(
                     f"--keep {args.keep}: {first_step} of its {ahead} five-minute steps are "
@@ -559,6 +682,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"{title}: peak RSS {rss_mb:,.0f} MB = {rss_mb / series_count:.2f} MB per series "
                 f"({where}); {parses}"
             )
+            if args.calibrated and not args.processes:
+                calibrator = engine.calibrator
+                kept = sum(
+                    calibrator.samples(key, lead)
+                    for key in list(calibrator._series)
+                    for lead in range(1, 13)
+                )
+                print(f"{title}: calibration errors kept {kept / series_count:,.0f} per series")
             held_mb = sum(fleet.held) if args.processes else _resident_mb()
             print(
                 f"{title}: RSS after the cycles {held_mb:,.0f} MB = "
@@ -570,6 +701,11 @@ def main(argv: list[str] | None = None) -> int:
                 engine.close()  # its worker processes, before the scratch directory goes
                 journal.close()
     return 0
+
+
+def _ahead(args: argparse.Namespace) -> int:
+    """Points after the first cold cycle's ``now``: enough for ``--warm`` cycles."""
+    return AHEAD_KEPT if args.keep is not None else max(AHEAD, args.warm)
 
 
 def _steps_done(root: Path) -> int:
@@ -591,6 +727,7 @@ def _built(
         f"stacks={list(stacks)} pools={sum(map(len, stacks.values()))} "
         f"per_pool={args.metrics_per_pool} models={args.models} budgets={budgets} "
         f"metrics_file={args.metrics_file} ahead={AHEAD_KEPT}"
+        + (f" calibration={args.calibration}" if args.calibration else "")
     )
     if args.keep is None:
         root = scratch / f"project{number}"
@@ -615,7 +752,8 @@ def _built(
         budgets=budgets,
         per_pool=args.metrics_per_pool,
         per_stack_files=args.metrics_file == "per-stack",
-        ahead=AHEAD if args.keep is None else AHEAD_KEPT,
+        ahead=_ahead(args),
+        calibration=args.calibration,
     )
     if args.keep is not None:
         (root / "scale-args.txt").write_text(shape)
