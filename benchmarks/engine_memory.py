@@ -12,8 +12,8 @@ window of errors at every lead: the steady state of a driver that has run for th
 Measured twice in the same run, like for like: with the calibrator as it is (a table of scored
 steps, ``calibration._ErrorTable``, the errors computed from it when read; quantiles by
 ``calibration._linear_quantiles``; the raw history read as arrays) and as it was before issue
-16 (each error kept in Python lists, :class:`ListErrorTable` below; ``np.quantile``; the
-history through ``pd.to_numeric`` and a converted index, :func:`list_clean`). For each it
+16 (each error kept in Python lists, ``tests/calibration_reference.py``; ``np.quantile``; the
+history through ``pd.to_numeric`` and a converted index). For each it
 prints the memory the cycles left allocated (``tracemalloc``, after a
 garbage collection; the imports and the first cycle's one-off costs excluded) per series, and
 what the engine's state objects hold, walked object by object: the kept fits, the model
@@ -25,28 +25,24 @@ each with it at the same time.
 from __future__ import annotations
 
 import argparse
-import bisect
 import gc
 import sys
 import time
 import tracemalloc
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import pandas as pd
 
 import forecasting.calibration as calibration
 from forecasting.as_driven import driver_engine
 from infra.config import ForecastSettings
 
-# The memory tests' object-graph walk, one copy (benchmarks/scale.py reads tests/reliability
-# the same way).
+# The memory tests' object-graph walk and the calibrator of before, one copy each
+# (benchmarks/scale.py reads tests/reliability the same way).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from calibration_reference import ListErrorTable, list_clean, numpy_quantiles
 from object_graph import walked_bytes
 
 STEP = pd.Timedelta("5min")
@@ -54,101 +50,6 @@ HISTORY = 14 * 288
 HORIZON = 12
 MODELS = ["seasonal_naive", "naive", "ses", "seasonal_window_average", "auto_ets"]
 """The fleet-affordable candidates of forecast_bench.py, plus AutoETS (a kept fit with state)."""
-
-
-@dataclass
-class ListLeadErrors:
-    """The calibrator's error store before issue 16 (three Python lists), the baseline."""
-
-    starts: list[int] = field(default_factory=list)
-    errors: list[float] = field(default_factory=list)
-    levels: list[float] = field(default_factory=list)
-
-    def add(self, start: int, error: float, level: float) -> None:
-        self.starts.append(start)
-        self.errors.append(error)
-        self.levels.append(level)
-
-    def forget_before(self, cutoff: int) -> None:
-        drop = bisect.bisect_left(self.starts, cutoff)
-        if drop:
-            del self.starts[:drop], self.errors[:drop], self.levels[:drop]
-
-    def near(
-        self, level: float, *, bins: int, at_least: int
-    ) -> tuple[npt.NDArray[np.float64], bool]:
-        errors = np.asarray(self.errors, dtype=float)
-        if bins <= 1:
-            return errors, False
-        levels = np.asarray(self.levels, dtype=float)
-        edges = np.quantile(levels, np.linspace(0.0, 1.0, bins + 1)[1:-1])
-        band = np.searchsorted(edges, levels, side="right")
-        own = errors[band == int(np.searchsorted(edges, level, side="right"))]
-        if len(own) < at_least:
-            return errors, True
-        return own, False
-
-    def __len__(self) -> int:
-        return len(self.errors)
-
-
-class ListErrorTable:
-    """The calibrator's table of errors before issue 16: each error computed as it was scored
-    and kept in its lead's lists (:class:`ListLeadErrors`), the baseline."""
-
-    def __init__(self) -> None:
-        self.by_lead: dict[int, ListLeadErrors] = {}
-
-    def add(
-        self,
-        *,
-        lead: int,
-        start: int,
-        end: int,
-        realised: float,
-        mean: float,
-        typical: float,
-        rows: dict[tuple[int, int], int],
-    ) -> None:
-        scale = max(abs(mean), 0.1 * typical)
-        lead_errors = self.by_lead.setdefault(lead, ListLeadErrors())
-        lead_errors.add(start, (realised - mean) / scale, scale / typical)
-
-    def forget_before(self, cutoff: int) -> None:
-        for lead_errors in self.by_lead.values():
-            lead_errors.forget_before(cutoff)
-
-    def samples(self, lead: int) -> int:
-        return len(self.by_lead.get(lead, ()))
-
-    def leads(self) -> dict[int, ListLeadErrors]:
-        return self.by_lead
-
-    def __len__(self) -> int:
-        return sum(len(lead) for lead in self.by_lead.values())
-
-
-def list_clean(
-    history: pd.Series, *, now: datetime | None
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """The calibrator's reading of a raw history before issue 16, the baseline."""
-    index = pd.DatetimeIndex(history.index)
-    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-    values = pd.to_numeric(pd.Series(history.to_numpy()), errors="coerce").to_numpy(dtype=float)
-    stamps = index.asi8
-    keep = np.isfinite(values)
-    if now is not None:
-        keep &= stamps <= pd.Timestamp(now).value
-    stamps, values = stamps[keep], values[keep]
-    if len(stamps) > 1 and not bool(np.all(np.diff(stamps) >= 0)):
-        order = np.argsort(stamps, kind="stable")
-        stamps, values = stamps[order], values[order]
-    return stamps, values
-
-
-def numpy_quantiles(values: npt.NDArray[np.float64], q: npt.NDArray[np.float64]) -> Any:
-    """The calibrator's quantiles before issue 16: numpy's own."""
-    return np.quantile(values, q)
 
 
 def long_series(traces: Path, count: int, *, cycles: int) -> dict[tuple[str, str], pd.Series]:

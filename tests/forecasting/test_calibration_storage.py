@@ -2,7 +2,7 @@
 
 A warm series holds ``window / step`` errors at each lead (3 days at 5 minutes, 12 leads:
 10,368). Kept as Python lists of floats and ints (the implementation before issue 16, kept
-below as the reference) each error cost about 130 bytes; a start, error and level in arrays
+in ``tests/calibration_reference.py`` as the reference) each error cost about 130 bytes; a start, error and level in arrays
 20; the table of scored steps (``calibration._ErrorTable``: a step's start, realised value and
 typical level once, a forecast mean per lead, the errors computed when read) 10. Its quantiles
 came from ``np.quantile``/``np.percentile`` (about 0.2 ms a call, twice per lead per cycle) and
@@ -14,116 +14,18 @@ forgetting included, and must give the same quantiles bit for bit.
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pandas as pd
 import pytest
+from calibration_reference import ListErrorTable, list_clean, numpy_quantiles
 from object_graph import walked_bytes
 
 import forecasting.calibration as calibration
 from forecasting import CalibratedEngine, Forecast, ForecastEngine
 from infra.config import CalibrationSettings, ForecastSettings
-
-
-@dataclass
-class ListLeadErrors:
-    """``calibration._LeadErrors`` before issue 16: three Python lists."""
-
-    starts: list[int] = field(default_factory=list)
-    errors: list[float] = field(default_factory=list)
-    levels: list[float] = field(default_factory=list)
-
-    def add(self, start: int, error: float, level: float) -> None:
-        self.starts.append(start)
-        self.errors.append(error)
-        self.levels.append(level)
-
-    def forget_before(self, cutoff: int) -> None:
-        drop = bisect.bisect_left(self.starts, cutoff)
-        if drop:
-            del self.starts[:drop], self.errors[:drop], self.levels[:drop]
-
-    def near(
-        self, level: float, *, bins: int, at_least: int
-    ) -> tuple[npt.NDArray[np.float64], bool]:
-        errors = np.asarray(self.errors, dtype=float)
-        if bins <= 1:
-            return errors, False
-        levels = np.asarray(self.levels, dtype=float)
-        edges = np.quantile(levels, np.linspace(0.0, 1.0, bins + 1)[1:-1])
-        band = np.searchsorted(edges, levels, side="right")
-        own = errors[band == int(np.searchsorted(edges, level, side="right"))]
-        if len(own) < at_least:
-            return errors, True
-        return own, False
-
-    def __len__(self) -> int:
-        return len(self.errors)
-
-
-class ListErrorTable:
-    """``calibration._ErrorTable`` before issue 16: each error computed as it was scored, one
-    Python float at a time, and kept whole in its lead's lists."""
-
-    def __init__(self) -> None:
-        self.by_lead: dict[int, ListLeadErrors] = {}
-
-    def add(
-        self,
-        *,
-        lead: int,
-        start: int,
-        end: int,
-        realised: float,
-        mean: float,
-        typical: float,
-        rows: dict[tuple[int, int], int],
-    ) -> None:
-        scale = max(abs(mean), 0.1 * typical)
-        lead_errors = self.by_lead.setdefault(lead, ListLeadErrors())
-        lead_errors.add(start, (realised - mean) / scale, scale / typical)
-
-    def forget_before(self, cutoff: int) -> None:
-        for lead_errors in self.by_lead.values():
-            lead_errors.forget_before(cutoff)
-
-    def samples(self, lead: int) -> int:
-        return len(self.by_lead.get(lead, ()))
-
-    def leads(self) -> dict[int, ListLeadErrors]:
-        return self.by_lead
-
-    def __len__(self) -> int:
-        return sum(len(lead) for lead in self.by_lead.values())
-
-
-def reference_quantiles(values: npt.NDArray[np.float64], q: npt.NDArray[np.float64]) -> Any:
-    """What the calibrator called before: numpy's own quantile."""
-    return np.quantile(values, q)
-
-
-def reference_clean(
-    history: pd.Series, *, now: datetime | None
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
-    """``calibration._clean`` before issue 16."""
-    index = pd.DatetimeIndex(history.index)
-    index = index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-    values = pd.to_numeric(pd.Series(history.to_numpy()), errors="coerce").to_numpy(dtype=float)
-    stamps = index.asi8
-    keep = np.isfinite(values)
-    if now is not None:
-        keep &= stamps <= pd.Timestamp(now).value
-    stamps, values = stamps[keep], values[keep]
-    if len(stamps) > 1 and not bool(np.all(np.diff(stamps) >= 0)):
-        order = np.argsort(stamps, kind="stable")
-        stamps, values = stamps[order], values[order]
-    return stamps, values
 
 
 def _nasa(data_dir: Path) -> pd.Series:
@@ -169,8 +71,8 @@ def test_the_calibrated_engine_gives_the_old_quantiles_on_a_real_trace(
     new, engine = _replay(series, bins=bins, cycles=60, twice=twice)
     with monkeypatch.context() as patched:
         patched.setattr(calibration, "_ErrorTable", ListErrorTable)
-        patched.setattr(calibration, "_linear_quantiles", reference_quantiles)
-        patched.setattr(calibration, "_clean", reference_clean)
+        patched.setattr(calibration, "_linear_quantiles", numpy_quantiles)
+        patched.setattr(calibration, "_clean", list_clean)
         old, reference = _replay(series, bins=bins, cycles=60, twice=twice)
     kept = engine.calibrator._series[("web", "rps")].table
     assert isinstance(kept, calibration._ErrorTable)
