@@ -283,20 +283,25 @@ def test_rollback_requests_wait_until_honoured(journal: Journal) -> None:
     assert journal.pending_rollbacks(stack="demo") == []
 
 
+def _flat_forecast(
+    issued: datetime, level: float, *, pool: str = "web", metric: str = "cpu"
+) -> Forecast:
+    times = [issued + timedelta(minutes=5 * i) for i in range(1, 4)]
+    values = np.full(3, level)
+    return Forecast(
+        pool=pool,
+        metric=metric,
+        issued_at=issued,
+        step=timedelta(minutes=5),
+        times=times,
+        mean=values,
+        quantiles={50: values, 90: values + 5},
+        model="mstl",
+    )
+
+
 def test_the_newest_forecast_per_series_is_kept_for_fallback(journal: Journal) -> None:
-    def forecast(issued: datetime, level: float) -> Forecast:
-        times = [issued + timedelta(minutes=5 * i) for i in range(1, 4)]
-        values = np.full(3, level)
-        return Forecast(
-            pool="web",
-            metric="cpu",
-            issued_at=issued,
-            step=timedelta(minutes=5),
-            times=times,
-            mean=values,
-            quantiles={50: values, 90: values + 5},
-            model="mstl",
-        )
+    forecast = _flat_forecast
 
     journal.save_forecasts(stack="demo", forecasts={"web": {"cpu": forecast(NOW, 40)}})
     journal.save_forecasts(
@@ -312,36 +317,21 @@ def test_a_cycles_forecasts_are_kept_in_a_few_statements_not_two_per_series(
     journal: Journal,
 ) -> None:
     """20,000 series a cycle were 40,000 round trips; a batch is a read and two writes."""
-
-    def forecast(pool: str, metric: str, issued: datetime, level: float) -> Forecast:
-        times = [issued + timedelta(minutes=5 * i) for i in range(1, 4)]
-        values = np.full(3, level)
-        return Forecast(
-            pool=pool,
-            metric=metric,
-            issued_at=issued,
-            step=timedelta(minutes=5),
-            times=times,
-            mean=values,
-            quantiles={50: values, 90: values + 5},
-            model="ses",
-        )
-
     pools = [f"p{i:02d}" for i in range(40)]
-    first = {p: {"cpu": forecast(p, "cpu", NOW, 1.0)} for p in pools}
+    first = {p: {"cpu": _flat_forecast(NOW, 1.0, pool=p)} for p in pools}
     journal.save_forecasts(stack="demo", forecasts=first)
     # Another stack's rows with the same pool names are not this stack's.
     journal.save_forecasts(
-        stack="other", forecasts={"p00": {"cpu": forecast("p00", "cpu", NOW, 7.0)}}
+        stack="other", forecasts={"p00": {"cpu": _flat_forecast(NOW, 7.0, pool="p00")}}
     )
     later = NOW + timedelta(minutes=5)
     second: dict[str, dict[str, Forecast]] = {}
     for index, pool in enumerate(pools):
         # Newer for most, older for every fifth (kept as it was), a new metric for every third.
         issued = NOW - timedelta(minutes=5) if index % 5 == 0 else later
-        second[pool] = {"cpu": forecast(pool, "cpu", issued, 2.0)}
+        second[pool] = {"cpu": _flat_forecast(issued, 2.0, pool=pool)}
         if index % 3 == 0:
-            second[pool]["rps"] = forecast(pool, "rps", later, 3.0)
+            second[pool]["rps"] = _flat_forecast(later, 3.0, pool=pool, metric="rps")
     statements: list[str] = []
 
     def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
