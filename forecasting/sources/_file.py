@@ -13,12 +13,12 @@ time, so a driver cycle fetching many series reads the file once.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -159,12 +159,52 @@ def _listing(names: tuple[str, ...], limit: int = 12) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "") or "(none)"
 
 
-@functools.lru_cache(maxsize=16)
-def _read_table(
-    path: str, mtime_ns: int, size: int, timestamp_column: str, fmt: str, name: str
-) -> _Table:
-    """Parse a metrics file once per (path, mtime, size): the arguments are the cache key."""
-    del mtime_ns, size  # only part of the cache key: a changed file is parsed again
+class _CacheInfo(NamedTuple):
+    hits: int
+    misses: int
+    currsize: int
+
+
+class _ParsedFiles:
+    """Parsed metrics files: the newest version (modification time and size) of each path.
+
+    It was an ``lru_cache`` of 16 (path, version) entries, so a process cycling the stacks of
+    more than 16 metrics files (a driver process serving a fleet's stacks, each with its own
+    file) evicted every file before its stack's next cycle and parsed all of them again every
+    cycle: about 1 s of CPU for a 100-pool file, most of a 10,000-pool warm cycle's rise per
+    series. One entry per path bounds the cache by the files the process reads, and a
+    changed file replaces its own entry instead of piling up versions. Called under
+    :data:`_PARSE_LOCK`.
+    """
+
+    def __init__(self) -> None:
+        self._tables: dict[tuple[str, str, str, str], tuple[tuple[int, int], _Table]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    def __call__(
+        self, path: str, mtime_ns: int, size: int, timestamp_column: str, fmt: str, name: str
+    ) -> _Table:
+        key = (path, timestamp_column, fmt, name)
+        held = self._tables.get(key)
+        if held is not None and held[0] == (mtime_ns, size):
+            self.hits += 1
+            return held[1]
+        self.misses += 1
+        table = _parse_table(path, timestamp_column, fmt, name)
+        self._tables[key] = ((mtime_ns, size), table)
+        return table
+
+    def cache_clear(self) -> None:
+        self._tables.clear()
+        self.hits = self.misses = 0
+
+    def cache_info(self) -> _CacheInfo:
+        return _CacheInfo(self.hits, self.misses, len(self._tables))
+
+
+def _parse_table(path: str, timestamp_column: str, fmt: str, name: str) -> _Table:
+    """Parse a metrics file (:data:`_read_table` keeps it until the file changes)."""
     kind = (
         fmt
         if fmt != "auto"
@@ -335,3 +375,7 @@ def _parse_values(
             source=name,
         )
     return numbers
+
+
+_read_table = _ParsedFiles()
+"""The process's parsed metrics files (see :class:`_ParsedFiles`)."""

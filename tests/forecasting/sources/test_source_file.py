@@ -237,6 +237,32 @@ def test_a_file_is_parsed_once_until_it_changes(tmp_path: Path) -> None:
     assert _read_table.cache_info().misses == 2
 
 
+def test_a_process_reading_many_files_parses_each_once_until_it_changes(tmp_path: Path) -> None:
+    # A driver process serving a fleet's stacks cycles one metrics file per stack. The cache
+    # held 16 (path, version) entries, so with more files than that each stack's file had been
+    # evicted by its next cycle: every file parsed again every cycle (about 1 s for 100 pools).
+    paths = [
+        write(tmp_path, f"timestamp,cpu\n2026-11-20T00:00:00Z,{i}\n", f"s{i:02d}.csv")
+        for i in range(40)
+    ]
+    sources = [file_source(path) for path in paths]
+    _read_table.cache_clear()
+    for _cycle in range(3):
+        for source in sources:
+            source.fetch(pool="web", metric="cpu", spec=MetricSpec(), **EVER)
+    assert _read_table.cache_info().misses == len(paths)
+
+    # A changed file is parsed again and replaces its own entry (versions do not pile up).
+    for value in (7, 8):
+        paths[0].write_text(f"timestamp,cpu\n2026-11-20T00:00:00Z,{value}\n")
+        stat = paths[0].stat()
+        os.utime(paths[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + value * 1_000_000_000))
+        got = sources[0].fetch(pool="web", metric="cpu", spec=MetricSpec(), **EVER)
+        assert got.tolist() == [float(value)]
+    assert _read_table.cache_info().misses == len(paths) + 2
+    assert _read_table.cache_info().currsize == len(paths)
+
+
 def test_concurrent_fetches_of_a_new_file_parse_it_once(tmp_path: Path) -> None:
     # A driver cycle fetches every series on driver.collect_concurrency threads (16 by default)
     # at once; each thread parsing the file itself took a 300-pool cycle past collect_timeout.
