@@ -43,8 +43,7 @@ from driver.backtest.stack import (
     default_engine,
     load_backtest_stack,
 )
-from driver.backtest.strategies import MirrorcastStrategy
-from driver.backtest.sweep import run_sweep, with_floor_knobs
+from driver.backtest.sweep import floor_strategy, run_sweep
 from driver.backtest.trace import Trace
 from forecasting import ForecastEngine
 from forecasting.models import ModelOptions
@@ -115,15 +114,7 @@ def _sweep_rows(*, trace: Trace, stack: BacktestStack, floors: str) -> list[str]
     started, cpu_started = time.perf_counter(), time.process_time()
     same = True
     for point in points:
-        config = with_floor_knobs(
-            stack.config,
-            stack.pool,
-            quantile=int(point.knobs["quantile"]),
-            target_utilisation=point.knobs["target_utilisation"],
-        )
-        strategy = MirrorcastStrategy(
-            config=config, pool=stack.pool, metric=stack.metric, engine=default_engine(config)
-        )
+        strategy = floor_strategy(stack, point.knobs)
         score = run_backtest(trace, [strategy], settings=settings).runs["mirrorcast"].score
         same &= (score.underprovisioned_minutes, score.instance_hours) == (
             point.underprovisioned_minutes,

@@ -59,6 +59,7 @@ __all__ = [
     "SweepResult",
     "compare_frontiers",
     "floor_knobs",
+    "floor_strategy",
     "run_sweep",
     "same_money",
     "with_floor_knobs",
@@ -407,6 +408,30 @@ def with_floor_knobs(
         action["target_utilisation"] = target_utilisation
         rules[r]["when"] = re.sub(rf"\bp{old}\b", f"p{quantile}", rules[r]["when"])
     return MirrorcastConfig.model_validate(data)
+
+
+def floor_strategy(
+    stack: BacktestStack,
+    knobs: Mapping[str, float],
+    *,
+    engine_factory: Callable[[MirrorcastConfig], Any] | None = None,
+) -> MirrorcastStrategy:
+    """Mirrorcast with the stack's floor at a sweep point's ``knobs`` and an engine of its own.
+
+    One setting of a sweep run alone, the slow way (its own forecasting pass), which is what a
+    sweep's replayed point must equal.
+
+    :param knobs: ``{"quantile": ..., "target_utilisation": ...}`` (a :class:`FrontierPoint`'s).
+    :param engine_factory: the engine for the setting's config (default: the driver's).
+    """
+    config = with_floor_knobs(
+        stack.config,
+        stack.pool,
+        quantile=int(knobs["quantile"]),
+        target_utilisation=float(knobs["target_utilisation"]),
+    )
+    engine = (engine_factory or default_engine)(config)
+    return MirrorcastStrategy(config=config, pool=stack.pool, metric=stack.metric, engine=engine)
 
 
 # ------------------------------------------------------------------ one forecast per cycle

@@ -27,7 +27,7 @@ from driver.backtest.stack import (
     default_engine,
     load_backtest_stack,
 )
-from driver.backtest.strategies import MirrorcastStrategy, ScheduledPredictiveStrategy
+from driver.backtest.strategies import ScheduledPredictiveStrategy
 from driver.backtest.sweep import (
     ForecastReplay,
     Frontier,
@@ -35,6 +35,7 @@ from driver.backtest.sweep import (
     SweepResult,
     compare_frontiers,
     floor_knobs,
+    floor_strategy,
     run_sweep,
     same_money,
     with_floor_knobs,
@@ -318,16 +319,11 @@ def test_a_sweep_on_real_traffic_equals_every_setting_run_the_slow_way() -> None
     assert {p.setting for p in points} == {"p50 at 60%", "p90 at 75%"}
     cycles = None
     for point in points:
-        config = with_floor_knobs(
-            stack.config,
-            stack.pool,
-            quantile=int(point.knobs["quantile"]),
-            target_utilisation=point.knobs["target_utilisation"],
+        strategy = floor_strategy(
+            stack, point.knobs, engine_factory=lambda c: CountingForecasts(default_engine(c))
         )
-        own = CountingForecasts(default_engine(config))
-        strategy = MirrorcastStrategy(
-            config=config, pool=stack.pool, metric=stack.metric, engine=own
-        )
+        own = strategy.engine
+        assert isinstance(own, CountingForecasts)
         plain = run_backtest(trace, [strategy], settings=NASA_SETTINGS).runs["mirrorcast"]
         assert point.underprovisioned_minutes == plain.score.underprovisioned_minutes, point
         assert point.instance_hours == plain.score.instance_hours, point
