@@ -195,11 +195,13 @@ class FrontierComparison:
     """Whether one strategy's frontier lies on or below another's where both are measured.
 
     A frontier is the curve through its efficient points, linear in between (instance-hours
-    against under-provisioned minutes, as :func:`driver.backtest.plot.plot_frontiers` draws it).
-    The two are compared over the instance-hours both span, ``overlap``; the first lies **on or
-    below** the other when at every instance-hours in it its short minutes are at most the
-    other's. Both curves are linear between their points, so the difference is checked exactly at
-    the overlap's ends and at every point of either curve inside it.
+    against under-provisioned minutes, as :func:`driver.backtest.plot.plot_frontiers` draws it),
+    and flat from its last efficient point to its dearest setting (dearer settings are short at
+    least as often, so that shortfall is had for less). It spans its settings' instance-hours,
+    cheapest to dearest. The two are compared over the instance-hours both span, ``overlap``;
+    the first lies **on or below** the other when at every instance-hours in it its short
+    minutes are at most the other's. Both curves are linear between their points, so the
+    difference is checked exactly at the overlap's ends and at every point of either inside it.
 
     :param strategy: the strategy compared against (the second frontier).
     :param overlap: ``(lowest, highest)`` instance-hours both span; ``None`` when they do not
@@ -246,8 +248,12 @@ def compare_frontiers(mine: Frontier, other: Frontier) -> FrontierComparison:
     first, second = _curve(mine), _curve(other)
     if not first or not second:
         return FrontierComparison(strategy=other.strategy, overlap=None, on_or_below=None)
+    # Each spans its swept settings: from its cheapest to its dearest point, flat after its last
+    # efficient point (that point's shortfall is had for less than the dearer settings spend).
     low = max(first[0][0], second[0][0])
-    high = min(first[-1][0], second[-1][0])
+    high = min(
+        max(p.instance_hours for p in mine.points), max(p.instance_hours for p in other.points)
+    )
     if low > high:
         return FrontierComparison(strategy=other.strategy, overlap=None, on_or_below=None)
     checked = sorted(

@@ -426,3 +426,12 @@ def test_the_command_says_whether_mirrorcasts_frontier_lies_on_or_below() -> Non
         "lies above scheduled-predictive's over 120.0-130.0 instance-hours (worst gap +70 "
         "short min at 130.0)" in text
     )
+
+
+def test_a_frontier_is_flat_from_its_last_efficient_point_to_its_dearest_setting() -> None:
+    # Reactive is never short from 150 instance-hours on; mirrorcast, dearer, still is: above.
+    other = frontier("reactive", (100.0, 30), (150.0, 0), (200.0, 0), (260.0, 0))
+    mine = frontier("mirrorcast", (210.0, 4), (240.0, 2))
+    judged = compare_frontiers(mine, other)
+    assert judged.overlap == (210.0, 240.0)
+    assert (judged.on_or_below, judged.worst_excess, judged.at_hours) == (False, 4.0, 210.0)
