@@ -186,6 +186,65 @@ def fit_sizes(histories: dict[tuple[str, str], pd.Series]) -> None:
         statistical.lean = keep  # type: ignore[assignment]
 
 
+def calibrator_only(traces: Path, count: int) -> None:
+    """What the calibrator alone holds per series after three days of 5-minute cycles: its
+    own ``record`` and ``observe`` every cycle, the same-step-a-day-ago forecast of ``count``
+    real NAB CloudWatch series (cheap enough for any head: only the calibrator's public
+    methods are called, so ``PYTHONPATH=<another head>`` measures that head's store)."""
+    from datetime import timedelta
+
+    import numpy as np
+
+    from forecasting import Forecast
+    from infra.config import CalibrationSettings
+
+    folder = traces / "nab" / "realAWSCloudwatch"
+    bases = [pd.read_csv(p)["value"].to_numpy(float) for p in sorted(folder.glob("*.csv"))]
+    bases = [base for base in bases if len(base) >= HISTORY]
+    points = HISTORY + HORIZON
+    stamps = pd.date_range(end="2026-11-27 13:00", periods=points, freq="5min", tz="UTC").asi8
+    data = [np.resize(np.roll(bases[i % len(bases)], 37 * i), points) for i in range(count)]
+    calibrator = calibration.QuantileCalibrator(CalibrationSettings())
+    step, season, kept = timedelta(minutes=5), 288, 2016 + 13
+    cycles = 3 * season + HORIZON  # the default 3-day window and the horizon
+    started = time.process_time()
+    for at in range(HISTORY - cycles + 1, HISTORY + 1):
+        now = pd.Timestamp(stamps[at - 1], tz="UTC").to_pydatetime()
+        index = pd.DatetimeIndex(stamps[at - kept : at].view("datetime64[ns]")).tz_localize("UTC")
+        times = [now + step * (lead + 1) for lead in range(HORIZON)]
+        for number, values in enumerate(data):
+            key = (f"p{number}", "cpu")
+            calibrator.observe(key, pd.Series(values[at - kept : at], index=index), now=now)
+            mean = values[at - season : at - season + HORIZON].copy()
+            calibrator.record(
+                Forecast(
+                    pool=key[0],
+                    metric="cpu",
+                    issued_at=now,
+                    step=step,
+                    times=times,
+                    mean=mean,
+                    quantiles={50: mean},
+                    model="seasonal_naive",
+                )
+            )
+    cpu = time.process_time() - started
+    states = list(calibrator._series.values())
+    errors = sum(
+        calibrator.samples(key, lead) for key in calibrator._series for lead in range(1, 13)
+    )
+    store = walked_bytes(
+        value for state in states for name, value in vars(state).items() if name != "pending"
+    )
+    pending = walked_bytes(state.pending for state in states)
+    print(
+        f"{count} series, {cycles} cycles: errors kept {errors / count:,.0f} a series; "
+        f"calibration store {store / count / 1e6:.4f} MB a series ({store / errors:.2f} bytes "
+        f"an error); pending forecasts {pending / count / 1e6:.4f} MB a series; "
+        f"{cpu:.1f} s CPU"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("traces", type=Path, help="the shared traces folder")
@@ -213,7 +272,16 @@ def main() -> None:
         action="store_true",
         help="print each reusable model's kept fit as fitted and lean, and stop",
     )
+    parser.add_argument(
+        "--calibrator-only",
+        action="store_true",
+        help="measure only what the calibrator holds a series after three days of cycles of "
+        "the same-step-a-day-ago forecast (seconds, not the engine's minutes), and stop",
+    )
     args = parser.parse_args()
+    if args.calibrator_only:
+        calibrator_only(args.traces, args.series)
+        return
     histories = long_series(args.traces, args.series, cycles=args.cycles + args.timed)
     if args.fit_sizes:
         fit_sizes(histories)
