@@ -72,5 +72,7 @@ def moto_account(moto_server: str) -> str:
     """An empty moto account for one test: moto keeps its state for the server's life."""
     import requests
 
-    requests.post(f"{moto_server}/moto-api/reset", timeout=10)
+    # A reset of a long-lived server can take over 10 s when the machine is loaded (seen at
+    # load 35 on 2 cores); it is loopback, so a generous deadline costs nothing when quiet.
+    requests.post(f"{moto_server}/moto-api/reset", timeout=60)
     return moto_server
