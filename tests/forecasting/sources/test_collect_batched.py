@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,7 +26,7 @@ from source_servers import (
     FLEET_POOLS,
     PrometheusServer,
     fleet_value,
-    free_port,
+    local_http_server,
     query_range_requests,
 )
 
@@ -225,12 +224,5 @@ def corrupting_proxy(prometheus_server: PrometheusServer) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Proxy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with local_http_server(Proxy) as url:
+        yield url

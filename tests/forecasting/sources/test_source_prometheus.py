@@ -5,7 +5,6 @@ from __future__ import annotations
 import http.server
 import itertools
 import logging
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,7 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from source_servers import BACKFILL_STEP, LIVE_VALUE, PrometheusServer, backfill_value, free_port
+from source_servers import (
+    BACKFILL_STEP,
+    LIVE_VALUE,
+    PrometheusServer,
+    backfill_value,
+    free_port,
+    local_http_server,
+)
 
 from forecasting.sources import (
     MAX_POINTS_PER_QUERY,
@@ -214,14 +220,8 @@ class _AuthRejectingHandler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture()
 def auth_proxy() -> Iterator[str]:
     _AuthRejectingHandler.seen = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AuthRejectingHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(_AuthRejectingHandler) as url:
+        yield url
 
 
 def test_bearer_token_is_sent_but_never_appears_in_errors_or_logs(
