@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -138,49 +139,62 @@ def _child(arguments: dict[str, str]) -> int:
     from infra.config import load_stack
 
     root = Path(arguments["root"])
-    config = load_stack(arguments["stack"], root)
+    # A fleet over the stack file's size limit is several stacks, collected one after the
+    # other as one driver process cycles them; the figures are the fleet's sums.
+    configs = [load_stack(name, root) for name in arguments["stacks"].split(",")]
     now = datetime.fromisoformat(arguments["now"])
     url = arguments["url"]
     out = []
-    kept = None
+    kept: list[Any] = [None] * len(configs)
     for moment in (now, now + timedelta(minutes=5)):
         sent = _query_range_requests(url)
         server_cpu = _process_cpu(int(arguments["server"]))
         cpu = time.process_time()
         started = time.perf_counter()
-        collected = collect_history(config, root=root, now=moment, kept=kept)
+        results = []
+        for number, config in enumerate(configs):
+            results.append(collect_history(config, root=root, now=moment, kept=kept[number]))
         seconds = time.perf_counter() - started
         cpu = time.process_time() - cpu
-        got = [s for metrics in collected.history.values() for s in metrics.values() if len(s)]
+        got = [
+            s
+            for collected in results
+            for metrics in collected.history.values()
+            for s in metrics.values()
+            if len(s)
+        ]
+        summaries = [collected.summary for collected in results if collected.summary]
         out.append(
             {
                 "seconds": seconds,
                 "cpu": cpu,
                 "series": len(got),
                 "points": sum(len(s) for s in got),
-                "incremental": collected.incremental,
+                "incremental": sum(collected.incremental for collected in results),
                 "requests": _query_range_requests(url) - sent,
                 "server_cpu": _process_cpu(int(arguments["server"])) - server_cpu,
-                "summary": collected.summary,
+                "summary": "; ".join(summaries) or None,
             }
         )
-        kept = collected.kept
+        kept = [collected.kept for collected in results]
     print(json.dumps(out))
     return 0
 
 
 def _run_head(
-    code: Path, *, root: Path, stack: str, now: datetime, url: str, server: int
+    code: Path, *, root: Path, stacks: list[str], now: datetime, url: str, server: int
 ) -> list[_Timed]:
-    arguments = {"code": str(code), "root": str(root), "stack": stack, "now": now.isoformat()}
+    arguments = {"code": str(code), "root": str(root), "stacks": ",".join(stacks)}
+    arguments["now"] = now.isoformat()
     arguments.update(url=url, server=str(server))
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(arguments)],
-        check=True,
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(code)},
     )
+    if done.returncode:
+        raise SystemExit(f"the collection under {code} failed:\n{done.stderr}")
     return [_Timed(**row) for row in json.loads(done.stdout.strip().splitlines()[-1])]
 
 
@@ -226,6 +240,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--request-timeout", type=int, default=10, help="the source's per-request timeout (10)"
+    )
+    parser.add_argument(
+        "--pools-per-stack",
+        type=int,
+        default=1000,
+        help="pools a stack file (1000: stack files are limited to 1 MB); a fleet of several "
+        "stacks is collected stack after stack, as one driver process cycles them",
     )
     parser.add_argument(
         "--days", type=int, default=14, help="days backfilled (14, forecast.history)"
@@ -313,17 +334,21 @@ def main(argv: list[str] | None = None) -> int:
             (work / "stacks").mkdir()
             shutil.copy(REPO / "Pulumi.yaml", work / "Pulumi.yaml")
             pool_metrics = "{" + _CPU + (", " + _RPS if args.metrics_per_pool == 2 else "") + "}"
+            stacks: dict[int, list[str]] = {}
             for concurrency in args.concurrency:
-                (work / "stacks" / f"Pulumi.c{concurrency}.yaml").write_text(
-                    fleet_stack_text(
-                        pools=pools,
-                        metrics=f"{{type: prometheus, url: '{url}', step: 5m, "
-                        f"timeout: {args.request_timeout}s}}",
-                        pool_metrics=pool_metrics,
-                        driver=f"{{mode: plan, interval: 5m, collect_concurrency: {concurrency}, "
-                        f"collect_timeout: {args.timeout}s}}",
+                for first in range(0, len(pools), args.pools_per_stack):
+                    name = f"c{concurrency}-{first // args.pools_per_stack}"
+                    stacks.setdefault(concurrency, []).append(name)
+                    (work / "stacks" / f"Pulumi.{name}.yaml").write_text(
+                        fleet_stack_text(
+                            pools=pools[first : first + args.pools_per_stack],
+                            metrics=f"{{type: prometheus, url: '{url}', step: 5m, "
+                            f"timeout: {args.request_timeout}s}}",
+                            pool_metrics=pool_metrics,
+                            driver="{mode: plan, interval: 5m, collect_concurrency: "
+                            f"{concurrency}, collect_timeout: {args.timeout}s}}",
+                        )
                     )
-                )
             for round_number in range(1, args.rounds + 1):
                 for concurrency in args.concurrency:
                     for name, code in heads:
@@ -332,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                         first, then = _run_head(
                             code,
                             root=work,
-                            stack=f"c{concurrency}",
+                            stacks=stacks[concurrency],
                             now=now,
                             url=url,
                             server=server.pid,
