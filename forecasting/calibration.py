@@ -206,17 +206,31 @@ class _ErrorTable:
 
     def leads(self) -> dict[int, _LeadErrors]:
         """Each lead's errors and levels (leads with none left out)."""
-        means = self._means[: self._size]
-        typical = self._typical[: self._size, None]
-        # The operations observe() once applied to each error as it was scored, on arrays.
-        scale = np.maximum(np.abs(means), _SCALE_FLOOR * typical)
-        errors = (self._realised[: self._size, None] - means) / scale
-        levels = scale / typical
-        filled = ~np.isnan(means)
+        size = self._size
+        realised, typical = self._realised[:size], self._typical[:size]
+        floor = _SCALE_FLOOR * typical
+        columns = self._means[:size].T  # lead x row
+        filled = ~np.isnan(columns)
         out = {}
-        for column in np.flatnonzero(filled.any(axis=0)):
-            rows = filled[:, column]
-            out[int(column) + 1] = _LeadErrors(errors[rows, column], levels[rows, column])
+        if size and filled.all():
+            # Every step scored at every lead (the steady state: one forecast a cycle): all
+            # leads at once, each lead's errors a row of the result.
+            scale = np.maximum(np.abs(columns), floor)
+            errors, levels = (realised - columns) / scale, scale / typical
+            return {
+                column + 1: _LeadErrors(errors[column], levels[column])
+                for column in range(len(columns))
+            }
+        for column, rows in enumerate(filled):
+            count = int(np.count_nonzero(rows))
+            if not count:
+                continue
+            means, real, level, low = columns[column], realised, typical, floor
+            if count < size:
+                means, real, level, low = means[rows], real[rows], level[rows], low[rows]
+            # The operations observe() once applied to each error as it was scored, on arrays.
+            scale = np.maximum(np.abs(means), low)
+            out[column + 1] = _LeadErrors((real - means) / scale, scale / level)
         return out
 
     def __len__(self) -> int:
