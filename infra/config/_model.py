@@ -1033,14 +1033,15 @@ class CalibrationSettings(_Model):
         "because relative errors are larger at low demand than at the peak. 1 = one band.",
     )
     lower_adapt_step: float | None = Field(
-        default=None,
+        default=0.002,
         gt=0,
         le=0.05,
         description="Adapt the levels of the percentiles below 50 to what they covered "
         "(adaptive conformal inference): after each scored step, a percentile's level moves "
         "by this step times (its nominal share, less 1 if the step fell below it), from half "
-        "its nominal level to halfway to the median (p10: 5-30%). Empty: fixed levels. The percentiles from 50 up, which "
-        "size capacity, are not changed.",
+        "its nominal level to halfway to the median (p10: 5-30%). null: fixed levels. The "
+        "percentiles from 50 up, which size capacity, are not changed, nor is anything when "
+        "no percentile below 50 is forecast (the driver's default quantiles).",
     )
 
 

@@ -372,7 +372,8 @@ class TestAdaptiveLowerLevels:
         from forecasting.trace import read_trace_csv
 
         series = read_trace_csv(data_dir / "nab" / excerpt)
-        fixed_settings = CalibrationSettings(window="2d", target="mean")
+        # Fixed levels are no longer the default: asked for (null), as a stack would.
+        fixed_settings = CalibrationSettings(window="2d", target="mean", lower_adapt_step=None)
         fixed, fixed_forecasts = every_cycle(series, fixed_settings)
         adapted, adapted_forecasts = every_cycle(
             series, fixed_settings.model_copy(update={"lower_adapt_step": 0.002})
@@ -418,6 +419,11 @@ class TestAdaptiveLowerLevels:
             series, CalibrationSettings(window="1d", target="mean", lower_adapt_step=0.05)
         )
         assert forecasts and "adapted" not in forecasts[-1].adjustments[-1]
+
+    def test_the_levels_adapt_by_default_and_null_fixes_them(self) -> None:
+        # Issue 15's measurement (docs/forecasting.md): both bands on more traces adapted.
+        assert CalibrationSettings().lower_adapt_step == 0.002
+        assert CalibrationSettings(lower_adapt_step=None).lower_adapt_step is None
 
     def test_a_step_larger_than_five_hundredths_is_refused(self) -> None:
         assert CalibrationSettings(lower_adapt_step=0.002).lower_adapt_step == 0.002
