@@ -53,9 +53,9 @@ GROUPS = ("nab/realAWSCloudwatch", "nab/realKnownCause", "nab/realTweets", "nasa
 
 
 def _in_bands(result: DrivenEvaluation, *, tie_aware: bool = False) -> tuple[bool, bool]:
-    interval = (result.tie_aware_coverage_80 if tie_aware else result.coverage_80) or 0.0
-    p90 = (result.tie_aware_coverage if tie_aware else result.coverage)[90]
-    return 0.75 <= interval <= 0.85, 0.85 <= p90 <= 0.95
+    # The verdict evaluate-forecast prints (DrivenEvaluation.bands), on traces with enough points.
+    bands = result.bands(tie_aware=tie_aware) or {}
+    return bands.get("80% interval", False), bands.get("p90", False)
 
 
 def _variant(text: str) -> tuple[str, CalibrationSettings]:
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for name, calibration in variants
             ]
-            scored = result.scored_points >= 300
+            scored = result.bands() is not None
             verdict = "fewer than 300 points"
             if scored:
                 interval_ok, p90_ok = _in_bands(result)

@@ -39,6 +39,8 @@ from forecasting.evaluation import mase_scale, weighted_quantile_loss
 from infra.config import ForecastSettings, MetricSpec
 
 __all__ = [
+    "BANDS",
+    "BAND_POINTS",
     "DrivenEvaluation",
     "RecordingEngine",
     "ReplayedEngine",
@@ -57,6 +59,14 @@ INTERVAL_QUANTILES = (10, 90)
 """The 80% interval's ends; p10 is added to the evaluated quantiles when missing (a percentile
 is read off the same model intervals and calibrated errors as every other, so adding one changes
 none of the others)."""
+
+
+BANDS = {"80% interval": (0.75, 0.85), "p90": (0.85, 0.95)}
+"""Issue 15's coverage targets: the share of scored points inside the calibrated p10-p90, and at
+or below the p90, each within its band (inclusive, on the unrounded figures)."""
+
+BAND_POINTS = 300
+"""The fewest scored points a trace's coverage is judged against :data:`BANDS` on."""
 
 
 def driver_engine(
@@ -188,6 +198,23 @@ class DrivenEvaluation:
     warmup: timedelta
     notes: list[str] = field(default_factory=list)
 
+    def bands(self, *, tie_aware: bool = False) -> dict[str, bool] | None:
+        """Whether each coverage of :data:`BANDS` is in its band, or None with fewer than
+        :data:`BAND_POINTS` scored points (too few to judge).
+
+        :param tie_aware: judge the coverage with ties spread instead of as written (the
+            target is written on the latter).
+        """
+        if self.scored_points < BAND_POINTS:
+            return None
+        interval = self.tie_aware_coverage_80 if tie_aware else self.coverage_80
+        p90 = (self.tie_aware_coverage if tie_aware else self.coverage).get(90)
+        figures = {"80% interval": interval, "p90": p90}
+        return {
+            name: figures[name] is not None and low <= float(figures[name] or 0.0) <= high
+            for name, (low, high) in BANDS.items()
+        }
+
     def to_json(self) -> dict[str, Any]:
         return {
             "scored_points": self.scored_points,
@@ -203,6 +230,8 @@ class DrivenEvaluation:
             if self.tie_aware_coverage_80 is None
             else round(self.tie_aware_coverage_80, 4),
             "tied_points": round(self.tied_points, 4),
+            "bands": self.bands(),
+            "tie_aware_bands": self.bands(tie_aware=True),
             "quantile_target": self.quantile_target,
             "models": self.models,
             "trusted_origins": self.trusted_origins,

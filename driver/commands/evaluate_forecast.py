@@ -25,7 +25,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from driver.commands._common import EXIT_USER_ERROR, err_console, user_errors
-from forecasting.as_driven import DrivenEvaluation, evaluate_as_driven
+from forecasting.as_driven import BAND_POINTS, BANDS, DrivenEvaluation, evaluate_as_driven
 from forecasting.errors import UnusableSeriesError
 from forecasting.trace import evaluate_trace, read_trace_csv
 from infra.config import ForecastSettings, MetricSpec, UserError, parse_duration
@@ -35,6 +35,9 @@ __all__ = ["register"]
 logger = logging.getLogger(__name__)
 
 UNITS = ("percent", "rps", "ms", "count", "bytes_per_second", "ratio")
+
+_UNIT_BOUNDS = {"percent": (0.0, 100.0), "ratio": (0.0, 1.0)}
+"""The candidates' forecasts are clipped to their unit's range, as the driver's are."""
 
 
 def evaluate_forecast(
@@ -170,6 +173,7 @@ def evaluate_forecast(
                 n_windows=windows,
                 history=settings.history,
                 season=durations["--season"],
+                bounds=_UNIT_BOUNDS.get(spec.unit),
                 on_model=lambda m: progress.update(task, description=f"{trace.name}: {m}"),
             )
     _print_driven(console, trace.name, driven, driven_problem)
@@ -270,6 +274,22 @@ def _print_driven(
         console.print(
             f"{driven.tied_points:.0%} of points equal one of their quantiles; with ties spread "
             f"(randomised PIT): cov80 {driven.tie_aware_coverage_80 or 0:.2f}, {spread}"
+        )
+    bands = driven.bands()
+    if bands is None:
+        console.print(
+            f"issue 15's coverage bands: not judged ({driven.scored_points} scored points, "
+            f"fewer than {BAND_POINTS}; pass more --windows)"
+        )
+    else:
+        figures = {"80% interval": driven.coverage_80 or 0.0, "p90": driven.coverage[90]}
+        console.print(
+            "issue 15's coverage bands: "
+            + ", ".join(
+                f"{name} {figures[name]:.2f} {'in' if ok else 'OUT of'} "
+                f"{BANDS[name][0]:.0%}-{BANDS[name][1]:.0%} {'✓' if ok else '✗'}"
+                for name, ok in bands.items()
+            )
         )
     models = ", ".join(f"{model} {count}" for model, count in driven.models.items())
     console.print(

@@ -42,6 +42,15 @@ def test_evaluate_forecast_writes_scores_per_model_and_the_choice(
     driver = report["driver"]
     assert driver["origins"] == 25 and driver["scored_points"] == 300
     assert set(driver["coverage"]) == {"10", "50", "80", "90", "95", "99"}
+    # Issue 15's bands judged on the same figures the benchmark judges (300 points: enough).
+    interval, p90 = driver["coverage_80"], driver["coverage"]["90"]
+    assert driver["bands"] == {
+        "80% interval": 0.75 <= interval <= 0.85,
+        "p90": 0.85 <= p90 <= 0.95,
+    }
+    printed = " ".join(result.output.split())
+    assert "issue 15's coverage bands: 80% interval" in printed
+    assert f"p90 {p90:.2f} {'in' if driver['bands']['p90'] else 'OUT of'} 85%-95%" in printed
 
 
 def test_nasa_columns_and_local_time_are_detected(tmp_path: Path, data_dir: Path) -> None:

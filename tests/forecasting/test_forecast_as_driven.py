@@ -327,6 +327,9 @@ def test_the_command_reports_coverage_with_ties_spread_on_sparse_counts(
     assert driver["tied_points"] > 0.5
     assert driver["tie_aware_coverage_80"] < driver["coverage_80"]
     assert "with ties spread (randomised PIT)" in " ".join(result.output.split())
+    # 6 origins of 12 points: too few for issue 15's bands to say anything.
+    assert driver["bands"] is None and driver["tie_aware_bands"] is None
+    assert "coverage bands: not judged (72 scored points" in " ".join(result.output.split())
 
 
 def test_an_unknown_unit_is_refused(data_dir: Path) -> None:
@@ -334,3 +337,39 @@ def test_an_unknown_unit_is_refused(data_dir: Path) -> None:
     result = runner.invoke(app, ["evaluate-forecast", str(trace), "--unit", "furlongs"])
     assert result.exit_code == 2
     assert "--unit 'furlongs' is not one of percent" in result.output
+
+
+def test_the_candidates_percent_quantiles_are_scored_within_0_and_100(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """evaluate-forecast's candidates, like the driver's forecast: a CPU near saturation has
+    model intervals past 100%, which are clipped to the unit's range before they are scored."""
+    import forecasting.trace as trace_module
+
+    series = read_trace_csv(data_dir / "nab" / "cpu_utilization_asg_misconfiguration_excerpt.csv")
+    # Saturating in the scored last hours: their busiest minute at 99%, anything above at 100%.
+    hot = (series * (99.0 / float(series.iloc[-36:].max()))).clip(upper=100.0)
+    scored: list[pd.DataFrame] = []
+    real = trace_module.score_cross_validation
+
+    def keep(cv: pd.DataFrame, **kwargs: Any) -> Any:
+        scored.append(cv)
+        return real(cv, **kwargs)
+
+    monkeypatch.setattr(trace_module, "score_cross_validation", keep)
+    tops: dict[tuple[float, float] | None, float] = {}
+    for bounds in (None, (0.0, 100.0)):
+        scored.clear()
+        trace_module.evaluate_trace(
+            hot,
+            name="hot",
+            horizon=timedelta(hours=1),
+            models=["seasonal_naive"],
+            n_windows=3,
+            bounds=bounds,
+        )
+        # The first call scores what is reported; the last the engine's choice (unclipped).
+        reported = scored[0].drop(columns=["unique_id", "ds", "cutoff", "y"])
+        tops[bounds] = float(reported.max().max())
+    assert tops[None] > 100.0
+    assert tops[(0.0, 100.0)] <= 100.0
