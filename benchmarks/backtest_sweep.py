@@ -173,8 +173,9 @@ def render(rows: Sequence[Row], *, command: str, seconds: float) -> str:
         "",
         "The two frontier columns say whether mirrorcast's frontier lies on or below "
         "reactive's and scheduled-predictive's (each frontier: the line through its efficient "
-        "points; on or below: at every instance-hours both span, mirrorcast's short minutes, "
-        "interpolated, are at most the other's; `compare_frontiers` in "
+        "points, flat from the last to its dearest setting; on or below: at every "
+        "instance-hours both span, mirrorcast's short minutes, interpolated, are at most the "
+        "other's; `compare_frontiers` in "
         "driver/backtest/sweep.py), with the worst gap in short minutes (positive: above, "
         "negative: below everywhere by at least that) and the instance-hours where it is.",
         "",
