@@ -237,11 +237,31 @@ def calibrator_only(traces: Path, count: int) -> None:
         value for state in states for name, value in vars(state).items() if name != "pending"
     )
     pending = walked_bytes(state.pending for state in states)
+    # What reading the store costs: one calibrate() of a 12-step forecast of the first series.
+    key = next(iter(calibrator._series))
+    now = pd.Timestamp(stamps[HISTORY - 1], tz="UTC").to_pydatetime()
+    mean = np.linspace(20.0, 40.0, HORIZON)
+    forecast = Forecast(
+        pool=key[0],
+        metric=key[1],
+        issued_at=now,
+        step=step,
+        times=[now + step * (lead + 1) for lead in range(HORIZON)],
+        mean=mean,
+        quantiles={q: mean * (1 + q / 500) for q in (50, 80, 90, 95, 99)},
+        model="seasonal_naive",
+    )
+    for _ in range(20):
+        calibrator.calibrate(forecast)
+    timed = time.process_time()
+    for _ in range(300):
+        calibrator.calibrate(forecast)
+    per_call = (time.process_time() - timed) / 300
     print(
         f"{count} series, {cycles} cycles: errors kept {errors / count:,.0f} a series; "
         f"calibration store {store / count / 1e6:.4f} MB a series ({store / errors:.2f} bytes "
         f"an error); pending forecasts {pending / count / 1e6:.4f} MB a series; "
-        f"{cpu:.1f} s CPU"
+        f"{cpu:.1f} s CPU; calibrate() {per_call * 1000:.2f} ms CPU a call (300 calls)"
     )
 
 
