@@ -71,9 +71,10 @@ class _Pending:
     mean: npt.NDArray[np.float64]
     step: int  # ns
     done: npt.NDArray[np.bool_]
-    # The calibrated percentiles below 50 as handed out, scored against what came for the
-    # adaptive lower levels (``lower_adapt_step``); None when not adapting or not calibrated.
-    lower: dict[int, npt.NDArray[np.float64]] | None = None
+    # The calibrated percentiles whose levels adapt, as handed out, scored against what came
+    # (``lower_adapt_step`` below 50, ``upper_adapt_step`` above); None when not adapting or
+    # not calibrated.
+    adapted: dict[int, npt.NDArray[np.float64]] | None = None
 
 
 class _LeadErrors:
@@ -289,8 +290,8 @@ class _SeriesErrors:
     table: _ErrorTable = field(default_factory=lambda: _ErrorTable())
     pending: list[_Pending] = field(default_factory=list)
     level: float = float("nan")
-    # Percentile below 50 -> how far its level has moved from nominal (a fraction of 1).
-    lower_shift: dict[int, float] = field(default_factory=dict)
+    # Adapted percentile -> how far its level has moved from nominal (a fraction of 1).
+    level_shift: dict[int, float] = field(default_factory=dict)
 
 
 class QuantileCalibrator:
@@ -359,15 +360,15 @@ class QuantileCalibrator:
                         typical=level,
                         rows=rows,
                     )
-                    if pending.lower is not None:
-                        self._adapt_lower(errors, pending.lower, int(lead) - 1, realised)
+                    if pending.adapted is not None:
+                        self._adapt_levels(errors, pending.adapted, int(lead) - 1, realised)
                 pending.done |= ready
             if not pending.done.all():
                 still.append(pending)
         errors.pending = still
         errors.table.forget_before(last - window)
 
-    def _adapt_lower(
+    def _adapt_levels(
         self,
         errors: _SeriesErrors,
         issued: dict[int, npt.NDArray[np.float64]],
@@ -375,18 +376,21 @@ class QuantileCalibrator:
         realised: float,
     ) -> None:
         """One step of adaptive conformal inference (Gibbs and Candes, NeurIPS 2021) for each
-        percentile below 50: its level rises when steps fell below it less often than it says
-        and falls when more often, by ``lower_adapt_step`` at a time, from half its nominal
-        level to halfway to the median.
+        adapted percentile: its level rises when steps fell below it less often than it says
+        and falls when more often, by ``lower_adapt_step`` (below 50) or ``upper_adapt_step``
+        (above 50) at a time, within bounds (:func:`_level_bounds`).
 
-        Why only the lower tail: it sizes no capacity (the planner reads p50 and up), and it
-        is where the fixed levels miss most (issue 15's measurement: on the over-wide traces
+        Why the lower tail by default: it sizes no capacity (the planner reads p50 and up), and
+        it is where the fixed levels miss most (issue 15's measurement: on the over-wide traces
         0-10% of steps fell at or below p10, the errors of a window's calmer or wilder spells
-        holding it down); an adaptive p90 followed a calm day down and then under-covered.
+        holding it down). The upper levels are opt-in: they size capacity, and an unbounded
+        adaptive p90 followed a calm day down and then under-covered.
         """
-        step = self.settings.lower_adapt_step
-        assert step is not None  # only pending forecasts issued while adapting carry `lower`
         for q, curve in issued.items():
+            step = self.settings.lower_adapt_step if q < 50 else self.settings.upper_adapt_step
+            # Only pending forecasts issued while adapting carry curves, and only of the
+            # percentiles whose step is set.
+            assert step is not None
             value = float(curve[index])
             if not np.isfinite(value):
                 continue
@@ -397,29 +401,38 @@ class QuantileCalibrator:
                 continue
             nominal = q / 100
             missed = 1.0 if realised < value else 0.0
-            shift = errors.lower_shift.get(q, 0.0) + step * (nominal - missed)
-            # Bounded: never below half the nominal level, never past halfway to the median
-            # (p10 within 5-30%), so a spell of misses cannot walk a percentile away.
-            errors.lower_shift[q] = min(max(shift, -nominal / 2), (0.5 - nominal) / 2)
+            shift = errors.level_shift.get(q, 0.0) + step * (nominal - missed)
+            # Bounded, so that a spell of misses cannot walk a percentile away.
+            low, high = _level_bounds(q)
+            errors.level_shift[q] = min(max(shift, low), high)
+
+    def _adapts(self, q: int) -> bool:
+        """Whether percentile ``q``'s level adapts (the median never does)."""
+        if q < 50:
+            return self.settings.lower_adapt_step is not None
+        return q > 50 and self.settings.upper_adapt_step is not None
 
     def issued(self, forecast: Forecast) -> None:
-        """Note the calibrated percentiles below 50 of the forecast just :meth:`record`-ed and
-        :meth:`calibrate`-d, for the adaptive lower levels to score (nothing unless
-        ``lower_adapt_step`` is set and the forecast was calibrated)."""
+        """Note the calibrated percentiles whose levels adapt of the forecast just
+        :meth:`record`-ed and :meth:`calibrate`-d, for the adaptive levels to score (nothing
+        unless ``lower_adapt_step`` or ``upper_adapt_step`` is set and the forecast was
+        calibrated)."""
         key = (forecast.pool, forecast.metric)
         leads = self._calibrated_leads.pop(key, None)
         errors = self._series.get(key)
         if leads is None or errors is None or not errors.pending:
             return
-        lower = {
-            q: np.asarray(v, dtype=float).copy() for q, v in forecast.quantiles.items() if q < 50
+        adapted = {
+            q: np.asarray(v, dtype=float).copy()
+            for q, v in forecast.quantiles.items()
+            if self._adapts(q)
         }
-        for curve in lower.values():
+        for curve in adapted.values():
             # A lead still on the model's own quantiles (too few errors yet) is not scored:
             # its miss says nothing about the calibrated level.
             curve[~leads] = np.nan
-        if lower:
-            errors.pending[-1].lower = lower
+        if adapted:
+            errors.pending[-1].adapted = adapted
 
     def record(self, forecast: Forecast) -> None:
         """Remember a handed-out forecast so its errors are scored once observed."""
@@ -446,13 +459,22 @@ class QuantileCalibrator:
         # What np.percentile(near, levels) computes its quantiles from.
         percents = np.true_divide(np.asarray(levels), 100)
         adapted = ""
-        if self.settings.lower_adapt_step is not None and errors.lower_shift:
+        shifts = {q: shift for q, shift in errors.level_shift.items() if self._adapts(q)}
+        if shifts:
             for position, q in enumerate(levels):
-                if q in errors.lower_shift:
-                    percents[position] += errors.lower_shift[q]
-            adapted = ", levels below 50 adapted: " + ", ".join(
-                f"p{q} at {100 * (q / 100 + shift):.1f}%"
-                for q, shift in sorted(errors.lower_shift.items())
+                if q in shifts:
+                    percents[position] += shifts[q]
+            below = any(q < 50 for q in shifts)
+            above = any(q > 50 for q in shifts)
+            which = (
+                "adapted"
+                if below and above
+                else "below 50 adapted"
+                if below
+                else "above 50 adapted"
+            )
+            adapted = f", levels {which}: " + ", ".join(
+                f"p{q} at {100 * (q / 100 + shift):.1f}%" for q, shift in sorted(shifts.items())
             )
         calibrated = 0
         done = np.zeros(len(mean), dtype=bool)
@@ -480,7 +502,7 @@ class QuantileCalibrator:
             fewest = count if fewest is None else min(fewest, count)
         if not calibrated:
             return forecast
-        if self.settings.lower_adapt_step is not None:
+        if self.settings.lower_adapt_step is not None or self.settings.upper_adapt_step is not None:
             self._calibrated_leads[(forecast.pool, forecast.metric)] = done
         fixed = monotone(quantiles)
         floor_at_zero = bool(np.nanmin(mean) >= 0) if len(mean) else True
@@ -579,6 +601,20 @@ def bounded_for_unit(forecast: Forecast, spec: Any) -> Forecast:
             q: np.clip(np.asarray(v, dtype=float), 0.0, top) for q, v in forecast.quantiles.items()
         },
     )
+
+
+def _level_bounds(q: int) -> tuple[float, float]:
+    """How far percentile ``q``'s adapted level may move from nominal (fractions of 1).
+
+    Below 50: from half the nominal level to halfway to the median (p10 within 5-30%). Above
+    50: down by its distance to 100% and up by half of it (p90 within 80-95%, p99 within
+    98-99.5%): a percentile that sizes capacity may follow what it covered, but a calm spell
+    cannot take a p90 below a p80.
+    """
+    nominal = q / 100
+    if q < 50:
+        return -nominal / 2, (0.5 - nominal) / 2
+    return -(1.0 - nominal), (1.0 - nominal) / 2
 
 
 def _scale(forecast: float, level: float) -> float:

@@ -1043,6 +1043,15 @@ class CalibrationSettings(_Model):
         "percentiles from 50 up, which size capacity, are not changed, nor is anything when "
         "no percentile below 50 is forecast (the driver's default quantiles).",
     )
+    upper_adapt_step: float | None = Field(
+        default=None,
+        gt=0,
+        le=0.05,
+        description="Adapt the levels of the percentiles above 50 the same way (the median "
+        "never adapts), each within its distance to 100% below nominal and half of it above "
+        "(p90: 80-95%). These percentiles size capacity, so this changes the plans and the "
+        "backtest. Empty: fixed levels.",
+    )
 
 
 class UntrustedProfileSettings(_Model):

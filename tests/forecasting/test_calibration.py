@@ -420,6 +420,51 @@ class TestAdaptiveLowerLevels:
         )
         assert forecasts and "adapted" not in forecasts[-1].adjustments[-1]
 
+    def test_upper_levels_adapt_only_when_asked_and_the_median_never(self, data_dir: Path) -> None:
+        from forecasting.trace import read_trace_csv
+
+        series = read_trace_csv(data_dir / "nab" / "ec2_cpu_utilization_825cc2_excerpt.csv")
+        lower_only = CalibrationSettings(window="2d", target="mean")
+        _, fixed = every_cycle(series, lower_only, scored=96)
+        _, adapted = every_cycle(
+            series, lower_only.model_copy(update={"upper_adapt_step": 0.005}), scored=96
+        )
+        assert "levels below 50 adapted: p10 at" in fixed[-1].adjustments[-1]
+        assert "levels adapted: p10 at" in adapted[-1].adjustments[-1]
+        assert ", p80 at " in adapted[-1].adjustments[-1]
+        assert ", p90 at " in adapted[-1].adjustments[-1]
+        assert "p50 at" not in adapted[-1].adjustments[-1]
+        moved = 0
+        for before, after in zip(fixed, adapted, strict=True):
+            np.testing.assert_array_equal(before.quantiles[50], after.quantiles[50])
+            moved += not np.array_equal(before.quantiles[90], after.quantiles[90])
+        assert moved > 0
+
+    def test_an_upper_level_follows_what_it_covered_within_its_bounds(self) -> None:
+        # Noise that dies away: the window's errors keep the louder past's upper tail, so steps
+        # rarely pass the p90 and its level falls, and stops at 80% (twice as far from 100%).
+        rng = np.random.default_rng(11)
+        points = 3 * 288
+        loudness = 10.0 * np.exp(-np.arange(points) / 150.0)
+        series = pd.Series(
+            50.0 + loudness * rng.normal(size=points),
+            index=pd.date_range(T0, periods=points, freq="5min"),
+        )
+        _, forecasts = every_cycle(
+            series,
+            CalibrationSettings(
+                window="1d", target="mean", lower_adapt_step=None, upper_adapt_step=0.05
+            ),
+        )
+        levels = [
+            float(forecast.adjustments[-1].rsplit("p90 at ", 1)[1].split("%")[0])
+            for forecast in forecasts
+            if "adapted" in forecast.adjustments[-1]
+        ]
+        assert min(levels) == 80.0
+        assert levels.count(80.0) > 10
+        assert max(levels) <= 95.0
+
     def test_the_levels_adapt_by_default_and_null_fixes_them(self) -> None:
         # Issue 15's measurement (docs/forecasting.md): both bands on more traces adapted.
         assert CalibrationSettings().lower_adapt_step == 0.002
