@@ -355,6 +355,18 @@ def every_cycle(
     return np.array(rows), forecasts
 
 
+def dying_noise() -> pd.Series:
+    """Three days of 5-minute noise around 50 whose loudness dies away (from 10, by e every
+    150 steps): a window's errors keep the louder past's tails, wider than what comes."""
+    rng = np.random.default_rng(11)
+    points = 3 * 288
+    loudness = 10.0 * np.exp(-np.arange(points) / 150.0)
+    return pd.Series(
+        50.0 + loudness * rng.normal(size=points),
+        index=pd.date_range(T0, periods=points, freq="5min"),
+    )
+
+
 class TestAdaptiveLowerLevels:
     """``lower_adapt_step``: the percentiles below 50 follow what they covered (issue 15: the
     fixed p10 of a window's errors missed most on the over-wide traces)."""
@@ -393,13 +405,7 @@ class TestAdaptiveLowerLevels:
         # Noise that dies away: the window's errors keep the louder past's lower tail, so steps
         # rarely fall below the p10 and its level rises, and stops at 30% (a miss knocks it
         # down by 0.05 x 0.9, and it climbs back).
-        rng = np.random.default_rng(11)
-        points = 3 * 288
-        loudness = 10.0 * np.exp(-np.arange(points) / 150.0)
-        series = pd.Series(
-            50.0 + loudness * rng.normal(size=points),
-            index=pd.date_range(T0, periods=points, freq="5min"),
-        )
+        series = dying_noise()
         _, forecasts = every_cycle(
             series, CalibrationSettings(window="1d", target="mean", lower_adapt_step=0.05)
         )
@@ -443,13 +449,7 @@ class TestAdaptiveLowerLevels:
     def test_an_upper_level_follows_what_it_covered_within_its_bounds(self) -> None:
         # Noise that dies away: the window's errors keep the louder past's upper tail, so steps
         # rarely pass the p90 and its level falls, and stops at 80% (twice as far from 100%).
-        rng = np.random.default_rng(11)
-        points = 3 * 288
-        loudness = 10.0 * np.exp(-np.arange(points) / 150.0)
-        series = pd.Series(
-            50.0 + loudness * rng.normal(size=points),
-            index=pd.date_range(T0, periods=points, freq="5min"),
-        )
+        series = dying_noise()
         _, forecasts = every_cycle(
             series,
             CalibrationSettings(
