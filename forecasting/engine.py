@@ -364,7 +364,7 @@ class ForecastEngine:
             if events is not None and len(events) > 0 and selection.model in EXOGENOUS_MODELS:
                 self._attach_regressors(item, events)
         self._budget_refits(prepared, selections, now=now)
-        profiled = self._profiled(prepared, selections, now=now)
+        profiled, blends = self._profiled(prepared, selections, now=now)
         for item in prepared:
             if item.key in profiled:
                 frame_of, chosen, note = profiled[item.key]
@@ -400,7 +400,14 @@ class ForecastEngine:
                 logger.exception("model %s failed for %d series", model, len(items))
                 continue
             for it in items:
-                out[it.key] = self._result(it, frame[it.name], selections[it.key], events)
+                columns = frame[it.name]
+                blend = blends.get(it.key)
+                if blend is not None:
+                    columns = _blended(columns, blend[0], model=model)
+                result = self._result(it, columns, selections[it.key], events)
+                if blend is not None:
+                    result = replace(result, adjustments=(*result.adjustments, blend[1]))
+                out[it.key] = result
         fitted = self.fits > fits_before or self.selections_run > selections_before
         if self._numba_dir is not None and fitted:
             # A fit, or a selection's cross-validation, may have compiled (and cached) new
@@ -905,7 +912,10 @@ class ForecastEngine:
         selections: dict[tuple[str, str], Selection],
         *,
         now: datetime | None,
-    ) -> dict[tuple[str, str], tuple[dict[str, np.ndarray], Selection, str]]:
+    ) -> tuple[
+        dict[tuple[str, str], tuple[dict[str, np.ndarray], Selection, str]],
+        dict[tuple[str, str], tuple[dict[str, np.ndarray], str]],
+    ]:
         """Untrusted series whose same-hour profile earned trust: its forecast columns instead.
 
         ``forecast.untrusted_profile``: where no model is trusted, the profile of the same step
@@ -914,23 +924,43 @@ class ForecastEngine:
         history (:func:`replay_profile_floor`); otherwise the series stays untrusted and the
         rules react, and its entry in ``selections`` is replaced by one whose reason also says
         why the profile was not used. The forecast says which was used and why.
+
+        Trusted series whose profile earned trust the same way (``blend_trusted``) are returned
+        apart, with the profile's columns for their model's forecast to be averaged with.
         """
         settings = self.settings.untrusted_profile
-        if not settings.enabled:
-            return {}
         found: dict[tuple[str, str], tuple[dict[str, np.ndarray], Selection, str]] = {}
+        blends: dict[tuple[str, str], tuple[dict[str, np.ndarray], str]] = {}
+        if not settings.enabled:
+            return found, blends
         for item in prepared:
             selection = selections[item.key]
             season = _daily_season(item.step)
-            # Only where the models were scored and judged untrusted: a series waiting for its
-            # selection or fit (forecast.selections_per_cycle, refits_per_cycle) or too short
-            # to select on is not known to have untrusted models, and keeps the baseline.
+            # Only where the models were scored: a series waiting for its selection or fit
+            # (forecast.selections_per_cycle, refits_per_cycle) or too short to select on is
+            # not known to have untrusted models, and keeps the baseline.
             judged = bool(selection.scores)
-            if selection.trusted or not judged or season < 2 or len(item.filled) < 3 * season:
+            if not judged or season < 2 or len(item.filled) < 3 * season:
+                continue
+            if selection.trusted and not settings.blend_trusted:
                 continue
             y = item.filled.to_numpy(dtype=float)
             verdict = self._profile_verdict(item, y, season=season, now=now)
-            if not verdict.earns_trust(max_ratio=settings.max_ratio, min_short=settings.min_short):
+            earned = verdict.earns_trust(max_ratio=settings.max_ratio, min_short=settings.min_short)
+            if selection.trusted:
+                if earned:
+                    # Measured on every shared trace (docs/backtest.md): where a trusted model
+                    # alone was behind AWS's profile at the same money (tweet volumes, NASA) the
+                    # average of the two was ahead; the calibration then scores the average.
+                    blends[item.key] = (
+                        profile_forecast(y, h=item.h, season=season, levels=self.levels),
+                        f"averaged with the same-hour profile (forecast.untrusted_profile."
+                        f"blend_trusted), which earned trust on this series' history: "
+                        f"{verdict.describe()} (ratio {verdict.ratio:.2f} <= "
+                        f"forecast.untrusted_profile.max_ratio {settings.max_ratio:g})",
+                    )
+                continue
+            if not earned:
                 # The explanation says the profile was weighed too, and why it was not used.
                 selections[item.key] = replace(
                     selection,
@@ -955,7 +985,7 @@ class ForecastEngine:
                 replace(selection, model=PROFILE, trusted=True, reason=None),
                 note,
             )
-        return found
+        return found, blends
 
     def _profile_verdict(
         self, item: _Prepared, y: np.ndarray, *, season: int, now: datetime | None
@@ -1207,6 +1237,27 @@ class ForecastEngine:
                     f"event {kind}: configured uplift x{float(np.max(configured[active])):.2f} (no past occurrence)"
                 )
         return factor, notes
+
+
+def _blended(
+    columns: Mapping[str, np.ndarray], profile: Mapping[str, np.ndarray], *, model: str
+) -> dict[str, np.ndarray]:
+    """``model``'s forecast columns averaged, column by column, with the profile's.
+
+    The mean with the profile's mean and each ``model-lo-L``/``model-hi-L`` with the profile's
+    ``lo-L``/``hi-L`` (an equal-weight average of the members' quantiles); other columns as
+    they are.
+    """
+    out = dict(columns)
+    for name, values in columns.items():
+        if name == model:
+            theirs = profile["mean"]
+        elif name.startswith(f"{model}-"):
+            theirs = profile[name.removeprefix(f"{model}-")]
+        else:
+            continue
+        out[name] = 0.5 * (np.asarray(values, dtype=float) + np.asarray(theirs, dtype=float))
+    return out
 
 
 def _daily_season(step: timedelta) -> int:

@@ -1065,6 +1065,9 @@ class UntrustedProfileSettings(_Model):
     capacity spending the same (forecasting.models.profile.replay_profile_floor), once per
     reselect_every; when the profile was short in at most max_ratio of reactive's short
     steps, the forecast is the profile's, trusted, and says so (docs/forecasting.md).
+    Where a model is trusted and the profile earns trust the same way, the two are averaged
+    (blend_trusted): on the daily-cycle traces a trusted model alone was behind AWS's profile
+    at the same money (docs/backtest.md, "Issue 15's targets").
     """
 
     enabled: bool = Field(
@@ -1084,6 +1087,13 @@ class UntrustedProfileSettings(_Model):
         ge=1,
         description="Fewest short steps reactive must have had in the replay: with fewer there "
         "is nothing a profile could be shown to buy, and the series stays reactive.",
+    )
+    blend_trusted: bool = Field(
+        default=True,
+        description="Also where a model is trusted: once the same replay has earned the "
+        "profile trust on the series, the forecast (mean and every interval) is the average "
+        "of the model's and the profile's, an equal-weight ensemble calibrated online like any "
+        "forecast; the forecast says so. false: a trusted model's forecast stands alone.",
     )
 
 
