@@ -948,7 +948,10 @@ class ForecastEngine:
             verdict = self._profile_verdict(item, y, season=season, now=now)
             earned = verdict.earns_trust(max_ratio=settings.max_ratio, min_short=settings.min_short)
             if selection.trusted:
-                if earned:
+                # The profile knows no events: averaged with a model that takes an event in
+                # the horizon as a regressor, it would halve the effect the model learned.
+                event_ahead = item.future_x is not None and bool(np.any(item.future_x))
+                if earned and not event_ahead:
                     # Measured on every shared trace (docs/backtest.md): where a trusted model
                     # alone was behind AWS's profile at the same money (tweet volumes, NASA) the
                     # average of the two was ahead; the calibration then scores the average.

@@ -32,8 +32,15 @@ def now(nasa_5min: pd.Series) -> datetime:
 
 @pytest.fixture(scope="module")
 def arima() -> ForecastEngine:
-    # One engine for the module: the model choice is made once and reused.
-    return ForecastEngine(ForecastSettings(models=["seasonal_naive", "auto_arima"]))
+    # One engine for the module: the model choice is made once and reused. These tests are of
+    # the model's own regressors, so the same-hour profile is not averaged in (blend_trusted:
+    # tests/forecasting/test_trusted_profile_blend.py; the engine never blends a forecast with
+    # an event in its horizon taken as a regressor).
+    return ForecastEngine(
+        ForecastSettings(
+            models=["seasonal_naive", "auto_arima"], untrusted_profile={"blend_trusted": False}
+        )
+    )
 
 
 def _launches(now: datetime, *, uplift: float | None = None, kind: str = "launch") -> EventSchedule:
