@@ -247,10 +247,11 @@ def test_backtest_console_fits_80_columns_and_says_why_mirrorcast_equals_reactiv
     stack = tmp_path / "no-profile.yaml"
     stack.write_text(
         DEFAULT_STACK.read_text().replace(
-            "untrusted_profile: {enabled: true}", "untrusted_profile: {enabled: false}"
+            "untrusted_profile: {enabled: true, blend_trusted: true}",
+            "untrusted_profile: {enabled: false, blend_trusted: true}",
         )
     )
-    assert "untrusted_profile: {enabled: false}" in stack.read_text()
+    assert "untrusted_profile: {enabled: false, blend_trusted: true}" in stack.read_text()
     result = runner.invoke(
         app,
         [
