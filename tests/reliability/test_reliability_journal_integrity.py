@@ -349,7 +349,10 @@ def _open(url: str, barrier: Any, results: Any) -> None:
 
 
 def _race(url: str, drivers: int = 4) -> list[str]:
-    context = multiprocessing.get_context("fork")
+    # Spawned, not forked: the whole suite's process has server threads running (moto's, the
+    # sources' local HTTP servers), and a child forked while one of them holds a lock (logging,
+    # import) waits on it forever; once in the whole suite a driver never answered (queue.Empty).
+    context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(drivers)
     results = context.Queue()
     processes = [
