@@ -11,15 +11,15 @@ after a fixed latency, in the answer format the Prometheus documentation gives
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from local_http import local_http_server
 
 from driver.collect import collect_history
 from infra.config import MirrorcastConfig, PrometheusSource, load_stack
@@ -55,15 +55,8 @@ class _SlowPrometheus(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def prometheus() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowPrometheus)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(_SlowPrometheus) as url:
+        yield url
 
 
 def _fleet(

@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cycle_support import TRACE, RecentPeakEngine
+from local_http import local_http_server
 from soak_harness import STACK, make_project
 from typer.testing import CliRunner
 
@@ -76,14 +76,8 @@ def driver_logging() -> Iterator[None]:
 
 @pytest.fixture
 def github() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _EchoingGitHub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(_EchoingGitHub) as url:
+        yield url
 
 
 def _git(cwd: Path, *args: str) -> str:

@@ -13,16 +13,16 @@ import json
 import os
 import stat
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import PASSPHRASE
 from cycle_support import TRACE, RecentPeakEngine, make_driver
+from local_http import local_http_server
 from soak_harness import STACK, Faults, KillableCli, make_project
 from typer.testing import CliRunner
 
@@ -65,14 +65,8 @@ class _GitHub(BaseHTTPRequestHandler):
 @pytest.fixture
 def github() -> Iterator[str]:
     _GitHub.bodies = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _GitHub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(_GitHub) as url:
+        yield url
 
 
 def _git(cwd: Path, *args: str) -> str:

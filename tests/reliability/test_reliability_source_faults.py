@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
 import pytest
+from local_http import local_http_server
 
 from forecasting.sources import (
     PrometheusMetricSource,
@@ -122,15 +122,8 @@ class _BadPrometheus(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def bad_prometheus() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _BadPrometheus)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(_BadPrometheus) as url:
+        yield url
 
 
 def _fetch(url: str, query: str, *, timeout: str = "1s") -> Any:

@@ -21,12 +21,12 @@ from urllib.parse import parse_qs
 import numpy as np
 import pytest
 import requests
+from local_http import local_http_server
 from source_servers import (
     FLEET_DOUBLED,
     FLEET_POOLS,
     PrometheusServer,
     fleet_value,
-    local_http_server,
     query_range_requests,
 )
 

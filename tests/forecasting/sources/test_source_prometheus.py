@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from local_http import local_http_server
 from source_servers import (
     BACKFILL_STEP,
     LIVE_VALUE,
     PrometheusServer,
     backfill_value,
     free_port,
-    local_http_server,
 )
 
 from forecasting.sources import (
