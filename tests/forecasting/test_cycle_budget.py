@@ -105,3 +105,50 @@ class TestRefitsAreSpread:
         assert all(f.model == "auto_ets" and f.trusted for f in later.values())
         noted = [f for f in later.values() if any("refit deferred" in a for a in f.adjustments)]
         assert len(noted) == 3
+
+
+class TestTheFallbackIsCheapWhileSeriesWait:
+    """A cold start of 10,000 pools decides every pool on the fallback, cycle after cycle, until
+    the budget reaches it: each of those cycles must cost about a warm update, not a fit."""
+
+    def test_a_waiting_series_is_fitted_once_not_every_cycle(
+        self, fleet: dict[tuple[str, str], pd.Series], tmp_path: Path
+    ) -> None:
+        settings = ForecastSettings.model_validate(
+            {"models": ["seasonal_naive", "auto_ets"], "selections_per_cycle": 1}
+        )
+        engine = ForecastEngine(settings, cache_dir=tmp_path)
+        start = _at(next(iter(fleet.values())), 1000)
+        _cycle(engine, fleet, start)
+        fits, updates = engine.fits, engine.updates
+
+        second = _cycle(engine, fleet, start + STEP)
+
+        waiting = [f for f in second.values() if "deferred" in (f.reason or "")]
+        assert len(waiting) == 2 and all(f.model == "seasonal_naive" for f in waiting)
+        # One selection's fit of auto_ets; the two waiting series update their kept baseline.
+        assert engine.fits - fits == 1
+        assert engine.updates - updates >= 2
+        # Only the two selected series' fits are kept on disk: a parameter-free fit is made
+        # again for less than reading it back.
+        assert len(list((tmp_path / "fits").glob("*.pkl"))) == 2
+
+    def test_the_waiting_series_forecasts_equal_a_fresh_fit_every_cycle(
+        self, fleet: dict[tuple[str, str], pd.Series]
+    ) -> None:
+        settings = ForecastSettings.model_validate(
+            {"models": ["seasonal_naive", "auto_ets"], "selections_per_cycle": 1}
+        )
+        engine, refitting = ForecastEngine(settings), ForecastEngine(settings)
+        start = _at(next(iter(fleet.values())), 1000)
+        for step in range(4):
+            now = start + step * STEP
+            refitting._kept.clear()  # nothing kept: every series fitted afresh, as before
+            kept, fresh = _cycle(engine, fleet, now), _cycle(refitting, fleet, now)
+            waiting = [k for k, f in kept.items() if f.model == "seasonal_naive"]
+            assert len(waiting) == 3 - step
+            for key in waiting:
+                assert kept[key].times == fresh[key].times
+                assert list(kept[key].mean) == list(fresh[key].mean)
+                for level in (50, 90, 99):
+                    assert list(kept[key].quantile(level)) == list(fresh[key].quantile(level))
