@@ -13,6 +13,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from ruamel.yaml.error import MarkedYAMLError
 
 from forecasting.events import EventFeedError, EventSchedule
 from infra.config import (
@@ -21,6 +22,7 @@ from infra.config import (
     ConfigError,
     load_stack_file,
 )
+from infra.config._yaml_limits import check_yaml_limits
 from policies import load_rules_files
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,3 +148,41 @@ def test_an_alias_bomb_in_an_event_file_names_the_file_and_line(tmp_path: Path) 
     assert isinstance(error, EventFeedError), repr(error)
     assert f"events.yaml:{1 + trips}:" in str(error) and "aliases expand" in str(error), str(error)
     assert seconds < 2 and peak < 50_000_000
+
+
+class TestTheCheckIsCheapForAnOrdinaryFile:
+    """A fleet's driver parses every stack file at start: the limits walk must not cost a second
+    pure-Python parse of each (ruamel's, 0.9 s of CPU for a 100-pool file)."""
+
+    def test_a_file_within_the_limits_is_walked_by_libyaml_not_by_ruamel(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        yaml = pytest.importorskip("yaml")
+        if not yaml.__with_libyaml__:
+            pytest.skip("PyYAML here has no libyaml: the ruamel walk is the only one")
+        from ruamel.yaml import YAML
+
+        def refused(*_args: object, **_kwargs: object) -> None:
+            raise AssertionError("ruamel parsed the file a second time")
+
+        monkeypatch.setattr(YAML, "parse", refused)
+        text = "config:\n  mirrorcast:tags: &t {a: 1}\n  other: *t\n" + "".join(
+            f"  k{i}: [{i}, {{x: y}}]\n" for i in range(200)
+        )
+        check_yaml_limits(text)  # no error, and ruamel's parse not called
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            # 20,000 aliases of an 11-node list: 220,000 nodes once expanded.
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\nc: [" + ", ".join(["*a"] * 20_000) + "]\n",
+            "a:\n" + "".join("  " * d + "- \n" for d in range(1, 80)),
+            "a: [unclosed\n",
+        ],
+        ids=["alias bomb", "deep block nesting", "syntax error"],
+    )
+    def test_a_file_libyaml_refuses_gets_ruamels_error_and_position(self, text: str) -> None:
+        with pytest.raises(MarkedYAMLError) as caught:
+            check_yaml_limits(text, max_alias_nodes=100_000, max_depth=64)
+        assert caught.value.problem_mark is not None
+        assert type(caught.value.problem_mark).__module__.startswith("ruamel")
