@@ -385,6 +385,7 @@ class _Processes:
         count: int,
         calibrated: bool = False,
     ):
+        started = time.perf_counter()
         context = multiprocessing.get_context("spawn")
         self._conns: list[Connection] = []
         self._procs = []
@@ -402,6 +403,10 @@ class _Processes:
             self._conns.append(parent)
             self._procs.append(proc)
         self.rss = [conn.recv() for conn in self._conns]
+        self.start_seconds = time.perf_counter() - started
+        """From starting the processes to every one ready for its first cycle: a fresh
+        interpreter's imports, every stack file parsed and validated, the engine built (part of
+        a cold start to the first decision, though no cycle has run yet)."""
         self.stack_parses = 0
         """Stack file parses of every process's drivers, known once they are closed."""
         self.held: list[float] = []
@@ -635,6 +640,12 @@ def main(argv: list[str] | None = None) -> int:
             cold = run(END + timedelta(minutes=5 * first_step))
             passes = [cold]
             print(f"{title}: cold cycle (first decision for every pool) {cold.line(series_count)}")
+            if args.processes:
+                print(
+                    f"{title}: start-up of the driver processes {fleet.start_seconds:.1f} s "
+                    "(imports, stack files, engine); from start to the first decision for every "
+                    f"pool {fleet.start_seconds + cold.seconds:.1f} s"
+                )
             warm: list[float] = []
             profiler = cProfile.Profile() if args.profile is not None else None
             for step in range(1, args.warm + 1):
