@@ -20,9 +20,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import numpy as np
+import pandas as pd
 import pytest
 import requests
 from local_http import local_http_server
+from object_graph import array_bytes
 from source_servers import (
     FLEET_DOUBLED,
     FLEET_POOLS,
@@ -159,6 +161,42 @@ class TestOneQueryPerBatch:
         assert query_range_requests(prometheus_server.url) - before == len(FLEET_POOLS)
         assert collected.degraded == []
         assert_known_values(config, collected.history, prometheus_server)
+
+
+class TestWhatTheKeptReadsHold:
+    def test_pools_on_one_time_grid_keep_one_time_index_and_their_own_values(
+        self, stack_project: Path, prometheus_server: PrometheusServer
+    ) -> None:
+        """A running driver keeps every remote series until the next cycle extends it; each
+        came with its own time index, as many bytes as its values (32 KB a series for 14
+        days at 5 minutes). Pools read on one grid now keep one index between them, whether
+        read whole or extended, and each pool's points are those it has read on its own."""
+        config = fleet(stack_project, prometheus_server.url)
+        now = cycle_time(prometheus_server)
+        first = collect_history(config, root=stack_project, now=now)
+        second = collect_history(config, root=stack_project, now=now + STEP, kept=first.kept)
+        alone = collect_history(
+            fleet(stack_project, prometheus_server.url, source=", batch_series: 1"),
+            root=stack_project,
+            now=now + STEP,
+        )
+
+        for collected in (first, second):
+            assert collected.kept is not None and len(collected.kept.series) == len(FLEET_POOLS)
+            kept = [series for _spec, series in collected.kept.series.values()]
+            assert len({id(series.index) for series in kept}) == 1
+            points = len(kept[0])
+            # Each series' values (8 bytes a point) and its share of the one index; with an
+            # index each, 16 bytes a point.
+            per_series = array_bytes(kept) / len(kept)
+            assert per_series == pytest.approx(8 * points * (1 + 1 / len(FLEET_POOLS)))
+        assert second.incremental == len(FLEET_POOLS)
+        for pool in FLEET_POOLS:
+            pd.testing.assert_series_equal(
+                second.history[pool]["load"], alone.history[pool]["load"]
+            )
+            assert second.kept is not None
+            assert second.kept.series[(pool, "load")][1] is second.history[pool]["load"]
 
 
 class TestWhatABatchReports:
