@@ -219,6 +219,10 @@ def forecast_distributed(
     :raises ValueError: a model that is not statistical (LightGBM and the LSTM train globally;
         run them through mlforecast's and neuralforecast's own distributed classes instead).
     """
+    # statsforecast registers its fugue backend (what runs a Dask frame on the cluster) when
+    # statsforecast.distributed.fugue is imported; forecasting.models._imports defers that
+    # module (0.5 s of fugue a one-shot cycle never uses), so this route imports it itself.
+    import statsforecast.distributed.fugue  # noqa: F401
     from statsforecast import StatsForecast
 
     other = [m for m in models if m not in STATISTICAL_NAMES]

@@ -37,5 +37,19 @@ def reachable(roots: Iterable[Any]) -> Iterator[Any]:
 
 
 def walked_bytes(roots: Iterable[Any]) -> int:
-    """Bytes held by ``roots`` and what they reach (sys.getsizeof; numpy buffers included)."""
+    """Bytes held by ``roots`` and what they reach (sys.getsizeof; numpy buffers included).
+
+    Not for pandas objects: a Series' or an Index's ``sys.getsizeof`` is its
+    ``memory_usage(deep=True)``, data included, so their arrays would count twice or more
+    (:func:`array_bytes` counts each buffer once)."""
     return sum(sys.getsizeof(obj) for obj in reachable(roots))
+
+
+def array_bytes(roots: Iterable[Any]) -> int:
+    """Bytes of the numpy buffers ``roots`` reach, each buffer once (a view counts nothing of
+    its own: it reaches the array that owns the buffer)."""
+    return sum(
+        obj.nbytes
+        for obj in reachable(roots)
+        if isinstance(obj, np.ndarray) and obj.base is None and obj.flags.owndata
+    )

@@ -12,8 +12,11 @@ A fleet's pools usually share one selector but for the pool's label (``cpu{pool=
 regex over their names (``cpu{pool=~"a|b|c"}``, at most ``batch_series`` of them and as many
 as ``max_answer_bytes`` holds) and splits the answer by that label: one request per 100
 series instead of one per series (``benchmarks/prometheus_scale.py``, docs/sources.md). A pool
-the answer lacks is reported by name; a batch that fails on its data or in time is read again
-series by series, so one bad batch costs no series the per-series read would have delivered.
+the answer lacks is reported by name. A batch that times out or whose answer is over the size
+cap is split in halves, and a half that fails again in halves, down to single series read on
+their own: a batch too big for the server's time costs a few requests, not one a series. A batch
+whose answer is malformed is read again series by series (the fault is in a series' data, not
+the size). Either way one bad batch costs no series the per-series read would have delivered.
 """
 
 from __future__ import annotations
@@ -133,6 +136,29 @@ def _template(query: str) -> _Template | None:
     return _Template(
         name=found["name"] or "", others=tuple(others), label=label, prefix=prefix, suffix=suffix
     )
+
+
+@dataclass(frozen=True)
+class _Split:
+    """Where a batch's reads came from when it was split: the sizes of the batches that failed
+    in time or size (largest first) and the last failure's detail."""
+
+    sizes: tuple[int, ...]
+    detail: str
+
+    def note(self, *, delivered: int) -> str:
+        """The degraded line beside a series delivered by a query for ``delivered`` series."""
+        how = "read on its own" if delivered == 1 else f"read in a query for {delivered} series"
+        if len(self.sizes) == 1:
+            failed = f"the query for its batch of {self.sizes[0]} series"
+        else:
+            chain = " and then ".join(str(size) for size in self.sizes)
+            failed = f"the queries for its batches of {chain} series"
+        return f"{how}: {failed} failed ({self.detail})"
+
+
+class _AnswerOverCap(SourceDataError):
+    """An answer larger than ``metrics.max_answer_bytes``: a smaller query may fit."""
 
 
 class PrometheusMetricSource:
@@ -288,10 +314,66 @@ class PrometheusMetricSource:
             )
         ]
 
-    def _fetch_batch(self, template: _Template, reads: Sequence[Read]) -> list[Fetched]:
-        """One query for ``reads`` (the same template, start and end), split per pool.
+    def _fetch_batch(
+        self, template: _Template, reads: Sequence[Read], *, split: _Split | None = None
+    ) -> list[Fetched]:
+        """One query for ``reads`` (the same template, start and end), split per pool; halved
+        when it times out or its answer is over ``max_answer_bytes``.
 
+        :param split: set when ``reads`` are half of a batch that failed in time or size: the
+            failed batches' sizes and the last failure, said beside every series delivered.
         :raises SourceUnavailable: the server cannot be reached: every read shares that.
+        """
+        try:
+            outcomes = self._query_batch(template, reads)
+        except (SourceTimeout, _AnswerOverCap) as exc:
+            # Too big for the server's time or the size cap: each half asks for half the
+            # points. Down to single series, each read on its own as before (with its retries).
+            logger.warning(
+                "%s: the query for %d series failed (%s); splitting it in halves",
+                self.name,
+                len(reads),
+                exc.detail,
+            )
+            failed = _Split(sizes=(*(split.sizes if split else ()), len(reads)), detail=exc.detail)
+            middle = (len(reads) + 1) // 2
+            return [
+                *self._split_part(template, reads[:middle], split=failed),
+                *self._split_part(template, reads[middle:], split=failed),
+            ]
+        except SourceDataError as exc:
+            # A malformed answer: the fault is in a series' data, not the batch's size, so
+            # smaller batches would meet it again; each series read alone fails on its own.
+            logger.warning(
+                "%s: the query for %d series failed (%s); reading them one by one",
+                self.name,
+                len(reads),
+                exc.detail,
+            )
+            return [self._fallback(read, exc) for read in reads]
+        if split is None:
+            return outcomes
+        said = split.note(delivered=len(reads))
+        return [(value, said if note is None else f"{said}; {note}") for value, note in outcomes]
+
+    def _split_part(
+        self, template: _Template, reads: Sequence[Read], *, split: _Split
+    ) -> list[Fetched]:
+        """Half of a batch that failed in time or size: one query again, or a read on its own."""
+        if len(reads) > 1:
+            return self._fetch_batch(template, reads, split=split)
+        try:
+            return [(self._fetch_read(reads[0])[0][0], split.note(delivered=1))]
+        except SourceError as exc:
+            return [(exc, None)]
+
+    def _query_batch(self, template: _Template, reads: Sequence[Read]) -> list[Fetched]:
+        """The one query for ``reads``, split per pool.
+
+        :raises SourceTimeout: the query timed out (client or server side).
+        :raises SourceDataError: the answer is malformed (or over the size cap:
+            :class:`_AnswerOverCap`).
+        :raises SourceUnavailable: the server cannot be reached.
         """
         lo = to_utc(reads[0].start, label="start", source=self.name)
         hi = to_utc(reads[0].end, label="end", source=self.name)
@@ -300,43 +382,32 @@ class PrometheusMetricSource:
         times: dict[str, list[np.ndarray]] = {pool: [] for pool in pools}
         values: dict[str, list[np.ndarray]] = {pool: [] for pool in pools}
         several: dict[str, list[dict[str, str]]] = {}
-        try:
-            if hi < lo:
-                raise SourceError(
-                    f"end {hi.isoformat()} is before start {lo.isoformat()}",
-                    source=self.name,
-                    query=query,
-                )
-            for chunk_start, chunk_end in chunk_range(lo, hi, step=self.spec.step):
-                result = with_retries(
-                    functools.partial(self._query_range_all, query, chunk_start, chunk_end),
-                    attempts=self.attempts,
-                    what=f"{self.name} query_range for {len(reads)} series",
-                    transient=(SourceUnavailable,),
-                )
-                seen: dict[str, dict[str, str]] = {}
-                for position, entry in enumerate(result):
-                    labels = entry.get("metric") or {}
-                    pool = template.pool_of(str(labels.get(template.label, "")))
-                    if pool not in times:
-                        continue  # not one of ours (the regex is anchored, so not expected)
-                    if pool in seen:
-                        several.setdefault(pool, [seen[pool]]).append(labels)
-                        continue
-                    seen[pool] = labels
-                    t, v = _samples(entry, query=query, source=self.name, position=position)
-                    times[pool].append(t)
-                    values[pool].append(v)
-        except (SourceDataError, SourceTimeout) as exc:
-            # One batch's failure (an answer over the size cap, a query Prometheus timed out,
-            # a malformed answer) must cost no series the per-series read would deliver.
-            logger.warning(
-                "%s: the query for %d series failed (%s); reading them one by one",
-                self.name,
-                len(reads),
-                exc.detail,
+        if hi < lo:
+            raise SourceError(
+                f"end {hi.isoformat()} is before start {lo.isoformat()}",
+                source=self.name,
+                query=query,
             )
-            return [self._fallback(read, exc) for read in reads]
+        for chunk_start, chunk_end in chunk_range(lo, hi, step=self.spec.step):
+            result = with_retries(
+                functools.partial(self._query_range_all, query, chunk_start, chunk_end),
+                attempts=self.attempts,
+                what=f"{self.name} query_range for {len(reads)} series",
+                transient=(SourceUnavailable,),
+            )
+            seen: dict[str, dict[str, str]] = {}
+            for position, entry in enumerate(result):
+                labels = entry.get("metric") or {}
+                pool = template.pool_of(str(labels.get(template.label, "")))
+                if pool not in times:
+                    continue  # not one of ours (the regex is anchored, so not expected)
+                if pool in seen:
+                    several.setdefault(pool, [seen[pool]]).append(labels)
+                    continue
+                seen[pool] = labels
+                t, v = _samples(entry, query=query, source=self.name, position=position)
+                times[pool].append(t)
+                values[pool].append(v)
         outcomes: list[Fetched] = []
         for read in reads:
             own = self.query_for(pool=read.pool, metric=read.metric, spec=read.spec)
@@ -447,7 +518,7 @@ class PrometheusMetricSource:
         except AnswerTooLarge as exc:
             # Not retried: the same query gets the same answer. Usually a step too small for
             # the range, or a proxy answering with something else entirely.
-            raise SourceDataError(
+            raise _AnswerOverCap(
                 f"{exc} (metrics.max_answer_bytes)", source=self.name, query=query
             ) from exc
         except requests.ConnectionError as exc:

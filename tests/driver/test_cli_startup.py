@@ -105,7 +105,7 @@ def kept_files(state: Path) -> dict[str, tuple[int, int]]:
 
 
 class TestAWarmOneShotCycle:
-    def test_it_imports_no_statsmodels_and_neither_reselects_nor_refits(
+    def test_it_imports_no_statsmodels_nor_fugue_and_neither_reselects_nor_refits(
         self, project: Path, private_state: Path
     ) -> None:
         once = ["run", "--stack", "demo", "--once"]
@@ -119,6 +119,9 @@ class TestAWarmOneShotCycle:
         # The demo's series run Theta, whose normal intervals sample with numpy: no SciPy module
         # that statsforecast imports (stats alone was 0.45-0.6 s) is needed, so none loads.
         assert loaded(modules, SCIPY_DEFERRED) == []
+        # statsforecast's backend for Spark, Dask and Ray frames and its engine factory: all
+        # of fugue and fsspec (116 modules), which applying a kept fit never calls.
+        assert loaded(modules, ("fugue", "fsspec", "statsforecast.distributed.fugue")) == []
         # A selection or a refit rewrites its file (atomically: a new inode).
         assert len(before) == 4 and kept_files(private_state) == before
 

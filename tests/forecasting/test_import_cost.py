@@ -155,6 +155,46 @@ def test_statsforecasts_own_late_imports_are_loaded_inside_the_deferral_window()
     assert "scipy.stats" not in loaded and "scipy.optimize" not in loaded
 
 
+FUGUE_PROBE = """
+import json, sys
+import numpy as np, pandas as pd
+from forecasting.models._imports import import_statsforecast
+import_statsforecast()
+before = sorted(m for m in sys.modules if m.startswith(("fugue", "statsforecast.distributed.")))
+from statsforecast import StatsForecast
+from statsforecast.models import SeasonalNaive
+frame = pd.DataFrame({"unique_id": "a", "ds": pd.date_range("2026-11-01", periods=48, freq="h"),
+                      "y": np.arange(48.0) % 24})
+out = StatsForecast(models=[SeasonalNaive(season_length=24)], freq="h").forecast(df=frame, h=3)
+at_forecast = "fugue" in sys.modules
+import statsforecast.distributed.fugue  # what forecasting.distributed imports for a Dask frame
+from fugue.execution.native_execution_engine import NativeExecutionEngine
+from statsforecast.core import make_backend
+print(json.dumps({"before": before, "at_forecast": at_forecast,
+                  "values": out["SeasonalNaive"].tolist(),
+                  "backend": type(make_backend(NativeExecutionEngine())).__name__}))
+"""
+
+
+def test_fugue_is_imported_at_statsforecasts_first_forecast_and_its_backend_when_asked() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FUGUE_PROBE],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert result["before"] == []  # importing statsforecast loaded none of fugue
+    # StatsForecast.forecast asks fugue whether an engine is in context: the stand-in imports it.
+    assert result["at_forecast"] is True
+    assert result["values"] == [0.0, 1.0, 2.0]
+    # The distributed route's import registers statsforecast's fugue backend as before.
+    assert result["backend"] == "FugueBackend"
+
+
 class TestNormalQuantilesWithoutScipyStats:
     """statsforecast's normal intervals (ETS, ARIMA, CES) take their z from
     ``frozen_error_distribution(1.0, "normal").ppf``; ours is scipy's arithmetic on

@@ -4,14 +4,15 @@ Against a real Prometheus (source_servers.py: ``demo_fleet{pool="f0"}`` ... ``{p
 backfilled by promtool), counting the requests with the server's own
 ``prometheus_http_requests_total``: one query per ``batch_series`` pools instead of one per
 pool, the answer split per pool to the values the server holds, a pool the answer lacks and a
-pool with two series reported by name, and a batch whose answer is malformed read again series
-by series.
+pool with two series reported by name, a batch that times out or is over the size cap split in halves (down to single
+series) and a batch whose answer is malformed read again series by series.
 """
 
 from __future__ import annotations
 
 import http.server
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,9 +20,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import numpy as np
+import pandas as pd
 import pytest
 import requests
 from local_http import local_http_server
+from object_graph import array_bytes
 from source_servers import (
     FLEET_DOUBLED,
     FLEET_POOLS,
@@ -160,6 +163,42 @@ class TestOneQueryPerBatch:
         assert_known_values(config, collected.history, prometheus_server)
 
 
+class TestWhatTheKeptReadsHold:
+    def test_pools_on_one_time_grid_keep_one_time_index_and_their_own_values(
+        self, stack_project: Path, prometheus_server: PrometheusServer
+    ) -> None:
+        """A running driver keeps every remote series until the next cycle extends it; each
+        came with its own time index, as many bytes as its values (32 KB a series for 14
+        days at 5 minutes). Pools read on one grid now keep one index between them, whether
+        read whole or extended, and each pool's points are those it has read on its own."""
+        config = fleet(stack_project, prometheus_server.url)
+        now = cycle_time(prometheus_server)
+        first = collect_history(config, root=stack_project, now=now)
+        second = collect_history(config, root=stack_project, now=now + STEP, kept=first.kept)
+        alone = collect_history(
+            fleet(stack_project, prometheus_server.url, source=", batch_series: 1"),
+            root=stack_project,
+            now=now + STEP,
+        )
+
+        for collected in (first, second):
+            assert collected.kept is not None and len(collected.kept.series) == len(FLEET_POOLS)
+            kept = [series for _spec, series in collected.kept.series.values()]
+            assert len({id(series.index) for series in kept}) == 1
+            points = len(kept[0])
+            # Each series' values (8 bytes a point) and its share of the one index; with an
+            # index each, 16 bytes a point.
+            per_series = array_bytes(kept) / len(kept)
+            assert per_series == pytest.approx(8 * points * (1 + 1 / len(FLEET_POOLS)))
+        assert second.incremental == len(FLEET_POOLS)
+        for pool in FLEET_POOLS:
+            pd.testing.assert_series_equal(
+                second.history[pool]["load"], alone.history[pool]["load"]
+            )
+            assert second.kept is not None
+            assert second.kept.series[(pool, "load")][1] is second.history[pool]["load"]
+
+
 class TestWhatABatchReports:
     def test_a_pool_missing_from_the_answer_and_a_pool_of_two_series_are_named(
         self, stack_project: Path, prometheus_server: PrometheusServer
@@ -194,6 +233,129 @@ class TestWhatABatchReports:
             assert line.startswith(f"{pool}.load: read on its own: the query for its batch failed")
             assert "malformed sample in the answer at data.result[1].values[2]" in line
         assert_known_values(config, collected.history, prometheus_server)
+
+
+TIMED_OUT = "(no answer within 3 s (metrics.timeout, the whole request))"
+OVER_CAP = "more than the limit of 1,000,000 bytes (metrics.max_answer_bytes))"
+
+
+class TestABatchTooBigForTheServersTimeOrTheSizeCap:
+    # The proxy spoils the answer to a batched query naming `big_from` pools or more: held back
+    # past the client's 3 s deadline (metrics.timeout), or padded past max_answer_bytes (which
+    # the planner's estimate lets 5 pools of 14 days share); smaller queries pass unchanged.
+    @pytest.mark.parametrize(
+        ("spoil", "big_from", "requests_sent", "lines"),
+        [
+            pytest.param(
+                "hold",
+                4,
+                3,  # 5 (late), then 3 and 2; reading the pools one by one after 5 sent 6
+                {
+                    pool: f"read in a query for {size} series: the query for its batch of 5 "
+                    f"series failed {TIMED_OUT}"
+                    for pool, size in (("f0", 3), ("f1", 3), ("f2", 3), ("f3", 2), ("f4", 2))
+                },
+                id="timeout",
+            ),
+            pytest.param(
+                "hold",
+                3,
+                5,  # 5 and 3 (late), then 2, 1 and 2
+                {
+                    **{
+                        pool: "read in a query for 2 series: the queries for its batches of 5 "
+                        f"and then 3 series failed {TIMED_OUT}"
+                        for pool in ("f0", "f1")
+                    },
+                    "f2": "read on its own: the queries for its batches of 5 and then 3 series "
+                    f"failed {TIMED_OUT}",
+                    **{
+                        pool: "read in a query for 2 series: the query for its batch of 5 "
+                        f"series failed {TIMED_OUT}"
+                        for pool in ("f3", "f4")
+                    },
+                },
+                id="timeout-twice",
+            ),
+            pytest.param(
+                "pad",
+                4,
+                3,
+                {
+                    pool: f"read in a query for {size} series: the query for its batch of 5 "
+                    "series failed (the answer is "
+                    for pool, size in (("f0", 3), ("f1", 3), ("f2", 3), ("f3", 2), ("f4", 2))
+                },
+                id="over-the-size-cap",
+            ),
+        ],
+    )
+    def test_it_is_split_in_halves_down_to_queries_that_answer(
+        self,
+        stack_project: Path,
+        prometheus_server: PrometheusServer,
+        spoiling_proxy: tuple[str, dict[str, Any]],
+        spoil: str,
+        big_from: int,
+        requests_sent: int,
+        lines: dict[str, str],
+    ) -> None:
+        url, spoils = spoiling_proxy
+        spoils.update(how=spoil, big_from=big_from)
+        config = fleet(
+            stack_project,
+            url,
+            source=", timeout: 3s, query_timeout: 30s, max_answer_bytes: 1000000",
+        )
+        before = query_range_requests(prometheus_server.url)
+        collected = collect_history(config, root=stack_project, now=cycle_time(prometheus_server))
+
+        assert query_range_requests(prometheus_server.url) - before == requests_sent
+        assert collected.requests == 1  # one planned batch: the splits are inside it
+        assert len(collected.degraded) == len(FLEET_POOLS)
+        for pool, line in zip(FLEET_POOLS, collected.degraded, strict=True):
+            assert line.startswith(f"{pool}.load: {lines[pool]}"), line
+            assert line.endswith(TIMED_OUT if spoil == "hold" else OVER_CAP), line
+        assert_known_values(config, collected.history, prometheus_server)
+
+
+@pytest.fixture
+def spoiling_proxy(prometheus_server: PrometheusServer) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Passes requests on to the real Prometheus (which counts them); the answer to a batched
+    query whose regex names at least ``big_from`` pools is held back for 4 s (``how: hold``) or
+    padded with 1 MB of JSON whitespace (``how: pad``)."""
+    spoils: dict[str, Any] = {}
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            upstream = requests.post(
+                prometheus_server.url + self.path,
+                data=body,
+                headers={"Content-Type": self.headers["Content-Type"]},
+                timeout=30,
+            )
+            answer = upstream.content
+            query = parse_qs(body.decode())["query"][0]
+            if "=~" in query and query.count("|") + 1 >= spoils["big_from"]:
+                if spoils["how"] == "hold":
+                    time.sleep(4)
+                else:
+                    answer += b" " * 1_000_000
+            try:
+                self.send_response(upstream.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+            except OSError:
+                pass  # the client gave up on the answer, as it should
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with local_http_server(Proxy) as url:
+        yield url, spoils
 
 
 @pytest.fixture
