@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,19 @@ print(json.dumps({{"model": forecast.model, "after_forecast": after_forecast,
 """
 
 
+def _probe(code: str, *args: str, timeout: float = 300) -> Any:
+    """Run ``code`` in a fresh interpreter (imports are per process); its last line's JSON."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def _dask_dataframe_installed() -> bool:
     try:
         import dask.dataframe  # noqa: F401
@@ -52,15 +66,7 @@ def _dask_dataframe_installed() -> bool:
     not _dask_dataframe_installed(), reason="dask is not installed: nothing to keep out"
 )
 def test_a_forecast_does_not_import_dask_dataframe_and_it_stays_importable() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = _probe(PROBE)
 
     assert seen["after_forecast"] is False
     assert seen["later"] is True
@@ -98,15 +104,7 @@ print(json.dumps({{"before": before, "after": [m for m in watched if m in sys.mo
 
 
 def _fit_in_fresh_interpreter(mode: str) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-c", FIT_PROBE, mode],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, object] = _probe(FIT_PROBE, mode, timeout=600)
     return result
 
 
@@ -140,15 +138,7 @@ def test_statsforecasts_own_late_imports_are_loaded_inside_the_deferral_window()
     for source in package.glob("*.py"):
         for target in _FUNCTION_LEVEL_IMPORT.findall(source.read_text(encoding="utf-8")):
             late.add(f"statsforecast{target}" if target.startswith(".") else target)
-    done = subprocess.run(
-        [sys.executable, "-c", LATE_PROBE],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    loaded = set(_probe(LATE_PROBE))
 
     assert "statsforecast.simulation" in late  # the pattern still finds what it is for
     assert sorted(late - loaded) == []
@@ -177,15 +167,7 @@ print(json.dumps({"before": before, "at_forecast": at_forecast,
 
 
 def test_fugue_is_imported_at_statsforecasts_first_forecast_and_its_backend_when_asked() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", FUGUE_PROBE],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = _probe(FUGUE_PROBE)
 
     assert result["before"] == []  # importing statsforecast loaded none of fugue
     # StatsForecast.forecast asks fugue whether an engine is in context: the stand-in imports it.

@@ -319,6 +319,20 @@ class TestABatchTooBigForTheServersTimeOrTheSizeCap:
         assert_known_values(config, collected.history, prometheus_server)
 
 
+def _forwarded(
+    handler: http.server.BaseHTTPRequestHandler, prometheus_server: PrometheusServer
+) -> tuple[str, requests.Response]:
+    """A proxy's request passed on to the real Prometheus: its PromQL query and the answer."""
+    body = handler.rfile.read(int(handler.headers["Content-Length"]))
+    upstream = requests.post(
+        prometheus_server.url + handler.path,
+        data=body,
+        headers={"Content-Type": handler.headers["Content-Type"]},
+        timeout=30,
+    )
+    return parse_qs(body.decode())["query"][0], upstream
+
+
 @pytest.fixture
 def spoiling_proxy(prometheus_server: PrometheusServer) -> Iterator[tuple[str, dict[str, Any]]]:
     """Passes requests on to the real Prometheus (which counts them); the answer to a batched
@@ -328,15 +342,8 @@ def spoiling_proxy(prometheus_server: PrometheusServer) -> Iterator[tuple[str, d
 
     class Proxy(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            upstream = requests.post(
-                prometheus_server.url + self.path,
-                data=body,
-                headers={"Content-Type": self.headers["Content-Type"]},
-                timeout=30,
-            )
+            query, upstream = _forwarded(self, prometheus_server)
             answer = upstream.content
-            query = parse_qs(body.decode())["query"][0]
             if "=~" in query and query.count("|") + 1 >= spoils["big_from"]:
                 if spoils["how"] == "hold":
                     time.sleep(4)
@@ -365,15 +372,9 @@ def corrupting_proxy(prometheus_server: PrometheusServer) -> Iterator[str]:
 
     class Proxy(http.server.BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            upstream = requests.post(
-                prometheus_server.url + self.path,
-                data=body,
-                headers={"Content-Type": self.headers["Content-Type"]},
-                timeout=30,
-            )
+            query, upstream = _forwarded(self, prometheus_server)
             answer = upstream.content
-            if "=~" in parse_qs(body.decode())["query"][0]:
+            if "=~" in query:
                 parsed = json.loads(answer)
                 parsed["data"]["result"][1]["values"][2][1] = "not a number"
                 answer = json.dumps(parsed).encode()
