@@ -47,6 +47,7 @@ from forecasting.models.profile import ProfileReplay, profile_forecast, replay_p
 from forecasting.models.statistical import NAMES as STATISTICAL
 from forecasting.models.statistical import PARAMETER_FREE, REUSABLE, FittedSeries
 from forecasting.models.statistical import fit as fit_statistical
+from forecasting.models.statistical import fit_each as fit_each_statistical
 from forecasting.models.statistical import forecast_each as forecast_statistical
 from forecasting.models.statistical import forward_columns as forward_statistical
 from forecasting.models.statistical import lean as lean_fit
@@ -134,12 +135,18 @@ class _Kept:
         every: timedelta,
     ) -> bool:
         return (
-            self.model == selection.model
-            and self.selected_at == selection.selected_at
+            self.selected_at == selection.selected_at
+            and self.made_for(model=selection.model, step_seconds=step_seconds, season=season, h=h)
+            and self.fitted_at <= now < self.fitted_at + every
+        )
+
+    def made_for(self, *, model: str, step_seconds: float, season: int, h: int) -> bool:
+        """Whether this fit is of ``model`` on the same grid, season and horizon."""
+        return (
+            self.model == model
             and math.isclose(self.step_seconds, step_seconds)
             and self.season == season
             and self.h == h
-            and self.fitted_at <= now < self.fitted_at + every
         )
 
 
@@ -532,7 +539,42 @@ class ForecastEngine:
                     columns[it.name] = forecast
                     continue
             cold.append(it)
-        if cold:
+        if cold and model in PARAMETER_FREE:
+            # A parameter-free "fit" costs less than shipping its series to a worker, or than
+            # the long frames around it (at a cold start of 10,000 pools every series on the
+            # fallback needs one): here, on each series' array.
+            fitted = fit_each_statistical(
+                {
+                    it.name: (
+                        it.filled.to_numpy(dtype=float),
+                        it.filled.index[-1].tz_localize(None),
+                    )
+                    for it in cold
+                },
+                model=model,
+                h=h,
+                step=pd.Timedelta(step),
+                season=season,
+                levels=self.levels,
+                options=self.options,
+            )
+            self.fits += len(cold)
+            for it in cold:
+                # Not written to the fit cache: a parameter-free fit is made again for less
+                # than reading it back (and writing 20,000 files cost a fleet's cold start
+                # 90 s of CPU).
+                columns[it.name], fit = fitted[it.name]
+                self._kept[it.key] = self._kept_fit(
+                    it,
+                    fit,
+                    model=model,
+                    step_seconds=step_seconds,
+                    season=season,
+                    h=h,
+                    selections=selections,
+                    now=now,
+                )
+        elif cold:
             arguments = {
                 "model": model,
                 "h": h,
@@ -541,37 +583,53 @@ class ForecastEngine:
                 "levels": self.levels,
                 "options": self.options,
             }
-            # A parameter-free "fit" costs less than shipping its series to a worker (and at a
-            # cold start of 10,000 pools, every series on the fallback needs one): here.
-            free = model in PARAMETER_FREE
-            parallelism = 1 if free else self._parallelism(len(cold), selecting=False)
-            chunks = chunked(cold, parallelism=parallelism)
+            chunks = chunked(cold, parallelism=self._parallelism(len(cold), selecting=False))
             tasks = [(self._long_frame(c), self._future_frame(c), arguments) for c in chunks]
             frames: list[pd.DataFrame] = []
             fits: dict[str, FittedSeries] = {}
-            done = [_fit_task(t) for t in tasks] if free else self._map(_fit_task, tasks)
-            for part_frame, part_fits in done:
+            for part_frame, part_fits in self._map(_fit_task, tasks):
                 frames.append(part_frame)
                 fits.update(part_fits)
             frame = pd.concat(frames, ignore_index=True)
             self.fits += len(cold)
             for it in cold:
-                kept = _Kept(
-                    fit=fits[it.name],
+                kept = self._kept_fit(
+                    it,
+                    fits[it.name],
                     model=model,
                     step_seconds=step_seconds,
                     season=season,
                     h=h,
-                    selected_at=selections[it.key].selected_at,
-                    fitted_at=self._decided(it, now),
+                    selections=selections,
+                    now=now,
                 )
                 self._kept[it.key] = kept
-                if not free:
-                    # Nothing to keep: a parameter-free fit is made again for less than reading
-                    # it back (and writing 20,000 files cost a fleet's cold start 90 s of CPU).
-                    self.fit_store.save(*it.key, kept, values=it.values)
+                self.fit_store.save(*it.key, kept, values=it.values)
             columns.update(_columns_by_series(frame))
         return columns
+
+    def _kept_fit(
+        self,
+        item: _Prepared,
+        fit: FittedSeries,
+        *,
+        model: str,
+        step_seconds: float,
+        season: int,
+        h: int,
+        selections: Mapping[tuple[str, str], Selection],
+        now: datetime | None,
+    ) -> _Kept:
+        """What the engine keeps of ``item``'s new fit until its next refit."""
+        return _Kept(
+            fit=fit,
+            model=model,
+            step_seconds=step_seconds,
+            season=season,
+            h=h,
+            selected_at=selections[item.key].selected_at,
+            fitted_at=self._decided(item, now),
+        )
 
     def _work_pool(self) -> WorkPool:
         """Where selections and refits run (``forecast.backend``), opened on first use.
@@ -688,11 +746,10 @@ class ForecastEngine:
         """
         return (
             model in PARAMETER_FREE
-            and kept.model == model
             and kept.fit.exogenous == item.exogenous
-            and math.isclose(kept.step_seconds, item.step.total_seconds())
-            and kept.season == season
-            and kept.h == h
+            and kept.made_for(
+                model=model, step_seconds=item.step.total_seconds(), season=season, h=h
+            )
         )
 
     def _budget_refits(

@@ -33,7 +33,7 @@ from forecasting.cleaning import (
     out_of_range,
 )
 from forecasting.errors import UnusableSeriesError
-from forecasting.models import forecast_models
+from forecasting.models import forecast_models, statistical
 from forecasting.models.statistical import REUSABLE, forecast_each
 from forecasting.selection import anchor_of
 from infra.config import ForecastSettings
@@ -392,6 +392,68 @@ class TestConformalModels:
             assert each[uid].keys() == columns.keys()
             for column, values in columns.items():
                 np.testing.assert_array_equal(each[uid][column], values, err_msg=f"{uid} {column}")
+
+
+class TestFitsOnArrays:
+    @pytest.mark.parametrize(
+        "model", ["seasonal_naive", "naive", "seasonal_profile", "auto_ets", "mstl"]
+    )
+    def test_arrays_give_the_long_frame_fit_s_forecasts_and_fits(
+        self, model: str, seasonal_cpu: pd.Series, flat_cpu: pd.Series
+    ) -> None:
+        # The parameter-free fallback of a fleet's cold start is fitted on arrays (fit_each);
+        # the long-frame fit() it replaced gives the same forecasts on series of different
+        # lengths, and kept fits that forecast the next step alike. Two reusable models with kept state (AutoETS's parameters,
+        # MSTL's seasonal cycle) show the shared body is the whole fit, not only the naive one.
+        histories = {
+            "asg": seasonal_cpu.to_numpy(dtype=float),
+            "asg-short": seasonal_cpu.to_numpy(dtype=float)[:-400],
+            "ec2": flat_cpu.to_numpy(dtype=float),
+        }
+        start = pd.Timestamp("2026-11-01")
+        step = pd.Timedelta("300s")
+        long = pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "unique_id": uid,
+                        "ds": pd.date_range(start, periods=len(y), freq=step),
+                        "y": y,
+                    }
+                )
+                for uid, y in histories.items()
+            ],
+            ignore_index=True,
+        )
+        options = ModelOptions()
+        arguments = {"model": model, "h": 12, "season": 288, "levels": [80, 95], "options": options}
+        frame, fits = statistical.fit(long, freq="300s", **arguments)  # type: ignore[arg-type]
+        each = statistical.fit_each(
+            {uid: (y, start + step * (len(y) - 1)) for uid, y in histories.items()},
+            step=step,
+            **arguments,  # type: ignore[arg-type]
+        )
+        expected = reference_columns_by_series(frame)
+        assert each.keys() == expected.keys()
+        for uid, (columns, fitted) in each.items():
+            assert columns.keys() == expected[uid].keys()
+            for column, values in expected[uid].items():
+                np.testing.assert_array_equal(columns[column], values, err_msg=f"{uid} {column}")
+            assert (fitted.model, fitted.end, fitted.step) == (
+                fits[uid].model,
+                fits[uid].end,
+                fits[uid].step,
+            )
+            y = np.append(histories[uid], histories[uid][-288])
+            later = {
+                name: statistical.forward_columns(
+                    kept, y, end=kept.end + step, h=12, levels=[80, 95]
+                )
+                for name, kept in (("arrays", fitted), ("frame", fits[uid]))
+            }
+            assert later["arrays"] is not None and later["frame"] is not None
+            for column, values in later["frame"].items():
+                np.testing.assert_array_equal(later["arrays"][column], values, err_msg=uid)
 
 
 class TestWholeWarmPath:
