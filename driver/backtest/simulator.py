@@ -27,11 +27,13 @@ from driver.backtest.strategies import PlanNote, SimulationContext, Strategy
 from driver.backtest.trace import Trace
 
 __all__ = [
+    "MIN_WARMUP",
     "BacktestResult",
     "BacktestSettings",
     "StrategyRun",
     "default_instance_capacity",
     "run_backtest",
+    "run_warmup",
 ]
 
 logger = logging.getLogger(__name__)
@@ -46,7 +48,11 @@ class BacktestSettings:
 
     :param interval: time between cycles (default 5 min, the driver's default).
     :param history: the unscored start of the trace (default 7 days).
-    :param warmup: cycles run before scoring starts, so no strategy starts cold (default 1 h).
+    :param warmup: cycles run before scoring starts, so no strategy starts cold. Default
+        ``None``: the longest any strategy of the run needs to reach its steady state
+        (:meth:`~driver.backtest.strategies.Strategy.warmup`; mirrorcast's online calibration
+        needs ``min_samples`` errors in each of its ``bins`` level bands), at least
+        :data:`MIN_WARMUP`.
     :param instance_capacity: demand one instance serves at 100%; default: the 95th percentile of
         the unscored history divided by 10, so a typical peak needs about ten instances.
     :param slo_utilisation: utilisation up to which an instance meets the SLO (default 0.8).
@@ -61,7 +67,7 @@ class BacktestSettings:
 
     interval: timedelta = timedelta(minutes=5)
     history: timedelta = timedelta(days=7)
-    warmup: timedelta = timedelta(hours=1)
+    warmup: timedelta | None = None
     instance_capacity: float | None = None
     slo_utilisation: float = 0.8
     paused_cost_fraction: float = 0.1
@@ -184,6 +190,31 @@ def default_instance_capacity(trace: Trace, *, history: timedelta) -> float:
     return p95 / 10.0
 
 
+_DAY = timedelta(days=1)
+
+MIN_WARMUP = timedelta(hours=1)
+"""The shortest warm-up: an hour of cycles, so trackers and schedules are in place at scoring."""
+
+
+def run_warmup(strategies: Sequence[Strategy], *, settings: BacktestSettings) -> timedelta:
+    """How long before scoring the run's cycles start: ``settings.warmup``, or derived.
+
+    Derived, it is the longest :meth:`Strategy.warmup` of ``strategies`` (at least
+    :data:`MIN_WARMUP`): every strategy is scored in the state a running deployment of it is
+    in, not in its first hours. Mirrorcast's calibration needs about a day of its own errors
+    before its quantiles mean what they say; started an hour before scoring, a 3-day excerpt
+    sized its floor from uncalibrated quantiles for its first 8 hours (docs/backtest.md).
+    """
+    if settings.warmup is not None:
+        return settings.warmup
+    need = max([MIN_WARMUP, *(s.warmup(interval=settings.interval) for s in strategies)])
+    # Whole days past the hour: a baseline whose clock runs from its first cycle
+    # (scheduled-predictive recomputes every 6 hours) is then at the same phase at scoring
+    # whether or not mirrorcast is in the run, so a baseline run alone (reactive's frontier,
+    # a sweep's baseline settings) scores exactly as in the run beside mirrorcast.
+    return MIN_WARMUP + math.ceil((need - MIN_WARMUP) / _DAY) * _DAY
+
+
 def run_backtest(
     trace: Trace,
     strategies: Sequence[Strategy],
@@ -222,7 +253,7 @@ def run_backtest(
         raise BacktestError(f"{trace.source}: every minute after the history part is a gap")
 
     outage = _outage_minutes(trace, settings, score_start=score_start)
-    warmup = _minutes(settings.warmup)
+    warmup = _minutes(run_warmup(strategies, settings=settings))
     first_cycle = max(interval, ((score_start - warmup) // interval) * interval)
     before = demand[max(0, first_cycle - interval) : first_cycle]
     initial_load = float(np.nanmean(before)) if np.isfinite(before).any() else 0.0

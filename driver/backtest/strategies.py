@@ -135,6 +135,13 @@ class Strategy(ABC):
             raise RuntimeError(f"strategy {self.name} has no simulated cloud")
         return self._cloud
 
+    def warmup(self, *, interval: timedelta) -> timedelta:
+        """How long this strategy must run before it is in its steady state (default none).
+
+        :param interval: the time between cycles.
+        """
+        return timedelta(0)
+
     def start(
         self, context: SimulationContext, *, future: npt.NDArray[np.float64] | None = None
     ) -> None:
@@ -533,6 +540,21 @@ class MirrorcastStrategy(Strategy):
     def config(self) -> MirrorcastConfig:
         """The simulated stack config as it stands now."""
         return self._config
+
+    def warmup(self, *, interval: timedelta) -> timedelta:
+        """Cycles until the online calibration sizes the floor from the engine's own errors.
+
+        One error per lead arrives per cycle. Under ``min_samples`` errors a lead keeps the
+        models' own quantiles; a level band is sized from its own errors once it holds
+        ``min_samples`` (equal-count bands: ``bins`` x ``min_samples`` errors in all), until
+        then from the whole lead's. So after ``bins`` x ``min_samples`` cycles every lead is
+        calibrated and the bands are filling. A running driver is past that after its first
+        day; a backtest that started an hour before scoring was not (docs/backtest.md).
+        """
+        calibration = self.base_config.forecast.calibration
+        if not calibration.enabled:
+            return timedelta(0)
+        return interval * (calibration.min_samples * calibration.bins)
 
     def start(
         self, context: SimulationContext, *, future: npt.NDArray[np.float64] | None = None

@@ -22,7 +22,9 @@ from driver.backtest import BacktestResult, BacktestSettings, load_trace, run_ba
 from driver.backtest.stack import BacktestStack, build_strategies, load_backtest_stack
 from driver.backtest.strategies import ReactiveStrategy
 
-SETTINGS = BacktestSettings(history=timedelta(days=3))
+# An hour's warm-up: the profile needs three of the excerpt's days before it is judged at all,
+# so the calibration's day of warm-up (test_warmup.py) would start before there is a forecast.
+SETTINGS = BacktestSettings(history=timedelta(days=3), warmup=timedelta(hours=1))
 TARGETS = [round(0.30 + 0.05 * i, 2) for i in range(12)]
 """Reactive's target utilisations for its cost/shortfall frontier (as benchmarks/backtest_bench.py)."""
 
