@@ -161,7 +161,7 @@ def _fast_load(text: str) -> Any:
 
 def _c_parser() -> Any:
     try:
-        from ruamel.yaml.main import CParser  # type: ignore[attr-defined]
+        from ruamel.yaml.main import CParser
     except ImportError:
         return None
     return CParser
