@@ -348,30 +348,41 @@ class TestSelectionAnchor:
         assert set(answers.values()) == {True, False}
 
 
+def _of_three_lengths(seasonal_cpu: pd.Series, flat_cpu: pd.Series) -> dict[str, np.ndarray]:
+    """Histories of different lengths (a batch's weekly decision is its shortest series')."""
+    return {
+        "asg": seasonal_cpu.to_numpy(dtype=float),
+        "asg-short": seasonal_cpu.to_numpy(dtype=float)[:-400],
+        "ec2": flat_cpu.to_numpy(dtype=float),
+    }
+
+
+def _long_frame(
+    histories: Mapping[str, np.ndarray],
+    *,
+    start: pd.Timestamp = pd.Timestamp("2026-11-01"),
+    step: pd.Timedelta = pd.Timedelta("300s"),
+) -> pd.DataFrame:
+    """``histories`` as one ``unique_id, ds, y`` frame on a 5-minute grid from ``start``."""
+    return pd.concat(
+        [
+            pd.DataFrame(
+                {"unique_id": uid, "ds": pd.date_range(start, periods=len(y), freq=step), "y": y}
+            )
+            for uid, y in histories.items()
+        ],
+        ignore_index=True,
+    )
+
+
 class TestConformalModels:
     @pytest.mark.parametrize("model", ["ses", "seasonal_window_average"])
     def test_arrays_give_statsforecast_s_batched_numbers(
         self, model: str, seasonal_cpu: pd.Series, flat_cpu: pd.Series
     ) -> None:
         # Series of different lengths: the batch's weekly decision is the shortest one's.
-        histories = {
-            "asg": seasonal_cpu.to_numpy(dtype=float),
-            "asg-short": seasonal_cpu.to_numpy(dtype=float)[:-400],
-            "ec2": flat_cpu.to_numpy(dtype=float),
-        }
-        long = pd.concat(
-            [
-                pd.DataFrame(
-                    {
-                        "unique_id": uid,
-                        "ds": pd.date_range("2026-11-01", periods=len(y), freq="300s"),
-                        "y": y,
-                    }
-                )
-                for uid, y in histories.items()
-            ],
-            ignore_index=True,
-        )
+        histories = _of_three_lengths(seasonal_cpu, flat_cpu)
+        long = _long_frame(histories)
         options = ModelOptions()
         batched = reference_columns_by_series(
             forecast_models(
@@ -403,28 +414,13 @@ class TestFitsOnArrays:
     ) -> None:
         # The parameter-free fallback of a fleet's cold start is fitted on arrays (fit_each);
         # the long-frame fit() it replaced gives the same forecasts on series of different
-        # lengths, and kept fits that forecast the next step alike. Two reusable models with kept state (AutoETS's parameters,
-        # MSTL's seasonal cycle) show the shared body is the whole fit, not only the naive one.
-        histories = {
-            "asg": seasonal_cpu.to_numpy(dtype=float),
-            "asg-short": seasonal_cpu.to_numpy(dtype=float)[:-400],
-            "ec2": flat_cpu.to_numpy(dtype=float),
-        }
+        # lengths, and kept fits that forecast the next step alike. Two reusable models with
+        # kept state (AutoETS's parameters, MSTL's seasonal cycle) show the shared body is the
+        # whole fit, not only the naive one.
+        histories = _of_three_lengths(seasonal_cpu, flat_cpu)
         start = pd.Timestamp("2026-11-01")
         step = pd.Timedelta("300s")
-        long = pd.concat(
-            [
-                pd.DataFrame(
-                    {
-                        "unique_id": uid,
-                        "ds": pd.date_range(start, periods=len(y), freq=step),
-                        "y": y,
-                    }
-                )
-                for uid, y in histories.items()
-            ],
-            ignore_index=True,
-        )
+        long = _long_frame(histories, start=start, step=step)
         options = ModelOptions()
         arguments = {"model": model, "h": 12, "season": 288, "levels": [80, 95], "options": options}
         frame, fits = statistical.fit(long, freq="300s", **arguments)  # type: ignore[arg-type]
