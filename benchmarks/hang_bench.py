@@ -30,11 +30,12 @@ from pathlib import Path
 from ruamel.yaml import YAML
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "reliability"))
+# The hostile server is the hang test's own (tests/reliability), which serves through the
+# suite's loopback helper (tests/local_http.py).
+sys.path[:0] = [str(REPO / "tests" / "reliability"), str(REPO / "tests")]
 
-from hostile_http import hostile_http_server  # noqa: E402
+from hostile_http import BEHAVIOURS, hostile_http_server  # noqa: E402
 
-BEHAVIOURS = ("trickle", "endless", "huge", "huge-declared", "header-trickle")
 PEAK_RSS_BOUND_MB = 600
 """The bound the hang test states (tests/reliability/test_reliability_hangs.py)."""
 COLLECT_TIMEOUT_S = 10

@@ -207,7 +207,7 @@ def _project(
     series: list[np.ndarray],
     models: list[str],
     *,
-    budgets: dict[str, int] | None = None,
+    budgets: dict[str, str] | None = None,
     per_pool: int = 1,
     per_stack_files: bool = False,
     ahead: int = AHEAD,
@@ -219,22 +219,48 @@ def _project(
     frame = _metrics(every, series, per_pool=per_pool, ahead=ahead)
     if not per_stack_files:
         frame.to_csv(root / "metrics.csv", index=False)
-    rps_metric, rps_rule = (_RPS_METRIC, _RPS_RULE) if per_pool == 2 else ("", "")
     for stack, names in stacks.items():
-        metrics_path = "metrics.csv"
         if per_stack_files:
-            metrics_path = f"metrics/{stack}.csv"
             (root / "metrics").mkdir(exist_ok=True)
             # Each stack's own pools' columns, built from the fleet's one frame (the same
             # values as the shared file), so a stack reads only its own series.
             mine = set(names)
             keep = ["timestamp"] + [c for c in frame.columns if c.split(".")[0] in mine]
-            frame[keep].to_csv(root / metrics_path, index=False)
-        extra = "".join(f", {key}: {value}" for key, value in (budgets or {}).items())
+            frame[keep].to_csv(root / _metrics_path(stack, per_stack_files), index=False)
+    _write_stacks(
+        root,
+        stacks,
+        models,
+        budgets=budgets,
+        per_pool=per_pool,
+        per_stack_files=per_stack_files,
+        calibration=calibration,
+    )
+    return root
+
+
+def _metrics_path(stack: str, per_stack_files: bool) -> str:
+    return f"metrics/{stack}.csv" if per_stack_files else "metrics.csv"
+
+
+def _write_stacks(
+    root: Path,
+    stacks: dict[str, list[str]],
+    models: list[str],
+    *,
+    budgets: dict[str, str] | None,
+    per_pool: int,
+    per_stack_files: bool,
+    calibration: str,
+) -> None:
+    """Every stack's file; a file whose text is already this is left alone."""
+    rps_metric, rps_rule = (_RPS_METRIC, _RPS_RULE) if per_pool == 2 else ("", "")
+    extra = "".join(f", {key}: {value}" for key, value in (budgets or {}).items())
+    for stack, names in stacks.items():
         text = fleet_stack_text(
             pools=names,
             tags="{cost-center: scale}",
-            metrics=f"{{type: file, path: {metrics_path}}}",
+            metrics=f"{{type: file, path: {_metrics_path(stack, per_stack_files)}}}",
             forecast=f"{{horizon: 1h, history: 14d, models: [{', '.join(models)}]{extra}"
             + (f", calibration: {{{calibration}}}" if calibration else "")
             + "}",
@@ -242,8 +268,9 @@ def _project(
             pool_metrics=f"{{cpu: {{unit: percent}}{rps_metric}}}",
             rules=_RULES + rps_rule,
         )
-        (root / "stacks" / f"Pulumi.{stack}.yaml").write_text(text)
-    return root
+        path = root / "stacks" / f"Pulumi.{stack}.yaml"
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
 
 
 def _driver(
@@ -292,23 +319,30 @@ class _Pass:
 
     plans: dict[str, str] = field(default_factory=dict)
     """Each stack's plan of the pass as JSON (``Plan.model_dump_json``), for ``--plans``."""
+    fits: int = 0
+    """Fits the engines made in the pass (first fits and refits, parameter-free ones too)."""
+    refits_deferred: int = 0
+    """Series whose due refit waited for a later cycle (``forecast.refits_per_cycle``)."""
 
     def line(self, series: int) -> str:
         return (
             f"{self.seconds:.1f} s = {self.seconds / INTERVAL_S:.0%} of the interval "
             f"({self.cpu:.1f} s driver CPU); "
             f"{self.collected}/{series} series collected, {self.deferred} on the flagged "
-            f"fallback; {self.changes} config changes planned"
+            f"fallback; {self.fits} fits made, {self.refits_deferred} refits deferred; "
+            f"{self.changes} config changes planned"
         )
 
 
 def _timed_pass(drivers: list[Driver], engine: ForecastEngine, at: datetime) -> _Pass:
     cpu = time.process_time()
     started = time.perf_counter()
-    changes = collected = deferred = 0
+    changes = collected = deferred = refits_deferred = 0
+    fits_before = engine.fits
     plans: dict[str, str] = {}
     for driver in drivers:
         report = driver.run_cycle(now=at)
+        refits_deferred += engine.deferred_refits
         changes += len(report.result.plan.changes) if report.result is not None else 0
         if report.result is not None:
             plans[driver.stack] = report.result.plan.model_dump_json()
@@ -320,7 +354,16 @@ def _timed_pass(drivers: list[Driver], engine: ForecastEngine, at: datetime) -> 
     # cycle of its stacks. Timed with the pass, so a refreeze's full collection counts.
     HEAP.after_cycle()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-    return _Pass(seconds, changes, collected, deferred, cpu, plans)
+    return _Pass(
+        seconds,
+        changes,
+        collected,
+        deferred,
+        cpu,
+        plans,
+        fits=engine.fits - fits_before,
+        refits_deferred=refits_deferred,
+    )
 
 
 def _rss_mb() -> float:
@@ -427,6 +470,8 @@ class _Processes:
             deferred=sum(d.deferred for d in done),
             cpu=sum(d.cpu for d in done),
             plans={stack: plan for d in done for stack, plan in d.plans.items()},
+            fits=sum(d.fits for d in done),
+            refits_deferred=sum(d.refits_deferred for d in done),
         )
 
     def close(self) -> None:
@@ -488,6 +533,20 @@ def main(argv: list[str] | None = None) -> int:
         help="forecast.selections_per_cycle of every stack (default: none, all at once): the "
         "cold cycle then decides every pool, most on the flagged fallback, and the choices "
         "arrive over the warm cycles",
+    )
+    parser.add_argument(
+        "--refit-every",
+        default=None,
+        help="forecast.refit_every of every stack (default: the stack default, 6h), e.g. 15m "
+        "so that the fits of the cold cycle fall due together within --warm cycles",
+    )
+    parser.add_argument(
+        "--refits-per-cycle",
+        type=int,
+        default=None,
+        help="forecast.refits_per_cycle of every stack for this run (default: none, all at "
+        "once); with --keep, the kept project's stack files are written again with it, so a "
+        "copy of one built folder runs with and without the budget",
     )
     parser.add_argument(
         "--only", choices=("stack", "fleet"), default=None, help="run one scenario only"
@@ -586,11 +645,14 @@ def main(argv: list[str] | None = None) -> int:
             scenarios = dict([list(scenarios.items())[keep]])
         print(f"forecast.models: {', '.join(args.models)}")
         for number, (title, stacks) in enumerate(scenarios.items()):
-            budgets = (
-                {"selections_per_cycle": args.selections_per_cycle}
-                if args.selections_per_cycle is not None
-                else {}
-            )
+            budgets = {
+                key: str(value)
+                for key, value in (
+                    ("selections_per_cycle", args.selections_per_cycle),
+                    ("refit_every", args.refit_every),
+                )
+                if value is not None
+            }
             root = _built(args, Path(scratch), number, stacks, series, budgets=budgets)
             journal_url = f"sqlite:///{Path(scratch) / f'journal{number}.db'}"
             series_count = sum(map(len, stacks.values())) * args.metrics_per_pool
@@ -731,9 +793,17 @@ def _built(
     stacks: dict[str, list[str]],
     series: list[np.ndarray],
     *,
-    budgets: dict[str, int],
+    budgets: dict[str, str],
 ) -> Path:
-    """The scenario's project: built in the scratch folder, or reused from ``--keep``."""
+    """The scenario's project: built in the scratch folder, or reused from ``--keep``.
+
+    ``--refits-per-cycle`` is this run's, not the build's: a kept project's stack files are
+    written again with it (or without it), so one built fleet, copied, is run with and without
+    a refit budget from the same fits.
+    """
+    run_budgets = dict(budgets)
+    if args.refits_per_cycle is not None:
+        run_budgets["refits_per_cycle"] = str(args.refits_per_cycle)
     shape = (
         f"stacks={list(stacks)} pools={sum(map(len, stacks.values()))} "
         f"per_pool={args.metrics_per_pool} models={args.models} budgets={budgets} "
@@ -752,6 +822,15 @@ def _built(
                     f"({marker.read_text()}); use another folder or remove it"
                 )
             print(f"reusing {root} (model choices and kept fits persisted there)")
+            _write_stacks(
+                root,
+                stacks,
+                args.models,
+                budgets=run_budgets,
+                per_pool=args.metrics_per_pool,
+                per_stack_files=args.metrics_file == "per-stack",
+                calibration=args.calibration,
+            )
             return root
         if root.exists():
             shutil.rmtree(root)  # a build cut short: no marker yet
@@ -760,7 +839,7 @@ def _built(
         stacks,
         series,
         args.models,
-        budgets=budgets,
+        budgets=run_budgets,
         per_pool=args.metrics_per_pool,
         per_stack_files=args.metrics_file == "per-stack",
         ahead=_ahead(args),

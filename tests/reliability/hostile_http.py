@@ -25,9 +25,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import socketserver
-import threading
 import time
 from collections.abc import Iterator
+
+from local_http import serving
 
 __all__ = ["BEHAVIOURS", "HUGE_BYTES", "hostile_http_server"]
 
@@ -132,11 +133,5 @@ class _Server(socketserver.ThreadingTCPServer):
 @contextlib.contextmanager
 def hostile_http_server() -> Iterator[str]:
     """Serve on a free loopback port; yields ``http://127.0.0.1:<port>``. Stopped on exit."""
-    server = _Server(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, name="hostile-http", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Server(("127.0.0.1", 0), _Handler), name="hostile-http") as url:
+        yield url
