@@ -370,8 +370,15 @@ class ForecastEngine:
             selection = selections[item.key]
             if events is not None and len(events) > 0 and selection.model in EXOGENOUS_MODELS:
                 self._attach_regressors(item, events)
-        self._budget_refits(prepared, selections, now=now)
+        # The same-hour profile before the refit budget: a series the profile forecasts fits
+        # nothing this cycle, so it neither takes a refit slot nor waits for one. (Counted, a
+        # profiled series that never had a fit sorted first every cycle: the budget went to
+        # fits that were never made, and due refits waited for ever.)
         profiled, blends = self._profiled(prepared, selections, now=now)
+        for key in self._budget_refits(
+            [it for it in prepared if it.key not in profiled], selections, now=now
+        ):
+            blends.pop(key, None)  # on the fallback now: no model forecast to average with
         for item in prepared:
             if item.key in profiled:
                 frame_of, chosen, note = profiled[item.key]
@@ -758,7 +765,7 @@ class ForecastEngine:
         selections: dict[tuple[str, str], Selection],
         *,
         now: datetime | None,
-    ) -> None:
+    ) -> set[tuple[str, str]]:
         """Refit at most ``forecast.refits_per_cycle`` series; the rest wait for later cycles.
 
         A refit costs 80-1,500 ms a series and every series falls due together (a cold start,
@@ -767,13 +774,17 @@ class ForecastEngine:
         on the fallback), then the oldest fits. A series that waits keeps updating its older
         fit of the same model (the forecast says so), or, without one, forecasts with the
         seasonal-naive baseline marked untrusted until its turn. Parameter-free models and the
-        models refitted every cycle anyway (conformal, global) are not counted.
+        models refitted every cycle anyway (conformal, global) are not counted, nor are series
+        the same-hour profile forecasts (the caller leaves them out of ``prepared``).
+
+        :returns: the series moved to the fallback (their entry in ``selections`` replaced).
         """
         self._stale_ok = {}
         self.deferred_refits = 0
         budget = self.settings.refits_per_cycle
+        fallen_back: set[tuple[str, str]] = set()
         if budget is None:
-            return
+            return fallen_back
         due: list[tuple[_Prepared, _Kept | None]] = []
         for it in prepared:
             selection = selections[it.key]
@@ -786,7 +797,7 @@ class ForecastEngine:
             ):
                 due.append((it, kept))
         if len(due) <= budget:
-            return
+            return fallen_back
         epoch = datetime.min.replace(tzinfo=UTC)
         due.sort(key=lambda d: (d[1] is not None, d[1].fitted_at if d[1] else epoch, d[0].name))
         waiting = due[budget:]
@@ -818,7 +829,9 @@ class ForecastEngine:
                 f"waiting, forecast.refits_per_cycle {budget})",
             )
             it.exogenous, it.past_x, it.future_x = (), None, None
+            fallen_back.add(it.key)
         logger.info("refits: %d due, %d now, %d deferred", len(due), budget, len(waiting))
+        return fallen_back
 
     def _fallback_selection(self, item: _Prepared, *, decided: datetime, why: str) -> Selection:
         """The untrusted seasonal-naive stand-in of a series whose model or fit is not ready."""
@@ -1023,9 +1036,10 @@ class ForecastEngine:
         for item in prepared:
             selection = selections[item.key]
             season = _daily_season(item.step)
-            # Only where the models were scored: a series waiting for its selection or fit
-            # (forecast.selections_per_cycle, refits_per_cycle) or too short to select on is
-            # not known to have untrusted models, and keeps the baseline.
+            # Only where the models were scored: a series waiting for its selection
+            # (forecast.selections_per_cycle) or too short to select on is not known to have
+            # untrusted models, and keeps the baseline. (The refit budget comes after this: a
+            # series the profile forecasts needs no fit.)
             judged = bool(selection.scores)
             if not judged or season < 2 or len(item.filled) < 3 * season:
                 continue
