@@ -1,7 +1,8 @@
 """Scale: one driver process handling a 200-pool stack, and a fleet of 50 stacks, per cycle interval.
 
     .venv/bin/python benchmarks/scale.py /work/shared/data/traces [--pools 200] [--stacks 50]
-        [--selections-per-cycle N] [--warm N] [--only stack|fleet]
+        [--selections-per-cycle N] [--refit-every 15m] [--refits-per-cycle N] [--warm N]
+        [--only stack|fleet]
 
 Builds, in a temp dir, (a) one stack with ``--pools`` pools and (b) ``--stacks`` stacks of
 ``--pools-per-stack`` pools each, every pool with a CPU series of 14 days at 5 minutes cut from
@@ -18,7 +19,10 @@ parsed. Each cycle's line says how many series the collection returned (a cut-of
 is what once made the first warm cycle 7x the second: the series it missed were selected
 then) and how many were forecast on the flagged fallback because ``--selections-per-cycle``
 (``forecast.selections_per_cycle``) deferred their selection: with a budget, the cold cycle is
-the cold start's first decision for every pool.
+the cold start's first decision for every pool. It also counts the fits made and the refits
+deferred: ``--refit-every`` makes the cold cycle's fits fall due within the warm cycles, and
+``--refits-per-cycle`` (``forecast.refits_per_cycle``, a run's own even with ``--keep``) spreads
+them (docs/driver.md, "Refits that fall due together").
 
 ``--calibrated`` runs the driver's own engine (``forecasting.as_driven.driver_engine``, online
 quantile calibration) instead of a bare ``ForecastEngine``; ``--calibration`` sets the stacks'
