@@ -209,38 +209,27 @@ def _project(
     root: Path,
     stacks: dict[str, list[str]],
     series: list[np.ndarray],
-    models: list[str],
     *,
-    budgets: dict[str, str] | None = None,
     per_pool: int = 1,
     per_stack_files: bool = False,
     ahead: int = AHEAD,
-    calibration: str = "",
-) -> Path:
+) -> None:
+    """The project's data: ``Pulumi.yaml`` and the metrics file(s); the stack files are
+    :func:`_write_stacks`' (written again on every run of a kept project)."""
     (root / "stacks").mkdir(parents=True)
     shutil.copy(REPO / "Pulumi.yaml", root / "Pulumi.yaml")
     every = [name for names in stacks.values() for name in names]
     frame = _metrics(every, series, per_pool=per_pool, ahead=ahead)
     if not per_stack_files:
         frame.to_csv(root / "metrics.csv", index=False)
+        return
+    (root / "metrics").mkdir()
     for stack, names in stacks.items():
-        if per_stack_files:
-            (root / "metrics").mkdir(exist_ok=True)
-            # Each stack's own pools' columns, built from the fleet's one frame (the same
-            # values as the shared file), so a stack reads only its own series.
-            mine = set(names)
-            keep = ["timestamp"] + [c for c in frame.columns if c.split(".")[0] in mine]
-            frame[keep].to_csv(root / _metrics_path(stack, per_stack_files), index=False)
-    _write_stacks(
-        root,
-        stacks,
-        models,
-        budgets=budgets,
-        per_pool=per_pool,
-        per_stack_files=per_stack_files,
-        calibration=calibration,
-    )
-    return root
+        # Each stack's own pools' columns, built from the fleet's one frame (the same values as
+        # the shared file), so a stack reads only its own series.
+        mine = set(names)
+        keep = ["timestamp"] + [c for c in frame.columns if c.split(".")[0] in mine]
+        frame[keep].to_csv(root / _metrics_path(stack, per_stack_files), index=False)
 
 
 def _metrics_path(stack: str, per_stack_files: bool) -> str:
@@ -814,6 +803,7 @@ def _built(
         f"metrics_file={args.metrics_file} ahead={AHEAD_KEPT}"
         + (f" calibration={args.calibration}" if args.calibration else "")
     )
+    built = False
     if args.keep is None:
         root = scratch / f"project{number}"
     else:
@@ -826,30 +816,29 @@ def _built(
                     f"({marker.read_text()}); use another folder or remove it"
                 )
             print(f"reusing {root} (model choices and kept fits persisted there)")
-            _write_stacks(
-                root,
-                stacks,
-                args.models,
-                budgets=run_budgets,
-                per_pool=args.metrics_per_pool,
-                per_stack_files=args.metrics_file == "per-stack",
-                calibration=args.calibration,
-            )
-            return root
-        if root.exists():
+            built = True
+        elif root.exists():
             shutil.rmtree(root)  # a build cut short: no marker yet
-    _project(
+    per_stack_files = args.metrics_file == "per-stack"
+    if not built:
+        _project(
+            root,
+            stacks,
+            series,
+            per_pool=args.metrics_per_pool,
+            per_stack_files=per_stack_files,
+            ahead=_ahead(args),
+        )
+    _write_stacks(
         root,
         stacks,
-        series,
         args.models,
         budgets=run_budgets,
         per_pool=args.metrics_per_pool,
-        per_stack_files=args.metrics_file == "per-stack",
-        ahead=_ahead(args),
+        per_stack_files=per_stack_files,
         calibration=args.calibration,
     )
-    if args.keep is not None:
+    if args.keep is not None and not built:
         (root / "scale-args.txt").write_text(shape)
     return root
 
