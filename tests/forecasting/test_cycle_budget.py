@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from nab_data import nab
 
 from forecasting import Forecast, ForecastEngine
 from infra.config import ForecastSettings
@@ -169,11 +170,6 @@ class TestTheProfileTakesNoRefitSlot:
         # count auto_ets is chosen but untrusted and the profile wins; on fe7f93's CPU auto_ets
         # is chosen, untrusted, and the profile loses, so the model is fitted. The profiled
         # series is named to sort first, where the old ordering gave it the only slot.
-        def nab(path: Path) -> pd.Series:
-            frame = pd.read_csv(path, parse_dates=["timestamp"])
-            index = pd.DatetimeIndex(frame["timestamp"]).tz_localize("UTC")
-            return pd.Series(frame["value"].to_numpy(dtype=float), index=index)
-
         data = Path(__file__).resolve().parents[1] / "data"
         return {
             ("a-elb", "rps"): nab(data / "backtest" / "elb_request_count_8c0756_4days.csv"),

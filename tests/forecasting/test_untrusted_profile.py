@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from nab_data import nab
 from pydantic import ValidationError
 
 from forecasting import ForecastEngine
@@ -34,14 +35,6 @@ ASG = DATA / "nab" / "cpu_utilization_asg_misconfiguration_excerpt.csv"
 NO_CYCLE = DATA / "nab" / "ec2_cpu_utilization_fe7f93_4days.csv"
 DAY = 288
 """5-minute steps per day."""
-
-
-def nab(path: Path, *, rows: int | None = None) -> pd.Series:
-    frame = pd.read_csv(path, parse_dates=["timestamp"])
-    if rows is not None:
-        frame = frame.head(rows)
-    index = pd.DatetimeIndex(frame["timestamp"]).tz_localize("UTC")
-    return pd.Series(frame["value"].to_numpy(dtype=float), index=index)
 
 
 def engine(*, enabled: bool, **profile: float) -> ForecastEngine:
